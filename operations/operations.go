@@ -1,0 +1,442 @@
+// Package operations is what commonops does, on top of the store and the
+// object store: create, read, cancel, retry and delete tasks, confirm
+// uploads, hand out file URLs, and the worker calls (claim, progress, logs,
+// output). httpapi, the built-in worker and maintenance all call it, so every
+// entry point applies the same rules; the rules themselves are the
+// transitions of the root package.
+package operations
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/objectstore"
+	"github.com/commonops/commonops/store"
+)
+
+// LeaseDefault is how long a claim or a progress call holds a task.
+const LeaseDefault = 30 * time.Second
+
+// LeaseMax bounds the lease a worker may ask for.
+const LeaseMax = time.Hour
+
+// UploadGraceDefault is how long after its URL expires an upload may still
+// be found before the task fails with uploadStatus=expired.
+const UploadGraceDefault = time.Minute
+
+// Service carries out the use cases. Zero fields take their defaults.
+type Service struct {
+	Store   store.Store
+	Objects objectstore.Store
+	Limits  commonops.Limits
+	// Lease is the lease a claim grants when the worker asks for none, and
+	// that progress calls renew. Defaults to LeaseDefault.
+	Lease time.Duration
+	// URLExpiry is the lifetime of upload and download URLs. Defaults to
+	// objectstore.URLExpiryDefault.
+	URLExpiry time.Duration
+	// UploadGrace is added to the upload URL's expiry before the upload is
+	// declared lost. Defaults to UploadGraceDefault.
+	UploadGrace time.Duration
+	// BackoffBase and BackoffMax shape the retry delays. Default to
+	// commonops.BackoffBase and commonops.BackoffMax.
+	BackoffBase, BackoffMax time.Duration
+	// Now is the clock. Defaults to time.Now.
+	Now func() time.Time
+	// Rand returns jitter in [0, 1). Defaults to rand.Float64.
+	Rand   func() float64
+	Logger *slog.Logger
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func (s *Service) lease(seconds int) time.Duration {
+	if seconds > 0 {
+		return min(time.Duration(seconds)*time.Second, LeaseMax)
+	}
+	if s.Lease > 0 {
+		return s.Lease
+	}
+	return LeaseDefault
+}
+
+func (s *Service) urlExpiry() time.Duration {
+	if s.URLExpiry > 0 {
+		return min(s.URLExpiry, objectstore.URLExpiryMax)
+	}
+	return objectstore.URLExpiryDefault
+}
+
+// RetryDelay is the backoff before the retry that follows retryCount
+// retries already made.
+func (s *Service) RetryDelay(retryCount int) time.Duration {
+	base, maxd := s.BackoffBase, s.BackoffMax
+	if base <= 0 {
+		base = commonops.BackoffBase
+	}
+	if maxd <= 0 {
+		maxd = commonops.BackoffMax
+	}
+	r := rand.Float64
+	if s.Rand != nil {
+		r = s.Rand
+	}
+	return commonops.Backoff(retryCount+1, base, maxd, r())
+}
+
+// CreateRequest is a create call with who makes it.
+type CreateRequest struct {
+	TenantID  string
+	Requester string
+	Input     commonops.CreateInput
+	// IdempotencyKey, when set, makes a repeated request return the first
+	// response; RequestHash identifies the body it came with.
+	IdempotencyKey string
+	RequestHash    string
+}
+
+// Created is the answer to a create: the task and, with a fileName, where
+// and how to upload the input.
+type Created struct {
+	Task            *commonops.Task   `json:"task"`
+	UploadURL       *string           `json:"uploadUrl,omitempty"`
+	UploadMethod    *string           `json:"uploadMethod,omitempty"`
+	UploadHeaders   map[string]string `json:"uploadHeaders,omitempty"`
+	UploadExpiresAt *time.Time        `json:"uploadExpiresAt,omitempty"`
+}
+
+// MaxIdempotencyKeyLen bounds the Idempotency-Key header.
+const MaxIdempotencyKeyLen = 255
+
+// Create validates and stores a new task. With a file name it also returns
+// a pre-signed upload URL. A repeated idempotency key with the same request
+// hash returns the first answer and replayed=true; with another hash it is
+// EINVALID.
+func (s *Service) Create(ctx context.Context, r CreateRequest) (c *Created, replayed bool, err error) {
+	if len(r.IdempotencyKey) > MaxIdempotencyKeyLen {
+		return nil, false, commonops.Invalid(commonops.FieldError{Field: "Idempotency-Key", Message: fmt.Sprintf("must be at most %d characters", MaxIdempotencyKeyLen)})
+	}
+	now := s.now()
+	t, ch, err := commonops.NewTask(uuid.NewString(), r.TenantID, r.Requester, r.Input, s.Limits, now)
+	if err != nil {
+		return nil, false, err
+	}
+	c = &Created{Task: t}
+	if t.FileName != nil {
+		exp := s.urlExpiry()
+		var contentType string
+		if t.ContentType != nil {
+			contentType = *t.ContentType
+		}
+		u, err := s.Objects.PresignPut(ctx, objectstore.InputKey(t.ID, *t.FileName), objectstore.PutOptions{
+			ContentType: contentType, MaxSize: s.maxFileSize(t), Expires: exp,
+		})
+		if err != nil {
+			return nil, false, fmt.Errorf("presign upload of task %s: %w", t.ID, err)
+		}
+		expiresAt := u.ExpiresAt.UTC()
+		t.UploadExpiresAt = &expiresAt
+		c.UploadURL, c.UploadMethod, c.UploadHeaders, c.UploadExpiresAt = &u.URL, &u.Method, u.Headers, &expiresAt
+	}
+	var idem *store.Idempotency
+	if r.IdempotencyKey != "" {
+		body, err := json.Marshal(c)
+		if err != nil {
+			return nil, false, fmt.Errorf("encode create response: %w", err)
+		}
+		idem = &store.Idempotency{TenantID: r.TenantID, Key: r.IdempotencyKey, RequestHash: r.RequestHash, TaskID: t.ID, StatusCode: 201, Response: body, CreatedAt: now}
+	}
+	prior, err := s.Store.CreateTask(ctx, t, ch, idem)
+	if err != nil {
+		return nil, false, fmt.Errorf("create task: %w", err)
+	}
+	if prior != nil {
+		if prior.RequestHash != r.RequestHash {
+			return nil, false, commonops.Invalid(commonops.FieldError{Field: "Idempotency-Key", Message: "was already used with a different request body"})
+		}
+		var first Created
+		if err := json.Unmarshal(prior.Response, &first); err != nil {
+			return nil, false, fmt.Errorf("decode stored response of key %q: %w", r.IdempotencyKey, err)
+		}
+		return &first, true, nil
+	}
+	return c, false, nil
+}
+
+func (s *Service) maxFileSize(t *commonops.Task) int64 {
+	if t.FileSize != nil {
+		return *t.FileSize
+	}
+	if s.Limits.MaxFileSize > 0 {
+		return s.Limits.MaxFileSize
+	}
+	return commonops.MaxFileSizeDefault
+}
+
+// Get returns one task of tenant.
+func (s *Service) Get(ctx context.Context, tenant, id string) (*commonops.Task, error) {
+	return s.Store.GetTask(ctx, tenant, id)
+}
+
+// List returns a page of tenant's tasks.
+func (s *Service) List(ctx context.Context, f store.ListFilter) ([]*commonops.Task, int, error) {
+	return s.Store.ListTasks(ctx, f)
+}
+
+// Cancel cancels a task that has not ended.
+func (s *Service) Cancel(ctx context.Context, tenant, id string) (*commonops.Task, error) {
+	now := s.now()
+	return s.Store.UpdateTask(ctx, tenant, id, func(t *commonops.Task) (commonops.Change, error) { return t.Cancel(now) })
+}
+
+// Retry puts a failed or cancelled task back to pending; force goes past
+// maxRetries.
+func (s *Service) Retry(ctx context.Context, tenant, id string, force bool) (*commonops.Task, error) {
+	now := s.now()
+	return s.Store.UpdateTask(ctx, tenant, id, func(t *commonops.Task) (commonops.Change, error) { return t.Retry(force, now) })
+}
+
+// Delete deletes a terminal task with its logs, events and files.
+func (s *Service) Delete(ctx context.Context, tenant, id string) error {
+	t, err := s.Store.DeleteTask(ctx, tenant, id)
+	if err != nil {
+		return err
+	}
+	if err := s.Objects.DeletePrefix(ctx, objectstore.TaskPrefix(t.ID)); err != nil {
+		return fmt.Errorf("delete files of task %s: %w", t.ID, err)
+	}
+	return nil
+}
+
+// ConfirmUpload verifies that the task's input file is in the object store
+// (and has the announced size) and makes the task runnable. Calling it again
+// after success is harmless.
+func (s *Service) ConfirmUpload(ctx context.Context, tenant, id string) (*commonops.Task, error) {
+	t, err := s.Store.GetTask(ctx, tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	if t.UploadStatus != commonops.UploadAwaiting || t.FileName == nil {
+		// Let the transition explain why (no file, expired, already done).
+		return s.Store.UpdateTask(ctx, tenant, id, func(t *commonops.Task) (commonops.Change, error) { return t.ConfirmUpload(s.now()) })
+	}
+	info, err := s.Objects.Stat(ctx, objectstore.InputKey(t.ID, *t.FileName))
+	if commonops.ErrorCode(err) == commonops.ENOTFOUND {
+		return nil, &commonops.Error{Code: commonops.ECONFLICT, Message: fmt.Sprintf("the input file %q has not been uploaded yet: PUT it to the uploadUrl first", *t.FileName), Task: t}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("check upload of task %s: %w", t.ID, err)
+	}
+	if t.FileSize != nil && info.Size != *t.FileSize {
+		return nil, &commonops.Error{Code: commonops.ECONFLICT, Message: fmt.Sprintf("the uploaded file has %d bytes, but fileSize announced %d", info.Size, *t.FileSize), Task: t}
+	}
+	now := s.now()
+	return s.Store.UpdateTask(ctx, tenant, id, func(t *commonops.Task) (commonops.Change, error) { return t.ConfirmUpload(now) })
+}
+
+// Claim gives task id to workerID for a lease of leaseSeconds (0 for the
+// default): the task is processing on a new attempt. ECONFLICT when it is
+// not claimable.
+func (s *Service) Claim(ctx context.Context, tenant, id, workerID string, leaseSeconds int) (*commonops.Task, error) {
+	if workerID == "" {
+		return nil, commonops.Invalid(commonops.FieldError{Field: "workerId", Message: "is required"})
+	}
+	if leaseSeconds < 0 {
+		return nil, commonops.Invalid(commonops.FieldError{Field: "leaseSeconds", Message: "must not be negative"})
+	}
+	now, lease := s.now(), s.lease(leaseSeconds)
+	return s.Store.UpdateTask(ctx, tenant, id, func(t *commonops.Task) (commonops.Change, error) { return t.Claim(workerID, lease, now) })
+}
+
+// ClaimNext claims up to limit runnable tasks of the given kinds.
+func (s *Service) ClaimNext(ctx context.Context, workerID string, kinds []store.Kind, limit int) ([]*commonops.Task, error) {
+	return s.Store.ClaimNext(ctx, store.ClaimParams{WorkerID: workerID, Lease: s.lease(0), Limit: limit, Now: s.now(), Kinds: kinds})
+}
+
+// Progress records a worker's report and renews its lease. The answer
+// carries cancelRequested; a cancelled task answers ECONFLICT.
+func (s *Service) Progress(ctx context.Context, tenant, id string, p commonops.Progress) (*commonops.Task, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	now, lease := s.now(), s.lease(0)
+	return s.Store.UpdateTask(ctx, tenant, id, func(t *commonops.Task) (commonops.Change, error) {
+		return t.ApplyProgress(p, lease, s.RetryDelay(t.RetryCount), now)
+	})
+}
+
+// Heartbeat renews the lease of attempt.
+func (s *Service) Heartbeat(ctx context.Context, tenant, id string, attempt int) (*commonops.Task, error) {
+	now, lease := s.now(), s.lease(0)
+	return s.Store.UpdateTask(ctx, tenant, id, func(t *commonops.Task) (commonops.Change, error) {
+		return t.Heartbeat(&attempt, lease, now)
+	})
+}
+
+// FailAttempt ends attempt with cause: retried with backoff unless permanent
+// or out of retries.
+func (s *Service) FailAttempt(ctx context.Context, tenant, id string, attempt int, cause string, permanent bool) (*commonops.Task, error) {
+	now := s.now()
+	return s.Store.UpdateTask(ctx, tenant, id, func(t *commonops.Task) (commonops.Change, error) {
+		if err := t.CheckAttempt(&attempt); err != nil {
+			return commonops.Change{}, err
+		}
+		return t.FailAttempt(cause, permanent, s.RetryDelay(t.RetryCount), now), nil
+	})
+}
+
+// MaxLogsPerCall bounds one logs call; MaxLogMessageLen one message.
+const (
+	MaxLogsPerCall   = 1000
+	MaxLogMessageLen = 8 << 10
+	MaxLogDetailsLen = 16 << 10
+)
+
+// AppendLogs adds a worker's log lines; a stale attempt is ECONFLICT.
+func (s *Service) AppendLogs(ctx context.Context, tenant, id string, attempt *int, logs []commonops.LogEntry) error {
+	var fields []commonops.FieldError
+	if len(logs) == 0 {
+		fields = append(fields, commonops.FieldError{Field: "logs", Message: "must hold at least one entry"})
+	}
+	if len(logs) > MaxLogsPerCall {
+		fields = append(fields, commonops.FieldError{Field: "logs", Message: fmt.Sprintf("must hold at most %d entries", MaxLogsPerCall)})
+	}
+	now := s.now()
+	for i := range logs {
+		l := &logs[i]
+		if l.Level == "" {
+			l.Level = commonops.LogInfo
+		}
+		if !l.Level.Valid() {
+			fields = append(fields, commonops.FieldError{Field: fmt.Sprintf("logs[%d].level", i), Message: "must be debug, info, warn or error"})
+		}
+		if l.Message == "" || len(l.Message) > MaxLogMessageLen {
+			fields = append(fields, commonops.FieldError{Field: fmt.Sprintf("logs[%d].message", i), Message: fmt.Sprintf("must be 1 to %d bytes", MaxLogMessageLen)})
+		}
+		if len(l.Details) > MaxLogDetailsLen {
+			fields = append(fields, commonops.FieldError{Field: fmt.Sprintf("logs[%d].details", i), Message: fmt.Sprintf("must be at most %d bytes", MaxLogDetailsLen)})
+		}
+		l.TenantID, l.TaskID, l.CreatedAt = tenant, id, now
+		if attempt != nil {
+			l.Attempt = *attempt
+		}
+	}
+	if len(fields) > 0 {
+		return commonops.Invalid(fields...)
+	}
+	return s.Store.AppendLogs(ctx, tenant, id, attempt, logs)
+}
+
+// OutputURL gives the worker of attempt a pre-signed URL to upload its
+// output file to; the name is recorded when the worker reports
+// outputFileName (or completes).
+func (s *Service) OutputURL(ctx context.Context, tenant, id string, attempt *int, fileName, contentType string) (*objectstore.SignedURL, error) {
+	name, err := commonops.SanitizeFileName(fileName)
+	if err != nil {
+		return nil, commonops.Invalid(commonops.FieldError{Field: "fileName", Message: err.Error()})
+	}
+	t, err := s.Store.GetTask(ctx, tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.CheckAttempt(attempt); err != nil {
+		return nil, err
+	}
+	return s.Objects.PresignPut(ctx, objectstore.OutputKey(t.ID, name), objectstore.PutOptions{ContentType: contentType, Expires: s.urlExpiry()})
+}
+
+// Which files a download can name.
+const (
+	FileOutput = "output"
+	FileErrors = "errors"
+	FileInput  = "input"
+)
+
+// Download is where to fetch one of a task's files.
+type Download struct {
+	DownloadURL string    `json:"downloadUrl"`
+	FileName    string    `json:"fileName"`
+	ExpiresAt   time.Time `json:"expiresAt"`
+}
+
+// DownloadURL returns a pre-signed URL for the task's output, errors or input
+// file: ENOTFOUND when there is no such file, ECONFLICT when the task is not
+// in a state that has it yet.
+func (s *Service) DownloadURL(ctx context.Context, tenant, id, which string) (*Download, error) {
+	t, err := s.Store.GetTask(ctx, tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	var key, name string
+	switch which {
+	case FileOutput, "":
+		if t.OutputFileName == nil {
+			if !t.Status.Terminal() {
+				return nil, &commonops.Error{Code: commonops.ECONFLICT, Message: fmt.Sprintf("task %s is %s: its output exists once it completes", t.ID, t.Status), Task: t}
+			}
+			return nil, commonops.Errorf(commonops.ENOTFOUND, "no output: task %s has no output file", t.ID)
+		}
+		key, name = objectstore.OutputKey(t.ID, *t.OutputFileName), *t.OutputFileName
+	case FileErrors:
+		key, name = objectstore.ErrorsKey(t.ID), "errors.csv"
+		if t.ErrorsFileName != nil {
+			name = *t.ErrorsFileName
+		}
+	case FileInput:
+		if t.FileName == nil {
+			return nil, commonops.Errorf(commonops.ENOTFOUND, "no input: task %s was created without a file", t.ID)
+		}
+		if t.UploadStatus != commonops.UploadUploaded {
+			return nil, &commonops.Error{Code: commonops.ECONFLICT, Message: fmt.Sprintf("the input file of task %s is %s, not uploaded", t.ID, t.UploadStatus), Task: t}
+		}
+		key, name = objectstore.InputKey(t.ID, *t.FileName), *t.FileName
+	default:
+		return nil, commonops.Invalid(commonops.FieldError{Field: "file", Message: "must be output, errors or input"})
+	}
+	if _, err := s.Objects.Stat(ctx, key); err != nil {
+		if commonops.ErrorCode(err) == commonops.ENOTFOUND {
+			return nil, commonops.Errorf(commonops.ENOTFOUND, "no %s: the file of task %s is not in storage", which, t.ID)
+		}
+		return nil, fmt.Errorf("stat %s: %w", key, err)
+	}
+	u, err := s.Objects.PresignGet(ctx, key, objectstore.GetOptions{FileName: name, Expires: s.urlExpiry()})
+	if err != nil {
+		return nil, fmt.Errorf("presign download of %s: %w", key, err)
+	}
+	return &Download{DownloadURL: u.URL, FileName: name, ExpiresAt: u.ExpiresAt.UTC()}, nil
+}
+
+// Logs returns a page of a task's logs; ENOTFOUND for an unknown task.
+func (s *Service) Logs(ctx context.Context, f store.LogFilter) ([]commonops.LogEntry, int, error) {
+	if _, err := s.Store.GetTask(ctx, f.TenantID, f.TaskID); err != nil {
+		return nil, 0, err
+	}
+	return s.Store.ListLogs(ctx, f)
+}
+
+// Events returns a task's events after afterID; ENOTFOUND for an unknown task.
+func (s *Service) Events(ctx context.Context, tenant, id string, afterID int64, limit int) ([]commonops.Event, error) {
+	if _, err := s.Store.GetTask(ctx, tenant, id); err != nil {
+		return nil, err
+	}
+	return s.Store.ListEvents(ctx, tenant, id, afterID, limit)
+}
+
+// IsConflict reports whether err is a state conflict (ECONFLICT).
+func IsConflict(err error) bool {
+	var e *commonops.Error
+	return errors.As(err, &e) && e.Code == commonops.ECONFLICT
+}

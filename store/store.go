@@ -1,0 +1,191 @@
+// Package store is the storage seam of commonops: the one deliberately wide
+// interface that the PostgreSQL and SQLite drivers implement, proven by the
+// conformance suite in store/storetest.
+//
+// Every method that changes a task writes, in one transaction, the task row,
+// one task_events row and one outbox row for the change's topic, as told by
+// the commonops.Change its transition returned. Nothing is published that was
+// not committed (the outbox relay reads only committed rows).
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/commonops/commonops"
+)
+
+// Store is implemented by store/postgres and store/sqlite. Methods that take
+// a tenant see only that tenant's rows; the few that work across tenants
+// (ClaimNext, Sweep, the outbox, leadership) serve background roles only.
+// Errors are *commonops.Error with ENOTFOUND, ECONFLICT, ... where they mean
+// one; a database that cannot be reached is EUNAVAILABLE.
+type Store interface {
+	// CreateTask inserts t and records ch. With a non-empty key, it also
+	// records the idempotency key with the request's hash and the response to
+	// replay; if the key is already taken it inserts nothing and returns the
+	// stored Idempotency (whose RequestHash the caller compares).
+	CreateTask(ctx context.Context, t *commonops.Task, ch commonops.Change, idem *Idempotency) (*Idempotency, error)
+
+	// GetTask returns one task of tenant, or ENOTFOUND.
+	GetTask(ctx context.Context, tenant, id string) (*commonops.Task, error)
+
+	// ListTasks returns one page of tenant's tasks matching f, and the total.
+	ListTasks(ctx context.Context, f ListFilter) ([]*commonops.Task, int, error)
+
+	// UpdateTask loads the task, calls fn on it and, if fn succeeds, saves the
+	// changed task (optimistic concurrency on Version: a lost race reloads and
+	// calls fn again) with ch's event and outbox rows in one transaction. An
+	// empty tenant matches any tenant (background roles only). fn's error is
+	// returned as is; the returned task is the saved state.
+	UpdateTask(ctx context.Context, tenant, id string, fn func(*commonops.Task) (commonops.Change, error)) (*commonops.Task, error)
+
+	// DeleteTask deletes a terminal task with its logs and events and returns
+	// it (so the caller can delete its files). ECONFLICT when not terminal.
+	DeleteTask(ctx context.Context, tenant, id string) (*commonops.Task, error)
+
+	// ClaimNext claims up to p.Limit runnable tasks across tenants, highest
+	// priority first then oldest, skipping rows other claimers hold.
+	ClaimNext(ctx context.Context, p ClaimParams) ([]*commonops.Task, error)
+
+	// Sweep returns references to tasks matching f across tenants, for the
+	// maintenance jobs; each is then changed through UpdateTask or DeleteTask.
+	Sweep(ctx context.Context, f SweepFilter) ([]TaskRef, error)
+
+	// AppendLogs adds log lines to a task. With attempt set, lines from a stale
+	// attempt are refused with ECONFLICT.
+	AppendLogs(ctx context.Context, tenant, taskID string, attempt *int, logs []commonops.LogEntry) error
+	// ListLogs returns a page of a task's logs, oldest first, and the total.
+	ListLogs(ctx context.Context, f LogFilter) ([]commonops.LogEntry, int, error)
+	// ListEvents returns a task's events with id > afterID, oldest first.
+	ListEvents(ctx context.Context, tenant, taskID string, afterID int64, limit int) ([]commonops.Event, error)
+
+	// DeliverOutbox locks up to limit unsent outbox rows (oldest first,
+	// skipping rows another relay holds), calls publish with them and marks
+	// sent the first n it reports. It returns how many it marked.
+	DeliverOutbox(ctx context.Context, limit int, publish func(context.Context, []OutboxMessage) (int, error)) (int, error)
+	// OutboxStats reports the unsent backlog and the creation time of its
+	// oldest row (zero when empty).
+	OutboxStats(ctx context.Context) (backlog int, oldest time.Time, err error)
+	// PruneOutbox deletes up to limit rows sent before the given time.
+	PruneOutbox(ctx context.Context, sentBefore time.Time, limit int) (int, error)
+	// OutboxSignal receives (without blocking the sender) after a transaction
+	// that wrote outbox rows commits, in this process or, on PostgreSQL, in
+	// any replica (LISTEN/NOTIFY).
+	OutboxSignal() <-chan struct{}
+
+	// TryLead takes or renews the named leadership for holder until
+	// now+ttl, and reports whether holder leads. Resign gives it up.
+	TryLead(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
+	Resign(ctx context.Context, name, holder string) error
+
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
+	// Close releases the store's connections.
+	Close() error
+}
+
+// Idempotency is a stored Idempotency-Key and the response it produced.
+type Idempotency struct {
+	TenantID    string
+	Key         string
+	RequestHash string
+	TaskID      string
+	StatusCode  int
+	Response    json.RawMessage
+	CreatedAt   time.Time
+}
+
+// ListFilter selects a page of one tenant's tasks. Zero fields do not filter.
+type ListFilter struct {
+	TenantID    string
+	TaskType    string
+	EntityType  string
+	RequestedBy string
+	Statuses    []commonops.Status
+	StartDate   *time.Time // createdAt >= StartDate
+	EndDate     *time.Time // createdAt < EndDate
+	// Search matches a substring of the file name, message or error message,
+	// or a task id prefix; case-insensitive.
+	Search string
+	Sort   Sort
+	Page   int // 1-based
+	// PageSize is the page length. Defaults to PageSizeDefault, at most PageSizeMax.
+	PageSize int
+}
+
+// Paging bounds of list endpoints.
+const (
+	PageSizeDefault = 20
+	PageSizeMax     = 1000
+)
+
+// Sort is a list order: a field and a direction.
+type Sort struct {
+	Field string // one of SortFields
+	Desc  bool
+}
+
+// SortFields are the task fields a list can be sorted by (JSON names).
+var SortFields = []string{"createdAt", "updatedAt", "priority", "status", "progress", "scheduledAt", "completedAt"}
+
+// DefaultSort is newest first.
+var DefaultSort = Sort{Field: "createdAt", Desc: true}
+
+// ClaimParams selects tasks for ClaimNext.
+type ClaimParams struct {
+	WorkerID string
+	Lease    time.Duration
+	Limit    int
+	Now      time.Time
+	// Kinds restricts the claim to these (taskType, entityType) pairs, where
+	// "*" matches any; empty matches every task.
+	Kinds []Kind
+}
+
+// Kind is a (taskType, entityType) pair; "*" matches any value.
+type Kind struct {
+	TaskType   string
+	EntityType string
+}
+
+// SweepFilter selects tasks across tenants for a maintenance job. Set fields
+// combine with AND; Limit is required.
+type SweepFilter struct {
+	Statuses            []commonops.Status
+	UploadStatus        commonops.UploadStatus
+	ScheduledBefore     *time.Time // scheduledAt <= t
+	LeaseExpiredBefore  *time.Time // leaseExpiresAt <= t
+	UploadExpiredBefore *time.Time // uploadExpiresAt <= t
+	CreatedBefore       *time.Time // createdAt <= t
+	UpdatedBefore       *time.Time // updatedAt <= t (pending since: the last state change)
+	CompletedBefore     *time.Time // completedAt <= t
+	Limit               int
+}
+
+// TaskRef names a task across tenants.
+type TaskRef struct {
+	TenantID string
+	ID       string
+}
+
+// LogFilter selects a page of a task's logs.
+type LogFilter struct {
+	TenantID string
+	TaskID   string
+	Level    commonops.LogLevel // "" for all
+	Page     int
+	PageSize int
+}
+
+// OutboxMessage is one committed event waiting to be published.
+type OutboxMessage struct {
+	ID        int64
+	TenantID  string
+	TaskID    string
+	Topic     string
+	Payload   json.RawMessage // the task JSON
+	CreatedAt time.Time
+	Attempts  int
+}

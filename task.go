@@ -1,0 +1,168 @@
+// Package commonops holds the domain of the commonops task service: the Task,
+// its statuses and the rules for moving between them, and the domain error
+// type. It imports nothing of ours and nothing outside the standard library;
+// storage, HTTP, pub/sub and object storage adapt technologies to it.
+package commonops
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Status is where a task is in its life. See the state machine in Transition
+// functions (transition.go) and DESIGN.md §2.
+type Status string
+
+// The task statuses. Completed, failed and cancelled are terminal.
+const (
+	StatusScheduled  Status = "scheduled"
+	StatusPending    Status = "pending"
+	StatusProcessing Status = "processing"
+	StatusCompleted  Status = "completed"
+	StatusFailed     Status = "failed"
+	StatusCancelled  Status = "cancelled"
+)
+
+// Statuses lists every status, in life order.
+var Statuses = []Status{StatusScheduled, StatusPending, StatusProcessing, StatusCompleted, StatusFailed, StatusCancelled}
+
+// Valid reports whether s is one of the defined statuses.
+func (s Status) Valid() bool {
+	switch s {
+	case StatusScheduled, StatusPending, StatusProcessing, StatusCompleted, StatusFailed, StatusCancelled:
+		return true
+	}
+	return false
+}
+
+// Terminal reports whether no automatic transition leaves s.
+func (s Status) Terminal() bool {
+	return s == StatusCompleted || s == StatusFailed || s == StatusCancelled
+}
+
+// UploadStatus tracks the task's input file.
+type UploadStatus string
+
+// Upload statuses: none (no input file), awaiting (URL handed out, object not
+// seen yet), uploaded (object verified), expired (never arrived in time).
+const (
+	UploadNone     UploadStatus = "none"
+	UploadAwaiting UploadStatus = "awaiting"
+	UploadUploaded UploadStatus = "uploaded"
+	UploadExpired  UploadStatus = "expired"
+)
+
+// DefaultTenant is the tenant of requests that name none.
+const DefaultTenant = "default"
+
+// Task is one long-running operation. Its JSON form is the contract of
+// DESIGN.md §2: every field is present, null where unset.
+type Task struct {
+	ID              string          `json:"id"`
+	TenantID        string          `json:"tenantId"`
+	TaskType        string          `json:"taskType"`
+	EntityType      string          `json:"entityType"`
+	Status          Status          `json:"status"`
+	Priority        int             `json:"priority"`
+	Params          json.RawMessage `json:"params"`
+	RequestedBy     string          `json:"requestedBy"`
+	FileName        *string         `json:"fileName"`
+	FileSize        *int64          `json:"fileSize"`
+	ContentType     *string         `json:"contentType"`
+	UploadStatus    UploadStatus    `json:"uploadStatus"`
+	UploadExpiresAt *time.Time      `json:"uploadExpiresAt"`
+	OutputFileName  *string         `json:"outputFileName"`
+	ErrorsFileName  *string         `json:"errorsFileName"`
+	Progress        float64         `json:"progress"`
+	TotalItems      *int64          `json:"totalItems"`
+	ProcessedItems  int64           `json:"processedItems"`
+	SuccessItems    int64           `json:"successItems"`
+	FailedItems     int64           `json:"failedItems"`
+	Message         *string         `json:"message"`
+	ErrorMessage    *string         `json:"errorMessage"`
+	Attempt         int             `json:"attempt"`
+	RetryCount      int             `json:"retryCount"`
+	MaxRetries      int             `json:"maxRetries"`
+	CancelRequested bool            `json:"cancelRequested"`
+	// Checkpoint is the processor's opaque resume point, kept across attempts.
+	Checkpoint json.RawMessage `json:"checkpoint"`
+	// LeaseOwner and LeaseExpiresAt are set while a worker holds the task.
+	LeaseOwner     *string    `json:"leaseOwner"`
+	LeaseExpiresAt *time.Time `json:"leaseExpiresAt"`
+	// AvailableAt is the earliest time a pending task may be claimed (retry
+	// backoff); null means at once.
+	AvailableAt *time.Time `json:"availableAt"`
+	ScheduledAt *time.Time `json:"scheduledAt"`
+	StartedAt   *time.Time `json:"startedAt"`
+	CompletedAt *time.Time `json:"completedAt"`
+	CreatedAt   time.Time  `json:"createdAt"`
+	UpdatedAt   time.Time  `json:"updatedAt"`
+	Version     int64      `json:"version"`
+	// LastProgressEventAt throttles progress events to one a second.
+	LastProgressEventAt *time.Time `json:"-"`
+}
+
+// Runnable reports whether a worker may claim t at now.
+func (t *Task) Runnable(now time.Time) bool {
+	if t.Status != StatusPending || t.CancelRequested {
+		return false
+	}
+	if t.UploadStatus == UploadAwaiting || t.UploadStatus == UploadExpired {
+		return false
+	}
+	return t.AvailableAt == nil || !t.AvailableAt.After(now)
+}
+
+// Clone returns a deep copy of t, so a transition can be tried without
+// touching the caller's value.
+func (t *Task) Clone() *Task {
+	c := *t
+	c.Params = cloneRaw(t.Params)
+	c.Checkpoint = cloneRaw(t.Checkpoint)
+	return &c
+}
+
+func cloneRaw(r json.RawMessage) json.RawMessage {
+	if r == nil {
+		return nil
+	}
+	return append(json.RawMessage(nil), r...)
+}
+
+// LogLevel is the severity of a task log line.
+type LogLevel string
+
+// Log levels accepted from workers.
+const (
+	LogDebug LogLevel = "debug"
+	LogInfo  LogLevel = "info"
+	LogWarn  LogLevel = "warn"
+	LogError LogLevel = "error"
+)
+
+// Valid reports whether l is a defined level.
+func (l LogLevel) Valid() bool {
+	return l == LogDebug || l == LogInfo || l == LogWarn || l == LogError
+}
+
+// LogEntry is one line of a task's log.
+type LogEntry struct {
+	ID        int64           `json:"id"`
+	TenantID  string          `json:"-"`
+	TaskID    string          `json:"-"`
+	Attempt   int             `json:"attempt"`
+	Level     LogLevel        `json:"level"`
+	Message   string          `json:"message"`
+	Details   json.RawMessage `json:"details"`
+	CreatedAt time.Time       `json:"createdAt"`
+}
+
+// Event is one row of a task's history (task_events).
+type Event struct {
+	ID        int64           `json:"id"`
+	TenantID  string          `json:"-"`
+	TaskID    string          `json:"taskId"`
+	EventType string          `json:"eventType"`
+	EventData json.RawMessage `json:"eventData"`
+	CreatedAt time.Time       `json:"createdAt"`
+}
