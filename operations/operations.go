@@ -440,3 +440,18 @@ func IsConflict(err error) bool {
 	var e *commonops.Error
 	return errors.As(err, &e) && e.Code == commonops.ECONFLICT
 }
+
+// UploadReceived is the local object store telling that the input file of
+// task taskID arrived with size bytes. It confirms the upload unless the size
+// differs from the announced fileSize (then the client's upload-complete
+// call explains the mismatch).
+func (s *Service) UploadReceived(ctx context.Context, taskID string, size int64) error {
+	now := s.now()
+	_, err := s.Store.UpdateTask(ctx, "", taskID, func(t *commonops.Task) (commonops.Change, error) {
+		if t.FileSize != nil && *t.FileSize != size {
+			return commonops.Change{}, commonops.Errorf(commonops.ECONFLICT, "uploaded %d bytes, announced %d", size, *t.FileSize)
+		}
+		return t.ConfirmUpload(now)
+	})
+	return err
+}
