@@ -1,0 +1,448 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/objectstore"
+	"github.com/commonops/commonops/operations"
+)
+
+// maxBufferedLogs bounds the log lines a job keeps while the store is
+// unreachable; beyond it new lines are dropped and counted.
+const maxBufferedLogs = 10 * operations.MaxLogsPerCall
+
+// job is the Job of one attempt run by a Pool.
+type job struct {
+	pool   *Pool
+	task   *commonops.Task
+	cancel context.CancelCauseFunc
+	log    *slog.Logger
+	rep    *reporter
+
+	wmu     sync.Mutex
+	writers []*objWriter
+}
+
+func newJob(p *Pool, t *commonops.Task, cancel context.CancelCauseFunc, log *slog.Logger) *job {
+	j := &job{pool: p, task: t, cancel: cancel, log: log}
+	j.rep = &reporter{
+		j:        j,
+		interval: p.cfg.ReportInterval,
+		kick:     make(chan struct{}, 1),
+		quit:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	return j
+}
+
+func (j *job) Task() *commonops.Task { return j.task.Clone() }
+
+func (j *job) Input(ctx context.Context) (io.ReadCloser, error) {
+	if j.task.FileName == nil {
+		return nil, commonops.Errorf(commonops.ENOTFOUND, "task %s has no input file", j.task.ID)
+	}
+	key := objectstore.InputKey(j.task.ID, *j.task.FileName)
+	r, err := j.pool.objects.Open(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("open input %s: %w", key, err)
+	}
+	return r, nil
+}
+
+func (j *job) Output(ctx context.Context, fileName, contentType string) (io.WriteCloser, error) {
+	name, err := commonops.SanitizeFileName(fileName)
+	if err != nil {
+		return nil, commonops.Invalid(commonops.FieldError{Field: "fileName", Message: err.Error()})
+	}
+	key := objectstore.OutputKey(j.task.ID, name)
+	return j.create(ctx, key, contentType, func(ctx context.Context) error {
+		return j.rep.sync(ctx, commonops.Progress{OutputFileName: &name})
+	})
+}
+
+func (j *job) Errors(ctx context.Context) (io.WriteCloser, error) {
+	return j.create(ctx, objectstore.ErrorsKey(j.task.ID), "text/csv", nil)
+}
+
+func (j *job) create(ctx context.Context, key, contentType string, onClose func(context.Context) error) (io.WriteCloser, error) {
+	w, err := j.pool.objects.Create(ctx, key, contentType)
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", key, err)
+	}
+	ow := &objWriter{w: w, ctx: ctx, onClose: onClose}
+	j.wmu.Lock()
+	j.writers = append(j.writers, ow)
+	j.wmu.Unlock()
+	return ow, nil
+}
+
+// abortOpenWriters discards files the processor opened but never closed.
+func (j *job) abortOpenWriters() {
+	j.wmu.Lock()
+	defer j.wmu.Unlock()
+	for _, w := range j.writers {
+		w.abort()
+	}
+}
+
+func (j *job) Report(u Update) { j.rep.update(u) }
+
+func (j *job) Log(level commonops.LogLevel, message string, details any) {
+	j.rep.addLog(level, message, details)
+}
+
+func (j *job) Checkpoint(ctx context.Context, checkpoint any, u Update) error {
+	raw, err := json.Marshal(checkpoint)
+	if err != nil {
+		return fmt.Errorf("encode checkpoint of task %s: %w", j.task.ID, err)
+	}
+	j.rep.update(u)
+	if err := j.rep.sync(ctx, commonops.Progress{Checkpoint: raw}); err != nil {
+		return fmt.Errorf("save checkpoint of task %s: %w", j.task.ID, err)
+	}
+	return nil
+}
+
+// conflict reports whether err is a conflict and, if so, cancels the
+// processor: the task was cancelled or this attempt lost its lease.
+func (j *job) conflict(err error) bool {
+	if !operations.IsConflict(err) {
+		return false
+	}
+	cause := ErrLeaseLost
+	var e *commonops.Error
+	if errors.As(err, &e) && e.Task != nil && (e.Task.Status == commonops.StatusCancelled || e.Task.CancelRequested) {
+		cause = ErrTaskCancelled
+	}
+	j.cancel(cause)
+	return true
+}
+
+// objWriter commits its object on Close and then runs onClose.
+type objWriter struct {
+	w       objectstore.Writer
+	ctx     context.Context
+	onClose func(context.Context) error
+	mu      sync.Mutex
+	ended   bool
+}
+
+func (o *objWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
+
+func (o *objWriter) Close() error {
+	o.mu.Lock()
+	if o.ended {
+		o.mu.Unlock()
+		return nil
+	}
+	o.ended = true
+	o.mu.Unlock()
+	if err := o.w.Close(); err != nil {
+		return err
+	}
+	if o.onClose != nil {
+		return o.onClose(o.ctx)
+	}
+	return nil
+}
+
+func (o *objWriter) abort() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.ended {
+		o.ended = true
+		_ = o.w.Abort()
+	}
+}
+
+// reporter coalesces a job's progress and logs and writes them at most once
+// per interval; sync and finalize write at once, with whatever is pending.
+type reporter struct {
+	j        *job
+	interval time.Duration
+
+	mu      sync.Mutex
+	pending commonops.Progress
+	dirty   bool
+	logs    []commonops.LogEntry
+	dropped int
+
+	flushMu sync.Mutex // one write at a time, so counts never go backwards
+	kick    chan struct{}
+	quit    chan struct{}
+	done    chan struct{}
+}
+
+func (r *reporter) start() { go r.loop() }
+
+// stop ends the background flushes; the final state is written by finalize.
+func (r *reporter) stop() {
+	close(r.quit)
+	<-r.done
+}
+
+func (r *reporter) signal() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (r *reporter) update(u Update) {
+	p := commonops.Progress{
+		Progress: u.Progress, TotalItems: u.TotalItems, ProcessedItems: u.ProcessedItems,
+		SuccessItems: u.SuccessItems, FailedItems: u.FailedItems, Message: u.Message,
+	}
+	r.mu.Lock()
+	r.pending = overlay(r.pending, copyProgress(p))
+	r.dirty = true
+	r.mu.Unlock()
+	r.signal()
+}
+
+func (r *reporter) addLog(level commonops.LogLevel, message string, details any) {
+	if !level.Valid() {
+		level = commonops.LogInfo
+	}
+	if message == "" {
+		message = "(empty)"
+	}
+	if len(message) > operations.MaxLogMessageLen {
+		message = message[:operations.MaxLogMessageLen]
+	}
+	var raw json.RawMessage
+	if details != nil {
+		b, err := json.Marshal(details)
+		switch {
+		case err != nil:
+			raw, _ = json.Marshal(map[string]string{"error": "details could not be encoded: " + err.Error()})
+		case len(b) > operations.MaxLogDetailsLen:
+			raw, _ = json.Marshal(map[string]string{"error": fmt.Sprintf("details of %d bytes dropped (limit %d)", len(b), operations.MaxLogDetailsLen)})
+		default:
+			raw = b
+		}
+	}
+	r.mu.Lock()
+	if len(r.logs) >= maxBufferedLogs {
+		r.dropped++
+	} else {
+		r.logs = append(r.logs, commonops.LogEntry{Level: level, Message: message, Details: raw})
+	}
+	r.mu.Unlock()
+	r.signal()
+}
+
+func (r *reporter) loop() {
+	defer close(r.done)
+	var last time.Time
+	for {
+		select {
+		case <-r.quit:
+			return
+		case <-r.kick:
+		}
+		if wait := r.interval - time.Since(last); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-r.quit:
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+		last = time.Now()
+		if err := r.flush(r.j.pool.base, nil); err != nil {
+			if r.j.conflict(err) {
+				return
+			}
+			if r.j.pool.base.Err() != nil {
+				return
+			}
+			r.j.log.Warn("progress report failed; will retry", "err", err)
+			r.signal()
+		}
+	}
+}
+
+// sync writes what is pending plus extra, now.
+func (r *reporter) sync(ctx context.Context, extra commonops.Progress) error {
+	err := r.flush(ctx, &extra)
+	if err != nil {
+		r.j.conflict(err)
+	}
+	return err
+}
+
+// flush sends the buffered logs, then the pending progress overlaid with
+// final (when not nil) in one write. On a transient failure what was taken
+// is put back for the next flush; an invalid report is dropped.
+func (r *reporter) flush(ctx context.Context, final *commonops.Progress) error {
+	r.flushMu.Lock()
+	defer r.flushMu.Unlock()
+	r.mu.Lock()
+	p, dirty, logs, dropped := r.pending, r.dirty, r.logs, r.dropped
+	r.pending, r.dirty, r.logs, r.dropped = commonops.Progress{}, false, nil, 0
+	r.mu.Unlock()
+	if dropped > 0 {
+		logs = append(logs, commonops.LogEntry{Level: commonops.LogWarn, Message: fmt.Sprintf("%d log lines were dropped while the task store was unreachable", dropped)})
+	}
+	t := r.j.task
+	attempt := t.Attempt
+	for len(logs) > 0 {
+		n := min(len(logs), operations.MaxLogsPerCall)
+		err := r.j.pool.svc.AppendLogs(ctx, t.TenantID, t.ID, &attempt, logs[:n])
+		if err != nil {
+			if commonops.ErrorCode(err) == commonops.EINVALID {
+				r.j.log.Error("log lines refused as invalid; dropped", "err", err, "lines", n)
+				logs = logs[n:]
+				continue
+			}
+			r.restore(p, dirty, logs)
+			return fmt.Errorf("append logs of task %s: %w", t.ID, err)
+		}
+		logs = logs[n:]
+	}
+	if final == nil && !dirty {
+		return nil
+	}
+	out := p
+	if final != nil {
+		out = overlay(p, *final)
+	}
+	out.Attempt = &attempt
+	if _, err := r.j.pool.svc.Progress(ctx, t.TenantID, t.ID, out); err != nil {
+		if commonops.ErrorCode(err) != commonops.EINVALID && !operations.IsConflict(err) {
+			r.restore(p, dirty, nil)
+		}
+		return fmt.Errorf("report progress of task %s: %w", t.ID, err)
+	}
+	return nil
+}
+
+// restore puts back what a failed flush took, under anything newer.
+func (r *reporter) restore(p commonops.Progress, dirty bool, logs []commonops.LogEntry) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pending = overlay(p, r.pending)
+	r.dirty = r.dirty || dirty
+	r.logs = append(logs, r.logs...)
+}
+
+// finalize writes the attempt's outcome with the last pending report and
+// logs. Transient failures are retried a few times; an invalid last report
+// is dropped so that the outcome itself still lands.
+func (r *reporter) finalize(ctx context.Context, status commonops.Status, msg string, permanent bool) error {
+	final := commonops.Progress{Status: &status}
+	if status == commonops.StatusFailed {
+		final.ErrorMessage, final.Permanent = &msg, permanent
+	}
+	err := retryTransient(ctx, func() error { return r.flush(ctx, &final) })
+	if commonops.ErrorCode(err) != commonops.EINVALID {
+		return err
+	}
+	r.j.log.Warn("last progress report refused as invalid; recording the outcome alone", "err", err)
+	t := r.j.task
+	return retryTransient(ctx, func() error {
+		var err error
+		if status == commonops.StatusCompleted {
+			attempt := t.Attempt
+			_, err = r.j.pool.svc.Progress(ctx, t.TenantID, t.ID, commonops.Progress{Attempt: &attempt, Status: &status})
+		} else {
+			_, err = r.j.pool.svc.FailAttempt(ctx, t.TenantID, t.ID, t.Attempt, msg, permanent)
+		}
+		return err
+	})
+}
+
+// retryTransient calls f up to five times while it fails for a reason other
+// than the request itself (conflict, invalid, not found).
+func retryTransient(ctx context.Context, f func() error) error {
+	var err error
+	for i := range 5 {
+		if err = f(); err == nil {
+			return nil
+		}
+		switch commonops.ErrorCode(err) {
+		case commonops.ECONFLICT, commonops.EINVALID, commonops.ENOTFOUND:
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond << i):
+		}
+	}
+	return err
+}
+
+// overlay returns base with every field set in top replacing base's.
+func overlay(base, top commonops.Progress) commonops.Progress {
+	if top.Attempt != nil {
+		base.Attempt = top.Attempt
+	}
+	if top.Progress != nil {
+		base.Progress = top.Progress
+	}
+	if top.TotalItems != nil {
+		base.TotalItems = top.TotalItems
+	}
+	if top.ProcessedItems != nil {
+		base.ProcessedItems = top.ProcessedItems
+	}
+	if top.SuccessItems != nil {
+		base.SuccessItems = top.SuccessItems
+	}
+	if top.FailedItems != nil {
+		base.FailedItems = top.FailedItems
+	}
+	if top.Message != nil {
+		base.Message = top.Message
+	}
+	if top.Status != nil {
+		base.Status = top.Status
+	}
+	if top.ErrorMessage != nil {
+		base.ErrorMessage = top.ErrorMessage
+	}
+	if top.OutputFileName != nil {
+		base.OutputFileName = top.OutputFileName
+	}
+	if top.Permanent {
+		base.Permanent = true
+	}
+	if len(top.Checkpoint) > 0 {
+		base.Checkpoint = top.Checkpoint
+	}
+	return base
+}
+
+// copyProgress copies the pointed-to values, so a processor reusing its
+// variables cannot change a report after the fact.
+func copyProgress(p commonops.Progress) commonops.Progress {
+	cp := func(v *int64) *int64 {
+		if v == nil {
+			return nil
+		}
+		c := *v
+		return &c
+	}
+	if p.Progress != nil {
+		v := *p.Progress
+		p.Progress = &v
+	}
+	if p.Message != nil {
+		v := *p.Message
+		p.Message = &v
+	}
+	p.TotalItems, p.ProcessedItems = cp(p.TotalItems), cp(p.ProcessedItems)
+	p.SuccessItems, p.FailedItems = cp(p.SuccessItems), cp(p.FailedItems)
+	return p
+}

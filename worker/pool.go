@@ -1,0 +1,613 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/objectstore"
+	"github.com/commonops/commonops/operations"
+	"github.com/commonops/commonops/store"
+)
+
+// Pool defaults.
+const (
+	// PollIntervalDefault is how often the fallback poller looks for
+	// runnable tasks when no event arrived.
+	PollIntervalDefault = 2 * time.Second
+	// ReportIntervalDefault is the least time between two progress writes of
+	// one task.
+	ReportIntervalDefault = 250 * time.Millisecond
+	// StopTimeoutDefault is how long Stop lets running tasks finish before
+	// cancelling them.
+	StopTimeoutDefault = 30 * time.Second
+	// ConcurrencyPerCPU times the number of CPUs is the default number of
+	// tasks a pool runs at once.
+	ConcurrencyPerCPU = 4
+)
+
+// Config configures a Pool. Zero fields take their defaults.
+type Config struct {
+	// Service applies every task change, so the built-in worker follows the
+	// same rules as remote workers. Required.
+	Service *operations.Service
+	// Objects holds the task files. Defaults to Service.Objects.
+	Objects objectstore.Store
+	// Registry holds the processors this pool runs. Required.
+	Registry *Registry
+	// WorkerID names this worker in leases. Defaults to hostname-pid.
+	WorkerID string
+	// Concurrency is how many tasks run at once. Defaults to 4×CPUs.
+	Concurrency int
+	// TypeConcurrency caps the running tasks of a taskType; a type absent
+	// from the map is capped only by Concurrency. Defaults to no caps.
+	TypeConcurrency map[string]int
+	// PollInterval is the fallback poller's period. Defaults to 2s.
+	PollInterval time.Duration
+	// HeartbeatInterval is how often a running task's lease is renewed.
+	// Defaults to a third of the Service's lease (10s for the default 30s).
+	HeartbeatInterval time.Duration
+	// ReportInterval is the least time between two progress flushes of one
+	// task. Defaults to 250ms.
+	ReportInterval time.Duration
+	// StopTimeout is the grace Stop gives running tasks before cancelling
+	// them. Defaults to 30s.
+	StopTimeout time.Duration
+	// Logger receives the pool's logs. Defaults to slog.Default().
+	Logger *slog.Logger
+	// Registerer receives the pool's metrics. Defaults to none.
+	Registerer prometheus.Registerer
+}
+
+// Causes of a running task's context cancellation.
+var (
+	// ErrTaskCancelled is the context cause when the task was cancelled.
+	ErrTaskCancelled = errors.New("task cancelled")
+	// ErrLeaseLost is the context cause when the worker lost the task's
+	// lease (it lapsed and the task moved on without this attempt).
+	ErrLeaseLost = errors.New("lease lost")
+	// ErrShutdown is the context cause when the pool stopped before the task
+	// finished.
+	ErrShutdown = errors.New("worker shutting down")
+)
+
+// Pool runs tasks with the registered processors: it claims them on events
+// (HandleEvent) and through a fallback poller, keeps their leases, reports
+// their progress and records their outcome.
+type Pool struct {
+	cfg       Config
+	svc       *operations.Service
+	objects   objectstore.Store
+	log       *slog.Logger
+	lease     time.Duration
+	heartbeat time.Duration
+	metrics   *poolMetrics
+
+	mu       sync.Mutex
+	started  bool
+	claiming bool
+	running  map[string]*run // by task id
+	perType  map[string]int
+	busy     int // slots taken, including reservations
+
+	base      context.Context // Start's ctx: writes die with it
+	stopClaim context.CancelFunc
+	stopJobs  context.CancelCauseFunc
+	jobsCtx   context.Context
+	wake      chan struct{}
+	loopDone  chan struct{}
+	jobs      sync.WaitGroup
+}
+
+type run struct {
+	task   *commonops.Task
+	cancel context.CancelCauseFunc
+}
+
+// NewPool returns a pool; Start sets it going.
+func NewPool(cfg Config) *Pool {
+	if cfg.Service == nil || cfg.Registry == nil {
+		panic("worker: NewPool needs a Service and a Registry")
+	}
+	if cfg.Objects == nil {
+		cfg.Objects = cfg.Service.Objects
+	}
+	if cfg.WorkerID == "" {
+		host, _ := os.Hostname()
+		cfg.WorkerID = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = ConcurrencyPerCPU * runtime.NumCPU()
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = PollIntervalDefault
+	}
+	if cfg.ReportInterval <= 0 {
+		cfg.ReportInterval = ReportIntervalDefault
+	}
+	if cfg.StopTimeout <= 0 {
+		cfg.StopTimeout = StopTimeoutDefault
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	lease := cfg.Service.Lease
+	if lease <= 0 {
+		lease = operations.LeaseDefault
+	}
+	hb := cfg.HeartbeatInterval
+	if hb <= 0 {
+		hb = lease / 3
+	}
+	return &Pool{
+		cfg:       cfg,
+		svc:       cfg.Service,
+		objects:   cfg.Objects,
+		log:       cfg.Logger.With("worker", cfg.WorkerID),
+		lease:     lease,
+		heartbeat: hb,
+		metrics:   newPoolMetrics(cfg.Registerer),
+		running:   make(map[string]*run),
+		perType:   make(map[string]int),
+		wake:      make(chan struct{}, 1),
+	}
+}
+
+// WorkerID is the name this pool claims tasks under.
+func (p *Pool) WorkerID() string { return p.cfg.WorkerID }
+
+// Start begins claiming and returns at once. Cancelling ctx halts the pool
+// abruptly, as a killed process would: running processors see their context
+// cancelled and nothing more is written (the leases lapse and maintenance
+// rescues the tasks). Use Stop for a graceful end.
+func (p *Pool) Start(ctx context.Context) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.started {
+		return
+	}
+	p.started, p.claiming = true, true
+	p.base = ctx
+	var claimCtx context.Context
+	claimCtx, p.stopClaim = context.WithCancel(ctx)
+	p.jobsCtx, p.stopJobs = context.WithCancelCause(ctx)
+	p.loopDone = make(chan struct{})
+	go p.poll(claimCtx)
+}
+
+// Stop stops claiming, lets running tasks finish for up to StopTimeout, then
+// cancels those still running (their attempts fail and are retried) and
+// waits for them.
+func (p *Pool) Stop() {
+	p.mu.Lock()
+	if !p.started || !p.claiming {
+		p.mu.Unlock()
+		return
+	}
+	p.claiming = false
+	p.mu.Unlock()
+	p.stopClaim()
+	<-p.loopDone
+
+	done := make(chan struct{})
+	go func() { p.jobs.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(p.cfg.StopTimeout):
+		p.log.Warn("stop timeout reached; cancelling running tasks", "running", p.Running())
+		p.stopJobs(ErrShutdown)
+		<-done
+	}
+	p.stopJobs(ErrShutdown)
+}
+
+// Running reports how many tasks the pool is running now.
+func (p *Pool) Running() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.running)
+}
+
+// HandleEvent is the pub/sub entry point (Dapr subscriber, embedded bus).
+// On a created or retried event it tries to claim the task when this pool
+// runs its kind and has a free slot; a task someone else holds, one that is
+// not runnable, or a full pool answer nil (the poller finds it later). On a
+// cancelled event it cancels the task's processor at once. An error means
+// the store could not be reached: the caller should redeliver.
+func (p *Pool) HandleEvent(ctx context.Context, topic string, task *commonops.Task) error {
+	if task == nil || task.ID == "" {
+		return nil
+	}
+	switch topic {
+	case commonops.TopicCancelled:
+		p.cancelRunning(task.ID, ErrTaskCancelled)
+		return nil
+	case commonops.TopicCreated, commonops.TopicRetried:
+	default:
+		return nil
+	}
+	proc, ok := p.cfg.Registry.Lookup(task.TaskType, task.EntityType)
+	if !ok {
+		return nil
+	}
+	if !p.reserve(task.TaskType) {
+		return nil
+	}
+	t, err := p.svc.Claim(ctx, task.TenantID, task.ID, p.cfg.WorkerID, 0)
+	if err != nil {
+		p.release(task.TaskType)
+		switch commonops.ErrorCode(err) {
+		case commonops.ECONFLICT, commonops.ENOTFOUND, commonops.EINVALID:
+			return nil
+		}
+		return fmt.Errorf("claim task %s: %w", task.ID, err)
+	}
+	p.metrics.claims.WithLabelValues("event").Inc()
+	p.launch(t, proc)
+	return nil
+}
+
+func (p *Pool) cancelRunning(id string, cause error) {
+	p.mu.Lock()
+	r := p.running[id]
+	p.mu.Unlock()
+	if r != nil {
+		r.cancel(cause)
+	}
+}
+
+// reserve takes a slot for a task of taskType, if the pool is claiming and
+// both the pool and the type have room.
+func (p *Pool) reserve(taskType string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.claiming || p.busy >= p.cfg.Concurrency {
+		return false
+	}
+	if c, ok := p.cfg.TypeConcurrency[taskType]; ok && c > 0 && p.perType[taskType] >= c {
+		return false
+	}
+	p.busy++
+	p.perType[taskType]++
+	return true
+}
+
+func (p *Pool) release(taskType string) {
+	p.mu.Lock()
+	p.busy--
+	p.perType[taskType]--
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// claimPlan decides what the poller may claim now: the kinds and how many,
+// such that no type cap can be exceeded whatever the store returns.
+func (p *Pool) claimPlan() ([]store.Kind, int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	limit := p.cfg.Concurrency - p.busy
+	if !p.claiming || limit <= 0 {
+		return nil, 0
+	}
+	remaining := func(tt string) (int, bool) {
+		c, ok := p.cfg.TypeConcurrency[tt]
+		if !ok || c <= 0 {
+			return 0, false
+		}
+		return c - p.perType[tt], true
+	}
+	var kinds []store.Kind
+	wildcard := false
+	for _, k := range p.cfg.Registry.Kinds() {
+		if k.TaskType == "*" {
+			wildcard = true
+			continue
+		}
+		if r, capped := remaining(k.TaskType); capped {
+			if r <= 0 {
+				continue
+			}
+			limit = min(limit, r)
+		}
+		kinds = append(kinds, k)
+	}
+	if wildcard {
+		// A wildcard taskType may return any type: claim with it only while
+		// every capped type has room, and no more than the tightest room.
+		ok := true
+		for tt := range p.cfg.TypeConcurrency {
+			if r, capped := remaining(tt); capped {
+				if r <= 0 {
+					ok = false
+					break
+				}
+				limit = min(limit, r)
+			}
+		}
+		if ok {
+			for _, k := range p.cfg.Registry.Kinds() {
+				if k.TaskType == "*" {
+					kinds = append(kinds, k)
+				}
+			}
+		}
+	}
+	if len(kinds) == 0 {
+		// An empty kind list would claim every task: claim nothing instead.
+		return nil, 0
+	}
+	p.busy += limit // reserved until the claim returns
+	return kinds, limit
+}
+
+// poll is the fallback poller: every PollInterval, and whenever a slot
+// frees, it claims runnable tasks for the free slots.
+func (p *Pool) poll(ctx context.Context) {
+	defer close(p.loopDone)
+	tick := time.NewTicker(p.cfg.PollInterval)
+	defer tick.Stop()
+	for {
+		p.claimFree(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-p.wake:
+		}
+	}
+}
+
+func (p *Pool) claimFree(ctx context.Context) {
+	for ctx.Err() == nil {
+		kinds, limit := p.claimPlan()
+		if limit == 0 {
+			return
+		}
+		tasks, err := p.svc.ClaimNext(ctx, p.cfg.WorkerID, kinds, limit)
+		p.mu.Lock()
+		p.busy -= limit
+		p.mu.Unlock()
+		if err != nil {
+			if ctx.Err() == nil {
+				p.log.Warn("poll for tasks failed", "err", err)
+			}
+			return
+		}
+		for _, t := range tasks {
+			proc, ok := p.cfg.Registry.Lookup(t.TaskType, t.EntityType)
+			p.mu.Lock()
+			p.busy++
+			p.perType[t.TaskType]++
+			p.mu.Unlock()
+			if !ok { // registry changed under us; let the lease lapse is worse: fail fast
+				p.launch(t, ProcessorFunc(func(context.Context, Job) error {
+					return fmt.Errorf("no processor registered for (%s, %s)", t.TaskType, t.EntityType)
+				}))
+				continue
+			}
+			p.metrics.claims.WithLabelValues("poll").Inc()
+			p.launch(t, proc)
+		}
+		if len(tasks) < limit {
+			return
+		}
+	}
+}
+
+// launch runs a claimed task in its own goroutine; its slot is already
+// reserved.
+func (p *Pool) launch(t *commonops.Task, proc Processor) {
+	p.mu.Lock()
+	ctx, cancel := context.WithCancelCause(p.jobsCtx)
+	p.running[t.ID] = &run{task: t, cancel: cancel}
+	p.jobs.Add(1)
+	p.mu.Unlock()
+	p.metrics.running.Inc()
+	go func() {
+		defer p.jobs.Done()
+		defer p.metrics.running.Dec()
+		defer p.release(t.TaskType)
+		defer func() {
+			p.mu.Lock()
+			delete(p.running, t.ID)
+			p.mu.Unlock()
+			cancel(nil)
+		}()
+		p.execute(ctx, cancel, t, proc)
+	}()
+}
+
+// execute runs one attempt: processor, heartbeat, reporter, and the final
+// write of its outcome.
+func (p *Pool) execute(ctx context.Context, cancel context.CancelCauseFunc, t *commonops.Task, proc Processor) {
+	start := time.Now()
+	log := p.log.With("task", t.ID, "taskType", t.TaskType, "entityType", t.EntityType, "attempt", t.Attempt)
+	j := newJob(p, t, cancel, log)
+	hbDone := make(chan struct{})
+	hbStop := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		p.heartbeatLoop(ctx, hbStop, j)
+	}()
+	j.rep.start()
+
+	err := safeProcess(ctx, proc, j)
+
+	close(hbStop)
+	<-hbDone
+	j.rep.stop()
+	j.abortOpenWriters()
+	outcome := p.finish(ctx, j, err, log)
+	p.metrics.tasks.WithLabelValues(t.TaskType, outcome).Inc()
+	p.metrics.duration.WithLabelValues(t.TaskType).Observe(time.Since(start).Seconds())
+}
+
+func safeProcess(ctx context.Context, proc Processor, j Job) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &panicError{value: r, stack: debug.Stack()}
+		}
+	}()
+	return proc.Process(ctx, j)
+}
+
+type panicError struct {
+	value any
+	stack []byte
+}
+
+func (e *panicError) Error() string { return fmt.Sprintf("processor panicked: %v", e.value) }
+
+// Outcomes counted in commonops_worker_tasks_total.
+const (
+	outcomeCompleted = "completed"
+	outcomeFailed    = "failed"
+	outcomePanicked  = "panicked"
+	outcomeCancelled = "cancelled"
+	outcomeLeaseLost = "lease_lost"
+	outcomeAbandoned = "abandoned"
+)
+
+// finish records the attempt's outcome. It writes nothing when the task was
+// cancelled, the lease was lost, or the pool was killed (Start's ctx done).
+func (p *Pool) finish(ctx context.Context, j *job, err error, log *slog.Logger) string {
+	cause := context.Cause(ctx)
+	switch {
+	case p.base.Err() != nil:
+		log.Warn("pool halted while the task ran; its lease will lapse")
+		return outcomeAbandoned
+	case errors.Is(cause, ErrTaskCancelled):
+		log.Info("task cancelled; processor stopped")
+		return outcomeCancelled
+	case errors.Is(cause, ErrLeaseLost):
+		log.Warn("lease lost; the attempt's result is dropped")
+		return outcomeLeaseLost
+	}
+	wctx := p.base // not cancelled by Stop: the final write must land
+	if err == nil {
+		if ferr := j.rep.finalize(wctx, commonops.StatusCompleted, "", false); ferr != nil {
+			return p.finishFailed(j, ferr, log)
+		}
+		log.Debug("task completed")
+		return outcomeCompleted
+	}
+	outcome := outcomeFailed
+	msg, permanent := "", IsPermanent(err)
+	var pe *panicError
+	switch {
+	case errors.As(err, &pe):
+		outcome = outcomePanicked
+		msg = pe.Error()
+		log.Error("processor panicked", "panic", fmt.Sprint(pe.value), "stack", string(pe.stack))
+	case errors.Is(cause, ErrShutdown) && errors.Is(err, context.Canceled):
+		msg = fmt.Sprintf("worker %s stopped before the task finished", p.cfg.WorkerID)
+	default:
+		msg = err.Error()
+	}
+	if len(msg) > commonops.MaxMessageLen {
+		msg = msg[:commonops.MaxMessageLen]
+	}
+	if ferr := j.rep.finalize(wctx, commonops.StatusFailed, msg, permanent); ferr != nil {
+		p.finishFailed(j, ferr, log)
+		return outcome
+	}
+	log.Info("attempt failed", "err", msg, "permanent", permanent)
+	return outcome
+}
+
+func (p *Pool) finishFailed(j *job, err error, log *slog.Logger) string {
+	if operations.IsConflict(err) {
+		log.Info("final write refused; the task moved on", "err", err)
+		return outcomeLeaseLost
+	}
+	log.Error("could not record the task's outcome; its lease will lapse", "err", err)
+	return outcomeAbandoned
+}
+
+// heartbeatLoop renews the lease every HeartbeatInterval; a conflict means
+// the task was cancelled or the lease lost, and cancels the processor.
+func (p *Pool) heartbeatLoop(ctx context.Context, stop <-chan struct{}, j *job) {
+	tick := time.NewTicker(p.heartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		_, err := p.svc.Heartbeat(p.base, j.task.TenantID, j.task.ID, j.task.Attempt)
+		if err != nil {
+			if j.conflict(err) {
+				return
+			}
+			if p.base.Err() == nil {
+				j.log.Warn("heartbeat failed", "err", err)
+			}
+		}
+	}
+}
+
+type poolMetrics struct {
+	tasks    *prometheus.CounterVec
+	claims   *prometheus.CounterVec
+	running  prometheus.Gauge
+	duration *prometheus.HistogramVec
+}
+
+func newPoolMetrics(reg prometheus.Registerer) *poolMetrics {
+	m := &poolMetrics{
+		tasks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "commonops_worker_tasks_total",
+			Help: "Attempts run by the built-in worker, by task type and outcome.",
+		}, []string{"task_type", "outcome"}),
+		claims: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "commonops_worker_claims_total",
+			Help: "Tasks claimed by the built-in worker, by source (event or poll).",
+		}, []string{"source"}),
+		running: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "commonops_worker_running",
+			Help: "Tasks the built-in worker runs now.",
+		}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "commonops_worker_task_duration_seconds",
+			Help:    "Time from claim to recorded outcome of an attempt.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 4, 10),
+		}, []string{"task_type"}),
+	}
+	if reg != nil {
+		m.tasks = register(reg, m.tasks)
+		m.claims = register(reg, m.claims)
+		m.running = register(reg, m.running)
+		m.duration = register(reg, m.duration)
+	}
+	return m
+}
+
+// register registers c, or returns the collector already registered under
+// the same name (two pools in one process share their metrics).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		panic(fmt.Sprintf("worker: register metrics: %v", err))
+	}
+	return c
+}
