@@ -1,0 +1,241 @@
+// Package dapr connects commonops to a Dapr sidecar over its HTTP API: a
+// Publisher that the outbox relay uses to publish task events as CloudEvents
+// 1.0, and a Subscriber, the http.Handler that receives them back (programmatic
+// subscriptions at /dapr/subscribe).
+//
+// Delivery is at least once end to end. The CloudEvent id is the outbox row
+// id, so the Subscriber dedupes redeliveries, and the worker's claim decides
+// whether a task runs, so a duplicate never runs a task twice.
+//
+// Dapr's own retries decide what RETRY means: with no resiliency policy, a
+// subscription that has a dead-letter topic sends a RETRY answer straight to
+// that topic. Deployments (and internal/daprtest) therefore give the pub/sub
+// component an inbound resiliency policy with a bounded retry, after which the
+// event goes to the dead-letter topic: never an endless retry storm.
+package dapr
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/store"
+)
+
+// Defaults of PublisherConfig.
+const (
+	PubSubNameDefault  = "pubsub"
+	HTTPPortDefault    = "3500"
+	ConcurrencyDefault = 16
+	// RequestTimeoutDefault bounds one publish call of the default client.
+	RequestTimeoutDefault = 10 * time.Second
+)
+
+// Source is the CloudEvent source of every event commonops publishes.
+const Source = "commonops"
+
+// PublisherConfig configures a Publisher. The zero value publishes to the
+// local sidecar.
+type PublisherConfig struct {
+	// BaseURL is the sidecar's HTTP address. Defaults to
+	// http://127.0.0.1:$DAPR_HTTP_PORT, or http://127.0.0.1:3500.
+	BaseURL string
+	// PubSubName is the pub/sub component's name. Defaults to "pubsub".
+	PubSubName string
+	// HTTPClient makes the calls. Defaults to a client with a 10s timeout that
+	// keeps enough idle connections for Concurrency.
+	HTTPClient *http.Client
+	// Concurrency is how many events of one batch are published in parallel.
+	// Defaults to 16.
+	Concurrency int
+}
+
+// DefaultBaseURL returns the sidecar address from getenv (DAPR_HTTP_PORT), as
+// Dapr's SDKs do.
+func DefaultBaseURL(getenv func(string) string) string {
+	port := HTTPPortDefault
+	if p := strings.TrimSpace(getenv("DAPR_HTTP_PORT")); p != "" {
+		port = p
+	}
+	return "http://" + net.JoinHostPort("127.0.0.1", port)
+}
+
+// Publisher publishes outbox messages to Dapr; it implements
+// outbox.Publisher. It is safe for concurrent use.
+type Publisher struct {
+	base   string
+	pubsub string
+	client *http.Client
+	conc   int
+}
+
+// NewPublisher returns a Publisher for cfg.
+func NewPublisher(cfg PublisherConfig) *Publisher {
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = DefaultBaseURL(os.Getenv)
+	}
+	if cfg.PubSubName == "" {
+		cfg.PubSubName = PubSubNameDefault
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = ConcurrencyDefault
+	}
+	if cfg.HTTPClient == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConns = 2 * cfg.Concurrency
+		tr.MaxIdleConnsPerHost = 2 * cfg.Concurrency
+		cfg.HTTPClient = &http.Client{Transport: tr, Timeout: RequestTimeoutDefault}
+	}
+	return &Publisher{
+		base:   strings.TrimRight(cfg.BaseURL, "/"),
+		pubsub: cfg.PubSubName,
+		client: cfg.HTTPClient,
+		conc:   cfg.Concurrency,
+	}
+}
+
+// CloudEvent is the CloudEvents 1.0 envelope commonops publishes and
+// receives (JSON structured mode). Data holds the task JSON.
+type CloudEvent struct {
+	SpecVersion     string          `json:"specversion"`
+	ID              string          `json:"id"`
+	Type            string          `json:"type"`
+	Source          string          `json:"source"`
+	Subject         string          `json:"subject,omitempty"`
+	Time            string          `json:"time,omitempty"`
+	DataContentType string          `json:"datacontenttype,omitempty"`
+	Data            json.RawMessage `json:"data,omitempty"`
+	DataBase64      string          `json:"data_base64,omitempty"`
+	TraceParent     string          `json:"traceparent,omitempty"`
+	// Topic and PubSubName are added by Dapr on delivery.
+	Topic      string `json:"topic,omitempty"`
+	PubSubName string `json:"pubsubname,omitempty"`
+}
+
+// Envelope returns the CloudEvent for an outbox message. TraceParent is left
+// empty: the outbox row carries no trace context, and the sidecar starts one.
+func Envelope(m store.OutboxMessage) CloudEvent {
+	ce := CloudEvent{
+		SpecVersion:     "1.0",
+		ID:              strconv.FormatInt(m.ID, 10),
+		Type:            m.Topic,
+		Source:          Source,
+		Subject:         m.TaskID,
+		DataContentType: "application/json",
+		Data:            m.Payload,
+	}
+	if !m.CreatedAt.IsZero() {
+		ce.Time = m.CreatedAt.UTC().Format(time.RFC3339Nano)
+	}
+	return ce
+}
+
+// Publish publishes msgs concurrently (Concurrency at a time) and returns the
+// length of the longest prefix of msgs that all succeeded, with the first
+// failure's error. Events after a failure may have been published too; they
+// are offered again and consumers dedupe them on id.
+func (p *Publisher) Publish(ctx context.Context, msgs []store.OutboxMessage) (int, error) {
+	if len(msgs) == 0 {
+		return 0, nil
+	}
+	if len(msgs) == 1 || p.conc == 1 {
+		for i, m := range msgs {
+			if err := p.publishOne(ctx, m); err != nil {
+				return i, err
+			}
+		}
+		return len(msgs), nil
+	}
+
+	var (
+		next     atomic.Int64
+		mu       sync.Mutex
+		firstBad = len(msgs) // lowest failed index so far
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	failedBefore := func(i int) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return firstBad < i
+	}
+	for range min(p.conc, len(msgs)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(msgs) || failedBefore(i) {
+					// Later events no longer count toward the prefix.
+					return
+				}
+				if err := p.publishOne(ctx, msgs[i]); err != nil {
+					mu.Lock()
+					if i < firstBad {
+						firstBad, firstErr = i, err
+					}
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return firstBad, firstErr
+}
+
+func (p *Publisher) publishOne(ctx context.Context, m store.OutboxMessage) error {
+	body, err := json.Marshal(Envelope(m))
+	if err != nil {
+		return fmt.Errorf("publish %d to %s: encode: %w", m.ID, m.Topic, err)
+	}
+	u := p.base + "/v1.0/publish/" + url.PathEscape(p.pubsub) + "/" + url.PathEscape(m.Topic)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("publish %d to %s: %w", m.ID, m.Topic, err)
+	}
+	req.Header.Set("Content-Type", "application/cloudevents+json")
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return &commonops.Error{Code: commonops.EUNAVAILABLE, Message: "pub/sub sidecar unreachable",
+			Err: fmt.Errorf("publish %d to %s: %w", m.ID, m.Topic, err)}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 == 2 {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+		return nil
+	}
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
+	return &commonops.Error{Code: commonops.EUNAVAILABLE, Message: "pub/sub sidecar refused an event",
+		Err: fmt.Errorf("publish %d to %s: sidecar answered %s: %s", m.ID, m.Topic, resp.Status, bytes.TrimSpace(msg))}
+}
+
+// Check reports whether the sidecar is healthy (GET /v1.0/healthz answers
+// 204); it serves the pubsub health check.
+func (p *Publisher) Check(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.base+"/v1.0/healthz", nil)
+	if err != nil {
+		return fmt.Errorf("check dapr sidecar: %w", err)
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return &commonops.Error{Code: commonops.EUNAVAILABLE, Message: "pub/sub sidecar unreachable",
+			Err: fmt.Errorf("check dapr sidecar: %w", err)}
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+	if resp.StatusCode != http.StatusNoContent {
+		return &commonops.Error{Code: commonops.EUNAVAILABLE, Message: "pub/sub sidecar unhealthy",
+			Err: fmt.Errorf("check dapr sidecar: answered %s", resp.Status)}
+	}
+	return nil
+}

@@ -1,0 +1,416 @@
+// Package daprtest runs a real Dapr sidecar (daprd v1.14, standalone, no
+// control plane) for tests, with a pub/sub component named "pubsub".
+//
+// With the default pubsub.redis component each sidecar gets a Redis database
+// of its own (1..15 of the Redis at $COMMONOPS_REDIS_ADDR, default
+// 127.0.0.1:6379), leased through a key in database 0 and flushed before and
+// after use: pubsub.redis names its streams after the topics and starts new
+// consumer groups at the beginning of a stream, so tests sharing a database
+// would see each other's (and earlier runs') events. With InMemory the
+// component is pubsub.in-memory and Redis is not used.
+//
+// The binary is $COMMONOPS_DAPRD or ~/.cache/commonops-tools/daprd, which
+// .ci/tools.sh builds; a missing binary fails the test, it never skips it.
+package daprtest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Sidecar is a running daprd. Stop kills it (the test's cleanup also does);
+// Restart stops it if running and starts it again on the same ports, with the
+// same app id and Redis streams, and waits until it is ready.
+type Sidecar struct {
+	HTTPPort int
+	GRPCPort int
+	BaseURL  string
+	// RedisDB is the Redis database the component uses (0 with InMemory).
+	RedisDB int
+	Stop    func()
+	Restart func()
+}
+
+type options struct {
+	inMemory    bool
+	maxRetries  int
+	redeliver   time.Duration
+	waitForSubs bool
+}
+
+// Option changes how Start runs the sidecar.
+type Option func(*options)
+
+// InMemory uses the pubsub.in-memory component instead of Redis (for
+// throughput benchmarks of the publishing side).
+func InMemory() Option { return func(o *options) { o.inMemory = true } }
+
+// InboundRetries sets how often the sidecar redelivers an event the app
+// answered RETRY before it goes to the dead-letter topic (the resiliency
+// policy; 200ms apart). Defaults to 20.
+func InboundRetries(n int) Option { return func(o *options) { o.maxRetries = n } }
+
+// Readiness timeouts.
+const (
+	startTimeout = 60 * time.Second
+	leaseTTL     = 60 * time.Second
+)
+
+// Start starts daprd for the app listening on 127.0.0.1:appPort (0: no app,
+// publishing only) and waits until its /v1.0/healthz answers 204 and, with an
+// app, until the app's subscriptions are loaded.
+func Start(t testing.TB, appPort int, opts ...Option) Sidecar {
+	t.Helper()
+	o := options{maxRetries: 20, redeliver: time.Second, waitForSubs: appPort > 0}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	bin := binary(t)
+	dir := t.TempDir()
+	id := "commonops-" + randHex(6)
+
+	db := 0
+	if !o.inMemory {
+		db = leaseRedisDB(t, id)
+	}
+	writeResources(t, dir, id, db, o)
+
+	ports := freePorts(t, 3)
+	sc := &sidecar{
+		t:       t,
+		bin:     bin,
+		logPath: filepath.Join(dir, "daprd.log"),
+		args: []string{
+			"--app-id", id,
+			"--dapr-http-port", strconv.Itoa(ports[0]),
+			"--dapr-grpc-port", strconv.Itoa(ports[1]),
+			"--metrics-port", strconv.Itoa(ports[2]),
+			"--resources-path", filepath.Join(dir, "resources"),
+			"--dapr-listen-addresses", "127.0.0.1",
+			"--log-level", "info",
+			"--dapr-graceful-shutdown-seconds", "1",
+		},
+		base: fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
+		subs: o.waitForSubs,
+	}
+	if appPort > 0 {
+		sc.args = append(sc.args, "--app-port", strconv.Itoa(appPort), "--app-channel-address", "127.0.0.1")
+	}
+	sc.start()
+	t.Cleanup(func() {
+		sc.stop()
+		if t.Failed() {
+			sc.dumpLog()
+		}
+	})
+	return Sidecar{
+		HTTPPort: ports[0],
+		GRPCPort: ports[1],
+		BaseURL:  sc.base,
+		RedisDB:  db,
+		Stop:     sc.stop,
+		Restart: func() {
+			sc.stop()
+			sc.start()
+		},
+	}
+}
+
+type sidecar struct {
+	t       testing.TB
+	bin     string
+	args    []string
+	base    string
+	subs    bool
+	logPath string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func (s *sidecar) start() {
+	s.t.Helper()
+	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		s.t.Fatalf("daprtest: open log: %v", err)
+	}
+	cmd := exec.Command(s.bin, s.args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		s.t.Fatalf("daprtest: start %s: %v", s.bin, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		logf.Close()
+		close(done)
+	}()
+	s.mu.Lock()
+	s.cmd, s.done = cmd, done
+	s.mu.Unlock()
+	if err := s.waitReady(done); err != nil {
+		s.stop()
+		s.dumpLog()
+		s.t.Fatalf("daprtest: daprd not ready: %v", err)
+	}
+}
+
+func (s *sidecar) stop() {
+	s.mu.Lock()
+	cmd, done := s.cmd, s.done
+	s.cmd, s.done = nil, nil
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	}
+}
+
+func (s *sidecar) waitReady(exited <-chan struct{}) error {
+	deadline := time.Now().Add(startTimeout)
+	client := &http.Client{Timeout: 2 * time.Second}
+	var last error
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return fmt.Errorf("daprd exited during start-up")
+		case <-time.After(50 * time.Millisecond):
+		}
+		if last = s.ready(client); last == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("not ready after %s: %w", startTimeout, last)
+}
+
+func (s *sidecar) ready(client *http.Client) error {
+	resp, err := client.Get(s.base + "/v1.0/healthz")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		return fmt.Errorf("healthz answered %s", resp.Status)
+	}
+	if !s.subs {
+		return nil
+	}
+	resp, err = client.Get(s.base + "/v1.0/metadata")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var md struct {
+		Subscriptions []json.RawMessage `json:"subscriptions"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&md); err != nil {
+		return fmt.Errorf("metadata: %w", err)
+	}
+	if len(md.Subscriptions) == 0 {
+		return fmt.Errorf("no subscriptions loaded yet")
+	}
+	return nil
+}
+
+func (s *sidecar) dumpLog() {
+	b, err := os.ReadFile(s.logPath)
+	if err != nil {
+		return
+	}
+	if len(b) > 8<<10 {
+		b = b[len(b)-8<<10:]
+	}
+	s.t.Logf("daprd log (tail):\n%s", b)
+}
+
+func binary(t testing.TB) string {
+	t.Helper()
+	bin := os.Getenv("COMMONOPS_DAPRD")
+	if bin == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			t.Fatalf("daprtest: home directory: %v", err)
+		}
+		bin = filepath.Join(home, ".cache", "commonops-tools", "daprd")
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("daprtest: daprd not found at %s (%v): build it with .ci/tools.sh, or set COMMONOPS_DAPRD", bin, err)
+	}
+	return bin
+}
+
+func writeResources(t testing.TB, dir, id string, db int, o options) {
+	t.Helper()
+	res := filepath.Join(dir, "resources")
+	if err := os.MkdirAll(res, 0o755); err != nil {
+		t.Fatalf("daprtest: %v", err)
+	}
+	var comp bytes.Buffer
+	if o.inMemory {
+		comp.WriteString(`apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: pubsub
+spec:
+  type: pubsub.in-memory
+  version: v1
+  metadata: []
+`)
+	} else {
+		fmt.Fprintf(&comp, `apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: pubsub
+spec:
+  type: pubsub.redis
+  version: v1
+  metadata:
+  - name: redisHost
+    value: %q
+  - name: redisDB
+    value: "%d"
+  - name: consumerID
+    value: %q
+  - name: redeliverInterval
+    value: %q
+  - name: processingTimeout
+    value: "10s"
+`, redisAddr(), db, id, o.redeliver.String())
+	}
+	resiliency := fmt.Sprintf(`apiVersion: dapr.io/v1alpha1
+kind: Resiliency
+metadata:
+  name: commonops
+spec:
+  policies:
+    retries:
+      inbound:
+        policy: constant
+        duration: 200ms
+        maxRetries: %d
+  targets:
+    components:
+      pubsub:
+        inbound:
+          retry: inbound
+`, o.maxRetries)
+	for name, body := range map[string][]byte{"pubsub.yaml": comp.Bytes(), "resiliency.yaml": []byte(resiliency)} {
+		if err := os.WriteFile(filepath.Join(res, name), body, 0o644); err != nil {
+			t.Fatalf("daprtest: %v", err)
+		}
+	}
+}
+
+func redisAddr() string {
+	if a := os.Getenv("COMMONOPS_REDIS_ADDR"); a != "" {
+		return a
+	}
+	return "127.0.0.1:6379"
+}
+
+// leaseRedisDB takes one of databases 1..15 for this test (a key with a TTL in
+// database 0, renewed while the test runs), flushes it, and gives it back
+// flushed at cleanup.
+func leaseRedisDB(t testing.TB, owner string) int {
+	t.Helper()
+	ctx := context.Background()
+	addr := redisAddr()
+	ctl := redis.NewClient(&redis.Options{Addr: addr, DB: 0})
+	t.Cleanup(func() { ctl.Close() })
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		for db := 1; db <= 15; db++ {
+			ok, err := ctl.SetNX(ctx, leaseKey(db), owner, leaseTTL).Result()
+			if err != nil {
+				t.Fatalf("daprtest: redis at %s: %v", addr, err)
+			}
+			if !ok {
+				continue
+			}
+			data := redis.NewClient(&redis.Options{Addr: addr, DB: db})
+			if err := data.FlushDB(ctx).Err(); err != nil {
+				t.Fatalf("daprtest: flush redis db %d: %v", db, err)
+			}
+			stop := make(chan struct{})
+			renewed := make(chan struct{})
+			go func() {
+				defer close(renewed)
+				tick := time.NewTicker(leaseTTL / 3)
+				defer tick.Stop()
+				for {
+					select {
+					case <-stop:
+						return
+					case <-tick.C:
+						ctl.Expire(ctx, leaseKey(db), leaseTTL)
+					}
+				}
+			}()
+			// Registered before the sidecar's cleanup: cleanups run last-in
+			// first-out, so this one runs after daprd has stopped.
+			t.Cleanup(func() {
+				close(stop)
+				<-renewed
+				data.FlushDB(ctx)
+				data.Close()
+				ctl.Del(ctx, leaseKey(db))
+			})
+			return db
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("daprtest: no free redis database among 1..15 after 2m (leases: keys commonops:daprtest:db:* in db 0)")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func leaseKey(db int) string { return "commonops:daprtest:db:" + strconv.Itoa(db) }
+
+func freePorts(t testing.TB, n int) []int {
+	t.Helper()
+	ports := make([]int, 0, n)
+	var ls []net.Listener
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("daprtest: free port: %v", err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	return ports
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,311 @@
+// Package outbox relays committed outbox rows to a pub/sub publisher.
+//
+// Every task change writes its event to the outbox table in the same
+// transaction as the task row (DESIGN.md §2), so nothing is published that was
+// not committed. The Relay is the other half of that promise: it drains the
+// unsent rows, oldest first, in bounded batches, and marks them sent only once
+// the publisher has accepted them, so nothing committed is left unpublished.
+// Delivery is at least once: a relay that crashes between publish and mark
+// publishes the rows again, and consumers dedupe on the message id.
+//
+// Several relays may run against one PostgreSQL database (one per replica):
+// the store locks the rows it hands out with FOR UPDATE SKIP LOCKED, so no
+// row is published by two relays at once. Pruning sent rows is the
+// maintenance role's job (store.PruneOutbox).
+package outbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/commonops/commonops/store"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Publisher sends outbox messages to pub/sub. Publish returns how many of
+// msgs, in order, were published: the relay marks exactly that prefix sent and
+// offers the rest again later. A non-nil error with n < len(msgs) makes the
+// relay back off.
+type Publisher interface {
+	Publish(ctx context.Context, msgs []store.OutboxMessage) (int, error)
+}
+
+// PublisherFunc adapts a function to Publisher.
+type PublisherFunc func(ctx context.Context, msgs []store.OutboxMessage) (int, error)
+
+// Publish calls f.
+func (f PublisherFunc) Publish(ctx context.Context, msgs []store.OutboxMessage) (int, error) {
+	return f(ctx, msgs)
+}
+
+// Defaults of Config.
+const (
+	BatchSizeDefault     = 500
+	PollIntervalDefault  = time.Second
+	BackoffMinDefault    = 100 * time.Millisecond
+	BackoffMaxDefault    = 30 * time.Second
+	StatsIntervalDefault = 5 * time.Second
+)
+
+// Config tunes a Relay. The zero value is usable.
+type Config struct {
+	// BatchSize is the most rows locked and published at once. Defaults to 500.
+	BatchSize int
+	// PollInterval is how often the relay looks for rows when no signal
+	// arrives (a signal lost, or rows written by a process that cannot
+	// signal). Defaults to 1s.
+	PollInterval time.Duration
+	// BackoffMin and BackoffMax bound the exponential, jittered wait after a
+	// failed publish; signals do not cut it short. Default 100ms and 30s.
+	BackoffMin time.Duration
+	BackoffMax time.Duration
+	// StatsInterval is how often the backlog gauges are refreshed from
+	// OutboxStats. Defaults to 5s.
+	StatsInterval time.Duration
+	// Logger receives publish failures and recoveries. Defaults to slog.Default().
+	Logger *slog.Logger
+	// Registerer, when set, registers the relay's metrics. Defaults to none.
+	Registerer prometheus.Registerer
+}
+
+func (c Config) withDefaults() Config {
+	if c.BatchSize <= 0 {
+		c.BatchSize = BatchSizeDefault
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = PollIntervalDefault
+	}
+	if c.BackoffMin <= 0 {
+		c.BackoffMin = BackoffMinDefault
+	}
+	if c.BackoffMax <= 0 {
+		c.BackoffMax = BackoffMaxDefault
+	}
+	if c.BackoffMax < c.BackoffMin {
+		c.BackoffMax = c.BackoffMin
+	}
+	if c.StatsInterval <= 0 {
+		c.StatsInterval = StatsIntervalDefault
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Relay moves committed outbox rows to a Publisher. Start it once; Stop
+// waits for the loop to end.
+type Relay struct {
+	store store.Store
+	pub   Publisher
+	cfg   Config
+	m     *metrics
+
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// NewRelay returns a relay from s to p; it does nothing until Start.
+func NewRelay(s store.Store, p Publisher, cfg Config) *Relay {
+	cfg = cfg.withDefaults()
+	return &Relay{store: s, pub: p, cfg: cfg, m: newMetrics(cfg.Registerer)}
+}
+
+// Start runs the relay loop in the background until ctx ends or Stop is
+// called, and returns at once. Calling Start on a running relay does nothing.
+func (r *Relay) Start(ctx context.Context) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.done != nil {
+		return
+	}
+	ctx, r.cancel = context.WithCancel(ctx)
+	r.done = make(chan struct{})
+	go r.run(ctx, r.done)
+}
+
+// Stop ends the loop and waits for it; an in-flight publish is cancelled and
+// its rows stay unsent (or, if the publisher had already sent them, are sent
+// again by the next relay: delivery is at least once).
+func (r *Relay) Stop() {
+	r.mu.Lock()
+	cancel, done := r.cancel, r.done
+	r.cancel, r.done = nil, nil
+	r.mu.Unlock()
+	if cancel == nil {
+		return
+	}
+	cancel()
+	<-done
+}
+
+func (r *Relay) run(ctx context.Context, done chan struct{}) {
+	defer close(done)
+	log := r.cfg.Logger
+	signal := r.store.OutboxSignal()
+	wait := time.NewTimer(0) // drain once at start
+	defer wait.Stop()
+	stats := time.NewTicker(r.cfg.StatsInterval)
+	defer stats.Stop()
+	r.refreshStats(ctx)
+
+	failures := 0
+	for {
+		// Backing off: only the timer (or the end) may wake the loop, so a
+		// stream of commits cannot turn a dead publisher into a busy loop.
+		var wake <-chan struct{}
+		if failures == 0 {
+			wake = signal
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-stats.C:
+			r.refreshStats(ctx)
+			continue
+		case <-wake:
+		case <-wait.C:
+		}
+
+		_, err := r.Drain(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		next := r.cfg.PollInterval
+		if err != nil {
+			failures++
+			next = r.backoff(failures)
+			log.Warn("outbox relay: publish failed; backing off", "err", err, "failures", failures, "retry_in", next)
+		} else if failures > 0 {
+			log.Info("outbox relay: publishing again", "after_failures", failures)
+			failures = 0
+			r.refreshStats(ctx)
+		}
+		wait.Reset(next) // Go 1.23+ timers: Reset never leaves a stale tick
+	}
+}
+
+// errIncomplete is reported when a publisher accepts only part of a batch
+// without saying why.
+var errIncomplete = errors.New("publisher accepted only part of the batch")
+
+// Drain publishes unsent rows in batches until none is left or a publish
+// fails, and returns how many rows it marked sent. The loop calls it on each
+// wake-up; tools and tests may call it directly.
+func (r *Relay) Drain(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		offered := 0
+		n, err := r.store.DeliverOutbox(ctx, r.cfg.BatchSize, func(ctx context.Context, msgs []store.OutboxMessage) (int, error) {
+			offered = len(msgs)
+			n, err := r.pub.Publish(ctx, msgs)
+			if n > 0 {
+				r.m.published.Add(float64(n))
+			}
+			if err != nil {
+				r.m.errors.Inc()
+			} else if n < len(msgs) {
+				r.m.errors.Inc()
+				err = errIncomplete
+			}
+			return n, err
+		})
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("deliver outbox: %w", err)
+		}
+		if n < offered {
+			return total, fmt.Errorf("deliver outbox: %w (%d of %d)", errIncomplete, n, offered)
+		}
+		if offered < r.cfg.BatchSize {
+			return total, nil
+		}
+		if ctx.Err() != nil {
+			return total, ctx.Err()
+		}
+	}
+}
+
+// backoff is the wait after the given number of consecutive failures:
+// BackoffMin doubled each time up to BackoffMax, with "equal jitter" (a
+// random point in the upper half) so that replicas do not retry in step.
+func (r *Relay) backoff(failures int) time.Duration {
+	d := r.cfg.BackoffMin
+	for i := 1; i < failures && d < r.cfg.BackoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, r.cfg.BackoffMax)
+	half := d / 2
+	return half + rand.N(half+1)
+}
+
+func (r *Relay) refreshStats(ctx context.Context) {
+	backlog, oldest, err := r.store.OutboxStats(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.cfg.Logger.Warn("outbox relay: read outbox stats", "err", err)
+		}
+		return
+	}
+	r.m.backlog.Set(float64(backlog))
+	age := 0.0
+	if !oldest.IsZero() {
+		age = max(time.Since(oldest).Seconds(), 0)
+	}
+	r.m.oldestAge.Set(age)
+}
+
+type metrics struct {
+	backlog   prometheus.Gauge
+	oldestAge prometheus.Gauge
+	published prometheus.Counter
+	errors    prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		backlog: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "commonops_outbox_backlog",
+			Help: "Unsent outbox rows, as last read by the relay.",
+		}),
+		oldestAge: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "commonops_outbox_oldest_age_seconds",
+			Help: "Age of the oldest unsent outbox row (0 when none), as last read by the relay.",
+		}),
+		published: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "commonops_outbox_published_total",
+			Help: "Outbox rows the publisher accepted.",
+		}),
+		errors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "commonops_outbox_publish_errors_total",
+			Help: "Failed or partial outbox publish batches.",
+		}),
+	}
+	if reg != nil {
+		m.backlog = register(reg, m.backlog)
+		m.oldestAge = register(reg, m.oldestAge)
+		m.published = register(reg, m.published)
+		m.errors = register(reg, m.errors)
+	}
+	return m
+}
+
+// register registers c, or returns the collector already registered under
+// its name (two relays in one process share their metrics).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+	}
+	return c
+}
