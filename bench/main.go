@@ -1,0 +1,67 @@
+// Command bench measures commonops against its performance goals and prints
+// each figure beside its reference, measured in the same run on the same
+// machine. It builds the real commonops binary and talks HTTP to it over
+// loopback, as clients do. It is a separate module so that River (the
+// reference job queue) stays out of the service's dependencies.
+//
+//	cd bench && go run . create    # HTTP creates on PostgreSQL vs pgbench; GET p99 under load
+//	cd bench && go run . list      # filtered list page over 1,000,000 tasks
+//	cd bench && go run . sqlite    # HTTP creates on the embedded SQLite default
+//	cd bench && go run . e2e       # create → event → claim → no-op → completed, vs River
+//	cd bench && go run . latency   # create → claim latency: embedded bus, Dapr, poller alone
+//	cd bench && go run . all
+//
+// PostgreSQL comes from $BENCH_DATABASE_URL (default
+// postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable); each run
+// creates and drops its own databases.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime"
+	"time"
+)
+
+var (
+	duration = flag.Duration("duration", 10*time.Second, "how long each load phase runs")
+	clients  = flag.Int("clients", 32, "concurrent HTTP clients")
+	rows     = flag.Int("rows", 1_000_000, "tasks seeded for the list benchmark")
+)
+
+func main() {
+	flag.Usage = func() {
+		fmt.Fprintln(os.Stderr, "usage: go run . [flags] create|list|sqlite|e2e|latency|all")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	benches := map[string]func(context.Context) error{
+		"create": benchCreate, "list": benchList, "sqlite": benchSQLite, "e2e": benchE2E, "latency": benchLatency,
+	}
+	names := flag.Args()
+	if len(names) == 1 && names[0] == "all" {
+		names = []string{"create", "list", "sqlite", "e2e", "latency"}
+	}
+	if len(names) == 0 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	fmt.Printf("machine: %d CPUs, %s %s/%s\n", runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	for _, n := range names {
+		b, ok := benches[n]
+		if !ok {
+			fmt.Fprintf(os.Stderr, "unknown benchmark %q\n", n)
+			os.Exit(2)
+		}
+		fmt.Printf("\n== %s\n", n)
+		if err := b(ctx); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", n, err)
+			os.Exit(1)
+		}
+	}
+}
