@@ -1,0 +1,152 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/commonops/commonops"
+)
+
+// readBody reads the request body, refusing one over the limit with
+// ETOOLARGE.
+func (s *server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if r.ContentLength > s.maxBody {
+		return nil, commonops.Errorf(commonops.ETOOLARGE, "the request body is %d bytes; the limit is %d", r.ContentLength, s.maxBody)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, commonops.Errorf(commonops.ETOOLARGE, "the request body is over the limit of %d bytes", s.maxBody)
+		}
+		return nil, &commonops.Error{Code: commonops.EMALFORMED, Message: "the request body could not be read", Err: err}
+	}
+	return body, nil
+}
+
+// decode reads the request body and decodes it into dst with decodeJSON.
+func (s *server) decode(w http.ResponseWriter, r *http.Request, dst any) error {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	return decodeJSON(body, dst)
+}
+
+// decodeJSON decodes exactly one JSON object into dst. Broken syntax, an
+// empty body, trailing data or a body that is not an object is EMALFORMED
+// (400); well-formed JSON of the wrong shape (an unknown field, a value of
+// the wrong type) is EINVALID (422) naming the field.
+func decodeJSON(body []byte, dst any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return decodeError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return commonops.Errorf(commonops.EMALFORMED, "the request body must hold a single JSON object, with nothing after it")
+	}
+	return nil
+}
+
+func decodeError(err error) error {
+	var (
+		syntax *json.SyntaxError
+		typ    *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.Is(err, io.EOF):
+		return commonops.Errorf(commonops.EMALFORMED, "the request body is empty; it must be a JSON object")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return commonops.Errorf(commonops.EMALFORMED, "the request body ends in the middle of a JSON value")
+	case errors.As(err, &syntax):
+		return commonops.Errorf(commonops.EMALFORMED, "the request body is not valid JSON: %s (at byte %d)", strings.TrimPrefix(syntax.Error(), "json: "), syntax.Offset)
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return commonops.Errorf(commonops.EMALFORMED, "the request body must be a JSON object, not %s", jsonKind(typ.Value))
+		}
+		return commonops.Invalid(commonops.FieldError{
+			Field:   typ.Field,
+			Message: fmt.Sprintf("must be %s, not %s", expected(typ.Type), got(typ.Value)),
+		})
+	}
+	// encoding/json has no typed error for an unknown field; its message is
+	// stable: `json: unknown field "name"`.
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return commonops.Invalid(commonops.FieldError{Field: strings.Trim(name, `"`), Message: "is not a known field"})
+	}
+	return &commonops.Error{Code: commonops.EMALFORMED, Message: "the request body could not be decoded", Err: err}
+}
+
+// jsonKind reduces an UnmarshalTypeError value ("number 1e100") to its
+// kind with an article ("a number").
+func jsonKind(v string) string {
+	kind, _, _ := strings.Cut(v, " ")
+	switch kind {
+	case "array", "object":
+		return "an " + kind
+	}
+	return "a " + kind
+}
+
+// got describes the offending value of an UnmarshalTypeError: the literal
+// when the decoder kept it ("1e100"), else its kind ("a string").
+func got(v string) string {
+	if _, lit, ok := strings.Cut(v, " "); ok && lit != "" {
+		if len(lit) > 64 {
+			lit = lit[:64] + "..."
+		}
+		return lit
+	}
+	return jsonKind(v)
+}
+
+var timeType = reflect.TypeFor[time.Time]()
+
+// expected describes the JSON a Go type takes.
+func expected(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == timeType {
+		return "an RFC 3339 date-time string"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer (within range)"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	}
+	return "a " + t.String()
+}
+
+// timestamp is a time.Time whose decoding errors name their field.
+type timestamp struct{ time.Time }
+
+func (t *timestamp) UnmarshalJSON(b []byte) error {
+	if err := t.Time.UnmarshalJSON(b); err != nil {
+		// An UnmarshalTypeError gets the field path filled in by the decoder.
+		kind := "string"
+		if len(b) > 0 && b[0] != '"' {
+			kind = "value"
+		}
+		return &json.UnmarshalTypeError{Value: kind + " " + string(b), Type: timeType}
+	}
+	return nil
+}

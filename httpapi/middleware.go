@@ -1,0 +1,236 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/commonops/commonops"
+)
+
+// requestInfo is what the middleware learns about a request as it goes; the
+// outermost layer logs and counts it when the request ends.
+type requestInfo struct {
+	id     string
+	route  string // the ServeMux pattern; "" when no route matched
+	tenant string
+	user   string
+}
+
+type infoKey struct{}
+
+// info returns the request's requestInfo; every request through NewServer
+// has one.
+func info(r *http.Request) *requestInfo {
+	if i, ok := r.Context().Value(infoKey{}).(*requestInfo); ok {
+		return i
+	}
+	return &requestInfo{tenant: commonops.DefaultTenant, user: commonops.DefaultTenant}
+}
+
+// MaxRequestIDLen bounds an X-Request-Id taken from the client; a longer or
+// unprintable one is replaced by a generated id.
+const MaxRequestIDLen = 128
+
+func requestID(r *http.Request) string {
+	if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= MaxRequestIDLen && printableASCII(id) {
+		return id
+	}
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return hex.EncodeToString(b[:])
+}
+
+// outer wraps the whole mux: request id, panic recovery, problem answers for
+// unknown routes and methods, the access log and the request metrics.
+func (s *server) outer(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ri := &requestInfo{id: requestID(r)}
+		w.Header().Set("X-Request-Id", ri.id)
+		r = r.WithContext(context.WithValue(r.Context(), infoKey{}, ri))
+		rec := &recorder{ResponseWriter: w}
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler { //nolint:errorlint // a sentinel value, not a wrapped error
+					panic(v)
+				}
+				s.log.ErrorContext(r.Context(), "handler panic", "request_id", ri.id, "route", ri.route,
+					"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				if rec.status == 0 {
+					s.problem(rec, r, errors.New("handler panic"))
+				}
+			}
+			s.logAndCount(r, ri, rec, time.Since(start))
+		}()
+		h, pattern := mux.Handler(r)
+		if pattern == "" {
+			// No route: the mux answers 404 or 405 in plain text; answer a
+			// problem instead, keeping its Allow header.
+			h.ServeHTTP(&unmatched{ResponseWriter: rec, s: s, r: r}, r)
+			return
+		}
+		mux.ServeHTTP(rec, r)
+	})
+}
+
+func (s *server) logAndCount(r *http.Request, ri *requestInfo, rec *recorder, d time.Duration) {
+	status := rec.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	route := ri.route
+	if route == "" {
+		route = "unmatched"
+	}
+	s.observer.observe(route, status, d)
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	s.log.LogAttrs(r.Context(), level, "request",
+		slog.String("request_id", ri.id),
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.String("route", route),
+		slog.Int("status", status),
+		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
+		slog.Int64("bytes", rec.bytes),
+		slog.String("tenant", ri.tenant),
+	)
+}
+
+// instrument wraps one route: it names the route for the log and metrics
+// and, for tenant routes, reads and checks the identity headers.
+func (s *server) instrument(rt route) http.Handler {
+	pattern := rt.pattern()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ri := info(r)
+		ri.route = pattern
+		if rt.tenant {
+			tenant, user, err := identity(r)
+			if err != nil {
+				s.problem(w, r, err)
+				return
+			}
+			ri.tenant, ri.user = tenant, user
+		}
+		rt.handler.ServeHTTP(w, r)
+	})
+}
+
+// recorder remembers the status and size of a response.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *recorder) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *recorder) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the connection (flushes,
+// deadlines) through the recorder.
+func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// unmatched turns the mux's plain-text 404 and 405 into problems.
+type unmatched struct {
+	http.ResponseWriter
+	s        *server
+	r        *http.Request
+	replaced bool
+}
+
+func (u *unmatched) WriteHeader(code int) {
+	switch code {
+	case http.StatusNotFound:
+		u.replaced = true
+		u.s.problem(u.ResponseWriter, u.r, commonops.Errorf(commonops.ENOTFOUND, "no route for %s %s", u.r.Method, u.r.URL.Path))
+	case http.StatusMethodNotAllowed:
+		u.replaced = true
+		u.s.writeProblem(u.ResponseWriter, u.r, problem{
+			Type: problemBase + "method-not-allowed", Title: "Method not allowed", Status: code,
+			Detail: fmt.Sprintf("%s is not allowed on %s; allowed: %s", u.r.Method, u.r.URL.Path, u.Header().Get("Allow")),
+		})
+	default:
+		u.ResponseWriter.WriteHeader(code)
+	}
+}
+
+func (u *unmatched) Write(b []byte) (int, error) {
+	if u.replaced {
+		return len(b), nil
+	}
+	return u.ResponseWriter.Write(b)
+}
+
+// observer holds the request metrics; a nil observer counts nothing.
+type observer struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newObserver(reg prometheus.Registerer) *observer {
+	if reg == nil {
+		return nil
+	}
+	o := &observer{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "commonops_http_requests_total",
+			Help: "HTTP requests answered, by route pattern and status code.",
+		}, []string{"route", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "commonops_http_request_duration_seconds",
+			Help:    "Time to answer an HTTP request, by route pattern.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route"}),
+	}
+	o.requests = register(reg, o.requests)
+	o.duration = register(reg, o.duration)
+	return o
+}
+
+// register registers c, or returns the collector already registered under
+// its name (a second server on one registry shares the metrics).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		panic(fmt.Sprintf("httpapi: register metrics: %v", err))
+	}
+	return c
+}
+
+func (o *observer) observe(route string, status int, d time.Duration) {
+	if o == nil {
+		return
+	}
+	o.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+	o.duration.WithLabelValues(route).Observe(d.Seconds())
+}

@@ -1,0 +1,127 @@
+// Package httpapi is the HTTP face of commonops: the task API of DESIGN.md §3
+// under /api/v1/operations, the worker API, health and readiness probes,
+// metrics and the OpenAPI document. Handlers only decode, check what belongs
+// to the transport (headers, path ids, query strings, body size and shape),
+// call operations.Service and encode; the rules live in the service and the
+// root package. Every route is listed in routes.go.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/commonops/commonops/operations"
+)
+
+// Defaults of Config.
+const (
+	// MaxBodyBytesDefault bounds a request body. 1 MiB.
+	MaxBodyBytesDefault = 1 << 20
+	// StreamPollDefault is how often an event stream looks for new events.
+	StreamPollDefault = 500 * time.Millisecond
+	// StreamHeartbeat is how long an event stream stays silent before it
+	// sends a comment line, so proxies keep the connection open.
+	StreamHeartbeat = 15 * time.Second
+	// CheckTimeout bounds each health and readiness check.
+	CheckTimeout = 2 * time.Second
+)
+
+// Config holds what the API needs. Service is required; every other field is
+// optional.
+type Config struct {
+	// Service carries out the use cases.
+	Service *operations.Service
+	// Checks are the dependency checks of /api/v1/operations/health, by name:
+	// "database", "storage" and "pubsub". Defaults to Service.Store.Ping for
+	// "database" and Service.Objects.Check for "storage"; a check that is
+	// neither given nor defaulted is reported as skipped.
+	Checks map[string]func(context.Context) error
+	// Files serves the local object store's signed URLs, mounted at /files/
+	// (the handler sees the full path). Defaults to none (404).
+	Files http.Handler
+	// Dapr serves the Dapr subscription routes, mounted at /dapr/ (the
+	// handler sees the full path). Defaults to none (404).
+	Dapr http.Handler
+	// Metrics serves /metrics. Defaults to none (404).
+	Metrics http.Handler
+	// Registerer receives the request metrics
+	// (commonops_http_requests_total, commonops_http_request_duration_seconds).
+	// Defaults to nil: no request metrics.
+	Registerer prometheus.Registerer
+	// Logger receives the access log and the errors behind 500s. Defaults to
+	// slog.Default().
+	Logger *slog.Logger
+	// MaxBodyBytes bounds request bodies; a larger one is refused with 413.
+	// Defaults to MaxBodyBytesDefault (1 MiB).
+	MaxBodyBytes int64
+	// Ready is an extra readiness check for /readyz, beside the database.
+	// Defaults to none.
+	Ready func(context.Context) error
+	// StreamPoll is how often an event stream polls the store. Defaults to
+	// StreamPollDefault (500ms).
+	StreamPoll time.Duration
+}
+
+// server is what every handler shares.
+type server struct {
+	svc      *operations.Service
+	log      *slog.Logger
+	maxBody  int64
+	poll     time.Duration
+	checks   map[string]func(context.Context) error
+	ready    func(context.Context) error
+	files    http.Handler
+	dapr     http.Handler
+	metrics  http.Handler
+	observer *observer
+}
+
+// NewServer returns the HTTP handler of the whole API. It panics if
+// cfg.Service is nil, a wiring mistake.
+func NewServer(cfg Config) http.Handler {
+	if cfg.Service == nil {
+		panic("httpapi: Config.Service is required")
+	}
+	s := &server{
+		svc:     cfg.Service,
+		log:     cfg.Logger,
+		maxBody: cfg.MaxBodyBytes,
+		poll:    cfg.StreamPoll,
+		ready:   cfg.Ready,
+		files:   cfg.Files,
+		dapr:    cfg.Dapr,
+		metrics: cfg.Metrics,
+		checks:  map[string]func(context.Context) error{},
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.maxBody <= 0 {
+		s.maxBody = MaxBodyBytesDefault
+	}
+	if s.poll <= 0 {
+		s.poll = StreamPollDefault
+	}
+	if st := cfg.Service.Store; st != nil {
+		s.checks["database"] = st.Ping
+	}
+	if obj := cfg.Service.Objects; obj != nil {
+		s.checks["storage"] = obj.Check
+	}
+	for name, check := range cfg.Checks {
+		if check != nil {
+			s.checks[name] = check
+		}
+	}
+	s.observer = newObserver(cfg.Registerer)
+
+	mux := http.NewServeMux()
+	for _, rt := range s.routes() {
+		mux.Handle(rt.pattern(), s.instrument(rt))
+	}
+	return s.outer(mux)
+}

@@ -1,0 +1,305 @@
+package httpapi
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/operations"
+	"github.com/commonops/commonops/store"
+)
+
+// createBody is the JSON of POST /tasks: commonops.CreateInput, with a
+// scheduledAt whose decoding errors name the field.
+type createBody struct {
+	TaskType    string          `json:"taskType"`
+	EntityType  string          `json:"entityType"`
+	Params      json.RawMessage `json:"params"`
+	FileName    *string         `json:"fileName"`
+	FileSize    *int64          `json:"fileSize"`
+	ContentType *string         `json:"contentType"`
+	Priority    *int            `json:"priority"`
+	ScheduledAt *timestamp      `json:"scheduledAt"`
+	MaxRetries  *int            `json:"maxRetries"`
+	RequestedBy *string         `json:"requestedBy"`
+}
+
+func (b createBody) input() commonops.CreateInput {
+	in := commonops.CreateInput{
+		TaskType: b.TaskType, EntityType: b.EntityType, Params: b.Params,
+		FileName: b.FileName, FileSize: b.FileSize, ContentType: b.ContentType,
+		Priority: b.Priority, MaxRetries: b.MaxRetries, RequestedBy: b.RequestedBy,
+	}
+	if b.ScheduledAt != nil {
+		in.ScheduledAt = &b.ScheduledAt.Time
+	}
+	return in
+}
+
+// requestHash identifies a create request for its Idempotency-Key: the
+// SHA-256 of the tenant and the compacted body (so whitespace does not
+// matter, but key order does).
+func requestHash(tenant string, body []byte) string {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, body); err != nil {
+		buf.Reset()
+		buf.Write(body)
+	}
+	h := sha256.New()
+	h.Write([]byte(tenant))
+	h.Write([]byte{0})
+	h.Write(buf.Bytes())
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// handleCreate serves POST /tasks. With an Idempotency-Key, the same key and
+// body answer the first response again (with Idempotent-Replayed: true); the
+// same key with another body is 422.
+func handleCreate(s *server) http.Handler {
+	return s.api(func(w http.ResponseWriter, r *http.Request) error {
+		ri := info(r)
+		body, err := s.readBody(w, r)
+		if err != nil {
+			return err
+		}
+		var in createBody
+		if err := decodeJSON(body, &in); err != nil {
+			return err
+		}
+		key := strings.TrimSpace(r.Header.Get("Idempotency-Key"))
+		if !printableASCII(key) {
+			return commonops.Invalid(commonops.FieldError{Field: "Idempotency-Key", Message: "must be printable ASCII"})
+		}
+		req := operations.CreateRequest{TenantID: ri.tenant, Requester: ri.user, Input: in.input(), IdempotencyKey: key}
+		if key != "" {
+			req.RequestHash = requestHash(ri.tenant, body)
+		}
+		c, replayed, err := s.svc.Create(r.Context(), req)
+		if err != nil {
+			return err
+		}
+		if replayed {
+			w.Header().Set("Idempotent-Replayed", "true")
+		}
+		w.Header().Set("Location", prefix+"/tasks/"+c.Task.ID)
+		s.writeJSON(w, r, http.StatusCreated, c)
+		return nil
+	})
+}
+
+// Bounds of list query parameters.
+const (
+	maxPage         = 1 << 31 / store.PageSizeMax // keeps the offset within int32
+	maxFilterLen    = commonops.MaxRequestedByLen
+	maxSearchLen    = 256
+	listStatusSplit = ","
+)
+
+// listPage is the answer of GET /tasks.
+type listPage struct {
+	Tasks    []*commonops.Task `json:"tasks"`
+	Total    int               `json:"total"`
+	Page     int               `json:"page"`
+	PageSize int               `json:"pageSize"`
+}
+
+// handleList serves GET /tasks.
+func handleList(s *server) http.Handler {
+	return s.api(func(w http.ResponseWriter, r *http.Request) error {
+		f, err := listFilter(r)
+		if err != nil {
+			return err
+		}
+		tasks, total, err := s.svc.List(r.Context(), f)
+		if err != nil {
+			return err
+		}
+		if tasks == nil {
+			tasks = []*commonops.Task{}
+		}
+		s.writeJSON(w, r, http.StatusOK, listPage{Tasks: tasks, Total: total, Page: f.Page, PageSize: f.PageSize})
+		return nil
+	})
+}
+
+// listFilter reads the query of GET /tasks; any bad parameter is EINVALID
+// naming it (a pageSize over the maximum is refused, not clamped).
+func listFilter(r *http.Request) (store.ListFilter, error) {
+	q := newQuery(r)
+	f := store.ListFilter{
+		TenantID:    info(r).tenant,
+		Page:        q.int("page", 1, 1, maxPage),
+		PageSize:    q.int("pageSize", store.PageSizeDefault, 1, store.PageSizeMax),
+		TaskType:    q.str("taskType", commonops.MaxNameLen),
+		EntityType:  q.str("entityType", commonops.MaxNameLen),
+		RequestedBy: q.str("requestedBy", maxFilterLen),
+		Search:      q.str("search", maxSearchLen),
+		StartDate:   q.date("startDate", false),
+		EndDate:     q.date("endDate", true),
+		Sort:        store.DefaultSort,
+	}
+	for _, part := range strings.Split(q.v.Get("status"), listStatusSplit) {
+		st := commonops.Status(strings.TrimSpace(part))
+		switch {
+		case st == "":
+		case !st.Valid():
+			q.fail("status", "unknown status %q; valid statuses are %s", truncate(string(st), 32), joinStatuses())
+		case !slices.Contains(f.Statuses, st):
+			f.Statuses = append(f.Statuses, st)
+		}
+	}
+	if f.StartDate != nil && f.EndDate != nil && !f.StartDate.Before(*f.EndDate) {
+		q.fail("endDate", "must be after startDate")
+	}
+	if raw := strings.TrimSpace(q.v.Get("sort")); raw != "" {
+		sort, ok := parseSort(raw)
+		if !ok {
+			q.fail("sort", "must be a field, -field or field:asc|desc, with field one of %s", strings.Join(store.SortFields, ", "))
+		}
+		f.Sort = sort
+	}
+	return f, q.err()
+}
+
+func joinStatuses() string {
+	names := make([]string, len(commonops.Statuses))
+	for i, st := range commonops.Statuses {
+		names[i] = string(st)
+	}
+	return strings.Join(names, ", ")
+}
+
+// parseSort reads "field", "-field", "field:asc" or "field:desc".
+func parseSort(raw string) (store.Sort, bool) {
+	var sort store.Sort
+	field, dir, hasDir := strings.Cut(raw, ":")
+	switch {
+	case hasDir && dir == "desc":
+		sort.Desc = true
+	case hasDir && dir != "asc":
+		return sort, false
+	case !hasDir && strings.HasPrefix(field, "-"):
+		field, sort.Desc = field[1:], true
+	}
+	sort.Field = field
+	return sort, slices.Contains(store.SortFields, field)
+}
+
+// handleGet serves GET /tasks/{id}.
+func handleGet(s *server) http.Handler {
+	return s.api(func(w http.ResponseWriter, r *http.Request) error {
+		id, err := taskID(r)
+		if err != nil {
+			return err
+		}
+		t, err := s.svc.Get(r.Context(), info(r).tenant, id)
+		if err != nil {
+			return err
+		}
+		s.writeJSON(w, r, http.StatusOK, t)
+		return nil
+	})
+}
+
+// handleDelete serves DELETE /tasks/{id}: 204, or 409 while the task runs.
+func handleDelete(s *server) http.Handler {
+	return s.api(func(w http.ResponseWriter, r *http.Request) error {
+		id, err := taskID(r)
+		if err != nil {
+			return err
+		}
+		if err := s.svc.Delete(r.Context(), info(r).tenant, id); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	})
+}
+
+// handleCancel serves POST /tasks/{id}/cancel.
+func handleCancel(s *server) http.Handler {
+	return s.api(func(w http.ResponseWriter, r *http.Request) error {
+		id, err := taskID(r)
+		if err != nil {
+			return err
+		}
+		t, err := s.svc.Cancel(r.Context(), info(r).tenant, id)
+		if err != nil {
+			return err
+		}
+		s.writeJSON(w, r, http.StatusOK, t)
+		return nil
+	})
+}
+
+// handleRetry serves POST /tasks/{id}/retry; ?force=true goes past
+// maxRetries.
+func handleRetry(s *server) http.Handler {
+	return s.api(func(w http.ResponseWriter, r *http.Request) error {
+		id, err := taskID(r)
+		if err != nil {
+			return err
+		}
+		q := newQuery(r)
+		force := q.bool("force")
+		if err := q.err(); err != nil {
+			return err
+		}
+		t, err := s.svc.Retry(r.Context(), info(r).tenant, id, force)
+		if err != nil {
+			return err
+		}
+		s.writeJSON(w, r, http.StatusOK, t)
+		return nil
+	})
+}
+
+// handleUploadComplete serves POST /tasks/{id}/upload-complete.
+func handleUploadComplete(s *server) http.Handler {
+	return s.api(func(w http.ResponseWriter, r *http.Request) error {
+		id, err := taskID(r)
+		if err != nil {
+			return err
+		}
+		t, err := s.svc.ConfirmUpload(r.Context(), info(r).tenant, id)
+		if err != nil {
+			return err
+		}
+		s.writeJSON(w, r, http.StatusOK, t)
+		return nil
+	})
+}
+
+// handleDownload serves GET /tasks/{id}/download?file=output|errors|input.
+func handleDownload(s *server) http.Handler {
+	return s.api(func(w http.ResponseWriter, r *http.Request) error {
+		id, err := taskID(r)
+		if err != nil {
+			return err
+		}
+		which := strings.TrimSpace(r.URL.Query().Get("file"))
+		switch which {
+		case "", operations.FileOutput, operations.FileErrors, operations.FileInput:
+		default:
+			return commonops.Invalid(commonops.FieldError{Field: "file", Message: fmt.Sprintf("must be %s, %s or %s", operations.FileOutput, operations.FileErrors, operations.FileInput)})
+		}
+		if which == "" {
+			which = operations.FileOutput
+		}
+		if s.svc.Objects == nil {
+			return commonops.Errorf(commonops.EUNAVAILABLE, "file storage is not configured")
+		}
+		d, err := s.svc.DownloadURL(r.Context(), info(r).tenant, id, which)
+		if err != nil {
+			return err
+		}
+		s.writeJSON(w, r, http.StatusOK, d)
+		return nil
+	})
+}
