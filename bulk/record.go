@@ -1,0 +1,172 @@
+package bulk
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/santhosh-tekuri/jsonschema/v6/kind"
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
+)
+
+// Record is one entity record, keyed by property name, with values as JSON
+// decodes them (string, bool, int64, float64, json.Number, nil, []any,
+// map[string]any).
+type Record = map[string]any
+
+// Field is a top-level schema property: the JSON type a text cell is
+// coerced to, and the string format checked on the way.
+type Field struct {
+	// Type is integer, number, boolean, string, array, object or "" (any).
+	Type string
+	// Format is the string format (date, date-time), if any.
+	Format string
+	// Nullable is true when the type list allows null: an empty cell is
+	// then null instead of absent.
+	Nullable bool
+}
+
+// fieldsOf reads the top-level properties and required list of a schema
+// document. Types behind $ref are not followed: such a column stays text.
+func fieldsOf(doc any) (map[string]Field, []string) {
+	fields := make(map[string]Field)
+	m, _ := doc.(map[string]any)
+	props, _ := m["properties"].(map[string]any)
+	for name, p := range props {
+		pm, _ := p.(map[string]any)
+		var f Field
+		switch t := pm["type"].(type) {
+		case string:
+			f.Type = t
+		case []any:
+			for _, x := range t {
+				s, _ := x.(string)
+				if s == "null" {
+					f.Nullable = true
+				} else if f.Type == "" {
+					f.Type = s
+				}
+			}
+		}
+		f.Format, _ = pm["format"].(string)
+		fields[name] = f
+	}
+	var required []string
+	if req, ok := m["required"].([]any); ok {
+		for _, r := range req {
+			if s, ok := r.(string); ok {
+				required = append(required, s)
+			}
+		}
+	}
+	return fields, required
+}
+
+// Coerce turns a text cell into the field's type. An empty cell is
+// (nil, false): absent, or null when the field is nullable.
+func (f Field) Coerce(s string) (any, bool, error) {
+	if s == "" {
+		if f.Nullable {
+			return nil, true, nil
+		}
+		return nil, false, nil
+	}
+	switch f.Type {
+	case "integer":
+		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+		if err != nil {
+			if errors.Is(err, strconv.ErrRange) {
+				return nil, false, fmt.Errorf("%s is out of the integer range", quoteCell(s))
+			}
+			return nil, false, fmt.Errorf("%s is not an integer", quoteCell(s))
+		}
+		return n, true, nil
+	case "number":
+		n, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+		if err != nil || math.IsInf(n, 0) || math.IsNaN(n) {
+			return nil, false, fmt.Errorf("%s is not a number", quoteCell(s))
+		}
+		return n, true, nil
+	case "boolean":
+		switch strings.ToLower(strings.TrimSpace(s)) {
+		case "true", "t", "yes", "y", "1":
+			return true, true, nil
+		case "false", "f", "no", "n", "0":
+			return false, true, nil
+		}
+		return nil, false, fmt.Errorf("%s is not a boolean (true/false, yes/no, 1/0)", quoteCell(s))
+	case "array", "object":
+		var v any
+		if err := json.Unmarshal([]byte(s), &v); err != nil {
+			return nil, false, fmt.Errorf("%s is not JSON", quoteCell(s))
+		}
+		return v, true, nil
+	case "string":
+		switch f.Format {
+		case "date":
+			if _, err := time.Parse(time.DateOnly, s); err != nil {
+				return nil, false, fmt.Errorf("%s is not a date (YYYY-MM-DD)", quoteCell(s))
+			}
+		case "date-time":
+			if _, err := time.Parse(time.RFC3339Nano, s); err != nil {
+				return nil, false, fmt.Errorf("%s is not a date-time (RFC 3339, e.g. 2026-11-29T10:15:00Z)", quoteCell(s))
+			}
+		}
+	}
+	return s, true, nil
+}
+
+// quoteCell quotes a cell for an error message, cut to a readable length.
+func quoteCell(s string) string {
+	const max = 60
+	if len(s) > max {
+		return strconv.Quote(s[:max]) + "…"
+	}
+	return strconv.Quote(s)
+}
+
+// Validate checks r against the entity's schema and returns a message that
+// names the failing columns, or "" when r is valid.
+func (e *Entity) Validate(r Record) string {
+	err := e.Schema.Validate(map[string]any(r))
+	if err == nil {
+		return ""
+	}
+	var ve *jsonschema.ValidationError
+	if !errors.As(err, &ve) {
+		return err.Error()
+	}
+	var msgs []string
+	var walk func(v *jsonschema.ValidationError)
+	walk = func(v *jsonschema.ValidationError) {
+		if len(v.Causes) > 0 {
+			for _, c := range v.Causes {
+				walk(c)
+			}
+			return
+		}
+		var msg string
+		switch k := v.ErrorKind.(type) {
+		case *kind.Required:
+			msg = "missing " + strings.Join(k.Missing, ", ")
+		case *kind.AdditionalProperties:
+			msg = "unknown column " + strings.Join(k.Properties, ", ")
+		default:
+			msg = v.ErrorKind.LocalizedString(printer)
+		}
+		if len(v.InstanceLocation) > 0 {
+			msg = "column " + strings.Join(v.InstanceLocation, "/") + ": " + msg
+		}
+		msgs = append(msgs, msg)
+	}
+	walk(ve)
+	return strings.Join(msgs, "; ")
+}
+
+var printer = message.NewPrinter(language.English)

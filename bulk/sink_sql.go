@@ -1,0 +1,303 @@
+package bulk
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"modernc.org/sqlite"
+
+	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/bulk/tabular"
+	"github.com/commonops/commonops/worker"
+)
+
+func formatValue(v any) string { return tabular.FormatCell(v) }
+
+func openSQLSink(ctx context.Context, e *Entity) (Sink, error) {
+	if e.Sink.Driver == "sqlite" {
+		return openSQLiteSink(ctx, e)
+	}
+	return openPostgresSink(ctx, e)
+}
+
+// writableColumns is the entity's Columns, all of which the table must have.
+func writableColumns(e *Entity, table string, have []string) ([]string, error) {
+	for _, c := range e.Columns {
+		if !slices.Contains(have, c) {
+			return nil, worker.Permanent(commonops.Errorf(commonops.EINVALID, "table %s has no column %s", table, c))
+		}
+	}
+	return e.Columns, nil
+}
+
+// postgresSink stages each batch with COPY into a temporary table of text
+// columns, then upserts from it with INSERT ... ON CONFLICT, casting each
+// column to the table's type. Within a batch the last record of a key wins.
+type postgresSink struct {
+	conn   *pgx.Conn
+	e      *Entity
+	cols   []string
+	types  []string
+	upsert string
+	single string
+	rows   [][]any
+}
+
+const stageTable = "commonops_stage"
+
+func openPostgresSink(ctx context.Context, e *Entity) (Sink, error) {
+	cfg := e.Sink
+	conn, err := pgx.Connect(ctx, cfg.DSN)
+	if err != nil {
+		return nil, unavailable("the import database", err)
+	}
+	s := &postgresSink{conn: conn, e: e}
+	if err := s.prepare(ctx); err != nil {
+		conn.Close(context.Background())
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *postgresSink) prepare(ctx context.Context) error {
+	table := s.e.Sink.Table
+	if s.e.Sink.CreateTable {
+		if _, err := s.conn.Exec(ctx, createTableSQL("postgres", table, s.e)); err != nil {
+			return pgError("create table "+table, err)
+		}
+	}
+	rows, err := s.conn.Query(ctx, `SELECT a.attname, format_type(a.atttypid, a.atttypmod)
+		FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`, quoteIdent(table))
+	if err != nil {
+		return pgError("read table "+table, err)
+	}
+	types := map[string]string{}
+	var names []string
+	for rows.Next() {
+		var n, t string
+		if err := rows.Scan(&n, &t); err != nil {
+			return pgError("read table "+table, err)
+		}
+		types[n] = t
+		names = append(names, n)
+	}
+	if err := rows.Err(); err != nil {
+		return pgError("read table "+table, err)
+	}
+	if len(names) == 0 {
+		return worker.Permanent(commonops.Errorf(commonops.EINVALID, "table %s does not exist (set createTable: true to create it)", table))
+	}
+	if s.cols, err = writableColumns(s.e, table, names); err != nil {
+		return err
+	}
+	var stageCols, casts, params []string
+	for i, c := range s.cols {
+		s.types = append(s.types, types[c])
+		stageCols = append(stageCols, quoteIdent(c)+" text")
+		casts = append(casts, fmt.Sprintf("%s::%s AS %s", quoteIdent(c), types[c], quoteIdent(c)))
+		params = append(params, fmt.Sprintf("$%d::%s", i+1, types[c]))
+	}
+	if _, err := s.conn.Exec(ctx, fmt.Sprintf("CREATE TEMP TABLE IF NOT EXISTS %s (ord bigint, %s) ON COMMIT DELETE ROWS",
+		stageTable, strings.Join(stageCols, ", "))); err != nil {
+		return pgError("create staging table", err)
+	}
+	conflict := fmt.Sprintf("ON CONFLICT (%s) %s", quoteIdents(s.e.Key), upsertSet(s.cols, s.e.Key))
+	s.upsert = fmt.Sprintf("INSERT INTO %s (%s) SELECT DISTINCT ON (%s) %s FROM %s ORDER BY %s, ord DESC %s",
+		quoteIdent(table), quoteIdents(s.cols), quoteIdents(s.e.Key), strings.Join(casts, ", "),
+		stageTable, quoteIdents(s.e.Key), conflict)
+	s.single = fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s) %s", quoteIdent(table), quoteIdents(s.cols),
+		strings.Join(params, ", "), conflict)
+	return nil
+}
+
+func (s *postgresSink) Write(ctx context.Context, batch []Record) ([]RecordError, error) {
+	s.rows = s.rows[:0]
+	for i, r := range batch {
+		row := make([]any, len(s.cols)+1)
+		row[0] = int64(i)
+		for j, c := range s.cols {
+			if v := r[c]; v != nil {
+				row[j+1] = formatValue(v)
+			}
+		}
+		s.rows = append(s.rows, row)
+	}
+	err := pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{stageTable}, append([]string{"ord"}, s.cols...), pgx.CopyFromRows(s.rows)); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, s.upsert)
+		return err
+	})
+	if err == nil {
+		return nil, nil
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "23")) {
+		return s.writeOneByOne(ctx, batch)
+	}
+	return nil, pgError("write batch", err)
+}
+
+// writeOneByOne stores a batch that a record broke (a value the column
+// refuses), each record under a savepoint, to tell the bad ones apart.
+func (s *postgresSink) writeOneByOne(ctx context.Context, batch []Record) ([]RecordError, error) {
+	var recErrs []RecordError
+	err := pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
+		args := make([]any, len(s.cols))
+		for i, r := range batch {
+			for j, c := range s.cols {
+				args[j] = nil
+				if v := r[c]; v != nil {
+					args[j] = formatValue(v)
+				}
+			}
+			err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
+				_, err := sp.Exec(ctx, s.single, args...)
+				return err
+			})
+			var pe *pgconn.PgError
+			if errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "23")) {
+				recErrs = append(recErrs, RecordError{Index: i, Message: pe.Message})
+			} else if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, pgError("write batch", err)
+	}
+	return recErrs, nil
+}
+
+func (s *postgresSink) Close() error { return s.conn.Close(context.Background()) }
+
+// pgError tells a database that is down or busy (retry the attempt) from one
+// that refuses what it was asked (fail the task).
+func pgError(what string, err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code[:2] {
+		case "08", "40", "53", "57", "58":
+			return unavailable("the import database", fmt.Errorf("%s: %w", what, err))
+		}
+		return worker.Permanent(&commonops.Error{Code: commonops.EINVALID, Message: what + ": " + pe.Message, Err: err})
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return unavailable("the import database", fmt.Errorf("%s: %w", what, err))
+}
+
+// sqliteSink upserts each batch in one transaction with a prepared
+// INSERT ... ON CONFLICT DO UPDATE.
+type sqliteSink struct {
+	db     *sql.DB
+	e      *Entity
+	cols   []string
+	upsert string
+}
+
+func openSQLiteSink(ctx context.Context, e *Entity) (Sink, error) {
+	db, err := openSQLite(e.Sink.DSN)
+	if err != nil {
+		return nil, unavailable("the import database", err)
+	}
+	s := &sqliteSink{db: db, e: e}
+	if err := s.prepare(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *sqliteSink) prepare(ctx context.Context) error {
+	table := s.e.Sink.Table
+	if s.e.Sink.CreateTable {
+		if _, err := s.db.ExecContext(ctx, createTableSQL("sqlite", table, s.e)); err != nil {
+			return sqliteError("create table "+table, err)
+		}
+	}
+	rows, err := s.db.QueryContext(ctx, "SELECT name FROM pragma_table_info(?)", table)
+	if err != nil {
+		return sqliteError("read table "+table, err)
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return sqliteError("read table "+table, err)
+		}
+		names = append(names, n)
+	}
+	if err := rows.Err(); err != nil {
+		return sqliteError("read table "+table, err)
+	}
+	if len(names) == 0 {
+		return worker.Permanent(commonops.Errorf(commonops.EINVALID, "table %s does not exist (set createTable: true to create it)", table))
+	}
+	if s.cols, err = writableColumns(s.e, table, names); err != nil {
+		return err
+	}
+	marks := strings.TrimSuffix(strings.Repeat("?, ", len(s.cols)), ", ")
+	s.upsert = fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s) ON CONFLICT (%s) %s", quoteIdent(table),
+		quoteIdents(s.cols), marks, quoteIdents(s.e.Key), upsertSet(s.cols, s.e.Key))
+	return nil
+}
+
+func (s *sqliteSink) Write(ctx context.Context, batch []Record) ([]RecordError, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, sqliteError("write batch", err)
+	}
+	defer tx.Rollback()
+	stmt, err := tx.PrepareContext(ctx, s.upsert)
+	if err != nil {
+		return nil, sqliteError("write batch", err)
+	}
+	defer stmt.Close()
+	var recErrs []RecordError
+	args := make([]any, len(s.cols))
+	for i, r := range batch {
+		for j, c := range s.cols {
+			args[j] = sqlValue(r[c])
+		}
+		if _, err := stmt.ExecContext(ctx, args...); err != nil {
+			var se *sqlite.Error
+			if errors.As(err, &se) && se.Code()&0xff == 19 { // SQLITE_CONSTRAINT: this record's fault
+				recErrs = append(recErrs, RecordError{Index: i, Message: se.Error()})
+				continue
+			}
+			return nil, sqliteError("write batch", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, sqliteError("write batch", err)
+	}
+	return recErrs, nil
+}
+
+func (s *sqliteSink) Close() error { return s.db.Close() }
+
+func sqliteError(what string, err error) error {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case 5, 6, 10, 13, 14: // BUSY, LOCKED, IOERR, FULL, CANTOPEN
+			return unavailable("the import database", fmt.Errorf("%s: %w", what, err))
+		}
+		return worker.Permanent(&commonops.Error{Code: commonops.EINVALID, Message: what + ": " + se.Error(), Err: err})
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return unavailable("the import database", fmt.Errorf("%s: %w", what, err))
+}

@@ -1,0 +1,97 @@
+package tabular
+
+import (
+	"bufio"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/text/encoding/charmap"
+)
+
+type csvReader struct {
+	cr     *csv.Reader
+	header []string
+	utf8   bool
+}
+
+func newCSV(br *bufio.Reader, o Options) (Reader, error) {
+	if b, _ := br.Peek(3); len(b) == 3 && b[0] == 0xEF && b[1] == 0xBB && b[2] == 0xBF {
+		_, _ = br.Discard(3)
+	}
+	var src io.Reader = br
+	checkUTF8 := true
+	switch strings.ToLower(strings.ReplaceAll(o.Encoding, "_", "-")) {
+	case "", "utf-8", "utf8":
+	case "latin1", "latin-1", "iso-8859-1", "iso8859-1":
+		src, checkUTF8 = charmap.ISO8859_1.NewDecoder().Reader(br), false
+	case "windows-1252", "cp1252":
+		src, checkUTF8 = charmap.Windows1252.NewDecoder().Reader(br), false
+	default:
+		return nil, fmt.Errorf("unknown encoding %q (want utf-8, latin1 or windows-1252)", o.Encoding)
+	}
+	cr := csv.NewReader(src)
+	if o.Delimiter != 0 {
+		cr.Comma = o.Delimiter
+	}
+	cr.FieldsPerRecord = -1 // a row of the wrong length is that row's error, not the file's
+	cr.ReuseRecord = true
+	r := &csvReader{cr: cr, utf8: checkUTF8}
+	rec, err := cr.Read()
+	if err == io.EOF {
+		return nil, ErrEmpty
+	}
+	if err != nil {
+		return nil, csvError(err)
+	}
+	seen := make(map[string]bool, len(rec))
+	for i, name := range rec {
+		if checkUTF8 && !utf8.ValidString(name) {
+			return nil, &SyntaxError{Line: 1, Err: fmt.Errorf("header column %d is not valid UTF-8 (set params.encoding for latin1 or windows-1252 files)", i+1)}
+		}
+		name = strings.TrimSpace(name)
+		if name != "" && seen[name] {
+			return nil, &SyntaxError{Line: 1, Err: fmt.Errorf("header names column %q twice", name)}
+		}
+		seen[name] = true
+		r.header = append(r.header, name)
+	}
+	return r, nil
+}
+
+func csvError(err error) error {
+	var pe *csv.ParseError
+	if errors.As(err, &pe) {
+		return &SyntaxError{Line: pe.Line, Err: fmt.Errorf("column %d: %w", pe.Column, pe.Err)}
+	}
+	return err
+}
+
+func (r *csvReader) Format() Format   { return CSV }
+func (r *csvReader) Header() []string { return r.header }
+func (r *csvReader) Close() error     { return nil }
+
+func (r *csvReader) Next() (Row, error) {
+	rec, err := r.cr.Read()
+	if err != nil {
+		return Row{}, csvError(err)
+	}
+	line, _ := r.cr.FieldPos(0)
+	row := Row{Num: line, Cells: rec}
+	if len(rec) != len(r.header) {
+		row.Err = fmt.Errorf("has %d fields, the header has %d", len(rec), len(r.header))
+		return row, nil
+	}
+	if r.utf8 {
+		for i, c := range rec {
+			if !utf8.ValidString(c) {
+				row.Err = fmt.Errorf("column %s: not valid UTF-8 (set params.encoding for latin1 or windows-1252 files)", r.header[i])
+				return row, nil
+			}
+		}
+	}
+	return row, nil
+}
