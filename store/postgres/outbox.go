@@ -1,0 +1,162 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/store"
+)
+
+// Reconnection backoff of the LISTEN connection.
+const (
+	listenBackoffMin = 100 * time.Millisecond
+	listenBackoffMax = 5 * time.Second
+)
+
+const lockOutboxSQL = `SELECT id, tenant_id, task_id, topic, payload, created_at, attempts
+FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`
+
+// DeliverOutbox locks up to limit unsent rows (oldest first, skipping rows
+// another relay holds), calls publish while holding them, marks the first n
+// it reports sent and counts an attempt on every row handed over (the rest
+// stay unsent). It returns how many it marked, and publish's error.
+func (s *Store) DeliverOutbox(ctx context.Context, limit int, publish func(context.Context, []store.OutboxMessage) (int, error)) (int, error) {
+	if limit <= 0 {
+		return 0, commonops.Invalid(commonops.FieldError{Field: "limit", Message: "must be positive"})
+	}
+	tc, err := s.acquire(ctx)
+	if err != nil {
+		return 0, interpretError(fmt.Errorf("deliver outbox: %w", err))
+	}
+	defer tc.release()
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(lockOutboxSQL, limit)
+	br := tc.c.SendBatch(ctx, b)
+	var msgs []store.OutboxMessage
+	_, err = br.Exec()
+	if err == nil {
+		var rows pgx.Rows
+		if rows, err = br.Query(); err == nil {
+			msgs, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.OutboxMessage, error) {
+				var m store.OutboxMessage
+				var payload []byte
+				err := r.Scan(&m.ID, &m.TenantID, &m.TaskID, &m.Topic, &payload, &m.CreatedAt, &m.Attempts)
+				m.Payload, m.CreatedAt = rawJSON(payload), m.CreatedAt.UTC()
+				return m, err
+			})
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, interpretError(fmt.Errorf("lock outbox rows: %w", err))
+	}
+	if len(msgs) == 0 {
+		_, err := tc.c.Exec(ctx, "COMMIT")
+		return 0, interpretError(err)
+	}
+
+	n, perr := publish(ctx, msgs)
+	n = min(max(n, 0), len(msgs))
+	ids := make([]int64, len(msgs))
+	for i, m := range msgs {
+		ids[i] = m.ID
+	}
+	b = &pgx.Batch{}
+	b.Queue("UPDATE outbox SET sent_at = now(), attempts = attempts + 1 WHERE id = ANY($1)", ids[:n])
+	b.Queue("UPDATE outbox SET attempts = attempts + 1 WHERE id = ANY($1)", ids[n:])
+	b.Queue("COMMIT")
+	// Marking must not be lost to a caller's cancelled context: the events
+	// were published.
+	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := tc.c.SendBatch(mctx, b).Close(); err != nil {
+		return 0, interpretError(fmt.Errorf("mark %d outbox rows sent: %w", n, err))
+	}
+	if perr != nil {
+		return n, fmt.Errorf("publish %d outbox rows: %w", len(msgs)-n, perr)
+	}
+	return n, nil
+}
+
+// OutboxStats reports the unsent backlog and its oldest row's creation time
+// (zero when empty).
+func (s *Store) OutboxStats(ctx context.Context) (int, time.Time, error) {
+	var backlog int
+	var oldest *time.Time
+	err := s.pool.QueryRow(ctx, "SELECT count(*), min(created_at) FROM outbox WHERE sent_at IS NULL").Scan(&backlog, &oldest)
+	if err != nil {
+		return 0, time.Time{}, interpretError(fmt.Errorf("outbox stats: %w", err))
+	}
+	if oldest == nil {
+		return backlog, time.Time{}, nil
+	}
+	return backlog, oldest.UTC(), nil
+}
+
+// PruneOutbox deletes up to limit rows sent before sentBefore, oldest first.
+func (s *Store) PruneOutbox(ctx context.Context, sentBefore time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, commonops.Invalid(commonops.FieldError{Field: "limit", Message: "must be positive"})
+	}
+	tag, err := s.pool.Exec(ctx, `DELETE FROM outbox WHERE id IN (
+		SELECT id FROM outbox WHERE sent_at IS NOT NULL AND sent_at < $1 ORDER BY sent_at LIMIT $2)`, sentBefore, limit)
+	if err != nil {
+		return 0, interpretError(fmt.Errorf("prune outbox: %w", err))
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// listen holds a dedicated connection that LISTENs for committed outbox rows
+// of this schema from any replica and signals OutboxSignal. It reconnects
+// with backoff and signals after each (re)connection, since notifications
+// sent while it was away are lost. It returns when ctx ends.
+func (s *Store) listen(ctx context.Context, cfg *pgx.ConnConfig) {
+	defer close(s.done)
+	backoff := listenBackoffMin
+	for {
+		err := s.listenOnce(ctx, cfg, func() { backoff = listenBackoffMin })
+		if ctx.Err() != nil {
+			return
+		}
+		_ = err // the pool's own calls report an unreachable database
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, listenBackoffMax)
+	}
+}
+
+func (s *Store) listenOnce(ctx context.Context, cfg *pgx.ConnConfig, connected func()) error {
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = conn.Close(cctx)
+	}()
+	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
+		return err
+	}
+	connected()
+	s.notify()
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		if n.Payload == s.schema {
+			s.notify()
+		}
+	}
+}

@@ -1,0 +1,310 @@
+// Package postgres is the PostgreSQL driver of the commonops store, built on
+// pgx/v5 and its pool. It is the production store: every role of every
+// replica shares one database, so claims use FOR UPDATE SKIP LOCKED, the
+// outbox wakes relays in all replicas through LISTEN/NOTIFY, and leadership
+// is a lease row judged by the database clock.
+//
+// Migrations are embedded (migrations/NNNN_name.sql), forward-only and
+// applied at Open; replicas starting together serialise on an advisory lock.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/puddle/v2"
+
+	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/store"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// MinMaxConns is the least pool size Open uses when Config.MaxConns is zero.
+const MinMaxConns = 16
+
+// notifyChannel is the LISTEN/NOTIFY channel of committed outbox rows. The
+// payload is the schema that wrote them, so stores in other schemas of the
+// same database ignore them.
+const notifyChannel = "commonops_outbox"
+
+// retryLimit bounds the attempts of a transaction that lost a
+// serialization, deadlock or optimistic race.
+const retryLimit = 10
+
+// Config says where the store lives.
+type Config struct {
+	// URL is a PostgreSQL connection string (URL or key=value form).
+	URL string
+	// Schema, when set, is created if missing and used as the search_path
+	// of every pooled connection (tests isolate themselves in their own).
+	// Defaults to the server's search_path (normally public).
+	Schema string
+	// MaxConns bounds the pool. Defaults to 4 × CPUs, at least MinMaxConns.
+	MaxConns int32
+}
+
+// Store is the PostgreSQL implementation of store.Store.
+type Store struct {
+	pool   *pgxpool.Pool
+	schema string // the schema rows are written to, as the server resolves it
+
+	signal chan struct{}
+	cancel context.CancelFunc
+	done   chan struct{}
+	once   sync.Once
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects to cfg.URL, applies pending migrations and starts listening
+// for outbox notifications. A database that cannot be reached is
+// EUNAVAILABLE.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	pc, err := pgxpool.ParseConfig(cfg.URL)
+	if err != nil {
+		return nil, &commonops.Error{Code: commonops.EINVALID, Message: "the database URL is invalid", Err: err}
+	}
+	pc.MaxConns = cfg.MaxConns
+	if pc.MaxConns <= 0 {
+		pc.MaxConns = max(int32(4*runtime.NumCPU()), MinMaxConns)
+	}
+	if cfg.Schema != "" {
+		// Sent in the startup packet: no round trip per connection.
+		pc.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{cfg.Schema}.Sanitize()
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, interpretError(fmt.Errorf("connect: %w", err))
+	}
+	s := &Store{pool: pool, schema: cfg.Schema, signal: make(chan struct{}, 1), done: make(chan struct{})}
+	if err := s.Migrate(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	if s.schema == "" {
+		if err := pool.QueryRow(ctx, "SELECT current_schema()").Scan(&s.schema); err != nil {
+			pool.Close()
+			return nil, interpretError(fmt.Errorf("read current schema: %w", err))
+		}
+	}
+	lctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	go s.listen(lctx, pc.ConnConfig.Copy())
+	return s, nil
+}
+
+// Pool returns the connection pool, for tests and benchmarks.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return interpretError(fmt.Errorf("ping: %w", err))
+	}
+	return nil
+}
+
+// Close stops the listener and closes the pool. It is safe to call twice.
+func (s *Store) Close() error {
+	s.once.Do(func() {
+		s.cancel()
+		<-s.done
+		s.pool.Close()
+	})
+	return nil
+}
+
+// OutboxSignal receives after a transaction that wrote outbox rows commits,
+// in this process or in any replica using the same schema.
+func (s *Store) OutboxSignal() <-chan struct{} { return s.signal }
+
+// notify wakes a waiting relay without ever blocking.
+func (s *Store) notify() {
+	select {
+	case s.signal <- struct{}{}:
+	default:
+	}
+}
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+func migrations() ([]migration, error) {
+	entries, err := migrationFiles.ReadDir("migrations")
+	if err != nil {
+		return nil, fmt.Errorf("read embedded migrations: %w", err)
+	}
+	var ms []migration
+	for _, e := range entries {
+		num, _, ok := strings.Cut(e.Name(), "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || !strings.HasSuffix(e.Name(), ".sql") {
+			return nil, fmt.Errorf("migration %q is not named NNNN_name.sql", e.Name())
+		}
+		b, err := migrationFiles.ReadFile("migrations/" + e.Name())
+		if err != nil {
+			return nil, fmt.Errorf("read migration %s: %w", e.Name(), err)
+		}
+		ms = append(ms, migration{version: v, name: e.Name(), sql: string(b)})
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
+	return ms, nil
+}
+
+// Migrate applies the embedded migrations not yet recorded in
+// schema_migrations, in order, in one transaction. Concurrent migrators (one
+// per replica) take turns on an advisory lock keyed by the schema, so each
+// migration runs once.
+func (s *Store) Migrate(ctx context.Context) error {
+	ms, err := migrations()
+	if err != nil {
+		return err
+	}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext('commonops.migrate.' || coalesce(nullif($1, ''), current_schema(), '')))", s.schema); err != nil {
+			return fmt.Errorf("lock: %w", err)
+		}
+		if s.schema != "" {
+			ident := pgx.Identifier{s.schema}.Sanitize()
+			if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+ident); err != nil {
+				return fmt.Errorf("create schema %s: %w", s.schema, err)
+			}
+			if _, err := tx.Exec(ctx, "SET LOCAL search_path TO "+ident); err != nil {
+				return fmt.Errorf("set search_path: %w", err)
+			}
+		}
+		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+			version integer PRIMARY KEY,
+			name text NOT NULL,
+			applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+			return fmt.Errorf("create schema_migrations: %w", err)
+		}
+		rows, err := tx.Query(ctx, "SELECT version FROM schema_migrations")
+		if err != nil {
+			return fmt.Errorf("read schema_migrations: %w", err)
+		}
+		applied, err := pgx.CollectRows(rows, pgx.RowTo[int])
+		if err != nil {
+			return fmt.Errorf("read schema_migrations: %w", err)
+		}
+		done := make(map[int]bool, len(applied))
+		for _, v := range applied {
+			done[v] = true
+		}
+		for _, m := range ms {
+			if done[m.version] {
+				continue
+			}
+			if _, err := tx.Exec(ctx, m.sql); err != nil {
+				return fmt.Errorf("apply %s: %w", m.name, err)
+			}
+			if _, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.version, m.name); err != nil {
+				return fmt.Errorf("record %s: %w", m.name, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return interpretError(fmt.Errorf("migrate: %w", err))
+	}
+	return nil
+}
+
+// errRetry marks a transaction that should be run again from the start: a
+// serialization failure, a deadlock or a lost optimistic race.
+var errRetry = errors.New("transaction should be retried")
+
+// PostgreSQL error codes the driver acts on.
+const (
+	codeUniqueViolation      = "23505"
+	codeSerializationFailure = "40001"
+	codeDeadlockDetected     = "40P01"
+	codeLockNotAvailable     = "55P03"
+	codeInvalidTextRep       = "22P02"
+)
+
+// interpretError translates a pgx or PostgreSQL error once, at the edge of
+// the driver: an unreachable database is EUNAVAILABLE, a transaction worth
+// repeating wraps errRetry, and anything else is returned as is (EINTERNAL
+// to callers). Domain errors pass through untouched.
+func interpretError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var de *commonops.Error
+	if errors.As(err, &de) {
+		return err
+	}
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case pe.Code == codeSerializationFailure || pe.Code == codeDeadlockDetected || pe.Code == codeLockNotAvailable:
+			return fmt.Errorf("%w: %w", errRetry, err)
+		case strings.HasPrefix(pe.Code, "08"), // connection exception
+			pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03", // shutdown, crash, cannot connect now
+			pe.Code == "53300": // too many connections
+			return unavailable(err)
+		}
+		return err
+	}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	switch {
+	case errors.As(err, &ce), errors.As(err, &ne), pgconn.Timeout(err),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed),
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, puddle.ErrClosedPool):
+		return unavailable(err)
+	}
+	var se interface{ SafeToRetry() bool }
+	if errors.As(err, &se) && se.SafeToRetry() {
+		return unavailable(err)
+	}
+	return err
+}
+
+func unavailable(err error) error {
+	return &commonops.Error{Code: commonops.EUNAVAILABLE, Message: "the database is unavailable", Err: err}
+}
+
+func isCode(err error, code string) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == code
+}
+
+// retry runs fn until it succeeds, fails for good, or has lost retryLimit
+// races in a row.
+func retry(ctx context.Context, fn func() error) error {
+	var err error
+	for i := 0; i < retryLimit; i++ {
+		err = interpretError(fn())
+		if !errors.Is(err, errRetry) {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		time.Sleep(time.Duration(i+1) * time.Millisecond)
+	}
+	return &commonops.Error{Code: commonops.ECONFLICT, Message: "the change kept losing races with concurrent writers; try again", Err: err}
+}

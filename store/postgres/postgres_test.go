@@ -1,0 +1,396 @@
+package postgres_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/store"
+	"github.com/commonops/commonops/store/postgres"
+)
+
+// testURL is the database the tests use; each test works in its own schema.
+func testURL() string {
+	if u := os.Getenv("COMMONOPS_TEST_DATABASE_URL"); u != "" {
+		return u
+	}
+	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+}
+
+// newSchema returns a fresh schema name, dropped when the test ends.
+func newSchema(t testing.TB) string {
+	t.Helper()
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	name := "test_pg_" + hex.EncodeToString(b)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, testURL())
+		if err != nil {
+			t.Errorf("drop schema %s: %v", name, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{name}.Sanitize()+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", name, err)
+		}
+	})
+	return name
+}
+
+// openStore opens a migrated store in a schema of its own.
+func openStore(t testing.TB) *postgres.Store {
+	t.Helper()
+	return openIn(t, newSchema(t))
+}
+
+func openIn(t testing.TB, schema string) *postgres.Store {
+	t.Helper()
+	s, err := postgres.Open(context.Background(), postgres.Config{URL: testURL(), Schema: schema, MaxConns: 8})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func newTask(t testing.TB, tenant string, in commonops.CreateInput) (*commonops.Task, commonops.Change) {
+	t.Helper()
+	task, ch, err := commonops.NewTask(uuid.NewString(), tenant, "tester", in, commonops.Limits{}, time.Now())
+	if err != nil {
+		t.Fatalf("new task: %v", err)
+	}
+	return task, ch
+}
+
+func create(t testing.TB, s store.Store, in commonops.CreateInput) *commonops.Task {
+	t.Helper()
+	task, ch := newTask(t, "acme", in)
+	if _, err := s.CreateTask(context.Background(), task, ch, nil); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	return task
+}
+
+func TestRoundTrip(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	ctx := context.Background()
+	name, size, prio := "in.csv", int64(12), 3
+	task := create(t, s, commonops.CreateInput{TaskType: "import", EntityType: "product", Params: json.RawMessage(`{"b": 1, "a": [1, 2]}`), FileName: &name, FileSize: &size, Priority: &prio})
+
+	got, err := s.GetTask(ctx, "acme", task.ID)
+	if err != nil {
+		t.Fatalf("get: %v", err)
+	}
+	if !reflect.DeepEqual(got, task) {
+		t.Errorf("got %+v, want %+v", got, task)
+	}
+	if _, err := s.GetTask(ctx, "other", task.ID); commonops.ErrorCode(err) != commonops.ENOTFOUND {
+		t.Errorf("other tenant: got %v, want %s", err, commonops.ENOTFOUND)
+	}
+
+	updated, err := s.UpdateTask(ctx, "acme", task.ID, func(t *commonops.Task) (commonops.Change, error) { return t.ConfirmUpload(time.Now()) })
+	if err != nil {
+		t.Fatalf("confirm upload: %v", err)
+	}
+	again, err := s.GetTask(ctx, "acme", task.ID)
+	if err != nil {
+		t.Fatalf("get: %v", err)
+	}
+	if !reflect.DeepEqual(again, updated) {
+		t.Errorf("after update got %+v, want %+v", again, updated)
+	}
+	if again.Version != 2 || again.UploadStatus != commonops.UploadUploaded {
+		t.Errorf("got version %d upload %s, want 2 uploaded", again.Version, again.UploadStatus)
+	}
+	events, err := s.ListEvents(ctx, "acme", task.ID, 0, 0)
+	if err != nil {
+		t.Fatalf("events: %v", err)
+	}
+	if len(events) != 2 || events[0].EventType != commonops.EventCreated || events[1].EventType != commonops.EventUploadConfirmed {
+		t.Errorf("got events %+v, want created then upload_confirmed", events)
+	}
+}
+
+func TestCreateIdempotentUnderConcurrency(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	ctx := context.Background()
+	const n = 8
+	var wg sync.WaitGroup
+	priors := make([]*store.Idempotency, n)
+	errs := make([]error, n)
+	ids := make([]string, n)
+	for i := range n {
+		wg.Go(func() {
+			task, ch := newTask(t, "acme", commonops.CreateInput{TaskType: "export", EntityType: "order"})
+			ids[i] = task.ID
+			idem := &store.Idempotency{TenantID: "acme", Key: "k1", RequestHash: "h", TaskID: task.ID, StatusCode: 201, Response: json.RawMessage(`{"task":{"id":"` + task.ID + `"}}`), CreatedAt: task.CreatedAt}
+			priors[i], errs[i] = s.CreateTask(ctx, task, ch, idem)
+		})
+	}
+	wg.Wait()
+	winners := 0
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("create %d: %v", i, errs[i])
+		}
+		if priors[i] == nil {
+			winners++
+		}
+	}
+	if winners != 1 {
+		t.Fatalf("got %d creates that inserted, want 1", winners)
+	}
+	_, total, err := s.ListTasks(ctx, store.ListFilter{TenantID: "acme"})
+	if err != nil {
+		t.Fatalf("list: %v", err)
+	}
+	if total != 1 {
+		t.Errorf("got %d tasks, want 1", total)
+	}
+	for i := range n {
+		if priors[i] != nil && (priors[i].RequestHash != "h" || priors[i].StatusCode != 201 || len(priors[i].Response) == 0) {
+			t.Errorf("replay %d: got %+v, want the stored key", i, priors[i])
+		}
+	}
+}
+
+func TestUpdateTaskConcurrentWritersAllApply(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	ctx := context.Background()
+	task := create(t, s, commonops.CreateInput{TaskType: "import", EntityType: "product"})
+	const n = 16
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			_, err := s.UpdateTask(ctx, "", task.ID, func(t *commonops.Task) (commonops.Change, error) {
+				t.ProcessedItems++
+				t.Version++
+				return commonops.Change{}, nil
+			})
+			if err != nil {
+				t.Errorf("update: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	got, err := s.GetTask(ctx, "acme", task.ID)
+	if err != nil {
+		t.Fatalf("get: %v", err)
+	}
+	if got.ProcessedItems != n || got.Version != 1+n {
+		t.Errorf("got processed %d version %d, want %d and %d", got.ProcessedItems, got.Version, n, 1+n)
+	}
+}
+
+func TestClaimNextNeverHandsATaskOutTwice(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	ctx := context.Background()
+	const tasks, workers = 40, 6
+	for range tasks {
+		create(t, s, commonops.CreateInput{TaskType: "import", EntityType: "product"})
+	}
+	create(t, s, commonops.CreateInput{TaskType: "export", EntityType: "product"}) // not of the claimed kind
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for {
+				got, err := s.ClaimNext(ctx, store.ClaimParams{WorkerID: fmt.Sprint("w", w), Lease: time.Minute, Limit: 3, Now: time.Now(),
+					Kinds: []store.Kind{{TaskType: "import", EntityType: "*"}}})
+				if err != nil {
+					t.Errorf("claim: %v", err)
+					return
+				}
+				if len(got) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, task := range got {
+					seen[task.ID]++
+					if task.Status != commonops.StatusProcessing || task.Attempt != 1 {
+						t.Errorf("claimed task: got %s attempt %d, want processing attempt 1", task.Status, task.Attempt)
+					}
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(seen) != tasks {
+		t.Errorf("got %d distinct claimed tasks, want %d", len(seen), tasks)
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("task %s claimed %d times, want once", id, n)
+		}
+	}
+}
+
+func TestOutboxSignalCrossesReplicas(t *testing.T) {
+	t.Parallel()
+	schema := newSchema(t)
+	writer, reader := openIn(t, schema), openIn(t, schema)
+	other := openStore(t) // another schema: must not be woken
+	ctx := context.Background()
+
+	drain := func(s *postgres.Store) {
+		for {
+			select {
+			case <-s.OutboxSignal():
+			case <-time.After(300 * time.Millisecond):
+				return
+			}
+		}
+	}
+	drain(reader) // the signal sent when the listener connected
+	drain(other)
+	create(t, writer, commonops.CreateInput{TaskType: "import", EntityType: "product"})
+	select {
+	case <-reader.OutboxSignal():
+	case <-time.After(10 * time.Second):
+		t.Fatal("got no outbox signal in the other replica, want one")
+	}
+	select {
+	case <-other.OutboxSignal():
+		t.Error("got an outbox signal in another schema, want none")
+	case <-time.After(300 * time.Millisecond):
+	}
+
+	var published []store.OutboxMessage
+	n, err := reader.DeliverOutbox(ctx, 10, func(_ context.Context, msgs []store.OutboxMessage) (int, error) {
+		published = msgs
+		return len(msgs), nil
+	})
+	if err != nil || n != 1 {
+		t.Fatalf("deliver: got %d, %v, want 1, nil", n, err)
+	}
+	var task commonops.Task
+	if err := json.Unmarshal(published[0].Payload, &task); err != nil || task.Status != commonops.StatusPending || published[0].Topic != commonops.TopicCreated {
+		t.Errorf("got message %s %s (%v), want %s with the pending task", published[0].Topic, published[0].Payload, err, commonops.TopicCreated)
+	}
+	if backlog, _, err := reader.OutboxStats(ctx); err != nil || backlog != 0 {
+		t.Errorf("backlog: got %d, %v, want 0", backlog, err)
+	}
+}
+
+func TestDeliverOutboxPartialFailure(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	ctx := context.Background()
+	for range 3 {
+		create(t, s, commonops.CreateInput{TaskType: "import", EntityType: "product"})
+	}
+	boom := errors.New("pubsub down")
+	n, err := s.DeliverOutbox(ctx, 10, func(context.Context, []store.OutboxMessage) (int, error) { return 1, boom })
+	if n != 1 || !errors.Is(err, boom) {
+		t.Fatalf("deliver: got %d, %v, want 1 and the publish error", n, err)
+	}
+	var attempts []int
+	_, err = s.DeliverOutbox(ctx, 10, func(_ context.Context, msgs []store.OutboxMessage) (int, error) {
+		for _, m := range msgs {
+			attempts = append(attempts, m.Attempts)
+		}
+		return len(msgs), nil
+	})
+	if err != nil {
+		t.Fatalf("deliver: %v", err)
+	}
+	if !reflect.DeepEqual(attempts, []int{1, 1}) {
+		t.Errorf("got attempts %v of the unsent rows, want [1 1]", attempts)
+	}
+	pruned, err := s.PruneOutbox(ctx, time.Now().Add(time.Minute), 100)
+	if err != nil || pruned != 3 {
+		t.Errorf("prune: got %d, %v, want 3", pruned, err)
+	}
+}
+
+func TestTryLead(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	ctx := context.Background()
+	steps := []struct {
+		holder string
+		ttl    time.Duration
+		want   bool
+	}{
+		{"a", time.Minute, true},
+		{"b", time.Minute, false},
+		{"a", time.Minute, true},
+		{"a", -time.Second, true}, // renewal into the past: expired at once
+		{"b", time.Minute, true},
+	}
+	for i, st := range steps {
+		got, err := s.TryLead(ctx, "maintenance", st.holder, st.ttl)
+		if err != nil || got != st.want {
+			t.Fatalf("step %d (%s): got %v, %v, want %v", i, st.holder, got, err, st.want)
+		}
+	}
+	if err := s.Resign(ctx, "maintenance", "b"); err != nil {
+		t.Fatalf("resign: %v", err)
+	}
+	if got, err := s.TryLead(ctx, "maintenance", "a", time.Minute); err != nil || !got {
+		t.Errorf("after resign: got %v, %v, want true", got, err)
+	}
+}
+
+func TestMigrateConcurrentOpens(t *testing.T) {
+	t.Parallel()
+	schema := newSchema(t)
+	const n = 3
+	stores := make([]*postgres.Store, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			stores[i], errs[i] = postgres.Open(context.Background(), postgres.Config{URL: testURL(), Schema: schema, MaxConns: 2})
+		})
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("open %d: %v", i, errs[i])
+		}
+		defer stores[i].Close()
+	}
+	ctx := context.Background()
+	var versions, distinct int
+	if err := stores[0].Pool().QueryRow(ctx, "SELECT count(*), count(DISTINCT version) FROM schema_migrations").Scan(&versions, &distinct); err != nil {
+		t.Fatalf("read schema_migrations: %v", err)
+	}
+	if versions == 0 || versions != distinct {
+		t.Errorf("got %d migration rows for %d versions, want each version once", versions, distinct)
+	}
+	if err := stores[1].Migrate(ctx); err != nil {
+		t.Errorf("migrate again: got %v, want nil", err)
+	}
+	create(t, stores[2], commonops.CreateInput{TaskType: "import", EntityType: "product"})
+}
+
+func TestUnreachableDatabaseIsUnavailable(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := postgres.Open(ctx, postgres.Config{URL: "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=2"})
+	if got := commonops.ErrorCode(err); got != commonops.EUNAVAILABLE {
+		t.Errorf("got %q (%v), want %q", got, err, commonops.EUNAVAILABLE)
+	}
+}

@@ -1,0 +1,623 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/store"
+)
+
+var nTaskCols = len(taskColumnList)
+
+// changeCTEs writes the task_events row and the outbox row of a change for
+// the task the CTE named src returns (id, tenant_id), and notifies relays.
+// Parameters from p: event type, event data, event time, topic, payload,
+// notify payload.
+func changeCTEs(src string, p int) string {
+	return fmt.Sprintf(`,
+e AS (
+	INSERT INTO task_events (tenant_id, task_id, event_type, event_data, created_at)
+	SELECT tenant_id, id, $%[2]d::text, $%[3]d::json, $%[4]d::timestamptz FROM %[1]s WHERE $%[2]d::text <> ''
+),
+o AS (
+	INSERT INTO outbox (tenant_id, task_id, topic, payload)
+	SELECT tenant_id, id, $%[5]d::text, $%[6]d::json FROM %[1]s WHERE $%[5]d::text <> ''
+	RETURNING 1
+),
+n AS (SELECT pg_notify('`+notifyChannel+`', $%[7]d::text) FROM o)
+`, src, p, p+1, p+2, p+3, p+4, p+5)
+}
+
+// createSQL inserts the idempotency key (when given: $N+7...), then the task
+// only if the key was free, then its event and outbox rows: one round trip.
+var createSQL = func() string {
+	n := nTaskCols
+	k := n + 7
+	return fmt.Sprintf(`WITH k AS (
+	INSERT INTO idempotency_keys (tenant_id, key, request_hash, task_id, status_code, response, created_at)
+	SELECT $%[1]d::text, $%[2]d::text, $%[3]d::text, $1::text, $%[4]d::integer, $%[5]d::json, $%[6]d::timestamptz
+	WHERE $%[1]d::text IS NOT NULL
+	ON CONFLICT DO NOTHING
+	RETURNING 1
+),
+t AS (
+	INSERT INTO tasks (%[7]s)
+	SELECT %[8]s
+	WHERE $%[1]d::text IS NULL OR EXISTS (SELECT 1 FROM k)
+	RETURNING id, tenant_id
+)`, k, k+1, k+2, k+3, k+4, k+5, taskColumns, placeholders(taskColumnList, 1)) +
+		changeCTEs("t", n+1) +
+		`SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM n)`
+}()
+
+// saveSQL writes every column of a task loaded FOR UPDATE, guarded by its
+// old version ($N+1), with its change's rows.
+var saveSQL = func() string {
+	n := nTaskCols
+	sets := make([]string, 0, n-1)
+	for i, c := range taskColumnList[1:] {
+		sets = append(sets, fmt.Sprintf("%s = $%d::%s", c.name, i+2, c.typ))
+	}
+	return fmt.Sprintf(`WITH u AS (
+	UPDATE tasks SET %s
+	WHERE id = $1::text AND version = $%d::bigint
+	RETURNING id, tenant_id
+)`, strings.Join(sets, ", "), n+1) +
+		changeCTEs("u", n+2) +
+		`SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM n)`
+}()
+
+// changeArgs are the parameters of changeCTEs for t's change ch.
+func (s *Store) changeArgs(t *commonops.Task, ch commonops.Change) ([]any, error) {
+	var data, payload any
+	if ch.Event != "" {
+		data = "{}"
+		if len(ch.Data) > 0 {
+			b, err := json.Marshal(ch.Data)
+			if err != nil {
+				return nil, fmt.Errorf("encode event data of task %s: %w", t.ID, err)
+			}
+			data = string(b)
+		}
+	}
+	if ch.Topic != "" {
+		b, err := json.Marshal(t)
+		if err != nil {
+			return nil, fmt.Errorf("encode event payload of task %s: %w", t.ID, err)
+		}
+		payload = string(b)
+	}
+	return []any{ch.Event, data, t.UpdatedAt, ch.Topic, payload, s.schema}, nil
+}
+
+// CreateTask inserts t with ch's event and outbox rows, and the idempotency
+// key when given, in one statement. A key already taken inserts nothing and
+// returns the stored record. t's times are normalised to what the database
+// keeps (UTC, microseconds).
+func (s *Store) CreateTask(ctx context.Context, t *commonops.Task, ch commonops.Change, idem *store.Idempotency) (*store.Idempotency, error) {
+	normalize(t)
+	args := taskArgs(t)
+	cargs, err := s.changeArgs(t, ch)
+	if err != nil {
+		return nil, err
+	}
+	args = append(args, cargs...)
+	if idem != nil {
+		tenant := idem.TenantID
+		if tenant == "" {
+			tenant = t.TenantID
+		}
+		created := idem.CreatedAt
+		if created.IsZero() {
+			created = t.CreatedAt
+		}
+		args = append(args, tenant, idem.Key, idem.RequestHash, idem.StatusCode, jsonArg(idem.Response, "null"), dbTime(created))
+	} else {
+		args = append(args, nil, nil, nil, nil, nil, nil)
+	}
+	var prior *store.Idempotency
+	err = retry(ctx, func() error {
+		var inserted, notified int
+		if err := s.pool.QueryRow(ctx, createSQL, args...).Scan(&inserted, &notified); err != nil {
+			if isCode(err, codeUniqueViolation) {
+				return &commonops.Error{Code: commonops.ECONFLICT, Message: fmt.Sprintf("task %s already exists", t.ID), Err: err}
+			}
+			return err
+		}
+		if inserted == 1 {
+			if notified > 0 {
+				s.notify()
+			}
+			return nil
+		}
+		if idem == nil {
+			return fmt.Errorf("task %s was not inserted", t.ID)
+		}
+		// The key was taken: replay what it stored.
+		p, err := s.getIdempotency(ctx, args[nTaskCols+6].(string), idem.Key)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errRetry // its holder vanished meanwhile: try again
+		}
+		prior = p
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create task %s: %w", t.ID, err)
+	}
+	return prior, nil
+}
+
+func (s *Store) getIdempotency(ctx context.Context, tenant, key string) (*store.Idempotency, error) {
+	var i store.Idempotency
+	var resp []byte
+	err := s.pool.QueryRow(ctx, `SELECT tenant_id, key, request_hash, task_id, status_code, response, created_at
+		FROM idempotency_keys WHERE tenant_id = $1 AND key = $2`, tenant, key).
+		Scan(&i.TenantID, &i.Key, &i.RequestHash, &i.TaskID, &i.StatusCode, &resp, &i.CreatedAt)
+	if err != nil {
+		return nil, err
+	}
+	i.Response = rawJSON(resp)
+	i.CreatedAt = i.CreatedAt.UTC()
+	return &i, nil
+}
+
+var getTaskSQL = "SELECT " + taskColumns + " FROM tasks WHERE id = $1 AND tenant_id = $2"
+
+// GetTask returns one task of tenant, or ENOTFOUND.
+func (s *Store) GetTask(ctx context.Context, tenant, id string) (*commonops.Task, error) {
+	t, err := scanTask(s.pool.QueryRow(ctx, getTaskSQL, id, tenant))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, notFound(id)
+	}
+	if err != nil {
+		return nil, interpretError(fmt.Errorf("get task %s: %w", id, err))
+	}
+	return t, nil
+}
+
+func notFound(id string) error {
+	return commonops.Errorf(commonops.ENOTFOUND, "task %s not found", id)
+}
+
+// sortColumns maps the JSON sort fields to columns.
+var sortColumns = map[string]string{
+	"createdAt":   "created_at",
+	"updatedAt":   "updated_at",
+	"priority":    "priority",
+	"status":      "status",
+	"progress":    "progress",
+	"scheduledAt": "scheduled_at",
+	"completedAt": "completed_at",
+}
+
+// where builds a conjunction of conditions with numbered parameters.
+type where struct {
+	conds []string
+	args  []any
+}
+
+// add appends cond, where each "?" is replaced by the next parameter.
+func (w *where) add(cond string, args ...any) {
+	for _, a := range args {
+		w.args = append(w.args, a)
+		cond = strings.Replace(cond, "?", fmt.Sprintf("$%d", len(w.args)), 1)
+	}
+	w.conds = append(w.conds, cond)
+}
+
+func (w *where) String() string {
+	if len(w.conds) == 0 {
+		return "TRUE"
+	}
+	return strings.Join(w.conds, " AND ")
+}
+
+// statusCond filters on statuses; a single status is a plain equality so
+// the planner can use the partial indexes.
+func statusCond(w *where, statuses []commonops.Status) {
+	switch len(statuses) {
+	case 0:
+	case 1:
+		w.add("status = ?", string(statuses[0]))
+	default:
+		ss := make([]string, len(statuses))
+		for i, st := range statuses {
+			ss[i] = string(st)
+		}
+		w.add("status = ANY(?)", ss)
+	}
+}
+
+// likeEscape escapes LIKE wildcards in s (the escape character is \).
+func likeEscape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+// pageBounds applies the paging defaults and limits.
+func pageBounds(page, size int) (int, int) {
+	if page < 1 {
+		page = 1
+	}
+	if size <= 0 {
+		size = store.PageSizeDefault
+	}
+	return page, min(size, store.PageSizeMax)
+}
+
+// ListTasks returns one page of tenant's tasks matching f, and the total
+// (count of the same filter), read in one round trip.
+func (s *Store) ListTasks(ctx context.Context, f store.ListFilter) ([]*commonops.Task, int, error) {
+	sortBy := f.Sort
+	if sortBy.Field == "" {
+		sortBy = store.DefaultSort
+	}
+	col, ok := sortColumns[sortBy.Field]
+	if !ok {
+		return nil, 0, commonops.Invalid(commonops.FieldError{Field: "sort", Message: "must be one of " + strings.Join(store.SortFields, ", ")})
+	}
+	var w where
+	w.add("tenant_id = ?", f.TenantID)
+	if f.TaskType != "" {
+		w.add("task_type = ?", f.TaskType)
+	}
+	if f.EntityType != "" {
+		w.add("entity_type = ?", f.EntityType)
+	}
+	if f.RequestedBy != "" {
+		w.add("requested_by = ?", f.RequestedBy)
+	}
+	statusCond(&w, f.Statuses)
+	if f.StartDate != nil {
+		w.add("created_at >= ?", *f.StartDate)
+	}
+	if f.EndDate != nil {
+		w.add("created_at < ?", *f.EndDate)
+	}
+	if f.Search != "" {
+		like := "%" + likeEscape(f.Search) + "%"
+		w.add("(id LIKE ? OR file_name ILIKE ? OR message ILIKE ? OR error_message ILIKE ?)",
+			likeEscape(strings.ToLower(f.Search))+"%", like, like, like)
+	}
+	// As on SQLite: nulls (scheduledAt, completedAt) last in either
+	// direction, ties broken by id.
+	dir := "ASC"
+	if sortBy.Desc {
+		dir = "DESC"
+	}
+	order := fmt.Sprintf("%s %s NULLS LAST, id %s", col, dir, dir)
+	if col != "scheduled_at" && col != "completed_at" {
+		order = fmt.Sprintf("%s %s, id %s", col, dir, dir) // NOT NULL: no NULLS clause, so the index order matches
+	}
+	page, size := pageBounds(f.Page, f.PageSize)
+	cond := w.String()
+
+	b := &pgx.Batch{}
+	b.Queue("SELECT count(*) FROM tasks WHERE "+cond, w.args...)
+	b.Queue(fmt.Sprintf("SELECT %s FROM tasks WHERE %s ORDER BY %s LIMIT %d OFFSET %d", taskColumns, cond, order, size, (page-1)*size), w.args...)
+	br := s.pool.SendBatch(ctx, b)
+	defer br.Close()
+	var total int
+	if err := br.QueryRow().Scan(&total); err != nil {
+		return nil, 0, interpretError(fmt.Errorf("count tasks: %w", err))
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return nil, 0, interpretError(fmt.Errorf("list tasks: %w", err))
+	}
+	tasks, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*commonops.Task, error) { return scanTask(r) })
+	if err != nil {
+		return nil, 0, interpretError(fmt.Errorf("list tasks: %w", err))
+	}
+	if tasks == nil {
+		tasks = []*commonops.Task{}
+	}
+	return tasks, total, nil
+}
+
+// fnError carries the error of an UpdateTask callback through the retry
+// loop untouched.
+type fnError struct{ err error }
+
+func (e fnError) Error() string { return e.err.Error() }
+
+// txConn is a pooled connection inside an explicit transaction that the
+// driver drives with pipelined batches, so BEGIN travels with the first
+// query and COMMIT with the last writes.
+type txConn struct {
+	c *pgxpool.Conn
+}
+
+func (s *Store) acquire(ctx context.Context) (*txConn, error) {
+	c, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &txConn{c: c}, nil
+}
+
+// release rolls back whatever is still open and returns the connection.
+func (tc *txConn) release() {
+	if !tc.c.Conn().IsClosed() && tc.c.Conn().PgConn().TxStatus() != 'I' {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, _ = tc.c.Exec(ctx, "ROLLBACK")
+		cancel()
+	}
+	tc.c.Release() // the pool drops a connection left in a transaction
+}
+
+// save queues the write of t (loaded at version old) with its change.
+func (s *Store) queueSave(b *pgx.Batch, t *commonops.Task, old int64, ch commonops.Change) error {
+	normalize(t)
+	args := append(taskArgs(t), old)
+	cargs, err := s.changeArgs(t, ch)
+	if err != nil {
+		return err
+	}
+	b.Queue(saveSQL, append(args, cargs...)...)
+	return nil
+}
+
+var lockTaskSQL = "SELECT " + taskColumns + " FROM tasks WHERE id = $1 AND ($2 = '' OR tenant_id = $2) FOR UPDATE"
+
+// UpdateTask locks the task, calls fn and saves the result with ch's rows,
+// in two round trips: BEGIN with SELECT ... FOR UPDATE, then the write with
+// COMMIT. The version check stays as the optimistic guard: a write that
+// matches no row reloads and calls fn again. A callback that changes
+// nothing writes nothing.
+func (s *Store) UpdateTask(ctx context.Context, tenant, id string, fn func(*commonops.Task) (commonops.Change, error)) (*commonops.Task, error) {
+	var saved *commonops.Task
+	err := retry(ctx, func() error {
+		tc, err := s.acquire(ctx)
+		if err != nil {
+			return err
+		}
+		defer tc.release()
+		b := &pgx.Batch{}
+		b.Queue("BEGIN")
+		b.Queue(lockTaskSQL, id, tenant)
+		br := tc.c.SendBatch(ctx, b)
+		_, err = br.Exec()
+		var t *commonops.Task
+		if err == nil {
+			t, err = scanTask(br.QueryRow())
+		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		if errors.Is(err, pgx.ErrNoRows) {
+			return notFound(id)
+		}
+		if err != nil {
+			return err
+		}
+		cur := t
+		t = cur.Clone()
+		ch, err := fn(t)
+		if err != nil {
+			return fnError{err}
+		}
+		t.ID, t.TenantID = cur.ID, cur.TenantID
+		normalize(t)
+		old := cur.Version
+		if ch.None() && t.Version == old && reflect.DeepEqual(cur, t) {
+			saved = cur
+			_, err := tc.c.Exec(ctx, "COMMIT")
+			return err
+		}
+		if t.Version == old {
+			t.Version++
+		}
+		b = &pgx.Batch{}
+		if err := s.queueSave(b, t, old, ch); err != nil {
+			return fnError{err}
+		}
+		b.Queue("COMMIT")
+		br = tc.c.SendBatch(ctx, b)
+		var updated, notified int
+		err = br.QueryRow().Scan(&updated, &notified)
+		if err == nil {
+			_, err = br.Exec()
+		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+		if updated != 1 {
+			return errRetry
+		}
+		if notified > 0 {
+			s.notify()
+		}
+		saved = t
+		return nil
+	})
+	var fe fnError
+	if errors.As(err, &fe) {
+		return nil, fe.err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("update task %s: %w", id, err)
+	}
+	return saved, nil
+}
+
+// deleteTaskSQL deletes a terminal task and its idempotency keys; logs and
+// events go by cascade, outbox rows stay so its last events still go out.
+var deleteTaskSQL = `WITH d AS (
+	DELETE FROM tasks WHERE id = $1 AND tenant_id = $2 AND status IN ('completed', 'failed', 'cancelled')
+	RETURNING ` + taskColumns + `
+),
+k AS (DELETE FROM idempotency_keys WHERE task_id IN (SELECT id FROM d))
+SELECT ` + taskColumns + ` FROM d`
+
+// DeleteTask deletes a terminal task (its logs and events go by cascade)
+// and returns it. ECONFLICT with the task when it is not terminal.
+func (s *Store) DeleteTask(ctx context.Context, tenant, id string) (*commonops.Task, error) {
+	t, err := scanTask(s.pool.QueryRow(ctx, deleteTaskSQL, id, tenant))
+	if err == nil {
+		return t, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return nil, interpretError(fmt.Errorf("delete task %s: %w", id, err))
+	}
+	cur, err := s.GetTask(ctx, tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	return nil, &commonops.Error{Code: commonops.ECONFLICT, Message: fmt.Sprintf("task %s is %s: only completed, failed or cancelled tasks can be deleted", id, cur.Status), Task: cur}
+}
+
+var claimSQL = "SELECT " + taskColumns + ` FROM tasks
+WHERE status = 'pending' AND NOT cancel_requested
+  AND upload_status NOT IN ('awaiting', 'expired')
+  AND (available_at IS NULL OR available_at <= $1)
+  AND ($2::text[] IS NULL OR EXISTS (
+	SELECT 1 FROM unnest($2::text[], $3::text[]) AS k(task_type, entity_type)
+	WHERE (k.task_type = '*' OR k.task_type = tasks.task_type)
+	  AND (k.entity_type = '*' OR k.entity_type = tasks.entity_type)))
+ORDER BY priority DESC, created_at, id
+LIMIT $4
+FOR UPDATE SKIP LOCKED`
+
+// ClaimNext locks up to p.Limit runnable tasks (skipping rows other
+// claimers hold), claims each through (*commonops.Task).Claim and writes
+// them with their events in the same transaction: two round trips.
+func (s *Store) ClaimNext(ctx context.Context, p store.ClaimParams) ([]*commonops.Task, error) {
+	now := p.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	now = dbTime(now)
+	limit := max(p.Limit, 1)
+	var types, entities []string
+	for _, k := range p.Kinds {
+		types = append(types, k.TaskType)
+		entities = append(entities, k.EntityType)
+	}
+	var claimed []*commonops.Task
+	err := retry(ctx, func() error {
+		claimed = nil
+		tc, err := s.acquire(ctx)
+		if err != nil {
+			return err
+		}
+		defer tc.release()
+		b := &pgx.Batch{}
+		b.Queue("BEGIN")
+		b.Queue(claimSQL, now, types, entities, limit)
+		br := tc.c.SendBatch(ctx, b)
+		var tasks []*commonops.Task
+		_, err = br.Exec()
+		if err == nil {
+			var rows pgx.Rows
+			if rows, err = br.Query(); err == nil {
+				tasks, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (*commonops.Task, error) { return scanTask(r) })
+			}
+		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+		if len(tasks) == 0 {
+			_, err := tc.c.Exec(ctx, "COMMIT")
+			return err
+		}
+		b = &pgx.Batch{}
+		for _, t := range tasks {
+			old := t.Version
+			ch, err := t.Claim(p.WorkerID, p.Lease, now)
+			if err != nil {
+				continue // not runnable after all; leave it alone
+			}
+			if err := s.queueSave(b, t, old, ch); err != nil {
+				return err
+			}
+			claimed = append(claimed, t)
+		}
+		b.Queue("COMMIT")
+		br = tc.c.SendBatch(ctx, b)
+		notified := 0
+		for range claimed {
+			var u, n int
+			if err = br.QueryRow().Scan(&u, &n); err != nil {
+				break
+			}
+			if u != 1 {
+				err = errRetry
+				break
+			}
+			notified += n
+		}
+		if err == nil {
+			_, err = br.Exec()
+		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+		if notified > 0 {
+			s.notify()
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim tasks for %s: %w", p.WorkerID, err)
+	}
+	if claimed == nil {
+		claimed = []*commonops.Task{}
+	}
+	return claimed, nil
+}
+
+// Sweep returns references to tasks matching f across tenants, oldest
+// first. Limit is required.
+func (s *Store) Sweep(ctx context.Context, f store.SweepFilter) ([]store.TaskRef, error) {
+	var w where
+	statusCond(&w, f.Statuses)
+	if f.UploadStatus != "" {
+		w.add("upload_status = ?", string(f.UploadStatus))
+	}
+	if f.Limit <= 0 {
+		return nil, commonops.Invalid(commonops.FieldError{Field: "limit", Message: "must be positive"})
+	}
+	bound := func(col string, t *time.Time) {
+		if t != nil {
+			w.add(col+" <= ?", *t)
+		}
+	}
+	bound("scheduled_at", f.ScheduledBefore)
+	bound("lease_expires_at", f.LeaseExpiredBefore)
+	bound("upload_expires_at", f.UploadExpiredBefore)
+	bound("created_at", f.CreatedBefore)
+	bound("updated_at", f.UpdatedBefore)
+	bound("completed_at", f.CompletedBefore)
+	q := fmt.Sprintf("SELECT tenant_id, id FROM tasks WHERE %s ORDER BY created_at, id LIMIT %d", w.String(), f.Limit)
+	rows, err := s.pool.Query(ctx, q, w.args...)
+	if err != nil {
+		return nil, interpretError(fmt.Errorf("sweep tasks: %w", err))
+	}
+	refs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.TaskRef, error) {
+		var ref store.TaskRef
+		err := r.Scan(&ref.TenantID, &ref.ID)
+		return ref, err
+	})
+	if err != nil {
+		return nil, interpretError(fmt.Errorf("sweep tasks: %w", err))
+	}
+	return refs, nil
+}
