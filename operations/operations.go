@@ -56,11 +56,14 @@ type Service struct {
 	Logger *slog.Logger
 }
 
+// now is the current time at the precision both stores keep (microseconds),
+// so an answer built before a write (the response an Idempotency-Key
+// replays) equals the task read back after it.
 func (s *Service) now() time.Time {
 	if s.Now != nil {
-		return s.Now().UTC()
+		return s.Now().UTC().Truncate(time.Microsecond)
 	}
-	return time.Now().UTC()
+	return time.Now().UTC().Truncate(time.Microsecond)
 }
 
 func (s *Service) lease(seconds int) time.Duration {
