@@ -173,3 +173,10 @@ func (e *env) claim(id string, headers ...string) commonops.Task {
 
 // simple is the smallest valid create body.
 var simple = map[string]any{"taskType": "import", "entityType": "product"}
+
+// as returns e reporting to t, for use inside a subtest.
+func (e *env) as(t testing.TB) *env {
+	c := *e
+	c.t = t
+	return &c
+}
