@@ -106,7 +106,6 @@ func testStore(t *testing.T, h harness) {
 			name, method, url string
 		}{
 			{"changed signature", "GET", withParam(t, get.URL, h.sigParam, func(v string) string { return flip(v) })},
-			{"no signature", "GET", withParam(t, get.URL, h.sigParam, func(string) string { return "" })},
 			{"other key", "GET", strings.Replace(get.URL, "out.csv", "other.csv", 1)},
 			{"upload URL used to download", "GET", put.URL},
 			{"download URL used to upload", "PUT", get.URL},
