@@ -55,7 +55,7 @@ func openPostgresSink(ctx context.Context, e *Entity) (Sink, error) {
 	cfg := e.Sink
 	conn, err := pgx.Connect(ctx, cfg.DSN)
 	if err != nil {
-		return nil, unavailable("the import database", err)
+		return nil, unavailable("the database", err)
 	}
 	s := &postgresSink{conn: conn, e: e}
 	if err := s.prepare(ctx); err != nil {
@@ -186,14 +186,14 @@ func pgError(what string, err error) error {
 	if errors.As(err, &pe) {
 		switch pe.Code[:2] {
 		case "08", "40", "53", "57", "58":
-			return unavailable("the import database", fmt.Errorf("%s: %w", what, err))
+			return unavailable("the database", fmt.Errorf("%s: %w", what, err))
 		}
 		return worker.Permanent(&commonops.Error{Code: commonops.EINVALID, Message: what + ": " + pe.Message, Err: err})
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	return unavailable("the import database", fmt.Errorf("%s: %w", what, err))
+	return unavailable("the database", fmt.Errorf("%s: %w", what, err))
 }
 
 // sqliteSink upserts each batch in one transaction with a prepared
@@ -208,7 +208,7 @@ type sqliteSink struct {
 func openSQLiteSink(ctx context.Context, e *Entity) (Sink, error) {
 	db, err := openSQLite(e.Sink.DSN)
 	if err != nil {
-		return nil, unavailable("the import database", err)
+		return nil, unavailable("the database", err)
 	}
 	s := &sqliteSink{db: db, e: e}
 	if err := s.prepare(ctx); err != nil {
@@ -292,12 +292,12 @@ func sqliteError(what string, err error) error {
 	if errors.As(err, &se) {
 		switch se.Code() & 0xff {
 		case 5, 6, 10, 13, 14: // BUSY, LOCKED, IOERR, FULL, CANTOPEN
-			return unavailable("the import database", fmt.Errorf("%s: %w", what, err))
+			return unavailable("the database", fmt.Errorf("%s: %w", what, err))
 		}
 		return worker.Permanent(&commonops.Error{Code: commonops.EINVALID, Message: what + ": " + se.Error(), Err: err})
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	return unavailable("the import database", fmt.Errorf("%s: %w", what, err))
+	return unavailable("the database", fmt.Errorf("%s: %w", what, err))
 }
