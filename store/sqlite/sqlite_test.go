@@ -1,0 +1,159 @@
+package sqlite_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/internal/testdb"
+	"github.com/commonops/commonops/store"
+	"github.com/commonops/commonops/store/sqlite"
+	"github.com/commonops/commonops/store/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return testdb.SQLite(t) })
+}
+
+func TestConformanceInMemory(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s, err := sqlite.Open(context.Background(), sqlite.Config{Path: sqlite.MemoryPath})
+		if err != nil {
+			t.Fatalf("open in-memory store: %v", err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
+func countMigrations(t *testing.T, s *sqlite.Store) int {
+	t.Helper()
+	var n int
+	if err := s.DB().QueryRow("SELECT count(*) FROM schema_migrations").Scan(&n); err != nil {
+		t.Fatalf("count migrations: %v", err)
+	}
+	return n
+}
+
+func TestMigrationsAreIdempotent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "db.sqlite")
+	first, err := sqlite.Open(ctx, sqlite.Config{Path: path})
+	if err != nil {
+		t.Fatalf("first Open: %v", err)
+	}
+	applied := countMigrations(t, first)
+	if applied < 1 {
+		t.Fatalf("applied migrations: got %d, want at least 1", applied)
+	}
+	tk, ch, err := commonops.NewTask(uuid.NewString(), "t", "u", commonops.CreateInput{TaskType: "a", EntityType: "b"}, commonops.Limits{}, time.Now())
+	if err != nil {
+		t.Fatalf("NewTask: %v", err)
+	}
+	if _, err := first.CreateTask(ctx, tk, ch, nil); err != nil {
+		t.Fatalf("CreateTask: %v", err)
+	}
+	if err := first.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate again: %v", err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	second, err := sqlite.Open(ctx, sqlite.Config{Path: path})
+	if err != nil {
+		t.Fatalf("second Open: %v", err)
+	}
+	defer second.Close()
+	if got := countMigrations(t, second); got != applied {
+		t.Fatalf("migrations after reopening: got %d, want %d", got, applied)
+	}
+	if _, err := second.GetTask(ctx, "t", tk.ID); err != nil {
+		t.Fatalf("task after reopening: %v", err)
+	}
+	var mode string
+	if err := second.DB().QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+		t.Fatalf("journal mode: got %q (err %v), want wal", mode, err)
+	}
+}
+
+func TestOpenConcurrentlyMigratesOnce(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "db.sqlite")
+	errs := make(chan error, 4)
+	stores := make(chan *sqlite.Store, 4)
+	for range 4 {
+		go func() {
+			s, err := sqlite.Open(context.Background(), sqlite.Config{Path: path})
+			errs <- err
+			stores <- s
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		s := <-stores
+		defer s.Close()
+	}
+	s, err := sqlite.Open(context.Background(), sqlite.Config{Path: path})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	var n, distinct int
+	if err := s.DB().QueryRow("SELECT count(*), count(DISTINCT version) FROM schema_migrations").Scan(&n, &distinct); err != nil || n != distinct {
+		t.Fatalf("schema_migrations: got %d rows for %d versions (err %v), want one row each", n, distinct, err)
+	}
+}
+
+func TestClosedStoreIsUnavailable(t *testing.T) {
+	t.Parallel()
+	s, err := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(t.TempDir(), "db.sqlite")})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	s.Close()
+	_, err = s.GetTask(context.Background(), "t", uuid.NewString())
+	if got := commonops.ErrorCode(err); got != commonops.EUNAVAILABLE {
+		t.Fatalf("GetTask on a closed store: got %v (code %q), want %q", err, got, commonops.EUNAVAILABLE)
+	}
+	if err := s.Ping(context.Background()); commonops.ErrorCode(err) != commonops.EUNAVAILABLE {
+		t.Fatalf("Ping on a closed store: got %v, want %q", err, commonops.EUNAVAILABLE)
+	}
+}
+
+func TestOpenRequiresPath(t *testing.T) {
+	t.Parallel()
+	if _, err := sqlite.Open(context.Background(), sqlite.Config{}); commonops.ErrorCode(err) != commonops.EINVALID {
+		t.Fatalf("Open without a path: got %v, want %q", err, commonops.EINVALID)
+	}
+}
+
+// BenchmarkCreateTask measures task creation (task + event + outbox row, one
+// transaction each) on a file database, from parallel goroutines.
+func BenchmarkCreateTask(b *testing.B) {
+	s := testdb.SQLite(b)
+	ctx := context.Background()
+	now := time.Now()
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			tk, ch, err := commonops.NewTask(uuid.NewString(), "bench", "u", commonops.CreateInput{TaskType: "import", EntityType: "product", Params: []byte(`{"source":"bench"}`)}, commonops.Limits{}, now)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := s.CreateTask(ctx, tk, ch, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "creates/s")
+}
