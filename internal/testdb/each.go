@@ -1,0 +1,15 @@
+package testdb
+
+import (
+	"testing"
+
+	"github.com/commonops/commonops/store"
+)
+
+// Each runs fn as the subtests "sqlite" and "postgres", each with a fresh
+// store of that driver. fn may call t.Parallel.
+func Each(t *testing.T, fn func(t *testing.T, s store.Store)) {
+	t.Helper()
+	t.Run("sqlite", func(t *testing.T) { fn(t, SQLite(t)) })
+	t.Run("postgres", func(t *testing.T) { fn(t, Postgres(t)) })
+}
