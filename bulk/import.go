@@ -175,7 +175,7 @@ func (im *Importer) readError(t *commonops.Task, cr *countingReader, err error) 
 	if cr.err != nil && !errors.Is(cr.err, io.EOF) && errors.Is(err, cr.err) {
 		return fmt.Errorf("import %s: read input: %w", t.ID, err)
 	}
-	return worker.Permanent(&commonops.Error{Code: commonops.EINVALID, Message: "the file cannot be read: " + err.Error(), Err: err})
+	return worker.Permanent(commonops.Errorf(commonops.EINVALID, "the file cannot be read: %v", err))
 }
 
 type countingReader struct {

@@ -65,6 +65,9 @@ func newCSV(br *bufio.Reader, o Options) (Reader, error) {
 func csvError(err error) error {
 	var pe *csv.ParseError
 	if errors.As(err, &pe) {
+		if pe.StartLine != 0 && pe.StartLine != pe.Line {
+			return &SyntaxError{Line: pe.StartLine, Err: fmt.Errorf("the record starting here breaks at line %d, column %d: %w (a quote left open?)", pe.Line, pe.Column, pe.Err)}
+		}
 		return &SyntaxError{Line: pe.Line, Err: fmt.Errorf("column %d: %w", pe.Column, pe.Err)}
 	}
 	return err
