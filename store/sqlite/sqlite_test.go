@@ -157,3 +157,41 @@ func BenchmarkCreateTask(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "creates/s")
 }
+
+func TestLockedDatabaseIsUnavailable(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "db.sqlite")
+	s, err := sqlite.Open(ctx, sqlite.Config{Path: path, BusyTimeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	// Another process (here: another store on the same file) holds the write lock.
+	other, err := sqlite.Open(ctx, sqlite.Config{Path: path})
+	if err != nil {
+		t.Fatalf("Open other: %v", err)
+	}
+	defer other.Close()
+	tx, err := other.DB().BeginTx(ctx, nil) // BEGIN IMMEDIATE: takes the write lock now
+	if err != nil {
+		t.Fatalf("begin: %v", err)
+	}
+	defer tx.Rollback()
+
+	tk, ch, err := commonops.NewTask(uuid.NewString(), "t", "u", commonops.CreateInput{TaskType: "a", EntityType: "b"}, commonops.Limits{}, time.Now())
+	if err != nil {
+		t.Fatalf("NewTask: %v", err)
+	}
+	_, err = s.CreateTask(ctx, tk, ch, nil)
+	if got := commonops.ErrorCode(err); got != commonops.EUNAVAILABLE {
+		t.Fatalf("CreateTask while another writer holds the lock: got %v (code %q), want %q", err, got, commonops.EUNAVAILABLE)
+	}
+	if _, err := s.GetTask(ctx, "t", tk.ID); commonops.ErrorCode(err) != commonops.ENOTFOUND {
+		t.Fatalf("GetTask while locked (WAL readers go on): got %v, want %q", err, commonops.ENOTFOUND)
+	}
+	tx.Rollback()
+	if _, err := s.CreateTask(ctx, tk, ch, nil); err != nil {
+		t.Fatalf("CreateTask after the lock is released: %v", err)
+	}
+}
