@@ -1,0 +1,302 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/bulk"
+	"github.com/commonops/commonops/bus"
+	"github.com/commonops/commonops/dapr"
+	"github.com/commonops/commonops/httpapi"
+	"github.com/commonops/commonops/maintenance"
+	"github.com/commonops/commonops/objectstore"
+	"github.com/commonops/commonops/operations"
+	"github.com/commonops/commonops/outbox"
+	"github.com/commonops/commonops/store"
+	"github.com/commonops/commonops/store/postgres"
+	"github.com/commonops/commonops/store/sqlite"
+	"github.com/commonops/commonops/worker"
+)
+
+// workerTopics are the events the built-in worker reacts to.
+var workerTopics = []string{commonops.TopicCreated, commonops.TopicRetried, commonops.TopicCancelled}
+
+func newLogger(cfg *config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		level = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// openStore opens PostgreSQL for a postgres:// URL and the embedded SQLite
+// file otherwise; both apply their migrations.
+func openStore(ctx context.Context, cfg *config) (store.Store, string, error) {
+	u := cfg.DatabaseURL
+	if strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://") {
+		s, err := postgres.Open(ctx, postgres.Config{URL: u})
+		if err != nil {
+			return nil, "", fmt.Errorf("open PostgreSQL: %w", err)
+		}
+		return s, "postgres", nil
+	}
+	path := strings.TrimPrefix(u, "sqlite:")
+	if path == "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+			return nil, "", fmt.Errorf("create data directory: %w", err)
+		}
+		path = filepath.Join(cfg.DataDir, "commonops.db")
+	}
+	s, err := sqlite.Open(ctx, sqlite.Config{Path: path})
+	if err != nil {
+		return nil, "", fmt.Errorf("open SQLite %s: %w", path, err)
+	}
+	return s, "sqlite " + path, nil
+}
+
+func migrate(ctx context.Context, cfg *config, stdout io.Writer) error {
+	s, name, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	fmt.Fprintf(stdout, "migrations applied on %s\n", name)
+	return nil
+}
+
+// serve runs the roles of cfg until ctx ends, then shuts down gracefully.
+// When ready is not nil it receives the bound address once the server
+// listens (tests listen on port 0).
+func serve(ctx context.Context, cfg *config, stdout io.Writer, ready chan<- string) error {
+	log := newLogger(cfg, stdout)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	defer ln.Close()
+	publicURL := cfg.PublicURL
+	if publicURL == "" {
+		publicURL = fmt.Sprintf("http://localhost:%d", ln.Addr().(*net.TCPAddr).Port)
+	}
+
+	st, storeName, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	svc := &operations.Service{
+		Store:     st,
+		Limits:    commonops.Limits{MaxParamsBytes: cfg.MaxParamsBytes, MaxFileSize: cfg.MaxFileSize},
+		Lease:     cfg.Lease,
+		URLExpiry: cfg.URLExpiry,
+		Logger:    log,
+	}
+
+	var files http.Handler
+	switch cfg.Storage {
+	case "local":
+		local, err := objectstore.NewLocal(objectstore.LocalConfig{
+			Dir:     filepath.Join(cfg.DataDir, "files"),
+			BaseURL: publicURL,
+			MaxSize: cfg.MaxFileSize,
+			OnUpload: func(ctx context.Context, key string, size int64) {
+				id, ok := inputTaskID(key)
+				if !ok {
+					return
+				}
+				if err := svc.UploadReceived(ctx, id, size); err != nil && commonops.ErrorCode(err) != commonops.ECONFLICT {
+					log.Warn("confirm upload", "task", id, "err", err)
+				}
+			},
+		})
+		if err != nil {
+			return fmt.Errorf("local object store: %w", err)
+		}
+		svc.Objects, files = local, local.Handler()
+	case "s3":
+		s3, err := objectstore.NewS3(ctx, objectstore.S3Config{
+			Endpoint: cfg.S3Endpoint, PublicEndpoint: cfg.S3PublicURL, UseSSL: cfg.S3UseSSL, Region: cfg.S3Region,
+			Bucket: cfg.S3Bucket, AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey,
+			PathStyle: cfg.S3PathStyle, CreateBucket: cfg.S3CreateBucket,
+		})
+		if err != nil {
+			return fmt.Errorf("S3 object store: %w", err)
+		}
+		svc.Objects = s3
+	}
+
+	// Pub/sub: the outbox relay publishes committed events to the embedded
+	// bus or to the Dapr sidecar.
+	var (
+		publisher   outbox.Publisher
+		pubsubCheck func(context.Context) error
+		embedded    *bus.Bus
+	)
+	switch cfg.PubSub {
+	case "embedded":
+		embedded = bus.New()
+		publisher = embedded
+		pubsubCheck = func(context.Context) error { return nil }
+	case "dapr":
+		p := dapr.NewPublisher(dapr.PublisherConfig{BaseURL: cfg.DaprURL, PubSubName: cfg.DaprPubSub})
+		publisher, pubsubCheck = p, p.Check
+	}
+	relay := outbox.NewRelay(st, publisher, outbox.Config{Logger: log, Registerer: reg})
+
+	var pool *worker.Pool
+	var daprHandler http.Handler
+	if cfg.hasRole("worker") {
+		registry := worker.NewRegistry()
+		entities := &bulk.Config{}
+		if cfg.EntityConfig != "" {
+			if entities, err = bulk.LoadConfig(cfg.EntityConfig); err != nil {
+				return fmt.Errorf("entity config: %w", err)
+			}
+		}
+		if err := bulk.Register(registry, entities, st); err != nil {
+			return fmt.Errorf("register processors: %w", err)
+		}
+		// noop completes at once: a canary for checking the whole pipeline
+		// (create, event, claim, complete) and the unit of the benchmarks.
+		registry.Register("noop", "*", worker.ProcessorFunc(func(context.Context, worker.Job) error { return nil }))
+		pool = worker.NewPool(worker.Config{
+			Service: svc, Objects: svc.Objects, Registry: registry,
+			Concurrency: cfg.Concurrency, PollInterval: cfg.PollInterval,
+			Logger: log, Registerer: reg,
+		})
+		if embedded != nil {
+			unsubscribe := embedded.Subscribe(workerTopics, func(ctx context.Context, m bus.Message) error {
+				return pool.HandleEvent(ctx, m.Topic, m.Task)
+			})
+			defer unsubscribe()
+		} else {
+			daprHandler = dapr.NewSubscriber(dapr.SubscriberConfig{
+				PubSubName: cfg.DaprPubSub, Handle: pool.HandleEvent, Logger: log, Registerer: reg,
+			})
+		}
+	}
+
+	var runner *maintenance.Runner
+	if cfg.hasRole("maintenance") {
+		runner = maintenance.New(maintenance.Config{
+			Service: svc, Store: st, Objects: svc.Objects,
+			UploadSweepInterval: cfg.UploadSweep, UnclaimedTimeout: cfg.UnclaimedAfter,
+			RetentionCompleted: cfg.KeepCompleted, RetentionFailed: cfg.KeepFailed, RetentionCancelled: cfg.KeepCancelled,
+			OutboxRetention: cfg.KeepOutbox, Logger: log, Registerer: reg,
+		})
+	}
+
+	checks := map[string]func(context.Context) error{
+		"database": st.Ping,
+		"storage":  svc.Objects.Check,
+		"pubsub":   pubsubCheck,
+	}
+	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	var handler http.Handler
+	if cfg.hasRole("api") {
+		handler = httpapi.NewServer(httpapi.Config{
+			Service: svc, Checks: checks, Files: files, Dapr: daprHandler, Metrics: metrics,
+			Logger: log, MaxBodyBytes: cfg.MaxBodyBytes, Registerer: reg,
+		})
+	} else {
+		handler = internalMux(checks, files, daprHandler, metrics)
+	}
+
+	// Start the background roles, then serve.
+	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRun()
+	relay.Start(runCtx)
+	if pool != nil {
+		pool.Start(runCtx)
+	}
+	if runner != nil {
+		runner.Start(runCtx)
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("commonops started", "addr", ln.Addr().String(), "roles", cfg.Roles, "store", storeName,
+		"storage", cfg.Storage, "pubsub", cfg.PubSub, "publicUrl", publicURL, "version", version)
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+
+	// Graceful shutdown: stop accepting and finish in-flight requests, let
+	// running tasks finish (or hand them back), drain the outbox, close the
+	// store (deferred).
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		log.Warn("http shutdown", "err", err)
+	}
+	if runner != nil {
+		runner.Stop()
+	}
+	if pool != nil {
+		pool.Stop()
+	}
+	relay.Stop()
+	cancelRun()
+	log.Info("stopped")
+	return nil
+}
+
+// internalMux serves what a process without the api role still needs:
+// liveness, readiness, metrics, the local file routes and Dapr's
+// subscription endpoints.
+func internalMux(checks map[string]func(context.Context) error, files, daprHandler, metrics http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := checks["database"](ctx); err != nil {
+			http.Error(w, "database: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	mux.Handle("GET /metrics", metrics)
+	if files != nil {
+		mux.Handle("/files/", files)
+	}
+	if daprHandler != nil {
+		mux.Handle("/dapr/", daprHandler)
+	}
+	return mux
+}
+
+// inputTaskID extracts the task id from an input key
+// (tasks/{id}/input/{fileName}).
+func inputTaskID(key string) (string, bool) {
+	parts := strings.SplitN(key, "/", 4)
+	if len(parts) != 4 || parts[0] != "tasks" || parts[2] != "input" {
+		return "", false
+	}
+	return parts[1], true
+}
