@@ -262,7 +262,16 @@ func (l *Local) DeletePrefix(_ context.Context, prefix string) error {
 	}
 	dir, base := path.Split(prefix)
 	if base == "" {
-		if err := l.root.RemoveAll(strings.TrimSuffix(dir, "/")); err != nil {
+		// "a/b/" names what is under directory a/b, not a file a/b.
+		dir = strings.TrimSuffix(dir, "/")
+		fi, err := l.root.Lstat(dir)
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) || err == nil && !fi.IsDir() {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("delete prefix %s: %w", prefix, err)
+		}
+		if err := l.root.RemoveAll(dir); err != nil {
 			return fmt.Errorf("delete prefix %s: %w", prefix, err)
 		}
 		return nil
