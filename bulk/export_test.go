@@ -196,7 +196,9 @@ func TestExportHTTPSourceCursor(t *testing.T) {
 	defer srv.Close()
 	cfg := loadTestConfig(t, "", "type: http\nurl: "+srv.URL+"\npageSize: 3")
 	ex := &Exporter{Entity: "product", Columns: cfg.Entities["product"].Columns, Now: exportClock,
-		Open: func(ctx context.Context, job worker.Job) (Source, error) { return OpenSource(ctx, cfg.Entities["product"]) }}
+		Open: func(ctx context.Context, job worker.Job) (Source, error) {
+			return OpenSource(ctx, cfg.Entities["product"])
+		}}
 	job := newFileJob(t, "export", "product", "", "", nil)
 	if err := ex.Process(context.Background(), job); err != nil {
 		t.Fatalf("Process: %v", err)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -286,5 +285,3 @@ func TestLoadConfigRefusesBrokenSchema(t *testing.T) {
 		t.Errorf("got %v, want the reserved name task refused", err)
 	}
 }
-
-var _ = errors.New
