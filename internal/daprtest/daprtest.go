@@ -41,6 +41,8 @@ type Sidecar struct {
 	HTTPPort int
 	GRPCPort int
 	BaseURL  string
+	// AppID is the sidecar's app id, also the Redis consumer group.
+	AppID string
 	// RedisDB is the Redis database the component uses (0 with InMemory).
 	RedisDB int
 	Stop    func()
@@ -91,28 +93,45 @@ func Start(t testing.TB, appPort int, opts ...Option) Sidecar {
 	}
 	writeResources(t, dir, id, db, o)
 
-	ports := freePorts(t, 3)
 	sc := &sidecar{
 		t:       t,
 		bin:     bin,
 		logPath: filepath.Join(dir, "daprd.log"),
-		args: []string{
+		subs:    o.waitForSubs,
+	}
+	// Free ports are picked, closed and handed to daprd, so a parallel test
+	// can take one in between: start again on fresh ports when that happens.
+	var ports []int
+	for attempt := 1; ; attempt++ {
+		ports = freePorts(t, 4)
+		sc.base = fmt.Sprintf("http://127.0.0.1:%d", ports[0])
+		sc.args = []string{
 			"--app-id", id,
 			"--dapr-http-port", strconv.Itoa(ports[0]),
 			"--dapr-grpc-port", strconv.Itoa(ports[1]),
 			"--metrics-port", strconv.Itoa(ports[2]),
-			"--resources-path", filepath.Join(dir, "resources"),
+			"--dapr-internal-grpc-port", strconv.Itoa(ports[3]),
 			"--dapr-listen-addresses", "127.0.0.1",
+			"--dapr-internal-grpc-listen-address", "127.0.0.1",
+			"--metrics-listen-address", "127.0.0.1",
+			"--resources-path", filepath.Join(dir, "resources"),
+			"--config", filepath.Join(dir, "config.yaml"),
 			"--log-level", "info",
 			"--dapr-graceful-shutdown-seconds", "1",
-		},
-		base: fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
-		subs: o.waitForSubs,
+		}
+		if appPort > 0 {
+			sc.args = append(sc.args, "--app-port", strconv.Itoa(appPort), "--app-channel-address", "127.0.0.1")
+		}
+		err := sc.start()
+		if err == nil {
+			break
+		}
+		if attempt < 3 && sc.portClash() {
+			continue
+		}
+		sc.dumpLog()
+		t.Fatalf("daprtest: daprd not ready: %v", err)
 	}
-	if appPort > 0 {
-		sc.args = append(sc.args, "--app-port", strconv.Itoa(appPort), "--app-channel-address", "127.0.0.1")
-	}
-	sc.start()
 	t.Cleanup(func() {
 		sc.stop()
 		if t.Failed() {
@@ -123,11 +142,16 @@ func Start(t testing.TB, appPort int, opts ...Option) Sidecar {
 		HTTPPort: ports[0],
 		GRPCPort: ports[1],
 		BaseURL:  sc.base,
+		AppID:    id,
 		RedisDB:  db,
 		Stop:     sc.stop,
 		Restart: func() {
+			t.Helper()
 			sc.stop()
-			sc.start()
+			if err := sc.start(); err != nil {
+				sc.dumpLog()
+				t.Fatalf("daprtest: daprd not ready after restart: %v", err)
+			}
 		},
 	}
 }
@@ -145,18 +169,18 @@ type sidecar struct {
 	done chan struct{}
 }
 
-func (s *sidecar) start() {
-	s.t.Helper()
-	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+// start runs daprd and waits until it is ready; on failure daprd is stopped.
+func (s *sidecar) start() error {
+	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
-		s.t.Fatalf("daprtest: open log: %v", err)
+		return fmt.Errorf("open log: %w", err)
 	}
 	cmd := exec.Command(s.bin, s.args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
-		s.t.Fatalf("daprtest: start %s: %v", s.bin, err)
+		return fmt.Errorf("start %s: %w", s.bin, err)
 	}
 	done := make(chan struct{})
 	go func() {
@@ -169,9 +193,15 @@ func (s *sidecar) start() {
 	s.mu.Unlock()
 	if err := s.waitReady(done); err != nil {
 		s.stop()
-		s.dumpLog()
-		s.t.Fatalf("daprtest: daprd not ready: %v", err)
+		return err
 	}
+	return nil
+}
+
+// portClash reports whether the last start failed on a port taken meanwhile.
+func (s *sidecar) portClash() bool {
+	b, _ := os.ReadFile(s.logPath)
+	return bytes.Contains(b, []byte("address already in use"))
 }
 
 func (s *sidecar) stop() {
@@ -323,6 +353,24 @@ spec:
 		if err := os.WriteFile(filepath.Join(res, name), body, 0o644); err != nil {
 			t.Fatalf("daprtest: %v", err)
 		}
+	}
+	// The default name resolution (mDNS) announces the app on the network;
+	// the kubernetes resolver sends nothing until service invocation, which
+	// commonops does not use. Tracing is off: nothing to export it to.
+	config := `apiVersion: dapr.io/v1alpha1
+kind: Configuration
+metadata:
+  name: commonops
+spec:
+  nameResolution:
+    component: kubernetes
+    configuration:
+      template: "127.0.0.1:{{.Port}}"
+  tracing:
+    samplingRate: "0"
+`
+	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(config), 0o644); err != nil {
+		t.Fatalf("daprtest: %v", err)
 	}
 }
 

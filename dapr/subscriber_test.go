@@ -1,0 +1,203 @@
+package dapr_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/dapr"
+)
+
+// handler records the tasks it is given and answers with fail(task) when set.
+type handler struct {
+	mu    sync.Mutex
+	calls map[string]int // task id -> calls
+	order []string
+	fail  func(topic string, task *commonops.Task) error
+}
+
+func newHandler() *handler { return &handler{calls: map[string]int{}} }
+
+func (h *handler) Handle(ctx context.Context, topic string, task *commonops.Task) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.calls[task.ID]++
+	h.order = append(h.order, topic+" "+task.ID)
+	if h.fail != nil {
+		return h.fail(topic, task)
+	}
+	return nil
+}
+
+func (h *handler) count(taskID string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.calls[taskID]
+}
+
+func (h *handler) total() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, c := range h.calls {
+		n += c
+	}
+	return n
+}
+
+func cloudEvent(t testing.TB, id, topic string, data any) []byte {
+	t.Helper()
+	raw, err := json.Marshal(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(dapr.CloudEvent{SpecVersion: "1.0", ID: id, Type: topic, Source: dapr.Source, DataContentType: "application/json", Data: raw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func post(t testing.TB, h http.Handler, path string, body []byte) (int, string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/cloudevents+json")
+	h.ServeHTTP(rec, req)
+	var answer struct{ Status string }
+	if err := json.Unmarshal(rec.Body.Bytes(), &answer); err != nil {
+		t.Fatalf("answer %q: %v", rec.Body.String(), err)
+	}
+	return rec.Code, answer.Status
+}
+
+func TestSubscribeListsSubscriptions(t *testing.T) {
+	t.Parallel()
+	s := dapr.NewSubscriber(dapr.SubscriberConfig{PubSubName: "tasks", Handle: newHandler().Handle})
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/dapr/subscribe", nil))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("status: got %d, want 200", rec.Code)
+	}
+	var subs []map[string]string
+	if err := json.Unmarshal(rec.Body.Bytes(), &subs); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{commonops.TopicCreated, commonops.TopicRetried, commonops.TopicCancelled}
+	if len(subs) != len(want) {
+		t.Fatalf("subscriptions: got %d, want %d: %s", len(subs), len(want), rec.Body)
+	}
+	for i, topic := range want {
+		got := subs[i]
+		if got["topic"] != topic || got["pubsubname"] != "tasks" || got["route"] != "/dapr/events/"+topic || got["deadLetterTopic"] != dapr.DeadLetterTopic {
+			t.Errorf("subscription %d: got %v, want topic %s on pubsub tasks, route /dapr/events/%s, dead letter %s", i, got, topic, topic, dapr.DeadLetterTopic)
+		}
+	}
+}
+
+func TestSubscriberAnswers(t *testing.T) {
+	t.Parallel()
+	task := &commonops.Task{ID: "7b0f6c1e-3f55-4d8e-9a57-0d8f3b1c2a10", TaskType: "import", EntityType: "product"}
+	cases := []struct {
+		name   string
+		path   string
+		body   []byte
+		err    error
+		want   string
+		called int
+	}{
+		{"handled", "/dapr/events/" + commonops.TopicCreated, cloudEvent(t, "1", commonops.TopicCreated, task), nil, dapr.StatusSuccess, 1},
+		{"retried topic", "/dapr/events/" + commonops.TopicRetried, cloudEvent(t, "1", commonops.TopicRetried, task), nil, dapr.StatusSuccess, 1},
+		{"unknown task", "/dapr/events/" + commonops.TopicCreated, cloudEvent(t, "1", commonops.TopicCreated, task), commonops.Errorf(commonops.ENOTFOUND, "no such task"), dapr.StatusDrop, 1},
+		{"invalid", "/dapr/events/" + commonops.TopicCreated, cloudEvent(t, "1", commonops.TopicCreated, task), commonops.Errorf(commonops.EINVALID, "bad"), dapr.StatusDrop, 1},
+		{"claim lost", "/dapr/events/" + commonops.TopicCreated, cloudEvent(t, "1", commonops.TopicCreated, task), commonops.Errorf(commonops.ECONFLICT, "already claimed"), dapr.StatusDrop, 1},
+		{"database down", "/dapr/events/" + commonops.TopicCreated, cloudEvent(t, "1", commonops.TopicCreated, task), fmt.Errorf("claim: %w", commonops.Errorf(commonops.EUNAVAILABLE, "db down")), dapr.StatusRetry, 1},
+		{"plain error", "/dapr/events/" + commonops.TopicCreated, cloudEvent(t, "1", commonops.TopicCreated, task), fmt.Errorf("boom"), dapr.StatusRetry, 1},
+		{"unknown topic", "/dapr/events/operations.task.exploded", cloudEvent(t, "1", "operations.task.exploded", task), nil, dapr.StatusDrop, 0},
+		{"not json", "/dapr/events/" + commonops.TopicCreated, []byte("{nope"), nil, dapr.StatusDrop, 0},
+		{"no id", "/dapr/events/" + commonops.TopicCreated, cloudEvent(t, "", commonops.TopicCreated, task), nil, dapr.StatusDrop, 0},
+		{"data not a task", "/dapr/events/" + commonops.TopicCreated, cloudEvent(t, "1", commonops.TopicCreated, []int{1, 2}), nil, dapr.StatusDrop, 0},
+		{"task without id", "/dapr/events/" + commonops.TopicCreated, cloudEvent(t, "1", commonops.TopicCreated, map[string]any{"taskType": "x"}), nil, dapr.StatusDrop, 0},
+		{"too large", "/dapr/events/" + commonops.TopicCreated, cloudEvent(t, "1", commonops.TopicCreated, map[string]any{"id": task.ID, "message": strings.Repeat("x", 2048)}), nil, dapr.StatusDrop, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHandler()
+			h.fail = func(string, *commonops.Task) error { return tc.err }
+			s := dapr.NewSubscriber(dapr.SubscriberConfig{Handle: h.Handle, BodyLimit: 1024})
+			code, status := post(t, s, tc.path, tc.body)
+			if code != http.StatusOK || status != tc.want {
+				t.Errorf("answer: got %d %s, want 200 %s", code, status, tc.want)
+			}
+			if got := h.total(); got != tc.called {
+				t.Errorf("Handle calls: got %d, want %d", got, tc.called)
+			}
+		})
+	}
+}
+
+func TestSubscriberDedupesSuccessfulIDsOnly(t *testing.T) {
+	t.Parallel()
+	task := &commonops.Task{ID: "0c5e7a52-8f2c-4a8e-b6a4-3f0e2d9c1b77"}
+	h := newHandler()
+	fails := 1
+	h.fail = func(string, *commonops.Task) error {
+		if fails > 0 {
+			fails--
+			return commonops.Errorf(commonops.EUNAVAILABLE, "db down")
+		}
+		return nil
+	}
+	s := dapr.NewSubscriber(dapr.SubscriberConfig{Handle: h.Handle, DedupeSize: 2})
+	path := "/dapr/events/" + commonops.TopicCreated
+	steps := []struct {
+		id    string
+		want  string
+		calls int
+	}{
+		{"1", dapr.StatusRetry, 1},   // transient failure: not remembered
+		{"1", dapr.StatusSuccess, 2}, // the redelivery is handled
+		{"1", dapr.StatusSuccess, 2}, // a duplicate of a handled id is not
+		{"2", dapr.StatusSuccess, 3},
+		{"3", dapr.StatusSuccess, 4}, // evicts "1" from a cache of 2
+		{"3", dapr.StatusSuccess, 4},
+		{"1", dapr.StatusSuccess, 5}, // forgotten, so handled again (the claim decides)
+	}
+	for i, st := range steps {
+		_, status := post(t, s, path, cloudEvent(t, st.id, commonops.TopicCreated, task))
+		if status != st.want {
+			t.Errorf("step %d (id %s): got %s, want %s", i, st.id, status, st.want)
+		}
+		if got := h.count(task.ID); got != st.calls {
+			t.Errorf("step %d (id %s): Handle calls got %d, want %d", i, st.id, got, st.calls)
+		}
+	}
+}
+
+func TestSubscriberConcurrentDuplicatesHandledOnce(t *testing.T) {
+	t.Parallel()
+	task := &commonops.Task{ID: "5a3e0b8c-1d2f-4e6a-9b7c-8d0e1f2a3b4c"}
+	h := newHandler()
+	s := dapr.NewSubscriber(dapr.SubscriberConfig{Handle: h.Handle})
+	body := cloudEvent(t, "42", commonops.TopicCreated, task)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if _, status := post(t, s, "/dapr/events/"+commonops.TopicCreated, body); status != dapr.StatusSuccess {
+				t.Errorf("answer: got %s, want SUCCESS", status)
+			}
+		})
+	}
+	wg.Wait()
+	if got := h.count(task.ID); got != 1 {
+		t.Errorf("Handle calls for 8 concurrent copies: got %d, want 1", got)
+	}
+}
