@@ -288,4 +288,3 @@ func counter(reg *prometheus.Registry, name string) float64 {
 	}
 	return 0
 }
-
