@@ -5,13 +5,19 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/commonops/commonops/store"
 )
 
 // TestBadInput sends every kind of bad input of issue 2 and checks that each
 // gets its precise problem and that no task, event or log changed.
 func TestBadInput(t *testing.T) {
 	t.Parallel()
-	e := sqliteEnv(t)
+	eachStore(t, testBadInput)
+}
+
+func testBadInput(t *testing.T, st store.Store) {
+	e := newEnv(t, st)
 	pending := e.create(simple)
 	running := e.create(simple)
 	e.claim(running.ID)

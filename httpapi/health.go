@@ -34,7 +34,7 @@ type healthBody struct {
 // healthChecks are always reported by the health endpoint, configured or not.
 var healthChecks = []string{"database", "storage", "pubsub"}
 
-// runChecks runs checks concurrently, each bounded by CheckTimeout.
+// runChecks runs checks concurrently, each bounded by s.timeout.
 func (s *server) runChecks(r *http.Request, checks map[string]func(context.Context) error, always []string) (healthBody, int) {
 	body := healthBody{Status: "ok", Checks: make(map[string]checkResult, len(checks))}
 	for _, name := range always {
@@ -46,7 +46,7 @@ func (s *server) runChecks(r *http.Request, checks map[string]func(context.Conte
 	)
 	for name, check := range checks {
 		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(r.Context(), CheckTimeout)
+			ctx, cancel := context.WithTimeout(r.Context(), s.timeout)
 			defer cancel()
 			start := time.Now()
 			err := check(ctx)
@@ -55,7 +55,7 @@ func (s *server) runChecks(r *http.Request, checks map[string]func(context.Conte
 				res.Status = checkDown
 				switch {
 				case errors.Is(err, context.DeadlineExceeded):
-					res.Error = "no answer within " + CheckTimeout.String()
+					res.Error = "no answer within " + s.timeout.String()
 				case domainError(err) != nil:
 					res.Error = commonops.ErrorMessage(err)
 				default:

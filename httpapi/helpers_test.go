@@ -59,11 +59,11 @@ func sqliteEnv(t testing.TB, edit ...func(*Config)) *env {
 	return newEnv(t, testdb.SQLite(t), edit...)
 }
 
-// eachStore runs fn on every store driver.
+// eachStore runs fn, in parallel subtests, on every store driver.
 func eachStore(t *testing.T, fn func(t *testing.T, st store.Store)) {
-	t.Run("sqlite", func(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st store.Store) {
 		t.Parallel()
-		fn(t, testdb.SQLite(t))
+		fn(t, st)
 	})
 }
 

@@ -26,8 +26,8 @@ const (
 	// StreamHeartbeat is how long an event stream stays silent before it
 	// sends a comment line, so proxies keep the connection open.
 	StreamHeartbeat = 15 * time.Second
-	// CheckTimeout bounds each health and readiness check.
-	CheckTimeout = 2 * time.Second
+	// CheckTimeoutDefault bounds each health and readiness check.
+	CheckTimeoutDefault = 2 * time.Second
 )
 
 // Config holds what the API needs. Service is required; every other field is
@@ -64,6 +64,10 @@ type Config struct {
 	// StreamPoll is how often an event stream polls the store. Defaults to
 	// StreamPollDefault (500ms).
 	StreamPoll time.Duration
+	// CheckTimeout bounds each health and readiness check; a check that has
+	// not answered by then is reported down. Defaults to
+	// CheckTimeoutDefault (2s).
+	CheckTimeout time.Duration
 }
 
 // server is what every handler shares.
@@ -72,6 +76,7 @@ type server struct {
 	log      *slog.Logger
 	maxBody  int64
 	poll     time.Duration
+	timeout  time.Duration
 	checks   map[string]func(context.Context) error
 	ready    func(context.Context) error
 	files    http.Handler
@@ -91,6 +96,7 @@ func NewServer(cfg Config) http.Handler {
 		log:     cfg.Logger,
 		maxBody: cfg.MaxBodyBytes,
 		poll:    cfg.StreamPoll,
+		timeout: cfg.CheckTimeout,
 		ready:   cfg.Ready,
 		files:   cfg.Files,
 		dapr:    cfg.Dapr,
@@ -105,6 +111,9 @@ func NewServer(cfg Config) http.Handler {
 	}
 	if s.poll <= 0 {
 		s.poll = StreamPollDefault
+	}
+	if s.timeout <= 0 {
+		s.timeout = CheckTimeoutDefault
 	}
 	if st := cfg.Service.Store; st != nil {
 		s.checks["database"] = st.Ping
