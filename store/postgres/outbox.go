@@ -114,11 +114,11 @@ func (s *Store) PruneOutbox(ctx context.Context, sentBefore time.Time, limit int
 }
 
 // listen holds a dedicated connection that LISTENs for committed outbox rows
-// of this schema from any replica and signals OutboxSignal. It reconnects
+// of this schema from any replica (see notifier) and signals OutboxSignal. It reconnects
 // with backoff and signals after each (re)connection, since notifications
 // sent while it was away are lost. It returns when ctx ends.
 func (s *Store) listen(ctx context.Context, cfg *pgx.ConnConfig) {
-	defer close(s.done)
+	defer s.wg.Done()
 	backoff := listenBackoffMin
 	for {
 		err := s.listenOnce(ctx, cfg, func() { backoff = listenBackoffMin })
@@ -158,5 +158,24 @@ func (s *Store) listenOnce(ctx context.Context, cfg *pgx.ConnConfig, connected f
 		if n.Payload == s.schema {
 			s.notify()
 		}
+	}
+}
+
+// notifier sends NOTIFY commonops_outbox (payload: the schema) after commits
+// that wrote outbox rows, outside their transactions: the commits that
+// happen while one NOTIFY is in flight share the next one. A NOTIFY lost to
+// a crash or an error only delays the other replicas until their relay's
+// next poll; nothing committed is lost, since the rows are in the outbox.
+func (s *Store) notifier(ctx context.Context) {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wake:
+		}
+		nctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, _ = s.pool.Exec(nctx, "SELECT pg_notify($1, $2)", notifyChannel, s.schema)
+		cancel()
 	}
 }

@@ -63,9 +63,10 @@ type Store struct {
 	pool   *pgxpool.Pool
 	schema string // the schema rows are written to, as the server resolves it
 
-	signal chan struct{}
+	signal chan struct{} // OutboxSignal: local commits and other replicas' NOTIFYs
+	wake   chan struct{} // asks the notifier for one NOTIFY
 	cancel context.CancelFunc
-	done   chan struct{}
+	wg     sync.WaitGroup
 	once   sync.Once
 }
 
@@ -91,7 +92,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, interpretError(fmt.Errorf("connect: %w", err))
 	}
-	s := &Store{pool: pool, schema: cfg.Schema, signal: make(chan struct{}, 1), done: make(chan struct{})}
+	s := &Store{pool: pool, schema: cfg.Schema, signal: make(chan struct{}, 1), wake: make(chan struct{}, 1)}
 	if err := s.Migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -104,7 +105,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	lctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
+	s.wg.Add(2)
 	go s.listen(lctx, pc.ConnConfig.Copy())
+	go s.notifier(lctx)
 	return s, nil
 }
 
@@ -123,7 +126,7 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) Close() error {
 	s.once.Do(func() {
 		s.cancel()
-		<-s.done
+		s.wg.Wait()
 		s.pool.Close()
 	})
 	return nil
@@ -133,10 +136,20 @@ func (s *Store) Close() error {
 // in this process or in any replica using the same schema.
 func (s *Store) OutboxSignal() <-chan struct{} { return s.signal }
 
-// notify wakes a waiting relay without ever blocking.
+// notify wakes a waiting relay of this process without ever blocking.
 func (s *Store) notify() {
 	select {
 	case s.signal <- struct{}{}:
+	default:
+	}
+}
+
+// outboxWritten is called after a commit that wrote outbox rows: it wakes
+// the local relay and asks the notifier to tell the other replicas.
+func (s *Store) outboxWritten() {
+	s.notify()
+	select {
+	case s.wake <- struct{}{}:
 	default:
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"reflect"
 	"sync"
 	"testing"
@@ -17,19 +16,13 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/internal/testdb"
 	"github.com/commonops/commonops/store"
 	"github.com/commonops/commonops/store/postgres"
 )
 
-// testURL is the database the tests use; each test works in its own schema.
-func testURL() string {
-	if u := os.Getenv("COMMONOPS_TEST_DATABASE_URL"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
-
-// newSchema returns a fresh schema name, dropped when the test ends.
+// newSchema returns a fresh schema name, dropped when the test ends, for
+// tests that open several stores (replicas) on one schema.
 func newSchema(t testing.TB) string {
 	t.Helper()
 	b := make([]byte, 6)
@@ -38,7 +31,7 @@ func newSchema(t testing.TB) string {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		conn, err := pgx.Connect(ctx, testURL())
+		conn, err := pgx.Connect(ctx, testdb.PostgresURL())
 		if err != nil {
 			t.Errorf("drop schema %s: %v", name, err)
 			return
@@ -54,12 +47,18 @@ func newSchema(t testing.TB) string {
 // openStore opens a migrated store in a schema of its own.
 func openStore(t testing.TB) *postgres.Store {
 	t.Helper()
-	return openIn(t, newSchema(t))
+	return testdb.PostgresStore(t)
 }
 
 func openIn(t testing.TB, schema string) *postgres.Store {
 	t.Helper()
-	s, err := postgres.Open(context.Background(), postgres.Config{URL: testURL(), Schema: schema, MaxConns: 8})
+	return openWith(t, schema, 8)
+}
+
+// openWith opens a store in schema with a pool of maxConns (0: the default).
+func openWith(t testing.TB, schema string, maxConns int32) *postgres.Store {
+	t.Helper()
+	s, err := postgres.Open(context.Background(), postgres.Config{URL: testdb.PostgresURL(), Schema: schema, MaxConns: maxConns})
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
@@ -361,7 +360,7 @@ func TestMigrateConcurrentOpens(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			stores[i], errs[i] = postgres.Open(context.Background(), postgres.Config{URL: testURL(), Schema: schema, MaxConns: 2})
+			stores[i], errs[i] = postgres.Open(context.Background(), postgres.Config{URL: testdb.PostgresURL(), Schema: schema, MaxConns: 2})
 		})
 	}
 	wg.Wait()
