@@ -465,3 +465,25 @@ func TestUnconfiguredMounts(t *testing.T) {
 }
 
 var _ = operations.FileOutput
+
+// TestPanicAfterHeaders checks that a handler panicking mid-answer aborts
+// the connection rather than passing a truncated answer off as complete.
+func TestPanicAfterHeaders(t *testing.T) {
+	t.Parallel()
+	e := sqliteEnv(t, func(c *Config) {
+		c.Dapr = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write([]byte("partial"))
+			http.NewResponseController(w).Flush()
+			panic("boom mid-answer")
+		})
+	})
+	resp, err := e.srv.Client().Get(e.srv.URL + "/dapr/x")
+	if err != nil {
+		t.Fatalf("get: %v", err)
+	}
+	defer resp.Body.Close()
+	if _, err := io.ReadAll(resp.Body); err == nil {
+		t.Fatalf("got a complete body, want the connection aborted")
+	}
+}

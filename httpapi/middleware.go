@@ -60,16 +60,22 @@ func (s *server) outer(mux *http.ServeMux) http.Handler {
 		r = r.WithContext(context.WithValue(r.Context(), infoKey{}, ri))
 		rec := &recorder{ResponseWriter: w}
 		defer func() {
-			if v := recover(); v != nil {
-				if v == http.ErrAbortHandler { //nolint:errorlint // a sentinel value, not a wrapped error
-					panic(v)
-				}
+			v := recover()
+			if v == nil {
+				s.logAndCount(r, ri, rec, time.Since(start))
+				return
+			}
+			if v != http.ErrAbortHandler { //nolint:errorlint // a sentinel value, not a wrapped error
 				s.log.ErrorContext(r.Context(), "handler panic", "request_id", ri.id, "route", ri.route,
 					"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-				if rec.status == 0 {
-					s.problem(rec, r, errors.New("handler panic"))
-				}
 			}
+			if rec.status != 0 {
+				// Part of the answer is out: abort the connection so the
+				// client cannot take it for a complete one.
+				s.logAndCount(r, ri, rec, time.Since(start))
+				panic(http.ErrAbortHandler)
+			}
+			s.problem(rec, r, errors.New("handler panic"))
 			s.logAndCount(r, ri, rec, time.Since(start))
 		}()
 		h, pattern := mux.Handler(r)
