@@ -149,6 +149,8 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, tenant, id strin
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-s.done:
+			return nil
 		case <-ticker.C:
 		}
 	}

@@ -68,6 +68,11 @@ type Config struct {
 	// not answered by then is reported down. Defaults to
 	// CheckTimeoutDefault (2s).
 	CheckTimeout time.Duration
+	// StreamsDone, when closed, ends every open event stream: streams do not
+	// finish on their own, so a graceful shutdown closes it (see
+	// http.Server.RegisterOnShutdown) to let in-flight requests drain.
+	// Defaults to nil: streams end only with their request.
+	StreamsDone <-chan struct{}
 }
 
 // server is what every handler shares.
@@ -83,6 +88,7 @@ type server struct {
 	dapr     http.Handler
 	metrics  http.Handler
 	observer *observer
+	done     <-chan struct{} // closes open event streams at shutdown
 }
 
 // NewServer returns the HTTP handler of the whole API. It panics if
@@ -102,6 +108,7 @@ func NewServer(cfg Config) http.Handler {
 		dapr:    cfg.Dapr,
 		metrics: cfg.Metrics,
 		checks:  map[string]func(context.Context) error{},
+		done:    cfg.StreamsDone,
 	}
 	if s.log == nil {
 		s.log = slog.Default()

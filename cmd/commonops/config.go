@@ -53,7 +53,7 @@ type config struct {
 
 type setting struct {
 	flag, env, def, usage string
-	bind              func(fs *flag.FlagSet, name, value, usage string)
+	bind                  func(fs *flag.FlagSet, name, value, usage string)
 }
 
 func str(p *string) func(*flag.FlagSet, string, string, string) {

@@ -64,7 +64,9 @@ func start(t *testing.T, env map[string]string, args ...string) *instance {
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &syncBuffer{started: make(chan string, 1)}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, append([]string{"serve"}, args...), func(k string) string { return full[k] }, logs, logs) }()
+	go func() {
+		done <- run(ctx, append([]string{"serve"}, args...), func(k string) string { return full[k] }, logs, logs)
+	}()
 	inst := &instance{logs: logs}
 	var once sync.Once
 	var stopErr error
@@ -244,8 +246,28 @@ func TestEmbeddedDefault(t *testing.T) {
 		t.Fatalf("export output lacks the earlier tasks:\n%s", csv)
 	}
 
+	// An open event stream (of a task scheduled for tomorrow) does not hold
+	// up a graceful shutdown.
+	var later created
+	in.call(t, http.MethodPost, "/tasks", map[string]any{"taskType": "noop", "entityType": "demo", "scheduledAt": time.Now().Add(24 * time.Hour)}, http.StatusCreated, &later)
+	req, _ := http.NewRequest(http.MethodGet, in.base+"/api/v1/operations/tasks/"+later.Task.ID+"/events", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("X-Tenant-Id", tenant)
+	stream, err := http.DefaultClient.Do(req)
+	if err != nil || stream.StatusCode != http.StatusOK {
+		t.Fatalf("open event stream: %v %v", err, stream)
+	}
+	defer stream.Body.Close()
+	first := make([]byte, 256)
+	if n, err := stream.Body.Read(first); err != nil || !strings.Contains(string(first[:n]), "retry:") {
+		t.Fatalf("event stream start: got %q %v", first[:n], err)
+	}
+	stopped := time.Now()
 	if err := in.stop(); err != nil {
 		t.Fatalf("graceful stop: %v", err)
+	}
+	if d := time.Since(stopped); d > 5*time.Second {
+		t.Fatalf("shutdown with an open event stream took %s, want under 5s", d)
 	}
 	if !strings.Contains(in.logs.String(), `"msg":"stopped"`) {
 		t.Fatalf("no clean shutdown in the log:\n%s", in.logs.String())

@@ -210,11 +210,12 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer, ready chan<- stri
 		"pubsub":   pubsubCheck,
 	}
 	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	streamsDone := make(chan struct{})
 	var handler http.Handler
 	if cfg.hasRole("api") {
 		handler = httpapi.NewServer(httpapi.Config{
 			Service: svc, Checks: checks, Files: files, Dapr: daprHandler, Metrics: metrics,
-			Logger: log, MaxBodyBytes: cfg.MaxBodyBytes, Registerer: reg,
+			Logger: log, MaxBodyBytes: cfg.MaxBodyBytes, Registerer: reg, StreamsDone: streamsDone,
 		})
 	} else {
 		handler = internalMux(checks, files, daprHandler, metrics)
@@ -231,6 +232,7 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer, ready chan<- stri
 		runner.Start(runCtx)
 	}
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	srv.RegisterOnShutdown(func() { close(streamsDone) })
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("commonops started", "addr", ln.Addr().String(), "roles", cfg.Roles, "store", storeName,
