@@ -118,7 +118,7 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer, ready chan<- stri
 			BaseURL: publicURL,
 			MaxSize: cfg.MaxFileSize,
 			OnUpload: func(ctx context.Context, key string, size int64) {
-				id, ok := inputTaskID(key)
+				id, ok := objectstore.InputTaskID(key)
 				if !ok {
 					return
 				}
@@ -291,14 +291,4 @@ func internalMux(checks map[string]func(context.Context) error, files, daprHandl
 		mux.Handle("/dapr/", daprHandler)
 	}
 	return mux
-}
-
-// inputTaskID extracts the task id from an input key
-// (tasks/{id}/input/{fileName}).
-func inputTaskID(key string) (string, bool) {
-	parts := strings.SplitN(key, "/", 4)
-	if len(parts) != 4 || parts[0] != "tasks" || parts[2] != "input" {
-		return "", false
-	}
-	return parts[1], true
 }
