@@ -108,7 +108,17 @@ func taskMessage(t testing.TB, id int64, topic string) store.OutboxMessage {
 
 func TestDaprRoundTrip(t *testing.T) {
 	t.Parallel()
+	for _, bulk := range []bool{false, true} {
+		t.Run(fmt.Sprintf("bulk=%v", bulk), func(t *testing.T) {
+			t.Parallel()
+			testRoundTrip(t, bulk)
+		})
+	}
+}
+
+func testRoundTrip(t *testing.T, bulk bool) {
 	a := startApp(t)
+	a.pub = dapr.NewPublisher(dapr.PublisherConfig{BaseURL: a.sidecar.BaseURL, Bulk: bulk})
 	if err := a.pub.Check(context.Background()); err != nil {
 		t.Fatalf("Check on a running sidecar: %v", err)
 	}
@@ -220,8 +230,23 @@ func TestDaprRetryIsRedelivered(t *testing.T) {
 func TestDaprOutageKeepsRowsAndDrainsOnce(t *testing.T) {
 	t.Parallel()
 	const tasks = 50
-	testdb.Each(t, func(t *testing.T, s store.Store) {
+	for _, st := range []struct {
+		name string
+		open func(testing.TB) store.Store
+	}{{"sqlite", testdb.SQLite}, {"postgres", testdb.Postgres}} {
+		for _, bulk := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/bulk=%v", st.name, bulk), func(t *testing.T) {
+				t.Parallel()
+				testOutage(t, st.open(t), tasks, bulk)
+			})
+		}
+	}
+}
+
+func testOutage(t *testing.T, s store.Store, tasks int, bulk bool) {
+	{
 		a := startApp(t)
+		a.pub = dapr.NewPublisher(dapr.PublisherConfig{BaseURL: a.sidecar.BaseURL, Bulk: bulk})
 		reg := prometheus.NewRegistry()
 		relay := outbox.NewRelay(s, a.pub, outbox.Config{BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond, Registerer: reg})
 		relay.Start(context.Background())
@@ -276,7 +301,7 @@ func TestDaprOutageKeepsRowsAndDrainsOnce(t *testing.T) {
 				t.Errorf("event %s for unknown task %s", ce.ID, ce.Subject)
 			}
 		}
-	})
+	}
 }
 
 func counter(reg *prometheus.Registry, name string) float64 {

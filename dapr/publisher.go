@@ -57,10 +57,21 @@ type PublisherConfig struct {
 	// HTTPClient makes the calls. Defaults to a client with a 10s timeout that
 	// keeps enough idle connections for Concurrency.
 	HTTPClient *http.Client
-	// Concurrency is how many events of one batch are published in parallel.
-	// Defaults to 16.
+	// Concurrency is how many events (or, with Bulk, bulk requests) of one
+	// batch are published in parallel. Defaults to 16.
 	Concurrency int
+	// Bulk publishes a batch with Dapr's bulk publish API
+	// (/v1.0-alpha1/publish/bulk), one request per topic and chunk of at most
+	// BulkEntriesMax events or BulkBytesMax bytes, instead of one request per
+	// event. Defaults to false.
+	Bulk bool
 }
+
+// Bounds of one bulk publish request (daprd refuses bodies over 4 MiB).
+const (
+	BulkEntriesMax = 100
+	BulkBytesMax   = 1 << 20
+)
 
 // DefaultBaseURL returns the sidecar address from getenv (DAPR_HTTP_PORT), as
 // Dapr's SDKs do.
@@ -79,6 +90,7 @@ type Publisher struct {
 	pubsub string
 	client *http.Client
 	conc   int
+	bulk   bool
 }
 
 // NewPublisher returns a Publisher for cfg.
@@ -103,6 +115,7 @@ func NewPublisher(cfg PublisherConfig) *Publisher {
 		pubsub: cfg.PubSubName,
 		client: cfg.HTTPClient,
 		conc:   cfg.Concurrency,
+		bulk:   cfg.Bulk,
 	}
 }
 
@@ -149,6 +162,9 @@ func Envelope(m store.OutboxMessage) CloudEvent {
 func (p *Publisher) Publish(ctx context.Context, msgs []store.OutboxMessage) (int, error) {
 	if len(msgs) == 0 {
 		return 0, nil
+	}
+	if p.bulk {
+		return p.publishBulk(ctx, msgs)
 	}
 	if len(msgs) == 1 || p.conc == 1 {
 		for i, m := range msgs {
@@ -238,4 +254,108 @@ func (p *Publisher) Check(ctx context.Context) error {
 			Err: fmt.Errorf("check dapr sidecar: answered %s", resp.Status)}
 	}
 	return nil
+}
+
+type bulkEntry struct {
+	EntryID     string          `json:"entryId"`
+	Event       json.RawMessage `json:"event"`
+	ContentType string          `json:"contentType"`
+}
+
+type bulkChunk struct {
+	topic   string
+	index   []int // positions in the batch
+	entries []bulkEntry
+	size    int
+}
+
+// publishBulk publishes msgs with the bulk API and returns the longest
+// prefix of msgs that the sidecar accepted.
+func (p *Publisher) publishBulk(ctx context.Context, msgs []store.OutboxMessage) (int, error) {
+	var chunks []*bulkChunk
+	open := map[string]*bulkChunk{}
+	for i, m := range msgs {
+		ev, err := json.Marshal(Envelope(m))
+		if err != nil {
+			return i, fmt.Errorf("publish %d to %s: encode: %w", m.ID, m.Topic, err)
+		}
+		c := open[m.Topic]
+		if c == nil || len(c.entries) >= BulkEntriesMax || c.size+len(ev) > BulkBytesMax {
+			c = &bulkChunk{topic: m.Topic}
+			open[m.Topic] = c
+			chunks = append(chunks, c)
+		}
+		c.index = append(c.index, i)
+		c.entries = append(c.entries, bulkEntry{EntryID: strconv.Itoa(i), Event: ev, ContentType: "application/cloudevents+json"})
+		c.size += len(ev)
+	}
+
+	var (
+		mu       sync.Mutex
+		firstBad = len(msgs)
+		firstErr error
+		wg       sync.WaitGroup
+		sem      = make(chan struct{}, p.conc)
+	)
+	for _, c := range chunks {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			failed, err := p.postBulk(ctx, c)
+			if err == nil {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, i := range failed {
+				if i < firstBad {
+					firstBad, firstErr = i, err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return firstBad, firstErr
+}
+
+// postBulk sends one chunk and returns the batch positions that failed.
+func (p *Publisher) postBulk(ctx context.Context, c *bulkChunk) ([]int, error) {
+	body, err := json.Marshal(c.entries)
+	if err != nil {
+		return c.index, fmt.Errorf("bulk publish to %s: encode: %w", c.topic, err)
+	}
+	u := p.base + "/v1.0-alpha1/publish/bulk/" + url.PathEscape(p.pubsub) + "/" + url.PathEscape(c.topic)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return c.index, fmt.Errorf("bulk publish to %s: %w", c.topic, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return c.index, &commonops.Error{Code: commonops.EUNAVAILABLE, Message: "pub/sub sidecar unreachable",
+			Err: fmt.Errorf("bulk publish %d events to %s: %w", len(c.entries), c.topic, err)}
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode/100 == 2 {
+		return nil, nil
+	}
+	var res struct {
+		FailedEntries []struct {
+			EntryID string `json:"entryId"`
+			Error   string `json:"error"`
+		} `json:"failedEntries"`
+	}
+	_ = json.Unmarshal(raw, &res)
+	var failed []int
+	for _, f := range res.FailedEntries {
+		if i, err := strconv.Atoi(f.EntryID); err == nil {
+			failed = append(failed, i)
+		}
+	}
+	if len(failed) == 0 {
+		failed = c.index // without a usable list of failed entries, all failed
+	}
+	return failed, &commonops.Error{Code: commonops.EUNAVAILABLE, Message: "pub/sub sidecar refused events",
+		Err: fmt.Errorf("bulk publish %d events to %s: sidecar answered %s: %s", len(c.entries), c.topic, resp.Status, bytes.TrimSpace(raw[:min(len(raw), 1<<10)]))}
 }
