@@ -54,7 +54,11 @@ type Config struct {
 	// of every pooled connection (tests isolate themselves in their own).
 	// Defaults to the server's search_path (normally public).
 	Schema string
-	// MaxConns bounds the pool. Defaults to 4 × CPUs, at least MinMaxConns.
+	// MaxConns bounds the pool. Size it to the number of concurrent
+	// writers: commits share WAL flushes only when they are in flight
+	// together (32 clients on 16 connections create about a third fewer
+	// tasks per second than on 32). Without it, a pool_max_conns parameter
+	// in URL applies. Defaults to 4 × CPUs, at least MinMaxConns.
 	MaxConns int32
 }
 
@@ -80,8 +84,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, &commonops.Error{Code: commonops.EINVALID, Message: "the database URL is invalid", Err: err}
 	}
-	pc.MaxConns = cfg.MaxConns
-	if pc.MaxConns <= 0 {
+	switch {
+	case cfg.MaxConns > 0:
+		pc.MaxConns = cfg.MaxConns
+	case !strings.Contains(cfg.URL, "pool_max_conns"):
 		pc.MaxConns = max(int32(4*runtime.NumCPU()), MinMaxConns)
 	}
 	if cfg.Schema != "" {

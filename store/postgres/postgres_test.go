@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -391,5 +392,46 @@ func TestUnreachableDatabaseIsUnavailable(t *testing.T) {
 	_, err := postgres.Open(ctx, postgres.Config{URL: "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=2"})
 	if got := commonops.ErrorCode(err); got != commonops.EUNAVAILABLE {
 		t.Errorf("got %q (%v), want %q", got, err, commonops.EUNAVAILABLE)
+	}
+}
+
+func TestClosedStoreIsUnavailable(t *testing.T) {
+	t.Parallel()
+	s := openIn(t, newSchema(t))
+	task := create(t, s, commonops.CreateInput{TaskType: "import", EntityType: "product"})
+	if err := s.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	_, err := s.GetTask(context.Background(), "acme", task.ID)
+	if got := commonops.ErrorCode(err); got != commonops.EUNAVAILABLE {
+		t.Errorf("got %q (%v), want %q", got, err, commonops.EUNAVAILABLE)
+	}
+}
+
+func TestPoolSize(t *testing.T) {
+	t.Parallel()
+	schema := newSchema(t)
+	cases := []struct {
+		name   string
+		url    string
+		config int32
+		want   int32
+	}{
+		{"config", testdb.PostgresURL(), 5, 5},
+		{"url", testdb.PostgresURL() + "&pool_max_conns=3", 0, 3},
+		{"config over url", testdb.PostgresURL() + "&pool_max_conns=3", 7, 7},
+		{"default", testdb.PostgresURL(), 0, max(int32(4*runtime.NumCPU()), postgres.MinMaxConns)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s, err := postgres.Open(context.Background(), postgres.Config{URL: c.url, Schema: schema, MaxConns: c.config})
+			if err != nil {
+				t.Fatalf("open: %v", err)
+			}
+			defer s.Close()
+			if got := s.Pool().Config().MaxConns; got != c.want {
+				t.Errorf("got MaxConns %d, want %d", got, c.want)
+			}
+		})
 	}
 }
