@@ -39,6 +39,7 @@ type config struct {
 	DaprPubSub      string
 	Lease           time.Duration
 	Concurrency     int
+	TypeConcurrency string
 	PollInterval    time.Duration
 	UploadSweep     time.Duration
 	UnclaimedAfter  time.Duration
@@ -49,6 +50,7 @@ type config struct {
 	EntityConfig    string
 	LogLevel        string
 	ShutdownTimeout time.Duration
+	DebugAddr       string
 }
 
 type setting struct {
@@ -140,6 +142,7 @@ func (c *config) settings() []setting {
 		{"dapr-pubsub", "COMMONOPS_DAPR_PUBSUB", "pubsub", "name of the Dapr pub/sub component", str(&c.DaprPubSub)},
 		{"lease", "COMMONOPS_LEASE", "30s", "lease a worker holds a task for between heartbeats", duration(&c.Lease)},
 		{"worker-concurrency", "COMMONOPS_WORKER_CONCURRENCY", strconv.Itoa(4 * runtime.NumCPU()), "tasks the built-in worker runs at once (4 × CPUs)", integer(&c.Concurrency)},
+		{"worker-type-concurrency", "COMMONOPS_WORKER_TYPE_CONCURRENCY", "", "per-taskType caps within worker-concurrency, e.g. import=2,export=4; empty: none", str(&c.TypeConcurrency)},
 		{"poll-interval", "COMMONOPS_POLL_INTERVAL", "2s", "fallback poller interval: finds runnable tasks no event started", duration(&c.PollInterval)},
 		{"upload-sweep-interval", "COMMONOPS_UPLOAD_SWEEP_INTERVAL", "2s", "how often maintenance looks for uploads nobody confirmed", duration(&c.UploadSweep)},
 		{"unclaimed-timeout", "COMMONOPS_UNCLAIMED_TIMEOUT", "10m", "fail a pending task no worker claimed within this time", duration(&c.UnclaimedAfter)},
@@ -150,6 +153,7 @@ func (c *config) settings() []setting {
 		{"config", "COMMONOPS_CONFIG", "", "YAML file of entities for the built-in import and export processors", str(&c.EntityConfig)},
 		{"log-level", "COMMONOPS_LOG_LEVEL", "info", "debug, info, warn or error", str(&c.LogLevel)},
 		{"shutdown-timeout", "COMMONOPS_SHUTDOWN_TIMEOUT", "30s", "how long SIGTERM waits for requests and running tasks", duration(&c.ShutdownTimeout)},
+		{"debug-addr", "COMMONOPS_DEBUG_ADDR", "", "listen address of a separate pprof server (/debug/pprof/); empty: off", str(&c.DebugAddr)},
 	}
 }
 
@@ -206,10 +210,31 @@ func (c *config) validate() error {
 	if c.Lease < time.Second {
 		return fmt.Errorf("lease: want at least 1s, got %s", c.Lease)
 	}
+	if _, err := c.typeConcurrency(); err != nil {
+		return err
+	}
 	if c.Concurrency < 1 {
 		return fmt.Errorf("worker-concurrency: want at least 1, got %d", c.Concurrency)
 	}
 	return nil
+}
+
+// typeConcurrency parses TypeConcurrency ("import=2,export=4").
+func (c *config) typeConcurrency() (map[string]int, error) {
+	caps := map[string]int{}
+	for _, part := range strings.Split(c.TypeConcurrency, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		name, value, ok := strings.Cut(part, "=")
+		n, err := strconv.Atoi(value)
+		if !ok || name == "" || err != nil || n < 1 {
+			return nil, fmt.Errorf("worker-type-concurrency: want taskType=N pairs such as import=2,export=4, got %q", part)
+		}
+		caps[name] = n
+	}
+	return caps, nil
 }
 
 func (c *config) hasRole(role string) bool {

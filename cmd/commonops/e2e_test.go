@@ -284,6 +284,7 @@ func TestConfigErrors(t *testing.T) {
 		{"unknown role", []string{"serve", "--roles", "api,cook"}, nil, `unknown role "cook"`},
 		{"bad duration in env", []string{"serve"}, map[string]string{"COMMONOPS_LEASE": "soon"}, "COMMONOPS_LEASE"},
 		{"s3 without endpoint", []string{"serve", "--storage", "s3"}, nil, "COMMONOPS_S3_ENDPOINT"},
+		{"bad type concurrency", []string{"serve", "--worker-type-concurrency", "import=two"}, nil, `import=two`},
 		{"unknown command", []string{"cook"}, nil, `unknown command "cook"`},
 	}
 	for _, tt := range tests {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -177,9 +178,10 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer, ready chan<- stri
 		// noop completes at once: a canary for checking the whole pipeline
 		// (create, event, claim, complete) and the unit of the benchmarks.
 		registry.Register("noop", "*", worker.ProcessorFunc(func(context.Context, worker.Job) error { return nil }))
+		typeCaps, _ := cfg.typeConcurrency() // validated with the config
 		pool = worker.NewPool(worker.Config{
 			Service: svc, Objects: svc.Objects, Registry: registry,
-			Concurrency: cfg.Concurrency, PollInterval: cfg.PollInterval,
+			Concurrency: cfg.Concurrency, TypeConcurrency: typeCaps, PollInterval: cfg.PollInterval,
 			Logger: log, Registerer: reg,
 		})
 		if embedded != nil {
@@ -231,6 +233,15 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer, ready chan<- stri
 	if runner != nil {
 		runner.Start(runCtx)
 	}
+	if cfg.DebugAddr != "" {
+		debug := &http.Server{Addr: cfg.DebugAddr, Handler: pprofMux(), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := debug.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Warn("debug server", "err", err)
+			}
+		}()
+		defer debug.Close()
+	}
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	srv.RegisterOnShutdown(func() { close(streamsDone) })
 	served := make(chan error, 1)
@@ -266,6 +277,18 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer, ready chan<- stri
 	cancelRun()
 	log.Info("stopped")
 	return nil
+}
+
+// pprofMux serves the runtime profiles, on their own listener so they are
+// never exposed with the API.
+func pprofMux() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
 
 // internalMux serves what a process without the api role still needs:
