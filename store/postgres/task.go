@@ -42,7 +42,7 @@ o AS (
 `, src, p, p+1, p+2, p+3, p+4)
 }
 
-// createSQL inserts the idempotency key (when given: $N+7...), then the task
+// createSQL inserts the idempotency key (when given: $N+6...), then the task
 // only if the key was free, then its event and outbox rows: one round trip.
 var createSQL = func() string {
 	n := nTaskCols
