@@ -160,3 +160,22 @@ func TestBulkPublisherReportsLongestSuccessfulPrefix(t *testing.T) {
 		})
 	}
 }
+
+func TestDefaultBaseURLHonoursDaprHTTPPort(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ port, want string }{
+		{"", "http://127.0.0.1:3500"},
+		{"3601", "http://127.0.0.1:3601"},
+		{" 3602 ", "http://127.0.0.1:3602"},
+	} {
+		getenv := func(k string) string {
+			if k == "DAPR_HTTP_PORT" {
+				return tc.port
+			}
+			return ""
+		}
+		if got := dapr.DefaultBaseURL(getenv); got != tc.want {
+			t.Errorf("DAPR_HTTP_PORT=%q: got %s, want %s", tc.port, got, tc.want)
+		}
+	}
+}
