@@ -286,11 +286,20 @@ func (p *Pool) release(taskType string) {
 	p.busy--
 	p.perType[taskType]--
 	p.mu.Unlock()
+	p.nudge()
+}
+
+// nudge asks the poller for a claim round now, without blocking.
+func (p *Pool) nudge() {
 	select {
 	case p.wake <- struct{}{}:
 	default:
 	}
 }
+
+// pollRetryDelay is how soon the poller tries again after a failed claim
+// round, rather than waiting for the next PollInterval.
+const pollRetryDelay = time.Second
 
 // claimPlan decides what the poller may claim now: the kinds and how many,
 // such that no type cap can be exceeded whatever the store returns.
@@ -381,7 +390,8 @@ func (p *Pool) claimFree(ctx context.Context) {
 		p.mu.Unlock()
 		if err != nil {
 			if ctx.Err() == nil {
-				p.log.Warn("poll for tasks failed", "err", err)
+				p.log.Warn("poll for tasks failed", "err", err, "retryIn", pollRetryDelay.String())
+				time.AfterFunc(pollRetryDelay, p.nudge)
 			}
 			return
 		}
