@@ -313,3 +313,18 @@ func counter(reg *prometheus.Registry, name string) float64 {
 	}
 	return 0
 }
+
+// TestDaprInMemoryRoundTrip checks the pubsub.in-memory sidecar that the
+// throughput benchmark uses.
+func TestDaprInMemoryRoundTrip(t *testing.T) {
+	t.Parallel()
+	a := startApp(t, daprtest.InMemory())
+	if a.sidecar.RedisDB != 0 {
+		t.Errorf("in-memory sidecar leased redis db %d, want none", a.sidecar.RedisDB)
+	}
+	m := taskMessage(t, 3, commonops.TopicCreated)
+	if n, err := a.pub.Publish(context.Background(), []store.OutboxMessage{m}); n != 1 || err != nil {
+		t.Fatalf("Publish: got (%d, %v), want (1, nil)", n, err)
+	}
+	waitFor(t, "the event handled", 30*time.Second, func() bool { return a.h.count(m.TaskID) == 1 })
+}
