@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/commonops/commonops/dapr"
 )
 
 // config is every setting of commonops serve. Each has a flag and a
@@ -19,6 +21,7 @@ type config struct {
 	Roles           string
 	DatabaseURL     string
 	DataDir         string
+	DBMaxConns      int
 	PublicURL       string
 	Storage         string
 	S3Endpoint      string
@@ -121,6 +124,7 @@ func (c *config) settings() []setting {
 		{"addr", "COMMONOPS_ADDR", ":8080", "listen address of the HTTP server", str(&c.Addr)},
 		{"roles", "COMMONOPS_ROLES", "api,worker,maintenance", "roles this process runs (comma list of api, worker, maintenance)", str(&c.Roles)},
 		{"database-url", "COMMONOPS_DATABASE_URL", "", "postgres://... for PostgreSQL; empty for the embedded SQLite file DATA_DIR/commonops.db", str(&c.DatabaseURL)},
+		{"db-max-conns", "COMMONOPS_DB_MAX_CONNS", "32", "PostgreSQL connection pool size of this process (mind max_connections across replicas)", integer(&c.DBMaxConns)},
 		{"data-dir", "COMMONOPS_DATA_DIR", "./data", "directory of the embedded SQLite database and local files", str(&c.DataDir)},
 		{"public-url", "COMMONOPS_PUBLIC_URL", "", "base URL clients reach this service at, for local-store file URLs; empty: http://localhost:PORT", str(&c.PublicURL)},
 		{"storage", "COMMONOPS_STORAGE", "local", "object storage: local (files under DATA_DIR/files, served by commonops) or s3", str(&c.Storage)},
@@ -180,6 +184,9 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if c.DaprURL == "" {
+		c.DaprURL = dapr.DefaultBaseURL(getenv)
 	}
 	return c, c.validate()
 }

@@ -49,7 +49,7 @@ func newLogger(cfg *config, w io.Writer) *slog.Logger {
 func openStore(ctx context.Context, cfg *config) (store.Store, string, error) {
 	u := cfg.DatabaseURL
 	if strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://") {
-		s, err := postgres.Open(ctx, postgres.Config{URL: u})
+		s, err := postgres.Open(ctx, postgres.Config{URL: u, MaxConns: int32(cfg.DBMaxConns)})
 		if err != nil {
 			return nil, "", fmt.Errorf("open PostgreSQL: %w", err)
 		}
