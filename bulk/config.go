@@ -56,6 +56,10 @@ type Entity struct {
 	Sink *SinkConfig
 	// Source is where exports come from; nil when it cannot be exported.
 	Source *SourceConfig
+
+	// fast checks records without the general validator when the schema
+	// stays within the common subset; nil otherwise.
+	fast *fastSchema
 }
 
 // SinkConfig is an entity's `import.sink`.
@@ -355,6 +359,7 @@ func (e *Entity) loadSchema(dir string, n *yaml.Node) error {
 		return fmt.Errorf("schema %s does not compile: %w", loc, err)
 	}
 	e.Schema = sch
+	e.fast = compileFast(doc)
 	e.Fields, e.Required = fieldsOf(doc)
 	return nil
 }

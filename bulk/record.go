@@ -134,6 +134,9 @@ func quoteCell(s string) string {
 // Validate checks r against the entity's schema and returns a message that
 // names the failing columns, or "" when r is valid.
 func (e *Entity) Validate(r Record) string {
+	if e.fast != nil && e.fast.check(r) == fastValid {
+		return ""
+	}
 	err := e.Schema.Validate(map[string]any(r))
 	if err == nil {
 		return ""
