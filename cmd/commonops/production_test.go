@@ -297,3 +297,39 @@ func TestKillBetweenCommitAndPublish(t *testing.T) {
 		t.Fatalf("started events: got %d, want %d (a task ran twice)", got, n)
 	}
 }
+
+// With the sidecar down the API keeps accepting tasks and the fallback
+// poller runs them; when the sidecar comes back the outbox drains to zero.
+func TestSidecarDownPollerRunsTasks(t *testing.T) {
+	const n = 500
+	dbURL, conn := pgSchema(t)
+	proxy := newSidecarProxy(t) // no sidecar behind it yet
+	appPort := freePort(t)
+	in := start(t, map[string]string{
+		"COMMONOPS_ADDR":          fmt.Sprintf("127.0.0.1:%d", appPort),
+		"COMMONOPS_DATABASE_URL":  dbURL,
+		"COMMONOPS_PUBSUB":        "dapr",
+		"COMMONOPS_DAPR_URL":      proxy.URL,
+		"COMMONOPS_POLL_INTERVAL": "200ms",
+	})
+	var health struct {
+		Status string `json:"status"`
+	}
+	in.call(t, http.MethodGet, "/health", nil, http.StatusServiceUnavailable, &health)
+	for range n {
+		in.call(t, http.MethodPost, "/tasks", map[string]any{"taskType": "noop", "entityType": "demo"}, http.StatusCreated, nil)
+	}
+	waitCount(t, conn, "SELECT count(*) FROM tasks WHERE status = 'completed'", n, 60*time.Second)
+	if got := count(t, conn, "SELECT count(*) FROM outbox WHERE sent_at IS NULL"); got < n {
+		t.Fatalf("unsent events while the sidecar is down: got %d, want at least %d", got, n)
+	}
+
+	sidecar := daprtest.Start(t, appPort)
+	proxy.point(sidecar.BaseURL)
+	waitCount(t, conn, "SELECT count(*) FROM outbox WHERE sent_at IS NULL", 0, 60*time.Second)
+	in.call(t, http.MethodGet, "/health", nil, http.StatusOK, &health)
+	// The late created events found every task done: none ran twice.
+	if got := count(t, conn, "SELECT count(*) FROM task_events WHERE event_type = 'started'"); got != n {
+		t.Fatalf("started events: got %d, want %d", got, n)
+	}
+}
