@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/internal/prom"
 )
 
 // requestInfo is what the middleware learns about a request as it goes; the
@@ -213,24 +214,9 @@ func newObserver(reg prometheus.Registerer) *observer {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"route"}),
 	}
-	o.requests = register(reg, o.requests)
-	o.duration = register(reg, o.duration)
+	o.requests = prom.Register(reg, o.requests)
+	o.duration = prom.Register(reg, o.duration)
 	return o
-}
-
-// register registers c, or returns the collector already registered under
-// its name (a second server on one registry shares the metrics).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic(fmt.Sprintf("httpapi: register metrics: %v", err))
-	}
-	return c
 }
 
 func (o *observer) observe(route string, status int, d time.Duration) {

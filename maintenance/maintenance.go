@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/internal/prom"
 	"github.com/commonops/commonops/objectstore"
 	"github.com/commonops/commonops/operations"
 	"github.com/commonops/commonops/store"
@@ -436,21 +437,8 @@ func newRunnerMetrics(reg prometheus.Registerer) *runnerMetrics {
 		}),
 	}
 	if reg != nil {
-		m.tasks = register(reg, m.tasks)
-		m.leader = register(reg, m.leader)
+		m.tasks = prom.Register(reg, m.tasks)
+		m.leader = prom.Register(reg, m.leader)
 	}
 	return m
-}
-
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic(fmt.Sprintf("maintenance: register metrics: %v", err))
-	}
-	return c
 }

@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/commonops/commonops/internal/prom"
 	"github.com/commonops/commonops/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -288,24 +289,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		m.backlog = register(reg, m.backlog)
-		m.oldestAge = register(reg, m.oldestAge)
-		m.published = register(reg, m.published)
-		m.errors = register(reg, m.errors)
+		m.backlog = prom.Register(reg, m.backlog)
+		m.oldestAge = prom.Register(reg, m.oldestAge)
+		m.published = prom.Register(reg, m.published)
+		m.errors = prom.Register(reg, m.errors)
 	}
 	return m
-}
-
-// register registers c, or returns the collector already registered under
-// its name (two relays in one process share their metrics).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
-	return c
 }

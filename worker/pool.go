@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/internal/prom"
 	"github.com/commonops/commonops/objectstore"
 	"github.com/commonops/commonops/operations"
 	"github.com/commonops/commonops/store"
@@ -599,25 +600,10 @@ func newPoolMetrics(reg prometheus.Registerer) *poolMetrics {
 		}, []string{"task_type"}),
 	}
 	if reg != nil {
-		m.tasks = register(reg, m.tasks)
-		m.claims = register(reg, m.claims)
-		m.running = register(reg, m.running)
-		m.duration = register(reg, m.duration)
+		m.tasks = prom.Register(reg, m.tasks)
+		m.claims = prom.Register(reg, m.claims)
+		m.running = prom.Register(reg, m.running)
+		m.duration = prom.Register(reg, m.duration)
 	}
 	return m
-}
-
-// register registers c, or returns the collector already registered under
-// the same name (two pools in one process share their metrics).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic(fmt.Sprintf("worker: register metrics: %v", err))
-	}
-	return c
 }
