@@ -1,6 +1,7 @@
 package bulk
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -36,9 +37,15 @@ func writableColumns(e *Entity, table string, have []string) ([]string, error) {
 	return e.Columns, nil
 }
 
-// postgresSink stages each batch with COPY into a temporary table of text
-// columns, then upserts from it with INSERT ... ON CONFLICT, casting each
-// column to the table's type. Within a batch the last record of a key wins.
+// postgresSink first tries each batch as one plain COPY into the table, in
+// text format (so each value goes through the column type's input function,
+// as the casts below do): that is an upsert as long as no key of the batch
+// is in the table yet or twice in the batch, the common case of a first
+// load. When a COPY meets a key that is there (a unique violation), it
+// stops trying and, from that batch on, stages each batch with COPY into a
+// temporary table of text columns, then upserts from it with INSERT ... ON
+// CONFLICT, casting each column to the table's type. Within a batch the last
+// record of a key wins.
 type postgresSink struct {
 	conn   *pgx.Conn
 	e      *Entity
@@ -47,6 +54,10 @@ type postgresSink struct {
 	upsert string
 	single string
 	rows   [][]any
+
+	direct  bool   // plain COPY has not met an existing key yet
+	copySQL string // COPY table (cols) FROM STDIN
+	buf     []byte // the batch in COPY text format
 }
 
 const stageTable = "commonops_stage"
@@ -57,7 +68,7 @@ func openPostgresSink(ctx context.Context, e *Entity) (Sink, error) {
 	if err != nil {
 		return nil, unavailable("the database", err)
 	}
-	s := &postgresSink{conn: conn, e: e}
+	s := &postgresSink{conn: conn, e: e, direct: true}
 	if err := s.prepare(ctx); err != nil {
 		conn.Close(context.Background())
 		return nil, err
@@ -113,10 +124,74 @@ func (s *postgresSink) prepare(ctx context.Context) error {
 		stageTable, quoteIdents(s.e.Key), conflict)
 	s.single = fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s) %s", quoteIdent(table), quoteIdents(s.cols),
 		strings.Join(params, ", "), conflict)
+	s.copySQL = fmt.Sprintf("COPY %s (%s) FROM STDIN", quoteIdent(table), quoteIdents(s.cols))
 	return nil
 }
 
 func (s *postgresSink) Write(ctx context.Context, batch []Record) ([]RecordError, error) {
+	if s.direct {
+		done, err := s.copyDirect(ctx, batch)
+		if done || err != nil {
+			return nil, err
+		}
+	}
+	return s.writeStaged(ctx, batch)
+}
+
+// copyDirect stores batch with one COPY into the table. It reports false
+// when the database refused the batch (nothing of it is stored; a COPY is
+// atomic): a key already there, or a value a column refuses, which the
+// staged upsert then handles as before.
+func (s *postgresSink) copyDirect(ctx context.Context, batch []Record) (bool, error) {
+	s.buf = s.buf[:0]
+	for _, r := range batch {
+		for j, c := range s.cols {
+			if j > 0 {
+				s.buf = append(s.buf, '\t')
+			}
+			if v := r[c]; v != nil {
+				s.buf = appendCopyText(s.buf, formatValue(v))
+			} else {
+				s.buf = append(s.buf, `\N`...)
+			}
+		}
+		s.buf = append(s.buf, '\n')
+	}
+	_, err := s.conn.PgConn().CopyFrom(ctx, bytes.NewReader(s.buf), s.copySQL)
+	if err == nil {
+		return true, nil
+	}
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || !strings.HasPrefix(pe.Code, "22") && !strings.HasPrefix(pe.Code, "23") {
+		return false, pgError("write batch", err)
+	}
+	if pe.Code == "23505" { // unique_violation
+		s.direct = false // the table holds keys of this import: upsert from now on
+	}
+	return false, nil
+}
+
+// appendCopyText appends a value escaped for COPY's text format.
+func appendCopyText(b []byte, v string) []byte {
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; c {
+		case '\\':
+			b = append(b, '\\', '\\')
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
+}
+
+// writeStaged upserts batch through the staging table.
+func (s *postgresSink) writeStaged(ctx context.Context, batch []Record) ([]RecordError, error) {
 	s.rows = s.rows[:0]
 	for i, r := range batch {
 		row := make([]any, len(s.cols)+1)

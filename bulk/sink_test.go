@@ -223,3 +223,48 @@ func TestPostgresSinkRecordErrors(t *testing.T) {
 		t.Errorf("got errors.csv %q, want row 3 refused by the check constraint", rows)
 	}
 }
+
+// TestPostgresSinkCopyThenUpsert imports into an empty table (plain COPY)
+// values that COPY's text format must escape, then imports the same keys
+// again with new values: the second import meets existing keys and upserts,
+// and both leave exactly what the file says.
+func TestPostgresSinkCopyThenUpsert(t *testing.T) {
+	t.Parallel()
+	dsn, conn := pgSchema(t)
+	ctx := context.Background()
+	cfg := loadTestConfig(t, fmt.Sprintf("type: sql\ndriver: postgres\ndsn: %s\ntable: products\ncreateTable: true\nbatchSize: 3", dsn), "")
+	im := &Importer{Entity: cfg.Entities["product"]}
+	descs := []string{"tab\there", `back\slash`, "new\nline", `\N`, "cr\rhere", "", "plain"}
+	var b strings.Builder
+	b.WriteString("sku,name,price,description\n")
+	for i, d := range descs {
+		fmt.Fprintf(&b, "P-%d,Name %d,%d,\"%s\"\n", i, i, i, d)
+	}
+	if err := im.Process(ctx, newFileJob(t, "import", "product", "p.csv", b.String(), nil)); err != nil {
+		t.Fatalf("first import: %v", err)
+	}
+	for i, want := range descs {
+		var got *string
+		if err := conn.QueryRow(ctx, "SELECT description FROM products WHERE sku = $1", fmt.Sprintf("P-%d", i)).Scan(&got); err != nil {
+			t.Fatalf("P-%d: %v", i, err)
+		}
+		if want == "" && got != nil || want != "" && (got == nil || *got != want) {
+			t.Errorf("P-%d: got description %v, want %q (NULL when empty)", i, got, want)
+		}
+	}
+	job := newFileJob(t, "import", "product", "p.csv", "sku,name,price\nP-1,Renamed,10\nP-9,New,9\nP-1,Renamed again,11\nP-2,Two,2\n", nil)
+	if err := im.Process(ctx, job); err != nil {
+		t.Fatalf("second import: %v", err)
+	}
+	if c := job.counts(); c[2] != 4 || c[3] != 0 {
+		t.Errorf("got counts %v, want 4 successful and 0 failed", c)
+	}
+	var n int
+	var name, price string
+	if err := conn.QueryRow(ctx, "SELECT (SELECT count(*) FROM products), name, price::text FROM products WHERE sku = 'P-1'").Scan(&n, &name, &price); err != nil {
+		t.Fatal(err)
+	}
+	if n != len(descs)+1 || name != "Renamed again" || price != "11" {
+		t.Errorf("got %d rows, P-1 %q at %s; want %d rows, P-1 \"Renamed again\" at 11", n, name, price, len(descs)+1)
+	}
+}
