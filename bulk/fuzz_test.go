@@ -46,7 +46,7 @@ func FuzzImportRow(f *testing.F) {
 				t.Fatalf("row %d after row %d", row.Num, last)
 			}
 			last = row.Num
-			rec, msg := run.record(row)
+			rec, msg := run.record(row, nil)
 			if msg != "" {
 				if !strings.HasPrefix(msg, "row ") || !utf8.ValidString(strings.ToValidUTF8(msg, "")) {
 					t.Fatalf("got message %q, want one naming the row", msg)

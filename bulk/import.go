@@ -222,6 +222,7 @@ type importRun struct {
 	errsCSV *csv.Writer
 	errBuf  []string
 
+	readBytes int64 // input bytes read, as of the last row taken
 	rows      int64 // rows read
 	good      int64 // valid rows
 	bad       int64 // invalid rows
@@ -279,43 +280,125 @@ func (r *importRun) plan() error {
 	return nil
 }
 
+// readChunk is how many rows the reading goroutine hands over at a time.
+const readChunk = 256
+
+// readRow is one row as the reading goroutine leaves it: a valid record to
+// send, or the message that says what is wrong with it.
+type readRow struct {
+	num   int
+	cells []string // set for rows that are sent or rejected
+	raw   string
+	rec   Record // nil unless the row is to be sent
+	msg   string
+	read  int64 // input bytes read when the row was
+}
+
+// readChunkOf is rows in file order, then err (io.EOF at the end) if the
+// reader stopped.
+type readChunkOf struct {
+	rows []readRow
+	err  error
+}
+
+// loop reads, coerces and validates rows in one goroutine while this one
+// counts them, writes errors.csv and sends batches to the sink, so reading
+// goes on while the sink works. Every effect keeps the order of the file.
 func (r *importRun) loop(ctx context.Context) error {
-	for {
-		row, err := r.rd.Next()
-		if err == io.EOF {
+	chunks := make(chan readChunkOf, max(2, r.batchSize()/readChunk+1))
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.read(chunks, stop)
+	}()
+	defer func() {
+		close(stop)
+		<-done
+	}()
+	for ch := range chunks {
+		for i := range ch.rows {
+			if err := r.take(ctx, &ch.rows[i]); err != nil {
+				return err
+			}
+		}
+		if ch.err == io.EOF {
 			break
 		}
-		if err != nil {
-			return r.im.readError(r.job.Task(), r.cr, err)
-		}
-		r.rows++
-		if r.rows%reportEvery == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			r.report(false)
-		}
-		rec, msg := r.record(row)
-		if msg != "" {
-			if err := r.reject(row.Num, row.Cells, row.Raw, msg); err != nil {
-				return err
-			}
-			continue
-		}
-		r.good++
-		if r.p.DryRun || row.Num <= r.cp.Row {
-			r.committed++ // validated only, or stored by an earlier attempt
-			continue
-		}
-		r.batch = append(r.batch, rec)
-		r.batchRow = append(r.batchRow, pending{num: row.Num, cells: slices.Clone(row.Cells), raw: row.Raw})
-		if len(r.batch) >= r.batchSize() {
-			if err := r.flush(ctx); err != nil {
-				return err
-			}
+		if ch.err != nil {
+			return r.im.readError(r.job.Task(), r.cr, ch.err)
 		}
 	}
 	return r.flush(ctx)
+}
+
+// read is the reading goroutine: it sends rows in chunks until the file
+// ends, reading fails or stop is closed.
+func (r *importRun) read(chunks chan<- readChunkOf, stop <-chan struct{}) {
+	defer close(chunks)
+	var scratch Record // the record of a row that is validated only
+	rows := make([]readRow, 0, readChunk)
+	for {
+		row, err := r.rd.Next()
+		if err != nil {
+			select {
+			case chunks <- readChunkOf{rows: rows, err: err}:
+			case <-stop:
+			}
+			return
+		}
+		send := !r.p.DryRun && row.Num > r.cp.Row
+		if scratch == nil {
+			scratch = make(Record, len(r.cols))
+		}
+		into := scratch
+		if send {
+			into = nil
+		}
+		rec, msg := r.record(row, into)
+		rr := readRow{num: row.Num, raw: row.Raw, msg: msg, read: r.cr.n}
+		if msg != "" || send {
+			rr.cells = slices.Clone(row.Cells)
+		}
+		if msg == "" && send {
+			rr.rec = rec
+		}
+		rows = append(rows, rr)
+		if len(rows) == readChunk {
+			select {
+			case chunks <- readChunkOf{rows: rows}:
+			case <-stop:
+				return
+			}
+			rows = make([]readRow, 0, readChunk)
+		}
+	}
+}
+
+// take counts one row, rejects it or adds it to the batch.
+func (r *importRun) take(ctx context.Context, row *readRow) error {
+	r.rows++
+	r.readBytes = row.read
+	if r.rows%reportEvery == 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		r.report(false)
+	}
+	if row.msg != "" {
+		return r.reject(row.num, row.cells, row.raw, row.msg)
+	}
+	r.good++
+	if row.rec == nil {
+		r.committed++ // validated only, or stored by an earlier attempt
+		return nil
+	}
+	r.batch = append(r.batch, row.rec)
+	r.batchRow = append(r.batchRow, pending{num: row.num, cells: row.cells, raw: row.raw})
+	if len(r.batch) >= r.batchSize() {
+		return r.flush(ctx)
+	}
+	return nil
 }
 
 func (r *importRun) batchSize() int {
@@ -329,10 +412,12 @@ func (r *importRun) batchSize() int {
 }
 
 // record turns a row into a valid record, or says what is wrong with it.
-func (r *importRun) record(row tabular.Row) (Record, string) {
-	prefix := "row " + strconv.Itoa(row.Num)
+// The record of a CSV or XLSX row goes in into (cleared first) when into is
+// not nil.
+func (r *importRun) record(row tabular.Row, into Record) (Record, string) {
+	prefix := func() string { return "row " + strconv.Itoa(row.Num) }
 	if row.Err != nil {
-		return nil, prefix + ": " + row.Err.Error()
+		return nil, prefix() + ": " + row.Err.Error()
 	}
 	var rec Record
 	if row.Record != nil {
@@ -346,11 +431,16 @@ func (r *importRun) record(row tabular.Row) (Record, string) {
 			}
 		}
 	} else {
-		rec = make(Record, len(r.cols))
+		if into != nil {
+			clear(into)
+			rec = into
+		} else {
+			rec = make(Record, len(r.cols))
+		}
 		for _, c := range r.cols {
 			v, ok, err := c.field.Coerce(row.Cells[c.idx])
 			if err != nil {
-				return nil, prefix + ", column " + c.name + ": " + err.Error()
+				return nil, prefix() + ", column " + c.name + ": " + err.Error()
 			}
 			if ok {
 				rec[c.name] = v
@@ -358,7 +448,7 @@ func (r *importRun) record(row tabular.Row) (Record, string) {
 		}
 	}
 	if msg := r.im.Entity.Validate(rec); msg != "" {
-		return nil, prefix + ": " + msg
+		return nil, prefix() + ": " + msg
 	}
 	return rec, ""
 }
@@ -474,7 +564,7 @@ func (r *importRun) update(done bool) worker.Update {
 		}
 		u.TotalItems, u.Progress, u.Message = &total, &progress, &msg
 	} else if r.size > 0 {
-		progress := min(99, float64(r.cr.n)*100/float64(r.size))
+		progress := min(99, float64(r.readBytes)*100/float64(r.size))
 		u.Progress = &progress
 	}
 	return u
