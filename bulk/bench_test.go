@@ -199,3 +199,49 @@ func searchPath(dsn string) string {
 	_, sp, _ := strings.Cut(dsn, "search_path=")
 	return sp
 }
+
+// BenchmarkImport1GB imports a generated 1 GB CSV (1,000,000 rows with a
+// 1 KB name) as a dry run and into PostgreSQL, and reports the process's
+// peak RSS (VmHWM), which the issue bounds at 150 MB. Run it alone, with
+// -benchtime=1x, so no earlier benchmark sets the peak.
+func BenchmarkImport1GB(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "wide.csv")
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	w.WriteString("sku,name,category,price,cost,stock,weight,active,releasedAt,description\n")
+	pad := strings.Repeat("x", 1024)
+	for i := 0; i < benchRows; i++ {
+		fmt.Fprintf(w, "SKU-%07d,Product %d %s,cat-%d,%d.%02d,%d.5,%d,%d.125,%t,2026-%02d-%02d,A fine product number %d\n",
+			i, i, pad, i%50, i%1000, i%100, i%700, i%5000, i%40, i%2 == 0, i%12+1, i%28+1, i)
+	}
+	if err := w.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("dry-run", func(b *testing.B) {
+		im := &Importer{Entity: benchConfig(b, "")}
+		for b.Loop() {
+			job := benchJob(b, path, map[string]any{"dryRun": true})
+			if err := im.Process(context.Background(), job); err != nil {
+				b.Fatal(err)
+			}
+		}
+		reportRows(b)
+	})
+	dsn, _ := pgSchema(b)
+	e := benchConfig(b, fmt.Sprintf("type: sql\ndriver: postgres\ndsn: %s\ntable: products\ncreateTable: true\nbatchSize: 5000", dsn))
+	b.Run("postgres-sql-sink", func(b *testing.B) {
+		im := &Importer{Entity: e}
+		for b.Loop() {
+			if err := im.Process(context.Background(), benchJob(b, path, nil)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		reportRows(b)
+	})
+}
