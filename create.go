@@ -198,6 +198,24 @@ func printable(s string) bool {
 	return true
 }
 
+// ValidText reports whether s can be stored as text: valid UTF-8 without NUL
+// characters (which PostgreSQL refuses).
+func ValidText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
+}
+
+// Truncate cuts s to at most n bytes without splitting a UTF-8 character.
+func Truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
 // SanitizeFileName returns the base name of name with control characters
 // removed, bounded to MaxFileNameLen bytes (keeping the extension). It
 // refuses names that are empty or only dots once cleaned.

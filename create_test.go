@@ -124,3 +124,21 @@ func FuzzSanitizeFileName(f *testing.F) {
 		}
 	})
 }
+
+func TestTruncate(t *testing.T) {
+	tests := []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"hello", 10, "hello"},
+		{"hello", 3, "hel"},
+		{"héllo", 2, "h"},
+		{"日本語", 4, "日"},
+	}
+	for _, tt := range tests {
+		if got := commonops.Truncate(tt.in, tt.n); got != tt.want {
+			t.Errorf("Truncate(%q, %d): got %q, want %q", tt.in, tt.n, got, tt.want)
+		}
+	}
+}

@@ -31,6 +31,7 @@ const (
 	EventCancelled       = "cancelled"
 	EventFailed          = "failed"
 	EventLeaseExpired    = "lease_expired"
+	EventReleased        = "released"
 	EventUploadExpired   = "upload_expired"
 )
 
@@ -133,10 +134,23 @@ func (t *Task) Heartbeat(attempt *int, lease time.Duration, now time.Time) (Chan
 	if err := t.checkWorker(attempt); err != nil {
 		return Change{}, err
 	}
-	exp := now.Add(lease)
-	t.LeaseExpiresAt = &exp
+	t.renewLease(lease, now)
 	t.touch(now)
 	return Change{}, nil
+}
+
+// renewLease extends the lease by the length the worker last got (the
+// leaseSeconds it claimed with), or by def when that is unknown: a worker
+// that claimed a ten-minute lease keeps ten minutes between its reports.
+// Every worker write renews the lease and sets UpdatedAt, so the last
+// length is LeaseExpiresAt - UpdatedAt.
+func (t *Task) renewLease(def time.Duration, now time.Time) {
+	d := def
+	if t.LeaseExpiresAt != nil && t.LeaseExpiresAt.After(t.UpdatedAt) {
+		d = t.LeaseExpiresAt.Sub(t.UpdatedAt)
+	}
+	exp := now.Add(d)
+	t.LeaseExpiresAt = &exp
 }
 
 // Progress is a worker's report: every field is optional.
@@ -179,11 +193,17 @@ func (p *Progress) Validate() error {
 	if p.Attempt != nil && *p.Attempt < 1 {
 		fields = append(fields, FieldError{"attempt", "must be at least 1"})
 	}
-	if p.Message != nil && len(*p.Message) > MaxMessageLen {
-		fields = append(fields, FieldError{"message", fmt.Sprintf("must be at most %d bytes", MaxMessageLen)})
-	}
-	if p.ErrorMessage != nil && len(*p.ErrorMessage) > MaxMessageLen {
-		fields = append(fields, FieldError{"errorMessage", fmt.Sprintf("must be at most %d bytes", MaxMessageLen)})
+	for _, c := range []struct {
+		name string
+		v    *string
+	}{{"message", p.Message}, {"errorMessage", p.ErrorMessage}} {
+		switch {
+		case c.v == nil:
+		case len(*c.v) > MaxMessageLen:
+			fields = append(fields, FieldError{c.name, fmt.Sprintf("must be at most %d bytes", MaxMessageLen)})
+		case !ValidText(*c.v):
+			fields = append(fields, FieldError{c.name, "must be UTF-8 text without NUL characters"})
+		}
 	}
 	if p.OutputFileName != nil {
 		if _, err := SanitizeFileName(*p.OutputFileName); err != nil {
@@ -259,8 +279,7 @@ func (t *Task) ApplyProgress(p Progress, lease, retryDelay time.Duration, now ti
 	if len(p.Checkpoint) > 0 {
 		t.Checkpoint = cloneRaw(p.Checkpoint)
 	}
-	exp := now.Add(lease)
-	t.LeaseExpiresAt = &exp
+	t.renewLease(lease, now)
 
 	if p.Status != nil && *p.Status == StatusCompleted {
 		return t.complete(now), nil
@@ -317,6 +336,21 @@ func (t *Task) failAttempt(event, msg string, permanent bool, retryDelay time.Du
 	t.CompletedAt = &now
 	t.touch(now)
 	return change(EventFailed, TopicFailed, from, t.Status, "error", msg, "attempt", t.Attempt, "permanent", permanent)
+}
+
+// Release hands a processing task back to pending without counting a
+// retry: its worker is shutting down and did not fail it. Another worker
+// picks it up (resuming from its checkpoint, if any).
+func (t *Task) Release(attempt *int, now time.Time) (Change, error) {
+	if err := t.checkWorker(attempt); err != nil {
+		return Change{}, err
+	}
+	from := t.Status
+	t.Status = StatusPending
+	t.AvailableAt = nil
+	t.clearLease()
+	t.touch(now)
+	return change(EventReleased, TopicRetried, from, t.Status, "attempt", t.Attempt), nil
 }
 
 // ExpireLease rescues a processing task whose worker stopped renewing its

@@ -39,7 +39,9 @@ func ptr[T any](v T) *T { return &v }
 // the documented move or is refused with ECONFLICT and leaves the task as is.
 func TestTransitionMatrix(t *testing.T) {
 	actions := map[string]func(*commonops.Task, time.Time) (commonops.Change, error){
-		"claim":  func(k *commonops.Task, now time.Time) (commonops.Change, error) { return k.Claim("w1", time.Minute, now) },
+		"claim": func(k *commonops.Task, now time.Time) (commonops.Change, error) {
+			return k.Claim("w1", time.Minute, now)
+		},
 		"cancel": func(k *commonops.Task, now time.Time) (commonops.Change, error) { return k.Cancel(now) },
 		"retry":  func(k *commonops.Task, now time.Time) (commonops.Change, error) { return k.Retry(false, now) },
 		"promote": func(k *commonops.Task, now time.Time) (commonops.Change, error) {
@@ -153,8 +155,9 @@ func TestProgress(t *testing.T) {
 		if k.Progress != 25 {
 			t.Fatalf("progress: got %v, want 25", k.Progress)
 		}
-		if !k.LeaseExpiresAt.Equal(t0.Add(2*time.Second + time.Minute)) {
-			t.Fatalf("lease: got %v", k.LeaseExpiresAt)
+		// Renewed by the length the worker claimed (1s), not the default.
+		if !k.LeaseExpiresAt.Equal(t0.Add(3 * time.Second)) {
+			t.Fatalf("lease: got %v, want %v", k.LeaseExpiresAt, t0.Add(3*time.Second))
 		}
 		if ch.Topic != commonops.TopicProgress {
 			t.Fatalf("first progress should publish, got %+v", ch)
@@ -167,6 +170,39 @@ func TestProgress(t *testing.T) {
 		if ch.Topic != commonops.TopicProgress {
 			t.Fatalf("progress after the interval should publish, got %+v", ch)
 		}
+	})
+	t.Run("a long claimed lease is renewed at its length", func(t *testing.T) {
+		k := newTask(t, commonops.CreateInput{})
+		if _, err := k.Claim("w", 10*time.Minute, t0); err != nil {
+			t.Fatal(err)
+		}
+		now := t0.Add(2 * time.Minute)
+		if _, err := k.ApplyProgress(commonops.Progress{ProcessedItems: ptr[int64](1)}, 30*time.Second, 0, now); err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(5 * time.Minute)
+		if _, err := k.Heartbeat(ptr(1), 30*time.Second, now); err != nil {
+			t.Fatal(err)
+		}
+		if want := now.Add(10 * time.Minute); !k.LeaseExpiresAt.Equal(want) {
+			t.Fatalf("lease: got %v, want %v", k.LeaseExpiresAt, want)
+		}
+	})
+	t.Run("text with NUL refused", func(t *testing.T) {
+		k := claimed(t)
+		_, err := k.ApplyProgress(commonops.Progress{Message: ptr("a\x00b")}, time.Minute, 0, t0)
+		wantCode(t, err, commonops.EINVALID)
+		_, err = k.ApplyProgress(commonops.Progress{ErrorMessage: ptr("bad \xff utf-8")}, time.Minute, 0, t0)
+		wantCode(t, err, commonops.EINVALID)
+	})
+	t.Run("release hands back without a retry", func(t *testing.T) {
+		k := claimed(t)
+		ch, err := k.Release(ptr(1), t0)
+		if err != nil || k.Status != commonops.StatusPending || k.RetryCount != 0 || k.LeaseOwner != nil || ch.Topic != commonops.TopicRetried {
+			t.Fatalf("got %v status %s retryCount %d owner %v topic %q", err, k.Status, k.RetryCount, k.LeaseOwner, ch.Topic)
+		}
+		_, err = k.Release(ptr(1), t0)
+		wantCode(t, err, commonops.ECONFLICT)
 	})
 	t.Run("counts never go backwards", func(t *testing.T) {
 		k := claimed(t)

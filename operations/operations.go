@@ -249,6 +249,9 @@ func (s *Service) ConfirmUpload(ctx context.Context, tenant, id string) (*common
 	if err != nil {
 		return nil, fmt.Errorf("check upload of task %s: %w", t.ID, err)
 	}
+	if limit := s.maxFileSize(t); info.Size > limit {
+		return nil, &commonops.Error{Code: commonops.ETOOLARGE, Message: fmt.Sprintf("the uploaded file has %d bytes, over the limit of %d", info.Size, limit), Task: t}
+	}
 	if t.FileSize != nil && info.Size != *t.FileSize {
 		return nil, &commonops.Error{Code: commonops.ECONFLICT, Message: fmt.Sprintf("the uploaded file has %d bytes, but fileSize announced %d", info.Size, *t.FileSize), Task: t}
 	}
@@ -307,6 +310,15 @@ func (s *Service) FailAttempt(ctx context.Context, tenant, id string, attempt in
 	})
 }
 
+// Release hands attempt's task back to pending without counting a retry
+// (its worker is shutting down).
+func (s *Service) Release(ctx context.Context, tenant, id string, attempt int) (*commonops.Task, error) {
+	now := s.now()
+	return s.Store.UpdateTask(ctx, tenant, id, func(t *commonops.Task) (commonops.Change, error) {
+		return t.Release(&attempt, now)
+	})
+}
+
 // MaxLogsPerCall bounds one logs call; MaxLogMessageLen one message.
 const (
 	MaxLogsPerCall   = 1000
@@ -332,8 +344,8 @@ func (s *Service) AppendLogs(ctx context.Context, tenant, id string, attempt *in
 		if !l.Level.Valid() {
 			fields = append(fields, commonops.FieldError{Field: fmt.Sprintf("logs[%d].level", i), Message: "must be debug, info, warn or error"})
 		}
-		if l.Message == "" || len(l.Message) > MaxLogMessageLen {
-			fields = append(fields, commonops.FieldError{Field: fmt.Sprintf("logs[%d].message", i), Message: fmt.Sprintf("must be 1 to %d bytes", MaxLogMessageLen)})
+		if l.Message == "" || len(l.Message) > MaxLogMessageLen || !commonops.ValidText(l.Message) {
+			fields = append(fields, commonops.FieldError{Field: fmt.Sprintf("logs[%d].message", i), Message: fmt.Sprintf("must be 1 to %d bytes of UTF-8 text without NUL characters", MaxLogMessageLen)})
 		}
 		if len(l.Details) > MaxLogDetailsLen {
 			fields = append(fields, commonops.FieldError{Field: fmt.Sprintf("logs[%d].details", i), Message: fmt.Sprintf("must be at most %d bytes", MaxLogDetailsLen)})
