@@ -152,16 +152,31 @@ type Kind struct {
 
 // SweepFilter selects tasks across tenants for a maintenance job. Set fields
 // combine with AND; Limit is required.
+//
+// Sweep returns tasks in id order (ids are UUIDv7, so this is creation order
+// to the millisecond), which AfterID pages through: a job that cannot change
+// every task it is handed (a conflict, an upload not there yet) passes the id
+// of the last ref of one page as AfterID of the next, so the tasks it skips
+// do not fill every batch and starve the ones behind them; a page shorter than
+// Limit means the end was reached and the next sweep starts over with an
+// empty AfterID.
 type SweepFilter struct {
-	Statuses            []commonops.Status
-	UploadStatus        commonops.UploadStatus
+	Statuses []commonops.Status
+	// UploadStatus keeps the tasks in this upload status.
+	UploadStatus commonops.UploadStatus
+	// UploadStatuses keeps the tasks in any of these upload statuses.
+	UploadStatuses      []commonops.UploadStatus
 	ScheduledBefore     *time.Time // scheduledAt <= t
 	LeaseExpiredBefore  *time.Time // leaseExpiresAt <= t
 	UploadExpiredBefore *time.Time // uploadExpiresAt <= t
 	CreatedBefore       *time.Time // createdAt <= t
 	UpdatedBefore       *time.Time // updatedAt <= t (pending since: the last state change)
 	CompletedBefore     *time.Time // completedAt <= t
-	Limit               int
+	AvailableBefore     *time.Time // availableAt is null or <= t (not backing off past t)
+	// AfterID keeps the tasks whose id sorts after it: the keyset cursor of
+	// the next page. Empty starts from the first task.
+	AfterID string
+	Limit   int
 }
 
 // TaskRef names a task across tenants.

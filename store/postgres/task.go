@@ -589,13 +589,21 @@ func (s *Store) ClaimNext(ctx context.Context, p store.ClaimParams) ([]*commonop
 	return claimed, nil
 }
 
-// Sweep returns references to tasks matching f across tenants, oldest
-// first. Limit is required.
+// Sweep returns references to tasks matching f across tenants in id order,
+// after f.AfterID (the keyset cursor, served by the primary key). Limit is
+// required.
 func (s *Store) Sweep(ctx context.Context, f store.SweepFilter) ([]store.TaskRef, error) {
 	var w where
 	statusCond(&w, f.Statuses)
 	if f.UploadStatus != "" {
 		w.add("upload_status = ?", string(f.UploadStatus))
+	}
+	if len(f.UploadStatuses) > 0 {
+		us := make([]string, len(f.UploadStatuses))
+		for i, u := range f.UploadStatuses {
+			us[i] = string(u)
+		}
+		w.add("upload_status = ANY(?)", us)
 	}
 	if f.Limit <= 0 {
 		return nil, commonops.Invalid(commonops.FieldError{Field: "limit", Message: "must be positive"})
@@ -611,7 +619,13 @@ func (s *Store) Sweep(ctx context.Context, f store.SweepFilter) ([]store.TaskRef
 	bound("created_at", f.CreatedBefore)
 	bound("updated_at", f.UpdatedBefore)
 	bound("completed_at", f.CompletedBefore)
-	q := fmt.Sprintf("SELECT tenant_id, id FROM tasks WHERE %s ORDER BY created_at, id LIMIT %d", w.String(), f.Limit)
+	if f.AvailableBefore != nil {
+		w.add("(available_at IS NULL OR available_at <= ?)", *f.AvailableBefore)
+	}
+	if f.AfterID != "" {
+		w.add("id > ?", f.AfterID)
+	}
+	q := fmt.Sprintf("SELECT tenant_id, id FROM tasks WHERE %s ORDER BY id LIMIT %d", w.String(), f.Limit)
 	rows, err := s.pool.Query(ctx, q, w.args...)
 	if err != nil {
 		return nil, interpretError(fmt.Errorf("sweep tasks: %w", err))

@@ -543,7 +543,8 @@ func kindFilter(kinds []store.Kind) (string, []any) {
 	return "(" + strings.Join(ors, " OR ") + ")", args
 }
 
-// Sweep returns references to tasks matching f across tenants, oldest first.
+// Sweep returns references to tasks matching f across tenants in id order,
+// after f.AfterID (the keyset cursor, served by the primary key's index).
 func (s *Store) Sweep(ctx context.Context, f store.SweepFilter) ([]store.TaskRef, error) {
 	if f.Limit <= 0 {
 		return nil, commonops.Invalid(commonops.FieldError{Field: "limit", Message: "must be positive"})
@@ -559,6 +560,12 @@ func (s *Store) Sweep(ctx context.Context, f store.SweepFilter) ([]store.TaskRef
 	if f.UploadStatus != "" {
 		where, args = append(where, "upload_status = ?"), append(args, string(f.UploadStatus))
 	}
+	if len(f.UploadStatuses) > 0 {
+		where = append(where, "upload_status IN (?"+strings.Repeat(", ?", len(f.UploadStatuses)-1)+")")
+		for _, u := range f.UploadStatuses {
+			args = append(args, string(u))
+		}
+	}
 	for _, c := range []struct {
 		col string
 		at  *time.Time
@@ -570,9 +577,15 @@ func (s *Store) Sweep(ctx context.Context, f store.SweepFilter) ([]store.TaskRef
 			where, args = append(where, c.col+" <= ?"), append(args, micros(*c.at))
 		}
 	}
+	if f.AvailableBefore != nil {
+		where, args = append(where, "(available_at IS NULL OR available_at <= ?)"), append(args, micros(*f.AvailableBefore))
+	}
+	if f.AfterID != "" {
+		where, args = append(where, "id > ?"), append(args, f.AfterID)
+	}
 	var refs []store.TaskRef
 	err := s.read(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, "SELECT tenant_id, id FROM tasks WHERE "+strings.Join(where, " AND ")+" ORDER BY created_at, id LIMIT ?", append(args, f.Limit)...)
+		rows, err := tx.QueryContext(ctx, "SELECT tenant_id, id FROM tasks WHERE "+strings.Join(where, " AND ")+" ORDER BY id LIMIT ?", append(args, f.Limit)...)
 		if err != nil {
 			return err
 		}

@@ -248,4 +248,111 @@ var sweepTests = []test{
 		_, err = s.Sweep(context.Background(), store.SweepFilter{})
 		wantCode(t, "Sweep without a limit", err, commonops.EINVALID)
 	}},
+	{"UploadStatusesAndAvailable", func(t *testing.T, s store.Store) {
+		ctx := context.Background()
+		plain := create(t, s, tenantA, at(0), commonops.CreateInput{})
+		awaiting := create(t, s, tenantB, at(1), commonops.CreateInput{FileName: ptr("x.csv")})
+		uploaded := create(t, s, tenantA, at(2), commonops.CreateInput{FileName: ptr("y.csv")})
+		update(t, s, tenantA, uploaded.ID, func(x *commonops.Task) (commonops.Change, error) { return x.ConfirmUpload(at(3)) })
+		backoff := claim(t, s, create(t, s, tenantB, at(3), commonops.CreateInput{MaxRetries: ptr(1)}), at(4)) // lease until at(64)
+		update(t, s, tenantB, backoff.ID, func(x *commonops.Task) (commonops.Change, error) {
+			return x.ExpireLease(10*time.Second, at(64)) // pending, available at(74)
+		})
+		pending := []commonops.Status{commonops.StatusPending}
+		cases := []struct {
+			name   string
+			filter store.SweepFilter
+			want   []*commonops.Task
+		}{
+			{"upload statuses", store.SweepFilter{UploadStatuses: []commonops.UploadStatus{commonops.UploadNone, commonops.UploadUploaded}}, []*commonops.Task{plain, uploaded, backoff}},
+			{"one upload status", store.SweepFilter{UploadStatuses: []commonops.UploadStatus{commonops.UploadAwaiting}}, []*commonops.Task{awaiting}},
+			{"available before, null counts", store.SweepFilter{Statuses: pending, AvailableBefore: ptr(at(73))}, []*commonops.Task{plain, awaiting, uploaded}},
+			{"available before, inclusive", store.SweepFilter{Statuses: pending, AvailableBefore: ptr(at(74))}, []*commonops.Task{plain, awaiting, uploaded, backoff}},
+			{"combined", store.SweepFilter{Statuses: pending, AvailableBefore: ptr(at(73)), UploadStatuses: []commonops.UploadStatus{commonops.UploadNone, commonops.UploadUploaded}}, []*commonops.Task{plain, uploaded}},
+		}
+		for _, c := range cases {
+			c.filter.Limit = 100
+			refs, err := s.Sweep(ctx, c.filter)
+			if err != nil {
+				t.Fatalf("%s: Sweep: %v", c.name, err)
+			}
+			if g, w := refIDs(refs), sortedIDs(c.want...); !slices.Equal(g, w) {
+				t.Errorf("%s: got %v, want %v", c.name, g, w)
+			}
+		}
+	}},
+	{"Paging", func(t *testing.T, s store.Store) {
+		// Pages of 3 after the previous page's last id visit every matching
+		// task exactly once, in id order, across tenants, even when the
+		// cursor's own task is deleted between pages or a task stops
+		// matching; a short page ends the pass.
+		ctx := context.Background()
+		want := map[string]bool{}
+		for i := range 11 {
+			tenant := tenantA
+			if i%2 == 1 {
+				tenant = tenantB
+			}
+			tk := create(t, s, tenant, at(i), commonops.CreateInput{})
+			want[tk.ID] = true
+		}
+		for i := range 3 { // not matching: cancelled
+			cancel(t, s, create(t, s, tenantA, at(20+i), commonops.CreateInput{}), at(30))
+		}
+		filter := store.SweepFilter{Statuses: []commonops.Status{commonops.StatusPending}, Limit: 3}
+		seen := map[string]int{}
+		var order []string
+		pages := 0
+		for {
+			refs, err := s.Sweep(ctx, filter)
+			if err != nil {
+				t.Fatalf("page %d: Sweep: %v", pages, err)
+			}
+			pages++
+			if pages > 10 {
+				t.Fatalf("got more than 10 pages of 3 for 11 tasks; cursor does not advance")
+			}
+			for _, r := range refs {
+				seen[r.ID]++
+				order = append(order, r.ID)
+			}
+			if len(refs) < filter.Limit {
+				break
+			}
+			last := refs[len(refs)-1]
+			filter.AfterID = last.ID
+			if pages == 1 {
+				// The cursor is a value: deleting its task does not lose the place.
+				cancel(t, s, get(t, s, last.TenantID, last.ID), at(31))
+				if _, err := s.DeleteTask(ctx, last.TenantID, last.ID); err != nil {
+					t.Fatalf("DeleteTask: %v", err)
+				}
+			}
+		}
+		if pages != 4 {
+			t.Errorf("got %d pages, want 4 (3+3+3+2)", pages)
+		}
+		for id := range want {
+			if seen[id] != 1 {
+				t.Errorf("task %s: got visited %d times, want once", id, seen[id])
+			}
+		}
+		if len(seen) != len(want) {
+			t.Errorf("got %d distinct tasks, want %d (only the pending ones)", len(seen), len(want))
+		}
+		if !slices.IsSorted(order) {
+			t.Errorf("got visit order %v, want ascending ids", order)
+		}
+		// A task that stops matching mid-pass is not visited; a new pass
+		// starts over from the first.
+		refs, err := s.Sweep(ctx, store.SweepFilter{Statuses: []commonops.Status{commonops.StatusPending}, Limit: 3})
+		if err != nil || len(refs) != 3 {
+			t.Fatalf("new pass: got %d refs, err %v; want 3", len(refs), err)
+		}
+		cancel(t, s, get(t, s, refs[1].TenantID, refs[1].ID), at(32))
+		next, err := s.Sweep(ctx, store.SweepFilter{Statuses: []commonops.Status{commonops.StatusPending}, AfterID: refs[0].ID, Limit: 1})
+		if err != nil || len(next) != 1 || next[0].ID != refs[2].ID {
+			t.Fatalf("after a task stopped matching: got %v, err %v; want [%s]", refIDs(next), err, refs[2].ID)
+		}
+	}},
 }
