@@ -222,7 +222,8 @@ func (p *Pool) Running() int {
 // On a created or retried event it tries to claim the task when this pool
 // runs its kind and has a free slot; a task someone else holds, one that is
 // not runnable, or a full pool answer nil (the poller finds it later). On a
-// cancelled event it cancels the task's processor at once. An error means
+// cancelled event it stops the task's processor once the store confirms the
+// running attempt may no longer write (see confirmCancel). An error means
 // the store could not be reached: the caller should redeliver.
 func (p *Pool) HandleEvent(ctx context.Context, topic string, task *commonops.Task) error {
 	if task == nil || task.ID == "" {
@@ -230,8 +231,7 @@ func (p *Pool) HandleEvent(ctx context.Context, topic string, task *commonops.Ta
 	}
 	switch topic {
 	case commonops.TopicCancelled:
-		p.cancelRunning(task.ID, ErrTaskCancelled)
-		return nil
+		return p.confirmCancel(ctx, task)
 	case commonops.TopicCreated, commonops.TopicRetried:
 	default:
 		return nil
@@ -257,13 +257,37 @@ func (p *Pool) HandleEvent(ctx context.Context, topic string, task *commonops.Ta
 	return nil
 }
 
-func (p *Pool) cancelRunning(id string, cause error) {
+// confirmCancel handles a cancelled event. The event is only a hint: it may
+// be late (redelivered after a retry and a new claim) or forged by anyone
+// reaching the subscriber. So the running attempt is stopped only when the
+// store, read with the run's own tenant, says that attempt may no longer
+// write: the task was cancelled or ended, or moved to another attempt. An
+// event about an attempt older than the running one is ignored.
+func (p *Pool) confirmCancel(ctx context.Context, ev *commonops.Task) error {
 	p.mu.Lock()
-	r := p.running[id]
+	r := p.running[ev.ID]
 	p.mu.Unlock()
-	if r != nil {
-		r.cancel(cause)
+	if r == nil || ev.Attempt < r.task.Attempt {
+		return nil
 	}
+	cur, err := p.svc.Get(ctx, r.task.TenantID, r.task.ID)
+	switch {
+	case commonops.ErrorCode(err) == commonops.ENOTFOUND:
+		r.cancel(ErrLeaseLost) // deleted under us: nothing left to write to
+		return nil
+	case err != nil:
+		return fmt.Errorf("check cancel of task %s: %w", ev.ID, err)
+	}
+	attempt := r.task.Attempt
+	if cur.CheckAttempt(&attempt) == nil {
+		return nil // the running attempt still holds the task
+	}
+	if cur.Status == commonops.StatusCancelled {
+		r.cancel(ErrTaskCancelled)
+	} else {
+		r.cancel(ErrLeaseLost)
+	}
+	return nil
 }
 
 // reserve takes a slot for a task of taskType, if the pool is claiming and
