@@ -446,7 +446,10 @@ func (p *Pool) claimFree(ctx context.Context) {
 func (p *Pool) launch(t *commonops.Task, proc Processor) {
 	p.mu.Lock()
 	ctx, cancel := context.WithCancelCause(p.jobsCtx)
-	p.running[t.ID] = &run{task: t, cancel: cancel}
+	r := &run{task: t, cancel: cancel}
+	// A run of an earlier attempt may still be returning: the newest attempt
+	// is the one events and Running see.
+	p.running[t.ID] = r
 	p.jobs.Add(1)
 	p.mu.Unlock()
 	p.metrics.running.Inc()
@@ -456,7 +459,9 @@ func (p *Pool) launch(t *commonops.Task, proc Processor) {
 		defer p.release(t.TaskType)
 		defer func() {
 			p.mu.Lock()
-			delete(p.running, t.ID)
+			if p.running[t.ID] == r { // not a newer attempt launched since
+				delete(p.running, t.ID)
+			}
 			p.mu.Unlock()
 			cancel(nil)
 		}()
