@@ -99,6 +99,7 @@ type Pool struct {
 	running  map[string]*run // by task id
 	perType  map[string]int
 	busy     int // slots taken, including reservations
+	handling sync.WaitGroup // HandleEvent calls holding a reservation
 
 	base      context.Context // Start's ctx: writes die with it
 	stopClaim context.CancelFunc
@@ -198,6 +199,9 @@ func (p *Pool) Stop() {
 	p.mu.Unlock()
 	p.stopClaim()
 	<-p.loopDone
+	// No reservation is taken once claiming is off: wait for the event
+	// claims already under way, so every task they launch is in jobs.
+	p.handling.Wait()
 
 	done := make(chan struct{})
 	go func() { p.jobs.Wait(); close(done) }()
@@ -243,6 +247,7 @@ func (p *Pool) HandleEvent(ctx context.Context, topic string, task *commonops.Ta
 	if !p.reserve(task.TaskType) {
 		return nil
 	}
+	defer p.handling.Done()
 	t, err := p.svc.Claim(ctx, task.TenantID, task.ID, p.cfg.WorkerID, 0)
 	if err != nil {
 		p.release(task.TaskType)
@@ -291,7 +296,8 @@ func (p *Pool) confirmCancel(ctx context.Context, ev *commonops.Task) error {
 }
 
 // reserve takes a slot for a task of taskType, if the pool is claiming and
-// both the pool and the type have room.
+// both the pool and the type have room. A caller that got the slot holds
+// p.handling until it launched the task or released the slot.
 func (p *Pool) reserve(taskType string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -303,6 +309,7 @@ func (p *Pool) reserve(taskType string) bool {
 	}
 	p.busy++
 	p.perType[taskType]++
+	p.handling.Add(1)
 	return true
 }
 

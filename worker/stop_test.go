@@ -1,0 +1,96 @@
+package worker_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/internal/testdb"
+	"github.com/commonops/commonops/store"
+	"github.com/commonops/commonops/worker"
+)
+
+// gateStore is a real store whose next UpdateTask, once armed, waits for
+// the test to open the gate; it counts ClaimNext calls.
+type gateStore struct {
+	store.Store
+	next       atomic.Pointer[gate]
+	claimNexts atomic.Int32
+}
+
+type gate struct{ entered, open chan struct{} }
+
+// arm makes the next UpdateTask wait for the returned gate's open.
+func (s *gateStore) arm() *gate {
+	g := &gate{entered: make(chan struct{}), open: make(chan struct{})}
+	s.next.Store(g)
+	return g
+}
+
+func (s *gateStore) UpdateTask(ctx context.Context, tenant, id string, fn func(*commonops.Task) (commonops.Change, error)) (*commonops.Task, error) {
+	if g := s.next.Swap(nil); g != nil {
+		close(g.entered)
+		<-g.open
+	}
+	return s.Store.UpdateTask(ctx, tenant, id, fn)
+}
+
+func (s *gateStore) ClaimNext(ctx context.Context, p store.ClaimParams) ([]*commonops.Task, error) {
+	defer s.claimNexts.Add(1)
+	return s.Store.ClaimNext(ctx, p)
+}
+
+// TestStopWaitsForEventClaim calls Stop while HandleEvent is claiming: Stop
+// must wait for that claim and for the task it launches, which runs with a
+// live context and completes.
+func TestStopWaitsForEventClaim(t *testing.T) {
+	t.Parallel()
+	testdb.Each(t, func(t *testing.T, s store.Store) {
+		t.Parallel()
+		ctx := context.Background()
+		gs := &gateStore{Store: s}
+		svc := newService(t, gs, 30*time.Second)
+		reg := worker.NewRegistry()
+		reg.Register("quick", "*", worker.ProcessorFunc(func(ctx context.Context, job worker.Job) error {
+			return context.Cause(ctx) // nil unless the pool already stopped it
+		}))
+		pool := startPool(t, ctx, svc, reg, func(c *worker.Config) { c.PollInterval = time.Hour })
+		waitFor(t, "the poller's first round", 5*time.Second, func() bool { return gs.claimNexts.Load() >= 1 })
+		task := create(t, svc, commonops.CreateInput{TaskType: "quick", EntityType: "x", MaxRetries: ptr(0)})
+
+		g := gs.arm()
+		handled := make(chan error, 1)
+		go func() { handled <- pool.HandleEvent(ctx, commonops.TopicCreated, task) }()
+		select {
+		case <-g.entered:
+		case <-time.After(5 * time.Second):
+			t.Fatal("HandleEvent did not try to claim within 5s")
+		}
+		stopped := make(chan struct{})
+		go func() { pool.Stop(); close(stopped) }()
+		select {
+		case <-stopped:
+			close(g.open)
+			<-handled
+			t.Fatal("Stop returned while HandleEvent was still claiming, want it to wait")
+		case <-time.After(200 * time.Millisecond):
+		}
+		close(g.open)
+		select {
+		case <-stopped:
+		case <-time.After(10 * time.Second):
+			t.Fatal("Stop still waiting 10s after the claim went through")
+		}
+		if err := <-handled; err != nil {
+			t.Fatalf("HandleEvent: got %v, want nil", err)
+		}
+		if got := get(t, svc, task.ID); got.Status != commonops.StatusCompleted || got.Attempt != 1 {
+			t.Fatalf("after Stop: got status %s attempt %d (error %v), want completed 1", got.Status, got.Attempt, deref(got.ErrorMessage))
+		}
+		if got := pool.Running(); got != 0 {
+			t.Fatalf("after Stop: got Running %d, want 0", got)
+		}
+	})
+}
