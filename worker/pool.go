@@ -98,7 +98,7 @@ type Pool struct {
 	claiming bool
 	running  map[string]*run // by task id
 	perType  map[string]int
-	busy     int // slots taken, including reservations
+	busy     int            // slots taken, including reservations
 	handling sync.WaitGroup // HandleEvent calls holding a reservation
 
 	base      context.Context // Start's ctx: writes die with it
