@@ -109,6 +109,7 @@ type Runner struct {
 	mu         sync.Mutex
 	leader     bool
 	lastUpload time.Time
+	cursors    map[string]string // sweep name -> last task id seen (store.SweepFilter.AfterID)
 	cancel     context.CancelFunc
 	done       chan struct{}
 }
@@ -151,6 +152,7 @@ func New(cfg Config) *Runner {
 		svc:     cfg.Service,
 		log:     cfg.Logger.With("component", "maintenance", "holder", cfg.Holder),
 		metrics: newRunnerMetrics(cfg.Registerer),
+		cursors: map[string]string{},
 	}
 }
 
@@ -288,15 +290,32 @@ func (r *Runner) Tick(ctx context.Context) (bool, error) {
 	return true, errors.Join(errs...)
 }
 
-// each applies f to every swept task; a task someone else moved meanwhile
-// (conflict) or deleted (not found) is skipped. It returns how many f
-// changed.
-func (r *Runner) each(ctx context.Context, f store.SweepFilter, apply func(context.Context, store.TaskRef) error) (int, error) {
+// each applies apply to one batch of the tasks f selects; a task someone
+// else moved meanwhile or that is not ready yet (conflict) or deleted (not
+// found) is skipped. It returns how many apply changed.
+//
+// Batches page through the candidates across ticks: each starts after the
+// last task the previous batch of the same sweep (named by key) handed out,
+// and a short batch sends the next one back to the start. So tasks a job
+// keeps skipping (an upload that never comes) cannot fill every batch and
+// starve the ones behind them; a task waits at most one pass over the
+// candidates.
+func (r *Runner) each(ctx context.Context, key string, f store.SweepFilter, apply func(context.Context, store.TaskRef) error) (int, error) {
 	f.Limit = r.cfg.BatchSize
+	r.mu.Lock()
+	f.AfterID = r.cursors[key]
+	r.mu.Unlock()
 	refs, err := r.store.Sweep(ctx, f)
 	if err != nil {
 		return 0, fmt.Errorf("sweep: %w", err)
 	}
+	next := ""
+	if len(refs) == f.Limit {
+		next = refs[len(refs)-1].ID
+	}
+	r.mu.Lock()
+	r.cursors[key] = next
+	r.mu.Unlock()
 	n := 0
 	var errs []error
 	for _, ref := range refs {
@@ -318,14 +337,14 @@ func (r *Runner) update(ctx context.Context, ref store.TaskRef, fn func(*commono
 }
 
 func (r *Runner) promote(ctx context.Context, now time.Time) (int, error) {
-	return r.each(ctx, store.SweepFilter{Statuses: []commonops.Status{commonops.StatusScheduled}, ScheduledBefore: &now},
+	return r.each(ctx, JobPromote, store.SweepFilter{Statuses: []commonops.Status{commonops.StatusScheduled}, ScheduledBefore: &now},
 		func(ctx context.Context, ref store.TaskRef) error {
 			return r.update(ctx, ref, func(t *commonops.Task) (commonops.Change, error) { return t.Promote(now) })
 		})
 }
 
 func (r *Runner) rescue(ctx context.Context, now time.Time) (int, error) {
-	return r.each(ctx, store.SweepFilter{Statuses: []commonops.Status{commonops.StatusProcessing}, LeaseExpiredBefore: &now},
+	return r.each(ctx, JobRescue, store.SweepFilter{Statuses: []commonops.Status{commonops.StatusProcessing}, LeaseExpiredBefore: &now},
 		func(ctx context.Context, ref store.TaskRef) error {
 			return r.update(ctx, ref, func(t *commonops.Task) (commonops.Change, error) {
 				return t.ExpireLease(r.svc.RetryDelay(t.RetryCount), now)
@@ -338,7 +357,7 @@ var waitingStatuses = []commonops.Status{commonops.StatusScheduled, commonops.St
 // confirmUploads confirms tasks whose input object arrived without the
 // client calling upload-complete.
 func (r *Runner) confirmUploads(ctx context.Context, now time.Time) (int, error) {
-	return r.each(ctx, store.SweepFilter{Statuses: waitingStatuses, UploadStatus: commonops.UploadAwaiting},
+	return r.each(ctx, JobConfirmUpload, store.SweepFilter{Statuses: waitingStatuses, UploadStatus: commonops.UploadAwaiting},
 		func(ctx context.Context, ref store.TaskRef) error {
 			_, err := r.svc.ConfirmUpload(ctx, ref.TenantID, ref.ID)
 			return err
@@ -356,7 +375,7 @@ func (r *Runner) uploadGrace() time.Duration {
 // ago without the object arriving (a last look confirms late arrivals).
 func (r *Runner) expireUploads(ctx context.Context, now time.Time) (int, error) {
 	cutoff := now.Add(-r.uploadGrace())
-	return r.each(ctx, store.SweepFilter{Statuses: waitingStatuses, UploadStatus: commonops.UploadAwaiting, UploadExpiredBefore: &cutoff},
+	return r.each(ctx, JobExpireUpload, store.SweepFilter{Statuses: waitingStatuses, UploadStatus: commonops.UploadAwaiting, UploadExpiredBefore: &cutoff},
 		func(ctx context.Context, ref store.TaskRef) error {
 			if _, err := r.svc.ConfirmUpload(ctx, ref.TenantID, ref.ID); err == nil {
 				return commonops.Errorf(commonops.ECONFLICT, "upload arrived after all") // not counted as expired
@@ -367,12 +386,23 @@ func (r *Runner) expireUploads(ctx context.Context, now time.Time) (int, error) 
 		})
 }
 
+// runnableUploads are the upload statuses of a task a worker may claim.
+var runnableUploads = []commonops.UploadStatus{commonops.UploadNone, commonops.UploadUploaded}
+
 // failUnclaimed fails runnable pending tasks that no worker took within
 // UnclaimedTimeout of their last change (or of the end of their backoff).
+// Tasks waiting for their upload or backing off are left out by the sweep
+// itself; the checks in the update catch the ones that changed since.
 func (r *Runner) failUnclaimed(ctx context.Context, now time.Time) (int, error) {
 	wait := r.cfg.UnclaimedTimeout
 	cutoff := now.Add(-wait)
-	return r.each(ctx, store.SweepFilter{Statuses: []commonops.Status{commonops.StatusPending}, UpdatedBefore: &cutoff},
+	f := store.SweepFilter{
+		Statuses:        []commonops.Status{commonops.StatusPending},
+		UploadStatuses:  runnableUploads,
+		UpdatedBefore:   &cutoff,
+		AvailableBefore: &cutoff,
+	}
+	return r.each(ctx, JobUnclaimed, f,
 		func(ctx context.Context, ref store.TaskRef) error {
 			return r.update(ctx, ref, func(t *commonops.Task) (commonops.Change, error) {
 				switch {
@@ -402,7 +432,7 @@ func (r *Runner) retention(ctx context.Context, now time.Time) (int, error) {
 		{commonops.StatusCancelled, r.cfg.RetentionCancelled},
 	} {
 		cutoff := now.Add(-rule.keep)
-		n, err := r.each(ctx, store.SweepFilter{Statuses: []commonops.Status{rule.status}, CompletedBefore: &cutoff},
+		n, err := r.each(ctx, JobRetention+"/"+string(rule.status), store.SweepFilter{Statuses: []commonops.Status{rule.status}, CompletedBefore: &cutoff},
 			func(ctx context.Context, ref store.TaskRef) error { return r.svc.Delete(ctx, ref.TenantID, ref.ID) })
 		total += n
 		if err != nil {
