@@ -187,8 +187,8 @@ func (p *Pool) Start(ctx context.Context) {
 }
 
 // Stop stops claiming, lets running tasks finish for up to StopTimeout, then
-// cancels those still running (their attempts fail and are retried) and
-// waits for them.
+// cancels those still running and waits for them: their tasks go back to
+// pending without counting a retry (Service.Release), for another worker.
 func (p *Pool) Stop() {
 	p.mu.Lock()
 	if !p.started || !p.claiming {
@@ -525,6 +525,7 @@ const (
 	outcomeCancelled = "cancelled"
 	outcomeLeaseLost = "lease_lost"
 	outcomeAbandoned = "abandoned"
+	outcomeReleased  = "released"
 )
 
 // finish records the attempt's outcome. It writes nothing when the task was
@@ -553,13 +554,16 @@ func (p *Pool) finish(ctx context.Context, j *job, err error, log *slog.Logger) 
 	outcome := outcomeFailed
 	msg, permanent := "", IsPermanent(err)
 	var pe *panicError
+	panicked := errors.As(err, &pe)
+	if errors.Is(cause, ErrShutdown) && !permanent && !panicked {
+		// Stopped by us, not failed by the processor: no retry is used up.
+		return p.handBack(wctx, j, log)
+	}
 	switch {
-	case errors.As(err, &pe):
+	case panicked:
 		outcome = outcomePanicked
 		msg = pe.Error()
 		log.Error("processor panicked", "panic", fmt.Sprint(pe.value), "stack", string(pe.stack))
-	case errors.Is(cause, ErrShutdown) && errors.Is(err, context.Canceled):
-		msg = fmt.Sprintf("worker %s stopped before the task finished", p.cfg.WorkerID)
 	default:
 		msg = err.Error()
 	}
@@ -572,6 +576,24 @@ func (p *Pool) finish(ctx context.Context, j *job, err error, log *slog.Logger) 
 	}
 	log.Info("attempt failed", "err", msg, "permanent", permanent)
 	return outcome
+}
+
+// handBack sends the attempt's last progress and logs, then returns its task
+// to pending without counting a retry: the pool stopped it.
+func (p *Pool) handBack(ctx context.Context, j *job, log *slog.Logger) string {
+	if err := j.rep.flush(ctx, nil); err != nil && !operations.IsConflict(err) {
+		log.Warn("last progress report before handing the task back failed", "err", err)
+	}
+	t := j.task
+	err := retryTransient(ctx, func() error {
+		_, err := p.svc.Release(ctx, t.TenantID, t.ID, t.Attempt)
+		return err
+	})
+	if err != nil {
+		return p.finishFailed(j, err, log)
+	}
+	log.Info("worker stopping; task handed back to pending")
+	return outcomeReleased
 }
 
 func (p *Pool) finishFailed(j *job, err error, log *slog.Logger) string {

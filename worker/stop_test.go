@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -91,6 +92,55 @@ func TestStopWaitsForEventClaim(t *testing.T) {
 		}
 		if got := pool.Running(); got != 0 {
 			t.Fatalf("after Stop: got Running %d, want 0", got)
+		}
+	})
+}
+
+// TestStopTimeoutReleasesTasks stops a pool whose processor only returns
+// once its context ends: after the grace it is cancelled and its task goes
+// back to pending without using a retry.
+func TestStopTimeoutReleasesTasks(t *testing.T) {
+	t.Parallel()
+	testdb.Each(t, func(t *testing.T, s store.Store) {
+		t.Parallel()
+		ctx := context.Background()
+		svc := newService(t, s, 30*time.Second)
+		started := make(chan struct{}, 1)
+		var cause atomic.Value
+		reg := worker.NewRegistry()
+		reg.Register("stuck", "*", worker.ProcessorFunc(func(ctx context.Context, job worker.Job) error {
+			job.Log(commonops.LogInfo, "started", nil)
+			started <- struct{}{}
+			<-ctx.Done()
+			cause.Store(context.Cause(ctx))
+			return ctx.Err()
+		}))
+		pool := startPool(t, ctx, svc, reg, func(c *worker.Config) { c.StopTimeout = 100 * time.Millisecond })
+		task := create(t, svc, commonops.CreateInput{TaskType: "stuck", EntityType: "x", MaxRetries: ptr(0)})
+		select {
+		case <-started:
+		case <-time.After(5 * time.Second):
+			t.Fatal("task not started within 5s")
+		}
+		pool.Stop()
+		if c, _ := cause.Load().(error); !errors.Is(c, worker.ErrShutdown) {
+			t.Errorf("got context cause %v, want ErrShutdown", c)
+		}
+		got := get(t, svc, task.ID)
+		if got.Status != commonops.StatusPending || got.RetryCount != 0 || got.Attempt != 1 || got.LeaseOwner != nil {
+			t.Fatalf("after Stop: got status %s retryCount %d attempt %d leaseOwner %v (error %v), want pending 0 1 none",
+				got.Status, got.RetryCount, got.Attempt, deref(got.LeaseOwner), deref(got.ErrorMessage))
+		}
+		evs := events(t, svc, task.ID)
+		if last := evs[len(evs)-1].EventType; last != commonops.EventReleased {
+			t.Errorf("got last event %s, want %s", last, commonops.EventReleased)
+		}
+		logs, _, err := svc.Logs(ctx, store.LogFilter{TenantID: tenant, TaskID: task.ID, Page: 1, PageSize: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(logs) != 1 || logs[0].Message != "started" {
+			t.Errorf("got logs %v, want the processor's one line", logs)
 		}
 	})
 }
