@@ -427,8 +427,10 @@ var updateTests = []test{
 		claimed := claim(t, s, tk, at(1))
 		drain(t, s)
 		got := update(t, s, tenantA, tk.ID, func(x *commonops.Task) (commonops.Change, error) { return x.Heartbeat(ptr(1), time.Hour, at(2)) })
-		if !got.LeaseExpiresAt.Equal(at(3602)) || got.Version != claimed.Version+1 {
-			t.Fatalf("heartbeat: got lease %v version %d, want %v %d", got.LeaseExpiresAt, got.Version, at(3602), claimed.Version+1)
+		// Renewed by the length of the claimed lease.
+		wantLease := at(2).Add(claimed.LeaseExpiresAt.Sub(claimed.UpdatedAt))
+		if !got.LeaseExpiresAt.Equal(wantLease) || got.Version != claimed.Version+1 {
+			t.Fatalf("heartbeat: got lease %v version %d, want %v %d", got.LeaseExpiresAt, got.Version, wantLease, claimed.Version+1)
 		}
 		equalTask(t, "GetTask after heartbeat", get(t, s, tenantA, tk.ID), got)
 		if evs := events(t, s, tenantA, tk.ID); len(evs) != 2 {
