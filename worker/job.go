@@ -199,7 +199,11 @@ func (r *reporter) signal() {
 func (r *reporter) update(u Update) {
 	p := commonops.Progress{
 		Progress: u.Progress, TotalItems: u.TotalItems, ProcessedItems: u.ProcessedItems,
-		SuccessItems: u.SuccessItems, FailedItems: u.FailedItems, Message: u.Message,
+		SuccessItems: u.SuccessItems, FailedItems: u.FailedItems,
+	}
+	if u.Message != nil {
+		m := storableText(*u.Message, commonops.MaxMessageLen)
+		p.Message = &m
 	}
 	r.mu.Lock()
 	r.pending = overlay(r.pending, copyProgress(p))
@@ -212,11 +216,9 @@ func (r *reporter) addLog(level commonops.LogLevel, message string, details any)
 	if !level.Valid() {
 		level = commonops.LogInfo
 	}
+	message = storableText(message, operations.MaxLogMessageLen)
 	if message == "" {
 		message = "(empty)"
-	}
-	if len(message) > operations.MaxLogMessageLen {
-		message = message[:operations.MaxLogMessageLen]
 	}
 	var raw json.RawMessage
 	if details != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -501,6 +502,15 @@ func (p *Pool) execute(ctx context.Context, cancel context.CancelCauseFunc, t *c
 	p.metrics.duration.WithLabelValues(t.TaskType).Observe(time.Since(start).Seconds())
 }
 
+// storableText makes s, which came from a processor, text the store
+// accepts: bad UTF-8 replaced, NULs removed, then cut to at most n bytes
+// without splitting a character.
+func storableText(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.ReplaceAll(s, "\x00", "")
+	return commonops.Truncate(s, n)
+}
+
 func safeProcess(ctx context.Context, proc Processor, j Job) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -567,9 +577,7 @@ func (p *Pool) finish(ctx context.Context, j *job, err error, log *slog.Logger) 
 	default:
 		msg = err.Error()
 	}
-	if len(msg) > commonops.MaxMessageLen {
-		msg = msg[:commonops.MaxMessageLen]
-	}
+	msg = storableText(msg, commonops.MaxMessageLen)
 	if ferr := j.rep.finalize(wctx, commonops.StatusFailed, msg, permanent); ferr != nil {
 		p.finishFailed(j, ferr, log)
 		return outcome
