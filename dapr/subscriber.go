@@ -2,6 +2,7 @@ package dapr
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,6 +30,10 @@ const (
 	DedupeSizeDefault = 10000
 )
 
+// AppTokenHeader carries the token Dapr sends the app when the sidecar runs
+// with APP_API_TOKEN set.
+const AppTokenHeader = "dapr-api-token"
+
 // Dapr's answers to a delivered event.
 const (
 	StatusSuccess = "SUCCESS" // handled (or a duplicate of a handled event)
@@ -52,6 +57,11 @@ type SubscriberConfig struct {
 	// DedupeSize is how many recently handled event ids are remembered.
 	// Defaults to 10000.
 	DedupeSize int
+	// AppToken is the token every event delivery must carry in the
+	// dapr-api-token header (the sidecar's APP_API_TOKEN); a delivery
+	// without it, or with another, is answered 401 and not handled.
+	// GET /dapr/subscribe stays open. Defaults to empty: no check.
+	AppToken string
 	// Logger receives dropped and retried events. Defaults to slog.Default().
 	Logger *slog.Logger
 	// Registerer, when set, registers commonops_dapr_events_total. Defaults
@@ -97,7 +107,7 @@ func NewSubscriber(cfg SubscriberConfig) *Subscriber {
 		inflight: map[string]chan struct{}{},
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "commonops_dapr_events_total",
-			Help: "Events received from Dapr, by topic and answer (SUCCESS, RETRY, DROP, DUPLICATE).",
+			Help: "Events received from Dapr, by topic and answer (SUCCESS, RETRY, DROP, DUPLICATE, UNAUTHORIZED).",
 		}, []string{"topic", "status"}),
 	}
 	if cfg.Registerer != nil {
@@ -140,8 +150,23 @@ func (s *Subscriber) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(s.Subscriptions())
 }
 
+// authorized reports whether r carries the configured app token, if any.
+func (s *Subscriber) authorized(r *http.Request) bool {
+	if s.cfg.AppToken == "" {
+		return true
+	}
+	got := r.Header.Get(AppTokenHeader)
+	return subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.AppToken)) == 1
+}
+
 func (s *Subscriber) handleEvent(w http.ResponseWriter, r *http.Request) {
 	topic := r.PathValue("topic")
+	if !s.authorized(r) {
+		s.cfg.Logger.Warn("dapr event refused: missing or wrong "+AppTokenHeader, "topic", topic, "remote", r.RemoteAddr)
+		s.events.WithLabelValues(topicLabel(topic), "UNAUTHORIZED").Inc()
+		http.Error(w, "missing or wrong "+AppTokenHeader, http.StatusUnauthorized)
+		return
+	}
 	status, id, err := s.deliver(r, topic)
 	log := s.cfg.Logger
 	switch status {

@@ -201,3 +201,50 @@ func TestSubscriberConcurrentDuplicatesHandledOnce(t *testing.T) {
 		t.Errorf("Handle calls for 8 concurrent copies: got %d, want 1", got)
 	}
 }
+
+func TestSubscriberAppToken(t *testing.T) {
+	t.Parallel()
+	task := &commonops.Task{ID: "9d1c3b5a-7e2f-4a6b-8c0d-1e2f3a4b5c6d"}
+	path := "/dapr/events/" + commonops.TopicCancelled
+	cases := []struct {
+		name   string
+		config string // the subscriber's AppToken
+		header *string
+		code   int
+		called int
+	}{
+		{"no token configured, none sent", "", nil, http.StatusOK, 1},
+		{"no token configured, one sent", "", ptr("anything"), http.StatusOK, 1},
+		{"right token", "s3cret-token", ptr("s3cret-token"), http.StatusOK, 1},
+		{"no token sent", "s3cret-token", nil, http.StatusUnauthorized, 0},
+		{"empty token sent", "s3cret-token", ptr(""), http.StatusUnauthorized, 0},
+		{"wrong token", "s3cret-token", ptr("s3cret-tokeN"), http.StatusUnauthorized, 0},
+		{"token prefix", "s3cret-token", ptr("s3cret"), http.StatusUnauthorized, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHandler()
+			s := dapr.NewSubscriber(dapr.SubscriberConfig{Handle: h.Handle, AppToken: tc.config})
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(cloudEvent(t, "1", commonops.TopicCancelled, task)))
+			if tc.header != nil {
+				req.Header.Set(dapr.AppTokenHeader, *tc.header)
+			}
+			s.ServeHTTP(rec, req)
+			if rec.Code != tc.code {
+				t.Errorf("POST %s: got %d, want %d", path, rec.Code, tc.code)
+			}
+			if got := h.total(); got != tc.called {
+				t.Errorf("Handle calls: got %d, want %d", got, tc.called)
+			}
+			rec = httptest.NewRecorder()
+			s.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/dapr/subscribe", nil))
+			if rec.Code != http.StatusOK {
+				t.Errorf("GET /dapr/subscribe without token: got %d, want 200", rec.Code)
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
