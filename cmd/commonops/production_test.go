@@ -262,13 +262,14 @@ func TestKillBetweenCommitAndPublish(t *testing.T) {
 	const n = 20
 	dbURL, conn := pgSchema(t)
 	proxy := newSidecarProxy(t) // no target yet: publishing fails
-	env := map[string]string{
-		"COMMONOPS_DATABASE_URL":  dbURL,
-		"COMMONOPS_PUBSUB":        "dapr",
-		"COMMONOPS_DAPR_URL":      proxy.URL,
-		"COMMONOPS_POLL_INTERVAL": "1h",
-	}
-	base, kill := startChild(t, env)
+	// The first process only takes requests: no worker of its own may claim
+	// a task before it dies.
+	base, kill := startChild(t, map[string]string{
+		"COMMONOPS_ROLES":        "api",
+		"COMMONOPS_DATABASE_URL": dbURL,
+		"COMMONOPS_PUBSUB":       "dapr",
+		"COMMONOPS_DAPR_URL":     proxy.URL,
+	})
 	first := &instance{base: base}
 	for range n {
 		first.call(t, http.MethodPost, "/tasks", map[string]any{"taskType": "noop", "entityType": "demo"}, http.StatusCreated, nil)
