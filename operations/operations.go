@@ -301,6 +301,9 @@ func (s *Service) Heartbeat(ctx context.Context, tenant, id string, attempt int)
 // FailAttempt ends attempt with cause: retried with backoff unless permanent
 // or out of retries.
 func (s *Service) FailAttempt(ctx context.Context, tenant, id string, attempt int, cause string, permanent bool) (*commonops.Task, error) {
+	if len(cause) > commonops.MaxMessageLen || !commonops.ValidText(cause) {
+		return nil, commonops.Invalid(commonops.FieldError{Field: "errorMessage", Message: fmt.Sprintf("must be at most %d bytes of UTF-8 text without NUL characters", commonops.MaxMessageLen)})
+	}
 	now := s.now()
 	return s.Store.UpdateTask(ctx, tenant, id, func(t *commonops.Task) (commonops.Change, error) {
 		if err := t.CheckAttempt(&attempt); err != nil {

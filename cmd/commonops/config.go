@@ -39,6 +39,7 @@ type config struct {
 	PubSub          string
 	DaprURL         string
 	DaprPubSub      string
+	DaprAppToken    string
 	Lease           time.Duration
 	Concurrency     int
 	TypeConcurrency string
@@ -187,6 +188,9 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	if c.DaprURL == "" {
 		c.DaprURL = dapr.DefaultBaseURL(getenv)
 	}
+	// Dapr's own convention: the sidecar run with APP_API_TOKEN sends it on
+	// every delivery, and the app refuses deliveries without it.
+	c.DaprAppToken = getenv("APP_API_TOKEN")
 	return c, c.validate()
 }
 

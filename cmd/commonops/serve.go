@@ -192,6 +192,7 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer, ready chan<- stri
 		} else {
 			daprHandler = dapr.NewSubscriber(dapr.SubscriberConfig{
 				PubSubName: cfg.DaprPubSub, Handle: pool.HandleEvent, Logger: log, Registerer: reg,
+				AppToken: cfg.DaprAppToken,
 			})
 		}
 	}
