@@ -111,8 +111,8 @@ func TestClaimStartsAttemptWithLease(t *testing.T) {
 	if k.Attempt != 1 || *k.LeaseOwner != "w1" || !k.LeaseExpiresAt.Equal(t0.Add(30*time.Second)) || !k.StartedAt.Equal(t0) {
 		t.Fatalf("got attempt %d owner %v lease %v started %v", k.Attempt, *k.LeaseOwner, k.LeaseExpiresAt, k.StartedAt)
 	}
-	if ch.Topic != commonops.TopicStarted {
-		t.Fatalf("topic: got %q, want %q", ch.Topic, commonops.TopicStarted)
+	if ch.Event != commonops.EventStarted || ch.Topic != "" {
+		t.Fatalf("change: got %+v, want a started event and no topic", ch)
 	}
 	_, err = k.Claim("w2", time.Second, t0)
 	wantCode(t, err, commonops.ECONFLICT)

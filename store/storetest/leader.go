@@ -102,7 +102,7 @@ var lifecycleTests = []test{
 		if got := events(t, s, tenantA, tk.ID); !slices.Equal(got, wantEvents) {
 			t.Fatalf("events: got %v, want %v", got, wantEvents)
 		}
-		wantTopics := []string{commonops.TopicCreated, commonops.TopicStarted, commonops.TopicProgress, commonops.TopicCompleted}
+		wantTopics := []string{commonops.TopicCreated, commonops.TopicProgress, commonops.TopicCompleted}
 		if got := topics(drain(t, s)); !slices.Equal(got, wantTopics) {
 			t.Fatalf("outbox topics: got %v, want %v", got, wantTopics)
 		}
