@@ -74,10 +74,6 @@ func benchLatency(ctx context.Context) error {
 	return nil
 }
 
-func startServiceOn(ctx context.Context, port int, env ...string) (*service, error) {
-	return startService(ctx, append(env, fmt.Sprintf("COMMONOPS_ADDR=127.0.0.1:%d", port))...)
-}
-
 // claimLatencies creates n noop tasks and returns startedAt − createdAt of
 // each once all have started.
 func claimLatencies(base string, n int) ([]time.Duration, error) {
