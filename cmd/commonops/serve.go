@@ -111,79 +111,23 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer, ready chan<- stri
 		Logger:    log,
 	}
 
-	var files http.Handler
-	switch cfg.Storage {
-	case "local":
-		local, err := objectstore.NewLocal(objectstore.LocalConfig{
-			Dir:     filepath.Join(cfg.DataDir, "files"),
-			BaseURL: publicURL,
-			MaxSize: cfg.MaxFileSize,
-			OnUpload: func(ctx context.Context, key string, size int64) {
-				id, ok := objectstore.InputTaskID(key)
-				if !ok {
-					return
-				}
-				if err := svc.UploadReceived(ctx, id, size); err != nil && commonops.ErrorCode(err) != commonops.ECONFLICT {
-					log.Warn("confirm upload", "task", id, "err", err)
-				}
-			},
-		})
-		if err != nil {
-			return fmt.Errorf("local object store: %w", err)
-		}
-		svc.Objects, files = local, local.Handler()
-	case "s3":
-		s3, err := objectstore.NewS3(ctx, objectstore.S3Config{
-			Endpoint: cfg.S3Endpoint, PublicEndpoint: cfg.S3PublicURL, UseSSL: cfg.S3UseSSL, Region: cfg.S3Region,
-			Bucket: cfg.S3Bucket, AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey,
-			PathStyle: cfg.S3PathStyle, CreateBucket: cfg.S3CreateBucket,
-		})
-		if err != nil {
-			return fmt.Errorf("S3 object store: %w", err)
-		}
-		svc.Objects = s3
+	objects, files, err := openObjects(ctx, cfg, publicURL, svc, log)
+	if err != nil {
+		return err
 	}
+	svc.Objects = objects
 
 	// Pub/sub: the outbox relay publishes committed events to the embedded
 	// bus or to the Dapr sidecar.
-	var (
-		publisher   outbox.Publisher
-		pubsubCheck func(context.Context) error
-		embedded    *bus.Bus
-	)
-	switch cfg.PubSub {
-	case "embedded":
-		embedded = bus.New()
-		publisher = embedded
-		pubsubCheck = func(context.Context) error { return nil }
-	case "dapr":
-		p := dapr.NewPublisher(dapr.PublisherConfig{BaseURL: cfg.DaprURL, PubSubName: cfg.DaprPubSub})
-		publisher, pubsubCheck = p, p.Check
-	}
+	publisher, pubsubCheck, embedded := openPubSub(cfg)
 	relay := outbox.NewRelay(st, publisher, outbox.Config{Logger: log, Registerer: reg})
 
 	var pool *worker.Pool
 	var daprHandler http.Handler
 	if cfg.hasRole("worker") {
-		registry := worker.NewRegistry()
-		entities := &bulk.Config{}
-		if cfg.EntityConfig != "" {
-			if entities, err = bulk.LoadConfig(cfg.EntityConfig); err != nil {
-				return fmt.Errorf("entity config: %w", err)
-			}
+		if pool, err = newPool(cfg, svc, st, log, reg); err != nil {
+			return err
 		}
-		if err := bulk.Register(registry, entities, st); err != nil {
-			return fmt.Errorf("register processors: %w", err)
-		}
-		// noop completes at once: a canary for checking the whole pipeline
-		// (create, event, claim, complete) and the unit of the benchmarks.
-		registry.Register("noop", "*", worker.ProcessorFunc(func(context.Context, worker.Job) error { return nil }))
-		typeCaps, _ := cfg.typeConcurrency() // validated with the config
-		pool = worker.NewPool(worker.Config{
-			Service: svc, Objects: svc.Objects, Registry: registry,
-			Concurrency: cfg.Concurrency, TypeConcurrency: typeCaps, PollInterval: cfg.PollInterval,
-			Logger: log, Registerer: reg,
-		})
 		if embedded != nil {
 			unsubscribe := embedded.Subscribe(workerTopics, func(ctx context.Context, m bus.Message) error {
 				return pool.HandleEvent(ctx, m.Topic, m.Task)
@@ -278,6 +222,76 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer, ready chan<- stri
 	cancelRun()
 	log.Info("stopped")
 	return nil
+}
+
+// openObjects opens the configured object store. The local store is also
+// served by commonops (the returned handler) and confirms uploads itself.
+func openObjects(ctx context.Context, cfg *config, publicURL string, svc *operations.Service, log *slog.Logger) (objectstore.Store, http.Handler, error) {
+	if cfg.Storage == "s3" {
+		s3, err := objectstore.NewS3(ctx, objectstore.S3Config{
+			Endpoint: cfg.S3Endpoint, PublicEndpoint: cfg.S3PublicURL, UseSSL: cfg.S3UseSSL, Region: cfg.S3Region,
+			Bucket: cfg.S3Bucket, AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey,
+			PathStyle: cfg.S3PathStyle, CreateBucket: cfg.S3CreateBucket,
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("S3 object store: %w", err)
+		}
+		return s3, nil, nil
+	}
+	local, err := objectstore.NewLocal(objectstore.LocalConfig{
+		Dir:     filepath.Join(cfg.DataDir, "files"),
+		BaseURL: publicURL,
+		MaxSize: cfg.MaxFileSize,
+		OnUpload: func(ctx context.Context, key string, size int64) {
+			id, ok := objectstore.InputTaskID(key)
+			if !ok {
+				return
+			}
+			if err := svc.UploadReceived(ctx, id, size); err != nil && commonops.ErrorCode(err) != commonops.ECONFLICT {
+				log.Warn("confirm upload", "task", id, "err", err)
+			}
+		},
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("local object store: %w", err)
+	}
+	return local, local.Handler(), nil
+}
+
+// openPubSub returns the publisher the outbox relay feeds, the pub/sub
+// health check, and the embedded bus when that is the publisher.
+func openPubSub(cfg *config) (outbox.Publisher, func(context.Context) error, *bus.Bus) {
+	if cfg.PubSub == "dapr" {
+		p := dapr.NewPublisher(dapr.PublisherConfig{BaseURL: cfg.DaprURL, PubSubName: cfg.DaprPubSub})
+		return p, p.Check, nil
+	}
+	b := bus.New()
+	return b, func(context.Context) error { return nil }, b
+}
+
+// newPool builds the built-in worker with every processor: the configured
+// import and export entities, the built-in task export, and noop.
+func newPool(cfg *config, svc *operations.Service, st store.Store, log *slog.Logger, reg prometheus.Registerer) (*worker.Pool, error) {
+	registry := worker.NewRegistry()
+	entities := &bulk.Config{}
+	if cfg.EntityConfig != "" {
+		var err error
+		if entities, err = bulk.LoadConfig(cfg.EntityConfig); err != nil {
+			return nil, fmt.Errorf("entity config: %w", err)
+		}
+	}
+	if err := bulk.Register(registry, entities, st); err != nil {
+		return nil, fmt.Errorf("register processors: %w", err)
+	}
+	// noop completes at once: a canary for checking the whole pipeline
+	// (create, event, claim, complete) and the unit of the benchmarks.
+	registry.Register("noop", "*", worker.ProcessorFunc(func(context.Context, worker.Job) error { return nil }))
+	typeCaps, _ := cfg.typeConcurrency() // validated with the config
+	return worker.NewPool(worker.Config{
+		Service: svc, Objects: svc.Objects, Registry: registry,
+		Concurrency: cfg.Concurrency, TypeConcurrency: typeCaps, PollInterval: cfg.PollInterval,
+		Logger: log, Registerer: reg,
+	}), nil
 }
 
 // pprofMux serves the runtime profiles, on their own listener so they are
