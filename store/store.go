@@ -203,4 +203,26 @@ type OutboxMessage struct {
 	Payload   json.RawMessage // the task JSON
 	CreatedAt time.Time
 	Attempts  int
+	// TraceParent is the W3C traceparent of the request that made the
+	// change (see WithTraceParent); empty when it carried none.
+	TraceParent string
+}
+
+// traceParentKey is the context key of WithTraceParent.
+type traceParentKey struct{}
+
+// WithTraceParent returns a copy of ctx carrying the W3C traceparent tp. The
+// store records it on the outbox rows a change made with that context writes
+// (CreateTask, UpdateTask, ClaimNext), and DeliverOutbox hands it back in
+// OutboxMessage.TraceParent, so the published event continues the trace. The
+// caller validates tp; an empty tp records nothing.
+func WithTraceParent(ctx context.Context, tp string) context.Context {
+	return context.WithValue(ctx, traceParentKey{}, tp)
+}
+
+// TraceParent returns the traceparent WithTraceParent put in ctx, or "".
+// The store records it on the outbox rows a change made with ctx writes.
+func TraceParent(ctx context.Context) string {
+	tp, _ := ctx.Value(traceParentKey{}).(string)
+	return tp
 }

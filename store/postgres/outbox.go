@@ -17,7 +17,7 @@ const (
 	listenBackoffMax = 5 * time.Second
 )
 
-const lockOutboxSQL = `SELECT id, tenant_id, task_id, topic, payload, created_at, attempts
+const lockOutboxSQL = `SELECT id, tenant_id, task_id, topic, payload, created_at, attempts, coalesce(traceparent, '')
 FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`
 
 // DeliverOutbox locks up to limit unsent rows (oldest first, skipping rows
@@ -45,7 +45,7 @@ func (s *Store) DeliverOutbox(ctx context.Context, limit int, publish func(conte
 			msgs, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.OutboxMessage, error) {
 				var m store.OutboxMessage
 				var payload []byte
-				err := r.Scan(&m.ID, &m.TenantID, &m.TaskID, &m.Topic, &payload, &m.CreatedAt, &m.Attempts)
+				err := r.Scan(&m.ID, &m.TenantID, &m.TaskID, &m.Topic, &payload, &m.CreatedAt, &m.Attempts, &m.TraceParent)
 				m.Payload, m.CreatedAt = rawJSON(payload), m.CreatedAt.UTC()
 				return m, err
 			})

@@ -20,7 +20,8 @@ var nTaskCols = len(taskColumnList)
 
 // changeCTEs writes the task_events row and the outbox row of a change for
 // the task the CTE named src returns (id, tenant_id). Parameters from p:
-// event type, event data, event time, topic, payload. The statement's last
+// event type, event data, event time, topic, payload, traceparent (NULL for
+// none; see store.TraceParent). The statement's last
 // column counts the outbox rows (SELECT count(*) FROM o).
 //
 // There is deliberately no pg_notify here: PostgreSQL serialises the commits
@@ -35,18 +36,21 @@ e AS (
 	SELECT tenant_id, id, $%[2]d::text, $%[3]d::json, $%[4]d::timestamptz FROM %[1]s WHERE $%[2]d::text <> ''
 ),
 o AS (
-	INSERT INTO outbox (tenant_id, task_id, topic, payload)
-	SELECT tenant_id, id, $%[5]d::text, $%[6]d::json FROM %[1]s WHERE $%[5]d::text <> ''
+	INSERT INTO outbox (tenant_id, task_id, topic, payload, traceparent)
+	SELECT tenant_id, id, $%[5]d::text, $%[6]d::json, $%[7]d::text FROM %[1]s WHERE $%[5]d::text <> ''
 	RETURNING 1
 )
-`, src, p, p+1, p+2, p+3, p+4)
+`, src, p, p+1, p+2, p+3, p+4, p+5)
 }
 
-// createSQL inserts the idempotency key (when given: $N+6...), then the task
+// nChangeArgs is the number of parameters of changeCTEs.
+const nChangeArgs = 6
+
+// createSQL inserts the idempotency key (when given: $N+7...), then the task
 // only if the key was free, then its event and outbox rows: one round trip.
 var createSQL = func() string {
 	n := nTaskCols
-	k := n + 6
+	k := n + 1 + nChangeArgs
 	return fmt.Sprintf(`WITH k AS (
 	INSERT INTO idempotency_keys (tenant_id, key, request_hash, task_id, status_code, response, created_at)
 	SELECT $%[1]d::text, $%[2]d::text, $%[3]d::text, $1::text, $%[4]d::integer, $%[5]d::json, $%[6]d::timestamptz
@@ -81,8 +85,9 @@ var saveSQL = func() string {
 		`SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM o)`
 }()
 
-// changeArgs are the parameters of changeCTEs for t's change ch.
-func (s *Store) changeArgs(t *commonops.Task, ch commonops.Change) ([]any, error) {
+// changeArgs are the parameters of changeCTEs for t's change ch made with
+// ctx (which may carry a traceparent for the outbox row).
+func (s *Store) changeArgs(ctx context.Context, t *commonops.Task, ch commonops.Change) ([]any, error) {
 	var data, payload any
 	if ch.Event != "" {
 		data = "{}"
@@ -101,7 +106,11 @@ func (s *Store) changeArgs(t *commonops.Task, ch commonops.Change) ([]any, error
 		}
 		payload = string(b)
 	}
-	return []any{ch.Event, data, t.UpdatedAt, ch.Topic, payload}, nil
+	var tp any
+	if v := store.TraceParent(ctx); v != "" {
+		tp = v
+	}
+	return []any{ch.Event, data, t.UpdatedAt, ch.Topic, payload, tp}, nil
 }
 
 // CreateTask inserts t with ch's event and outbox rows, and the idempotency
@@ -111,11 +120,12 @@ func (s *Store) changeArgs(t *commonops.Task, ch commonops.Change) ([]any, error
 func (s *Store) CreateTask(ctx context.Context, t *commonops.Task, ch commonops.Change, idem *store.Idempotency) (*store.Idempotency, error) {
 	normalize(t)
 	args := taskArgs(t)
-	cargs, err := s.changeArgs(t, ch)
+	cargs, err := s.changeArgs(ctx, t, ch)
 	if err != nil {
 		return nil, err
 	}
 	args = append(args, cargs...)
+	idemTenant := len(args) // index of the key's tenant parameter
 	if idem != nil {
 		tenant := idem.TenantID
 		if tenant == "" {
@@ -148,7 +158,7 @@ func (s *Store) CreateTask(ctx context.Context, t *commonops.Task, ch commonops.
 			return fmt.Errorf("task %s was not inserted", t.ID)
 		}
 		// The key was taken: replay what it stored.
-		p, err := s.getIdempotency(ctx, args[nTaskCols+5].(string), idem.Key)
+		p, err := s.getIdempotency(ctx, args[idemTenant].(string), idem.Key)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return errRetry // its holder vanished meanwhile: try again
 		}
@@ -360,10 +370,10 @@ func (tc *txConn) release() {
 }
 
 // save queues the write of t (loaded at version old) with its change.
-func (s *Store) queueSave(b *pgx.Batch, t *commonops.Task, old int64, ch commonops.Change) error {
+func (s *Store) queueSave(ctx context.Context, b *pgx.Batch, t *commonops.Task, old int64, ch commonops.Change) error {
 	normalize(t)
 	args := append(taskArgs(t), old)
-	cargs, err := s.changeArgs(t, ch)
+	cargs, err := s.changeArgs(ctx, t, ch)
 	if err != nil {
 		return err
 	}
@@ -422,7 +432,7 @@ func (s *Store) UpdateTask(ctx context.Context, tenant, id string, fn func(*comm
 			t.Version++
 		}
 		b = &pgx.Batch{}
-		if err := s.queueSave(b, t, old, ch); err != nil {
+		if err := s.queueSave(ctx, b, t, old, ch); err != nil {
 			return fnError{err}
 		}
 		b.Queue("COMMIT")
@@ -554,7 +564,7 @@ func (s *Store) ClaimNext(ctx context.Context, p store.ClaimParams) ([]*commonop
 			if err != nil {
 				continue // not runnable after all; leave it alone
 			}
-			if err := s.queueSave(b, t, old, ch); err != nil {
+			if err := s.queueSave(ctx, b, t, old, ch); err != nil {
 				return err
 			}
 			claimed = append(claimed, t)

@@ -25,7 +25,7 @@ func (s *Store) DeliverOutbox(ctx context.Context, limit int, publish func(conte
 
 	var msgs []store.OutboxMessage
 	err := s.read(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, "SELECT id, tenant_id, task_id, topic, payload, created_at, attempts FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT ?", limit)
+		rows, err := tx.QueryContext(ctx, "SELECT id, tenant_id, task_id, topic, payload, created_at, attempts, coalesce(traceparent, '') FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT ?", limit)
 		if err != nil {
 			return err
 		}
@@ -36,7 +36,7 @@ func (s *Store) DeliverOutbox(ctx context.Context, limit int, publish func(conte
 				payload string
 				created int64
 			)
-			if err := rows.Scan(&m.ID, &m.TenantID, &m.TaskID, &m.Topic, &payload, &created, &m.Attempts); err != nil {
+			if err := rows.Scan(&m.ID, &m.TenantID, &m.TaskID, &m.Topic, &payload, &created, &m.Attempts, &m.TraceParent); err != nil {
 				return err
 			}
 			m.Payload, m.CreatedAt = json.RawMessage(payload), fromMicros(created)

@@ -185,7 +185,8 @@ func saveTask(ctx context.Context, q querier, t *commonops.Task, old int64) (boo
 }
 
 // recordChange writes ch's task_events row and, with a topic, its outbox row
-// carrying the saved task. It reports whether it wrote an outbox row.
+// carrying the saved task and ctx's traceparent (NULL for none). It reports
+// whether it wrote an outbox row.
 func (s *Store) recordChange(ctx context.Context, q querier, t *commonops.Task, ch commonops.Change) (bool, error) {
 	if ch.Event == "" {
 		return false, nil
@@ -208,8 +209,12 @@ func (s *Store) recordChange(ctx context.Context, q querier, t *commonops.Task, 
 	if err != nil {
 		return false, fmt.Errorf("encode outbox payload: %w", err)
 	}
-	if _, err := q.ExecContext(ctx, "INSERT INTO outbox (tenant_id, task_id, topic, payload, created_at) VALUES (?, ?, ?, ?, ?)",
-		t.TenantID, t.ID, ch.Topic, string(payload), micros(s.now())); err != nil {
+	var tp any
+	if v := store.TraceParent(ctx); v != "" {
+		tp = v
+	}
+	if _, err := q.ExecContext(ctx, "INSERT INTO outbox (tenant_id, task_id, topic, payload, created_at, traceparent) VALUES (?, ?, ?, ?, ?, ?)",
+		t.TenantID, t.ID, ch.Topic, string(payload), micros(s.now()), tp); err != nil {
 		return false, fmt.Errorf("insert outbox: %w", err)
 	}
 	return true, nil

@@ -219,4 +219,38 @@ var outboxTests = []test{
 			t.Fatal("OutboxSignal: got no signal within 10s of a cancel")
 		}
 	}},
+	{"CarriesTraceParent", func(t *testing.T, s store.Store) {
+		const (
+			tpCreate   = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+			tpComplete = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+		)
+		traced := store.WithTraceParent(context.Background(), tpCreate)
+		tk, ch := newTask(t, tenantA, at(0), commonops.CreateInput{})
+		if _, err := s.CreateTask(traced, tk, ch, nil); err != nil {
+			t.Fatalf("CreateTask: %v", err)
+		}
+		plain := create(t, s, tenantA, at(1), commonops.CreateInput{})
+		claim(t, s, tk, at(2))
+		_, err := s.UpdateTask(store.WithTraceParent(context.Background(), tpComplete), tenantA, tk.ID, func(x *commonops.Task) (commonops.Change, error) {
+			return x.ApplyProgress(commonops.Progress{Status: ptr(commonops.StatusCompleted)}, time.Minute, 0, at(3))
+		})
+		if err != nil {
+			t.Fatalf("UpdateTask: %v", err)
+		}
+		cancel(t, s, plain, at(4))
+		type row struct{ task, topic, tp string }
+		var got []row
+		for _, m := range drain(t, s) {
+			got = append(got, row{m.TaskID, m.Topic, m.TraceParent})
+		}
+		want := []row{
+			{tk.ID, commonops.TopicCreated, tpCreate},
+			{plain.ID, commonops.TopicCreated, ""},
+			{tk.ID, commonops.TopicCompleted, tpComplete},
+			{plain.ID, commonops.TopicCancelled, ""},
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("delivered (task, topic, traceparent): got %v, want %v", got, want)
+		}
+	}},
 }
