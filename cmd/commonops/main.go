@@ -43,7 +43,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if err != nil {
 			return err
 		}
-		return serve(ctx, cfg, stdout, nil)
+		return serve(ctx, cfg, stdout)
 	case "migrate":
 		cfg, err := parseConfig("migrate", args, getenv, stderr)
 		if err != nil {

@@ -80,9 +80,9 @@ func migrate(ctx context.Context, cfg *config, stdout io.Writer) error {
 }
 
 // serve runs the roles of cfg until ctx ends, then shuts down gracefully.
-// When ready is not nil it receives the bound address once the server
-// listens (tests listen on port 0).
-func serve(ctx context.Context, cfg *config, stdout io.Writer, ready chan<- string) error {
+// The start-up log line carries the bound address (tests listen on port 0
+// and read it there).
+func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 	log := newLogger(cfg, stdout)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -193,9 +193,6 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer, ready chan<- stri
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("commonops started", "addr", ln.Addr().String(), "roles", cfg.Roles, "store", storeName,
 		"storage", cfg.Storage, "pubsub", cfg.PubSub, "publicUrl", publicURL, "version", version)
-	if ready != nil {
-		ready <- ln.Addr().String()
-	}
 
 	select {
 	case err := <-served:
