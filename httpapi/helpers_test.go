@@ -39,8 +39,8 @@ func newEnv(t testing.TB, st store.Store, edit ...func(*Config)) *env {
 		t.Fatalf("open local object store: %v", err)
 	}
 	t.Cleanup(func() { objects.Close() })
-	svc := &operations.Service{Store: st, Objects: objects, Logger: discard}
-	cfg := Config{Service: svc, Files: objects.Handler(), Logger: discard}
+	svc := &operations.Service{Store: st, Objects: objects}
+	cfg := Config{Service: svc, Files: objects.Handler()}
 	for _, f := range edit {
 		f(&cfg)
 	}

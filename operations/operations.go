@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"time"
 
@@ -52,8 +51,7 @@ type Service struct {
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
 	// Rand returns jitter in [0, 1). Defaults to rand.Float64.
-	Rand   func() float64
-	Logger *slog.Logger
+	Rand func() float64
 }
 
 // now is the current time at the precision both stores keep (microseconds),

@@ -46,8 +46,7 @@ func newService(t testing.TB, s store.Store, lease time.Duration) *operations.Se
 	return &operations.Service{
 		Store: s, Objects: objs, Lease: lease,
 		BackoffBase: 100 * time.Millisecond, BackoffMax: 10 * time.Second,
-		Rand:   func() float64 { return 0 },
-		Logger: quiet(t),
+		Rand: func() float64 { return 0 },
 	}
 }
 

@@ -35,7 +35,7 @@ func serve(t *testing.T, s store.Store) (*operations.Service, *objectstore.Local
 	}
 	t.Cleanup(func() { objs.Close() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := &operations.Service{Store: s, Objects: objs, BackoffBase: 10 * time.Millisecond, BackoffMax: 10 * time.Millisecond, Logger: log}
+	svc := &operations.Service{Store: s, Objects: objs, BackoffBase: 10 * time.Millisecond, BackoffMax: 10 * time.Millisecond}
 	h = httpapi.NewServer(httpapi.Config{Service: svc, Files: objs.Handler(), Logger: log})
 	return svc, objs, srv.URL
 }

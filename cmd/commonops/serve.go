@@ -108,7 +108,6 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 		Limits:    commonops.Limits{MaxParamsBytes: cfg.MaxParamsBytes, MaxFileSize: cfg.MaxFileSize},
 		Lease:     cfg.Lease,
 		URLExpiry: cfg.URLExpiry,
-		Logger:    log,
 	}
 
 	objects, files, err := openObjects(ctx, cfg, publicURL, svc, log)

@@ -31,7 +31,7 @@ func TestRunOneTask(t *testing.T) {
 	}
 	defer objs.Close()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := &operations.Service{Store: testdb.SQLite(t), Objects: objs, Logger: log}
+	svc := &operations.Service{Store: testdb.SQLite(t), Objects: objs}
 	h = httpapi.NewServer(httpapi.Config{Service: svc, Files: objs.Handler(), Logger: log})
 
 	name := "lines.txt"
