@@ -63,7 +63,9 @@ type PublisherConfig struct {
 	// Bulk publishes a batch with Dapr's bulk publish API
 	// (/v1.0-alpha1/publish/bulk), one request per topic and chunk of at most
 	// BulkEntriesMax events or BulkBytesMax bytes, instead of one request per
-	// event. Defaults to false.
+	// event. A bulk request carries no traceparent header (it holds events
+	// of many traces), only each event's traceparent attribute. Defaults to
+	// false.
 	Bulk bool
 }
 
@@ -137,8 +139,9 @@ type CloudEvent struct {
 	PubSubName string `json:"pubsubname,omitempty"`
 }
 
-// Envelope returns the CloudEvent for an outbox message. TraceParent is left
-// empty: the outbox row carries no trace context, and the sidecar starts one.
+// Envelope returns the CloudEvent for an outbox message. Its TraceParent
+// extension is the message's (the W3C traceparent of the request that made
+// the change), empty when the message has none.
 func Envelope(m store.OutboxMessage) CloudEvent {
 	ce := CloudEvent{
 		SpecVersion:     "1.0",
@@ -148,6 +151,7 @@ func Envelope(m store.OutboxMessage) CloudEvent {
 		Subject:         m.TaskID,
 		DataContentType: "application/json",
 		Data:            m.Payload,
+		TraceParent:     m.TraceParent,
 	}
 	if !m.CreatedAt.IsZero() {
 		ce.Time = m.CreatedAt.UTC().Format(time.RFC3339Nano)
@@ -220,6 +224,11 @@ func (p *Publisher) publishOne(ctx context.Context, m store.OutboxMessage) error
 		return fmt.Errorf("publish %d to %s: %w", m.ID, m.Topic, err)
 	}
 	req.Header.Set("Content-Type", "application/cloudevents+json")
+	if m.TraceParent != "" {
+		// daprd continues the trace of the request's traceparent and writes
+		// its own span into the delivered event's traceparent.
+		req.Header.Set("traceparent", m.TraceParent)
+	}
 	resp, err := p.client.Do(req)
 	if err != nil {
 		return &commonops.Error{Code: commonops.EUNAVAILABLE, Message: "pub/sub sidecar unreachable",

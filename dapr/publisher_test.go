@@ -179,3 +179,44 @@ func TestDefaultBaseURLHonoursDaprHTTPPort(t *testing.T) {
 		}
 	}
 }
+
+// TestPublisherPropagatesTraceParent checks that a message's traceparent
+// goes out as the publish request's traceparent header and as the
+// CloudEvent's traceparent attribute, and that a message without one sends
+// neither.
+func TestPublisherPropagatesTraceParent(t *testing.T) {
+	t.Parallel()
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	type seen struct {
+		header string
+		raw    map[string]any
+	}
+	var mu sync.Mutex
+	got := map[string]seen{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var raw map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&raw); err != nil {
+			t.Errorf("decode event: %v", err)
+		}
+		id, _ := raw["id"].(string)
+		mu.Lock()
+		got[id] = seen{header: r.Header.Get("traceparent"), raw: raw}
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	traced := taskMessage(t, 1, commonops.TopicCreated)
+	traced.TraceParent = tp
+	plain := taskMessage(t, 2, commonops.TopicCreated)
+	p := dapr.NewPublisher(dapr.PublisherConfig{BaseURL: srv.URL})
+	if n, err := p.Publish(context.Background(), []store.OutboxMessage{traced, plain}); n != 2 || err != nil {
+		t.Fatalf("Publish: got (%d, %v), want (2, nil)", n, err)
+	}
+	if s := got["1"]; s.header != tp || s.raw["traceparent"] != tp {
+		t.Errorf("traced event: got header %q and attribute %v, want both %q", s.header, s.raw["traceparent"], tp)
+	}
+	s, ok := got["2"]
+	if _, has := s.raw["traceparent"]; !ok || s.header != "" || has {
+		t.Errorf("untraced event: got header %q and attribute %v (received %v), want neither", s.header, s.raw["traceparent"], ok)
+	}
+}
