@@ -10,12 +10,14 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/commonops/commonops"
 	"github.com/commonops/commonops/internal/prom"
+	"github.com/commonops/commonops/store"
 )
 
 // requestInfo is what the middleware learns about a request as it goes; the
@@ -51,14 +53,56 @@ func requestID(r *http.Request) string {
 	return hex.EncodeToString(b[:])
 }
 
+// traceParent returns the request's W3C traceparent header when it is one
+// valid version 00 value, else "": an invalid, unknown-version or repeated
+// header is ignored, as the Trace Context spec tells a receiver to do.
+func traceParent(r *http.Request) string {
+	vs := r.Header.Values("traceparent")
+	if len(vs) != 1 || !validTraceParent(vs[0]) {
+		return ""
+	}
+	return vs[0]
+}
+
+// validTraceParent reports whether tp is a version 00 traceparent:
+// "00-" 32 lowercase hex (trace id, not all zero) "-" 16 lowercase hex
+// (parent id, not all zero) "-" 2 lowercase hex (flags), 55 characters.
+func validTraceParent(tp string) bool {
+	if len(tp) != 55 || tp[:3] != "00-" || tp[35] != '-' || tp[52] != '-' {
+		return false
+	}
+	return lowerHexNonZero(tp[3:35]) && lowerHexNonZero(tp[36:52]) && lowerHex(tp[53:])
+}
+
+// lowerHex reports whether s is all lowercase hex digits.
+func lowerHex(s string) bool {
+	for i := range len(s) {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// lowerHexNonZero reports whether s is lowercase hex with a non-zero digit.
+func lowerHexNonZero(s string) bool {
+	return lowerHex(s) && strings.Trim(s, "0") != ""
+}
+
 // outer wraps the whole mux: request id, panic recovery, problem answers for
-// unknown routes and methods, the access log and the request metrics.
+// unknown routes and methods, the access log and the request metrics. A
+// valid traceparent header goes into the request context
+// (store.WithTraceParent), so the outbox rows the request writes carry it.
 func (s *server) outer(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ri := &requestInfo{id: requestID(r)}
 		w.Header().Set("X-Request-Id", ri.id)
-		r = r.WithContext(context.WithValue(r.Context(), infoKey{}, ri))
+		ctx := context.WithValue(r.Context(), infoKey{}, ri)
+		if tp := traceParent(r); tp != "" {
+			ctx = store.WithTraceParent(ctx, tp)
+		}
+		r = r.WithContext(ctx)
 		rec := &recorder{ResponseWriter: w}
 		defer func() {
 			v := recover()
