@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -58,35 +57,10 @@ func requestID(r *http.Request) string {
 // header is ignored, as the Trace Context spec tells a receiver to do.
 func traceParent(r *http.Request) string {
 	vs := r.Header.Values("traceparent")
-	if len(vs) != 1 || !validTraceParent(vs[0]) {
+	if len(vs) != 1 || !store.ValidTraceParent(vs[0]) {
 		return ""
 	}
 	return vs[0]
-}
-
-// validTraceParent reports whether tp is a version 00 traceparent:
-// "00-" 32 lowercase hex (trace id, not all zero) "-" 16 lowercase hex
-// (parent id, not all zero) "-" 2 lowercase hex (flags), 55 characters.
-func validTraceParent(tp string) bool {
-	if len(tp) != 55 || tp[:3] != "00-" || tp[35] != '-' || tp[52] != '-' {
-		return false
-	}
-	return lowerHexNonZero(tp[3:35]) && lowerHexNonZero(tp[36:52]) && lowerHex(tp[53:])
-}
-
-// lowerHex reports whether s is all lowercase hex digits.
-func lowerHex(s string) bool {
-	for i := range len(s) {
-		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-// lowerHexNonZero reports whether s is lowercase hex with a non-zero digit.
-func lowerHexNonZero(s string) bool {
-	return lowerHex(s) && strings.Trim(s, "0") != ""
 }
 
 // outer wraps the whole mux: request id, panic recovery, problem answers for
