@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/store"
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -49,7 +50,9 @@ type SubscriberConfig struct {
 	// error answers SUCCESS; a *commonops.Error with ENOTFOUND, EINVALID,
 	// EMALFORMED or ECONFLICT answers DROP (a redelivery would get the same
 	// answer: the task is gone, or the claim already decided); any other
-	// error answers RETRY. Required.
+	// error answers RETRY. Its ctx carries the event's traceparent
+	// (store.WithTraceParent) when that is a valid one, so the changes Handle
+	// makes continue the event's trace. Required.
 	Handle func(ctx context.Context, topic string, task *commonops.Task) error
 	// BodyLimit is the largest event body read; a larger one is dropped.
 	// Defaults to 4 MiB.
@@ -208,7 +211,8 @@ func (s *Subscriber) deliver(r *http.Request, topic string) (status, id string, 
 		}
 		return StatusRetry, "", fmt.Errorf("read event: %w", err)
 	}
-	task, id, err := decodeEvent(body)
+	task, ce, err := decodeEvent(body)
+	id = ce.ID
 	if err != nil {
 		return StatusDrop, id, err
 	}
@@ -241,7 +245,11 @@ func (s *Subscriber) deliver(r *http.Request, topic string) (status, id string, 
 		s.mu.Unlock()
 	}()
 
-	if err := s.cfg.Handle(r.Context(), topic, task); err != nil {
+	ctx := r.Context()
+	if store.ValidTraceParent(ce.TraceParent) {
+		ctx = store.WithTraceParent(ctx, ce.TraceParent)
+	}
+	if err := s.cfg.Handle(ctx, topic, task); err != nil {
 		switch commonops.ErrorCode(err) {
 		case commonops.ENOTFOUND, commonops.EINVALID, commonops.EMALFORMED, commonops.ECONFLICT:
 			return StatusDrop, id, fmt.Errorf("handle task %s: %w", task.ID, err)
@@ -252,15 +260,15 @@ func (s *Subscriber) deliver(r *http.Request, topic string) (status, id string, 
 	return StatusSuccess, id, nil
 }
 
-// decodeEvent parses a CloudEvent whose data is a task. Any error means the
-// event is poison.
-func decodeEvent(body []byte) (*commonops.Task, string, error) {
+// decodeEvent parses a CloudEvent whose data is a task, and returns both.
+// Any error means the event is poison.
+func decodeEvent(body []byte) (*commonops.Task, CloudEvent, error) {
 	var ce CloudEvent
 	if err := json.Unmarshal(body, &ce); err != nil {
-		return nil, "", fmt.Errorf("malformed cloudevent: %w", err)
+		return nil, CloudEvent{}, fmt.Errorf("malformed cloudevent: %w", err)
 	}
 	if ce.ID == "" {
-		return nil, "", errors.New("malformed cloudevent: no id")
+		return nil, ce, errors.New("malformed cloudevent: no id")
 	}
 	data := ce.Data
 	// A publisher that sent the task as a JSON string gets it unwrapped once.
@@ -269,16 +277,16 @@ func decodeEvent(body []byte) (*commonops.Task, string, error) {
 		data = json.RawMessage(str)
 	}
 	if len(data) == 0 || data[0] != '{' {
-		return nil, ce.ID, errors.New("malformed cloudevent: data is not a task object")
+		return nil, ce, errors.New("malformed cloudevent: data is not a task object")
 	}
 	var task commonops.Task
 	if err := json.Unmarshal(data, &task); err != nil {
-		return nil, ce.ID, fmt.Errorf("malformed task in cloudevent: %w", err)
+		return nil, ce, fmt.Errorf("malformed task in cloudevent: %w", err)
 	}
 	if task.ID == "" {
-		return nil, ce.ID, errors.New("malformed task in cloudevent: no id")
+		return nil, ce, errors.New("malformed task in cloudevent: no id")
 	}
-	return &task, ce.ID, nil
+	return &task, ce, nil
 }
 
 // compile-time check that the Subscriber stays an http.Handler.

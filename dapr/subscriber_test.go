@@ -5,14 +5,21 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/commonops/commonops"
 	"github.com/commonops/commonops/dapr"
+	"github.com/commonops/commonops/internal/testdb"
+	"github.com/commonops/commonops/store"
 )
 
 // handler records the tasks it is given and answers with fail(task) when set.
@@ -248,3 +255,64 @@ func TestSubscriberAppToken(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestSubscriberContinuesTrace delivers events with and without a valid
+// traceparent to a Handle that changes the task in a real store: the outbox
+// row of that change carries the event's traceparent, or none.
+func TestSubscriberContinuesTrace(t *testing.T) {
+	t.Parallel()
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	st := testdb.SQLite(t)
+	ctx := context.Background()
+	s := dapr.NewSubscriber(dapr.SubscriberConfig{Handle: func(ctx context.Context, _ string, task *commonops.Task) error {
+		_, err := st.UpdateTask(ctx, "", task.ID, func(x *commonops.Task) (commonops.Change, error) { return x.Cancel(time.Now()) })
+		return err
+	}})
+	cases := []struct{ name, traceparent, want string }{
+		{"valid", tp, tp},
+		{"absent", "", ""},
+		{"invalid", strings.ToUpper(tp), ""},
+	}
+	want := map[string]string{} // task id -> traceparent
+	for i, c := range cases {
+		task, ch, err := commonops.NewTask(uuid.NewString(), commonops.DefaultTenant, "u", commonops.CreateInput{TaskType: "import", EntityType: "product"}, commonops.Limits{}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.CreateTask(ctx, task, ch, nil); err != nil {
+			t.Fatalf("CreateTask: %v", err)
+		}
+		body, err := json.Marshal(dapr.CloudEvent{SpecVersion: "1.0", ID: strconv.Itoa(i + 1), Type: commonops.TopicCreated, Source: dapr.Source,
+			DataContentType: "application/json", Data: mustJSON(t, task), TraceParent: c.traceparent})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code, status := post(t, s, "/dapr/events/"+commonops.TopicCreated, body); code != http.StatusOK || status != dapr.StatusSuccess {
+			t.Fatalf("%s: answer got %d %s, want 200 %s", c.name, code, status, dapr.StatusSuccess)
+		}
+		want[task.ID] = c.want
+	}
+	got := map[string]string{}
+	if _, err := st.DeliverOutbox(ctx, 100, func(_ context.Context, msgs []store.OutboxMessage) (int, error) {
+		for _, m := range msgs {
+			if m.Topic == commonops.TopicCancelled {
+				got[m.TaskID] = m.TraceParent
+			}
+		}
+		return len(msgs), nil
+	}); err != nil {
+		t.Fatalf("DeliverOutbox: %v", err)
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("cancelled rows' traceparent by task: got %v, want %v", got, want)
+	}
+}
+
+func mustJSON(t testing.TB, v any) json.RawMessage {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
