@@ -1,6 +1,7 @@
 package tabular
 
 import (
+	"archive/zip"
 	"bufio"
 	"encoding/csv"
 	"encoding/json"
@@ -147,6 +148,13 @@ type xlsxWriter struct {
 
 func newXLSXWriter(w io.Writer, columns []string) (*xlsxWriter, error) {
 	f := excelize.NewFile()
+	// excelize's WriteTo builds the whole archive in a bytes.Buffer before
+	// copying it out (about 130 MB of heap for a 1 GB export). Its zip
+	// writer hook is handed that buffer; writing to w instead streams the
+	// archive with constant memory and leaves the buffer empty. (What is
+	// lost: excelize's in-buffer patch of zip64 local headers for a sheet
+	// over 4 GB uncompressed, which Go's zip64 central directory covers.)
+	f.SetZipWriter(func(io.Writer) excelize.ZipWriter { return zip.NewWriter(w) })
 	sw, err := f.NewStreamWriter("Sheet1")
 	if err != nil {
 		f.Close()
