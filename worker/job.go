@@ -21,8 +21,11 @@ const maxBufferedLogs = 10 * operations.MaxLogsPerCall
 
 // job is the Job of one attempt run by a Pool.
 type job struct {
-	pool   *Pool
-	task   *commonops.Task
+	pool *Pool
+	task *commonops.Task
+	// base is the context of the job's writes: the pool's (not cancelled by
+	// a cancel or Stop) with the trace the run continues.
+	base   context.Context
 	cancel context.CancelCauseFunc
 	log    *slog.Logger
 	rep    *reporter
@@ -261,7 +264,7 @@ func (r *reporter) loop() {
 			}
 		}
 		last = time.Now()
-		if err := r.flush(r.j.pool.base, nil); err != nil {
+		if err := r.flush(r.j.base, nil); err != nil {
 			if r.j.conflict(err) {
 				return
 			}

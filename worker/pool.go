@@ -259,7 +259,8 @@ func (p *Pool) HandleEvent(ctx context.Context, topic string, task *commonops.Ta
 		return fmt.Errorf("claim task %s: %w", task.ID, err)
 	}
 	p.metrics.claims.WithLabelValues("event").Inc()
-	p.launch(t, proc)
+	// The run continues the trace of the event that started it.
+	p.launch(t, proc, store.TraceParent(ctx))
 	return nil
 }
 
@@ -437,11 +438,11 @@ func (p *Pool) claimFree(ctx context.Context) {
 			if !ok { // registry changed under us; let the lease lapse is worse: fail fast
 				p.launch(t, ProcessorFunc(func(context.Context, Job) error {
 					return fmt.Errorf("no processor registered for (%s, %s)", t.TaskType, t.EntityType)
-				}))
+				}), "")
 				continue
 			}
 			p.metrics.claims.WithLabelValues("poll").Inc()
-			p.launch(t, proc)
+			p.launch(t, proc, "")
 		}
 		if len(tasks) < limit {
 			return
@@ -451,9 +452,9 @@ func (p *Pool) claimFree(ctx context.Context) {
 
 // launch runs a claimed task in its own goroutine; its slot is already
 // reserved.
-func (p *Pool) launch(t *commonops.Task, proc Processor) {
+func (p *Pool) launch(t *commonops.Task, proc Processor, traceParent string) {
 	p.mu.Lock()
-	ctx, cancel := context.WithCancelCause(p.jobsCtx)
+	ctx, cancel := context.WithCancelCause(store.WithTraceParent(p.jobsCtx, traceParent))
 	r := &run{task: t, cancel: cancel}
 	// A run of an earlier attempt may still be returning: the newest attempt
 	// is the one events and Running see.
@@ -483,6 +484,7 @@ func (p *Pool) execute(ctx context.Context, cancel context.CancelCauseFunc, t *c
 	start := time.Now()
 	log := p.log.With("task", t.ID, "taskType", t.TaskType, "entityType", t.EntityType, "attempt", t.Attempt)
 	j := newJob(p, t, cancel, log)
+	j.base = store.WithTraceParent(p.base, store.TraceParent(ctx))
 	hbDone := make(chan struct{})
 	hbStop := make(chan struct{})
 	go func() {
@@ -553,7 +555,7 @@ func (p *Pool) finish(ctx context.Context, j *job, err error, log *slog.Logger) 
 		log.Warn("lease lost; the attempt's result is dropped")
 		return outcomeLeaseLost
 	}
-	wctx := p.base // not cancelled by Stop: the final write must land
+	wctx := j.base // not cancelled by Stop: the final write must land
 	if err == nil {
 		if ferr := j.rep.finalize(wctx, commonops.StatusCompleted, "", false); ferr != nil {
 			return p.finishFailed(j, ferr, log)
