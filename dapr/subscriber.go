@@ -217,16 +217,20 @@ func (s *Subscriber) deliver(r *http.Request, topic string) (status, id string, 
 		return StatusDrop, id, err
 	}
 
-	// Dedupe: a handled id answers SUCCESS at once; a copy arriving while the
-	// first is being handled waits for its outcome.
+	// Dedupe: a handled event answers SUCCESS at once; a copy arriving while
+	// the first is being handled waits for its outcome. The key is the id
+	// (the outbox row id) with the subject (the task id): outbox ids restart
+	// with a fresh database while a pub/sub stream may outlive it, so an id
+	// alone could name an event of another database that was seen before.
+	key := id + "/" + ce.Subject
 	for {
-		if s.seen.Contains(id) {
+		if s.seen.Contains(key) {
 			return StatusSuccess, id, errDuplicate
 		}
 		s.mu.Lock()
-		wait, busy := s.inflight[id]
+		wait, busy := s.inflight[key]
 		if !busy {
-			s.inflight[id] = make(chan struct{})
+			s.inflight[key] = make(chan struct{})
 		}
 		s.mu.Unlock()
 		if !busy {
@@ -240,8 +244,8 @@ func (s *Subscriber) deliver(r *http.Request, topic string) (status, id string, 
 	}
 	defer func() {
 		s.mu.Lock()
-		close(s.inflight[id])
-		delete(s.inflight, id)
+		close(s.inflight[key])
+		delete(s.inflight, key)
 		s.mu.Unlock()
 	}()
 
@@ -256,7 +260,7 @@ func (s *Subscriber) deliver(r *http.Request, topic string) (status, id string, 
 		}
 		return StatusRetry, id, fmt.Errorf("handle task %s: %w", task.ID, err)
 	}
-	s.seen.Add(id, struct{}{})
+	s.seen.Add(key, struct{}{})
 	return StatusSuccess, id, nil
 }
 

@@ -316,3 +316,35 @@ func mustJSON(t testing.TB, v any) json.RawMessage {
 	}
 	return b
 }
+
+// Outbox ids restart with a fresh database while the pub/sub stream may
+// outlive it: an event with an id seen before but another subject (task) is
+// a new event, not a duplicate.
+func TestSubscriberDedupesOnIDAndSubject(t *testing.T) {
+	t.Parallel()
+	h := newHandler()
+	s := dapr.NewSubscriber(dapr.SubscriberConfig{Handle: h.Handle})
+	path := "/dapr/events/" + commonops.TopicCreated
+	event := func(id string, task *commonops.Task) []byte {
+		raw, _ := json.Marshal(task)
+		b, err := json.Marshal(dapr.CloudEvent{SpecVersion: "1.0", ID: id, Type: commonops.TopicCreated, Source: dapr.Source,
+			Subject: task.ID, DataContentType: "application/json", Data: raw})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	old := &commonops.Task{ID: "9b2c7f4e-0a1d-4c3b-8e5f-6a7b8c9d0e1f"}
+	fresh := &commonops.Task{ID: "1f0e9d8c-7b6a-4f5e-8d3c-2b1a0f9e8d7c"}
+	for _, tc := range []struct {
+		task *commonops.Task
+		want int
+	}{{old, 1}, {old, 1}, {fresh, 1}} {
+		if _, status := post(t, s, path, event("7", tc.task)); status != dapr.StatusSuccess {
+			t.Fatalf("task %s: got %s, want SUCCESS", tc.task.ID, status)
+		}
+		if got := h.count(tc.task.ID); got != tc.want {
+			t.Fatalf("Handle calls for task %s: got %d, want %d", tc.task.ID, got, tc.want)
+		}
+	}
+}
