@@ -131,6 +131,18 @@ type Sort struct {
 // SortFields are the task fields a list can be sorted by (JSON names).
 var SortFields = []string{"createdAt", "updatedAt", "priority", "status", "progress", "scheduledAt", "completedAt"}
 
+// SortColumns maps each of SortFields to its column, named alike in every
+// driver's schema.
+var SortColumns = map[string]string{
+	"createdAt":   "created_at",
+	"updatedAt":   "updated_at",
+	"priority":    "priority",
+	"status":      "status",
+	"progress":    "progress",
+	"scheduledAt": "scheduled_at",
+	"completedAt": "completed_at",
+}
+
 // DefaultSort is newest first.
 var DefaultSort = Sort{Field: "createdAt", Desc: true}
 

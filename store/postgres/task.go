@@ -203,17 +203,6 @@ func notFound(id string) error {
 	return commonops.Errorf(commonops.ENOTFOUND, "task %s not found", id)
 }
 
-// sortColumns maps the JSON sort fields to columns.
-var sortColumns = map[string]string{
-	"createdAt":   "created_at",
-	"updatedAt":   "updated_at",
-	"priority":    "priority",
-	"status":      "status",
-	"progress":    "progress",
-	"scheduledAt": "scheduled_at",
-	"completedAt": "completed_at",
-}
-
 // where builds a conjunction of conditions with numbered parameters.
 type where struct {
 	conds []string
@@ -275,7 +264,7 @@ func (s *Store) ListTasks(ctx context.Context, f store.ListFilter) ([]*commonops
 	if sortBy.Field == "" {
 		sortBy = store.DefaultSort
 	}
-	col, ok := sortColumns[sortBy.Field]
+	col, ok := store.SortColumns[sortBy.Field]
 	if !ok {
 		return nil, 0, commonops.Invalid(commonops.FieldError{Field: "sort", Message: "must be one of " + strings.Join(store.SortFields, ", ")})
 	}

@@ -359,17 +359,6 @@ func (s *Store) DeleteTask(ctx context.Context, tenant, id string) (*commonops.T
 	return t, nil
 }
 
-// sortColumns maps store.SortFields to columns.
-var sortColumns = map[string]string{
-	"createdAt":   "created_at",
-	"updatedAt":   "updated_at",
-	"priority":    "priority",
-	"status":      "status",
-	"progress":    "progress",
-	"scheduledAt": "scheduled_at",
-	"completedAt": "completed_at",
-}
-
 // likeEscape escapes LIKE wildcards with '\'.
 func likeEscape(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
@@ -383,7 +372,7 @@ func (s *Store) ListTasks(ctx context.Context, f store.ListFilter) ([]*commonops
 	if sortBy.Field == "" {
 		sortBy = store.DefaultSort
 	}
-	col, ok := sortColumns[sortBy.Field]
+	col, ok := store.SortColumns[sortBy.Field]
 	if !ok {
 		return nil, 0, commonops.Invalid(commonops.FieldError{Field: "sort", Message: "must be one of " + strings.Join(store.SortFields, ", ")})
 	}
