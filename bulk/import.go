@@ -308,9 +308,10 @@ func (r *importRun) loop(ctx context.Context) error {
 	chunks := make(chan readChunkOf, max(2, r.batchSize()/readChunk+1))
 	stop := make(chan struct{})
 	done := make(chan struct{})
+	resume := r.cp.Row // the checkpoint moves on in this goroutine only
 	go func() {
 		defer close(done)
-		r.read(chunks, stop)
+		r.read(chunks, stop, resume)
 	}()
 	defer func() {
 		close(stop)
@@ -333,8 +334,9 @@ func (r *importRun) loop(ctx context.Context) error {
 }
 
 // read is the reading goroutine: it sends rows in chunks until the file
-// ends, reading fails or stop is closed.
-func (r *importRun) read(chunks chan<- readChunkOf, stop <-chan struct{}) {
+// ends, reading fails or stop is closed. Rows up to resume were committed by
+// an earlier attempt: they are checked again but not sent.
+func (r *importRun) read(chunks chan<- readChunkOf, stop <-chan struct{}, resume int) {
 	defer close(chunks)
 	var scratch Record // the record of a row that is validated only
 	rows := make([]readRow, 0, readChunk)
@@ -347,7 +349,7 @@ func (r *importRun) read(chunks chan<- readChunkOf, stop <-chan struct{}) {
 			}
 			return
 		}
-		send := !r.p.DryRun && row.Num > r.cp.Row
+		send := !r.p.DryRun && row.Num > resume
 		if scratch == nil {
 			scratch = make(Record, len(r.cols))
 		}
@@ -365,6 +367,11 @@ func (r *importRun) read(chunks chan<- readChunkOf, stop <-chan struct{}) {
 		}
 		rows = append(rows, rr)
 		if len(rows) == readChunk {
+			select { // an abort stops the reading before the next chunk
+			case <-stop:
+				return
+			default:
+			}
 			select {
 			case chunks <- readChunkOf{rows: rows}:
 			case <-stop:

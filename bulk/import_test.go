@@ -285,3 +285,27 @@ func TestLoadConfigRefusesBrokenSchema(t *testing.T) {
 		t.Errorf("got %v, want the reserved name task refused", err)
 	}
 }
+
+// A file much longer than the reader's buffer, in small batches: the reading
+// goroutine runs ahead while batches commit and checkpoints move (run with
+// -race to check the two never share state).
+func TestImportLongFileSmallBatches(t *testing.T) {
+	t.Parallel()
+	im, db := sqliteImport(t)
+	var b strings.Builder
+	b.WriteString("sku,name,price,stock,active,releasedAt\n")
+	const n = 5000
+	for i := range n {
+		fmt.Fprintf(&b, "S-%d,Item %d,1.5,%d,true,2026-01-02\n", i, i, i)
+	}
+	job := newFileJob(t, "import", "product", "long.csv", b.String(), nil)
+	if err := im.Process(context.Background(), job); err != nil {
+		t.Fatal(err)
+	}
+	if got := tableCount(t, db); got != n {
+		t.Fatalf("rows imported: got %d, want %d", got, n)
+	}
+	if c := job.counts(); c != [4]int64{n, n, n, 0} {
+		t.Fatalf("counts total/processed/success/failed: got %v, want [%d %d %d 0]", c, n, n, n)
+	}
+}
