@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole commonops test suite against real components: PostgreSQL,
-# versitygw (S3) and a Dapr sidecar with Redis. Installs versitygw and daprd
+# Runs the whole commonops test suite, with the race detector, against real
+# components: PostgreSQL, versitygw (S3) and a Dapr sidecar with Redis. Installs versitygw and daprd
 # on first use (cached in ~/.cache/commonops-tools; daprd takes 10-15 minutes
 # to build once) and starts PostgreSQL and Redis if they are not running.
 #
@@ -29,4 +29,4 @@ fi
 go vet ./...
 (cd bench && go vet ./...) # the benchmark module builds too, so it cannot rot
 if [ $# -eq 0 ]; then set -- ./...; fi
-go test -count=1 -timeout 40m "$@"
+go test -race -count=1 -timeout 40m "$@"
