@@ -309,13 +309,6 @@ func (r *Runner) each(ctx context.Context, key string, f store.SweepFilter, appl
 	if err != nil {
 		return 0, fmt.Errorf("sweep: %w", err)
 	}
-	next := ""
-	if len(refs) == f.Limit {
-		next = refs[len(refs)-1].ID
-	}
-	r.mu.Lock()
-	r.cursors[key] = next
-	r.mu.Unlock()
 	n := 0
 	var errs []error
 	for _, ref := range refs {
@@ -328,6 +321,17 @@ func (r *Runner) each(ctx context.Context, key string, f store.SweepFilter, appl
 			errs = append(errs, fmt.Errorf("task %s: %w", ref.ID, err))
 		}
 	}
+	// Page on past a full batch only when it left tasks behind (they would
+	// fill the next batch again); when every task was handled they no longer
+	// match, and starting over serves the oldest candidates first, including
+	// old tasks that became due after the cursor had passed them.
+	next := ""
+	if len(refs) == f.Limit && n < len(refs) {
+		next = refs[len(refs)-1].ID
+	}
+	r.mu.Lock()
+	r.cursors[key] = next
+	r.mu.Unlock()
 	return n, errors.Join(errs...)
 }
 

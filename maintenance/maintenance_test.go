@@ -369,3 +369,37 @@ func TestTakeoverAfterCrash(t *testing.T) {
 		}
 	})
 }
+
+// A job whose batches are all handled starts over at the oldest candidates:
+// an old task that became due while newer ones kept the batches full is
+// served at the next tick, not after the cursor has walked past the rest.
+func TestOldDueTaskNotStarvedByNewerOnes(t *testing.T) {
+	t.Parallel()
+	testdb.Each(t, func(t *testing.T, s store.Store) {
+		t.Parallel()
+		e := newEnv(t, s, func(c *maintenance.Config) { c.BatchSize = 2 })
+		now := e.clock.Now()
+		later := now.Add(time.Minute)
+		old := e.create(t, commonops.CreateInput{TaskType: "report", EntityType: "x", ScheduledAt: &later})
+		soon := now.Add(time.Second)
+		var newer []*commonops.Task
+		for range 6 {
+			newer = append(newer, e.create(t, commonops.CreateInput{TaskType: "report", EntityType: "x", ScheduledAt: &soon}))
+		}
+		e.clock.Set(soon)
+		e.tick(t) // promotes two of the newer ones
+		e.clock.Set(later)
+		e.tick(t)
+		if got := e.get(t, old.ID).Status; got != commonops.StatusPending {
+			t.Fatalf("old task one tick after it became due: got %s, want pending", got)
+		}
+		for range 3 {
+			e.tick(t)
+		}
+		for _, n := range newer {
+			if got := e.get(t, n.ID).Status; got != commonops.StatusPending {
+				t.Fatalf("newer task %s: got %s, want pending", n.ID, got)
+			}
+		}
+	})
+}
