@@ -567,8 +567,9 @@ func (p *Pool) finish(ctx context.Context, j *job, err error, log *slog.Logger) 
 	msg, permanent := "", IsPermanent(err)
 	var pe *panicError
 	panicked := errors.As(err, &pe)
-	if errors.Is(cause, ErrShutdown) && !permanent && !panicked {
-		// Stopped by us, not failed by the processor: no retry is used up.
+	if errors.Is(cause, ErrShutdown) && errors.Is(err, context.Canceled) && !permanent && !panicked {
+		// Stopped by us, not failed by the processor: no retry is used up. A
+		// processor error that merely came back after the stop is a failure.
 		return p.handBack(wctx, j, log)
 	}
 	switch {
