@@ -125,6 +125,20 @@ func (s *postgresSink) prepare(ctx context.Context) error {
 	s.single = fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s) %s", quoteIdent(table), quoteIdents(s.cols),
 		strings.Join(params, ", "), conflict)
 	s.copySQL = fmt.Sprintf("COPY %s (%s) FROM STDIN", quoteIdent(table), quoteIdents(s.cols))
+	// A plain COPY is only safe when a unique index on exactly the key makes
+	// it fail on a key already there (the cue to upsert instead); without
+	// one it would store a re-imported or replayed row twice.
+	var unique bool
+	if err := s.conn.QueryRow(ctx, `SELECT EXISTS (
+		SELECT 1 FROM pg_index i
+		WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+		  AND (SELECT array_agg(a.attname::text ORDER BY a.attname)
+		       FROM unnest(i.indkey) AS k(attnum) JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum)
+		      = (SELECT array_agg(c ORDER BY c) FROM unnest($2::text[]) AS c))`,
+		quoteIdent(table), s.e.Key).Scan(&unique); err != nil {
+		return pgError("read the indexes of "+table, err)
+	}
+	s.direct = unique
 	return nil
 }
 

@@ -268,3 +268,31 @@ func TestPostgresSinkCopyThenUpsert(t *testing.T) {
 		t.Errorf("got %d rows, P-1 %q at %s; want %d rows, P-1 \"Renamed again\" at 11", n, name, price, len(descs)+1)
 	}
 }
+
+// A table with no unique index on the key cannot take upserts: the import
+// refuses it instead of appending the rows of a re-import a second time.
+func TestPostgresSinkNeedsUniqueKey(t *testing.T) {
+	t.Parallel()
+	dsn, conn := pgSchema(t)
+	ctx := context.Background()
+	if _, err := conn.Exec(ctx, `CREATE TABLE products (sku text NOT NULL, name text NOT NULL, description text,
+		price numeric NOT NULL, stock bigint, active boolean, "releasedAt" date)`); err != nil {
+		t.Fatal(err)
+	}
+	cfg := loadTestConfig(t, fmt.Sprintf("type: sql\ndriver: postgres\ndsn: %s\ntable: products", dsn), "")
+	csv := "sku,name,price\nA,Apple,1\nB,Banana,2\n"
+	for i := range 2 {
+		job := newFileJob(t, "import", "product", "p.csv", csv, nil)
+		err := (&Importer{Entity: cfg.Entities["product"]}).Process(ctx, job)
+		if err == nil {
+			t.Fatalf("import %d into a table without a unique key: got nil, want an error", i+1)
+		}
+	}
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM products").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("rows stored: got %d, want 0", n)
+	}
+}
