@@ -36,6 +36,9 @@ type Message struct {
 	// Task is the task as committed with the event; each subscriber gets its
 	// own copy.
 	Task *commonops.Task
+	// TraceParent is the W3C trace context the event was committed under,
+	// if any.
+	TraceParent string
 }
 
 // Option configures a Bus.
@@ -197,7 +200,7 @@ func (b *Bus) Publish(ctx context.Context, msgs []store.OutboxMessage) (int, err
 		}
 		for i, s := range targets {
 			select {
-			case s.queue <- Message{ID: id, Topic: om.Topic, Task: tasks[i]}:
+			case s.queue <- Message{ID: id, Topic: om.Topic, Task: tasks[i], TraceParent: om.TraceParent}:
 				b.delivered.Inc()
 			default:
 				b.dropped.Add(1)

@@ -83,6 +83,8 @@ func TestBusDeliversByTopic(t *testing.T) {
 		message(t, 2, commonops.TopicCompleted),
 		message(t, 3, commonops.TopicCreated),
 	}
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	msgs[2].TraceParent = tp
 	n, err := b.Publish(context.Background(), msgs)
 	if n != 3 || err != nil {
 		t.Fatalf("Publish: got (%d, %v), want (3, nil)", n, err)
@@ -99,6 +101,9 @@ func TestBusDeliversByTopic(t *testing.T) {
 	created.mu.Lock()
 	if got, want := created.msgs[1].Task.ID, msgs[2].TaskID; got != want {
 		t.Errorf("task id of message 3: got %s, want %s", got, want)
+	}
+	if got := created.msgs[1].TraceParent; got != tp {
+		t.Errorf("traceparent of message 3: got %q, want %q", got, tp)
 	}
 	if created.msgs[0].Task == all.msgs[0].Task {
 		t.Errorf("two subscribers share one *Task; want a copy each")
