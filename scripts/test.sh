@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole commonops test suite, with the race detector, against real
-# components: PostgreSQL, versitygw (S3) and a Dapr sidecar with Redis. Installs versitygw and daprd
-# on first use (cached in ~/.cache/commonops-tools; daprd takes 10-15 minutes
-# to build once) and starts PostgreSQL and Redis if they are not running.
+# components: PostgreSQL, versitygw (S3) and a Dapr sidecar with Redis.
+# Installs versitygw and daprd on first use (cached in
+# ~/.cache/commonops-tools; daprd takes 10-15 minutes to build once) and
+# starts PostgreSQL and Redis if they are not running.
 #
 #   scripts/test.sh              every package
 #   scripts/test.sh ./httpapi/   some packages (any go test arguments)
