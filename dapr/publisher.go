@@ -178,7 +178,23 @@ func (p *Publisher) Publish(ctx context.Context, msgs []store.OutboxMessage) (in
 		}
 		return len(msgs), nil
 	}
+	// The first event goes alone, as a probe: while the sidecar is down or
+	// still starting it fails, and nothing else of the batch is sent. Sent
+	// concurrently, later events could get through while an earlier one
+	// failed; they are outside the published prefix and would be sent again.
+	if err := p.publishOne(ctx, msgs[0]); err != nil {
+		return 0, err
+	}
+	n, err := p.publishConcurrently(ctx, msgs[1:])
+	return 1 + n, err
+}
 
+// publishConcurrently publishes msgs with up to Concurrency requests at once
+// and returns the length of the prefix that was published.
+func (p *Publisher) publishConcurrently(ctx context.Context, msgs []store.OutboxMessage) (int, error) {
+	if len(msgs) == 0 {
+		return 0, nil
+	}
 	var (
 		next     atomic.Int64
 		mu       sync.Mutex
