@@ -64,7 +64,8 @@ type Store interface {
 
 	// DeliverOutbox locks up to limit unsent outbox rows (oldest first,
 	// skipping rows another relay holds), calls publish with them and marks
-	// sent the first n it reports. It returns how many it marked.
+	// sent the first n it reports (or deletes them, where the driver is
+	// configured to). It returns how many it marked.
 	DeliverOutbox(ctx context.Context, limit int, publish func(context.Context, []OutboxMessage) (int, error)) (int, error)
 	// OutboxStats reports the unsent backlog and the creation time of its
 	// oldest row (zero when empty).

@@ -153,7 +153,7 @@ func (c *config) settings() []setting {
 		{"retention-completed", "COMMONOPS_RETENTION_COMPLETED", "720h", "delete completed tasks (with files) after this age", duration(&c.KeepCompleted)},
 		{"retention-failed", "COMMONOPS_RETENTION_FAILED", "2160h", "delete failed tasks after this age", duration(&c.KeepFailed)},
 		{"retention-cancelled", "COMMONOPS_RETENTION_CANCELLED", "720h", "delete cancelled tasks after this age", duration(&c.KeepCancelled)},
-		{"outbox-retention", "COMMONOPS_OUTBOX_RETENTION", "24h", "delete published outbox rows after this age", duration(&c.KeepOutbox)},
+		{"outbox-retention", "COMMONOPS_OUTBOX_RETENTION", "0s", "keep published outbox rows this long; 0 deletes them as they are published (each task's history stays in its events)", duration(&c.KeepOutbox)},
 		{"config", "COMMONOPS_CONFIG", "", "YAML file of entities for the built-in import and export processors", str(&c.EntityConfig)},
 		{"log-level", "COMMONOPS_LOG_LEVEL", "info", "debug, info, warn or error", str(&c.LogLevel)},
 		{"shutdown-timeout", "COMMONOPS_SHUTDOWN_TIMEOUT", "30s", "how long SIGTERM waits for requests and running tasks", duration(&c.ShutdownTimeout)},

@@ -49,7 +49,7 @@ func newLogger(cfg *config, w io.Writer) *slog.Logger {
 func openStore(ctx context.Context, cfg *config) (store.Store, string, error) {
 	u := cfg.DatabaseURL
 	if strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://") {
-		s, err := postgres.Open(ctx, postgres.Config{URL: u, MaxConns: int32(cfg.DBMaxConns)})
+		s, err := postgres.Open(ctx, postgres.Config{URL: u, MaxConns: int32(cfg.DBMaxConns), DeletePublished: cfg.KeepOutbox == 0})
 		if err != nil {
 			return nil, "", fmt.Errorf("open PostgreSQL: %w", err)
 		}
@@ -62,7 +62,7 @@ func openStore(ctx context.Context, cfg *config) (store.Store, string, error) {
 		}
 		path = filepath.Join(cfg.DataDir, "commonops.db")
 	}
-	s, err := sqlite.Open(ctx, sqlite.Config{Path: path})
+	s, err := sqlite.Open(ctx, sqlite.Config{Path: path, DeletePublished: cfg.KeepOutbox == 0})
 	if err != nil {
 		return nil, "", fmt.Errorf("open SQLite %s: %w", path, err)
 	}

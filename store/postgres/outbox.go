@@ -69,7 +69,11 @@ func (s *Store) DeliverOutbox(ctx context.Context, limit int, publish func(conte
 		ids[i] = m.ID
 	}
 	b = &pgx.Batch{}
-	b.Queue("UPDATE outbox SET sent_at = now(), attempts = attempts + 1 WHERE id = ANY($1)", ids[:n])
+	if s.deletePublished {
+		b.Queue("DELETE FROM outbox WHERE id = ANY($1)", ids[:n])
+	} else {
+		b.Queue("UPDATE outbox SET sent_at = now(), attempts = attempts + 1 WHERE id = ANY($1)", ids[:n])
+	}
 	b.Queue("UPDATE outbox SET attempts = attempts + 1 WHERE id = ANY($1)", ids[n:])
 	b.Queue("COMMIT")
 	// Marking must not be lost to a caller's cancelled context: the events

@@ -60,12 +60,19 @@ type Config struct {
 	// tasks per second than on 32). Without it, a pool_max_conns parameter
 	// in URL applies. Defaults to 4 × CPUs, at least MinMaxConns.
 	MaxConns int32
+	// DeletePublished makes DeliverOutbox delete the rows it published
+	// instead of marking them sent for PruneOutbox to delete later: a
+	// published row is then written once less, which a busy queue feels
+	// (the task history stays in task_events either way). Defaults to false.
+	DeletePublished bool
 }
 
 // Store is the PostgreSQL implementation of store.Store.
 type Store struct {
 	pool   *pgxpool.Pool
 	schema string // the schema rows are written to, as the server resolves it
+	// deletePublished: see Config.DeletePublished.
+	deletePublished bool
 
 	signal chan struct{} // OutboxSignal: local commits and other replicas' NOTIFYs
 	wake   chan struct{} // asks the notifier for one NOTIFY
@@ -98,7 +105,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, interpretError(fmt.Errorf("connect: %w", err))
 	}
-	s := &Store{pool: pool, schema: cfg.Schema, signal: make(chan struct{}, 1), wake: make(chan struct{}, 1)}
+	s := &Store{pool: pool, schema: cfg.Schema, deletePublished: cfg.DeletePublished, signal: make(chan struct{}, 1), wake: make(chan struct{}, 1)}
 	if err := s.Migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err

@@ -435,3 +435,32 @@ func TestPoolSize(t *testing.T) {
 		})
 	}
 }
+
+// With DeletePublished the rows a publish took are deleted, not marked; the
+// ones it did not take stay, unsent.
+func TestDeletePublished(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, err := postgres.Open(ctx, postgres.Config{URL: testdb.PostgresURL(), Schema: newSchema(t), MaxConns: 4, DeletePublished: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for range 3 {
+		task, ch := newTask(t, "acme", commonops.CreateInput{TaskType: "export", EntityType: "product"})
+		if _, err := s.CreateTask(ctx, task, ch, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := s.DeliverOutbox(ctx, 10, func(_ context.Context, msgs []store.OutboxMessage) (int, error) { return 2, nil })
+	if err != nil || n != 2 {
+		t.Fatalf("DeliverOutbox: got (%d, %v), want (2, nil)", n, err)
+	}
+	var rows, unsent int
+	if err := s.Pool().QueryRow(ctx, "SELECT count(*), count(*) FILTER (WHERE sent_at IS NULL) FROM outbox").Scan(&rows, &unsent); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 1 || unsent != 1 {
+		t.Fatalf("outbox rows after publishing 2 of 3: got %d (%d unsent), want 1 (1 unsent)", rows, unsent)
+	}
+}

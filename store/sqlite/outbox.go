@@ -56,7 +56,11 @@ func (s *Store) DeliverOutbox(ctx context.Context, limit int, publish func(conte
 	// must not go out again.
 	wctx := context.WithoutCancel(ctx)
 	err = s.write(wctx, func(tx *sql.Tx) error {
-		if n > 0 {
+		if n > 0 && s.deletePublished {
+			if _, err := tx.ExecContext(wctx, "DELETE FROM outbox WHERE id IN ("+placeholders(n)+")", ids(msgs[:n])...); err != nil {
+				return err
+			}
+		} else if n > 0 {
 			if _, err := tx.ExecContext(wctx, "UPDATE outbox SET sent_at = ?, attempts = attempts + 1 WHERE id IN ("+placeholders(n)+")",
 				append([]any{micros(s.now())}, ids(msgs[:n])...)...); err != nil {
 				return err

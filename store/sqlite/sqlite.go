@@ -56,6 +56,10 @@ type Config struct {
 	BusyTimeout time.Duration
 	// MaxReaders bounds the read connections. Defaults to 4.
 	MaxReaders int
+	// DeletePublished makes DeliverOutbox delete the rows it published
+	// instead of marking them sent for PruneOutbox to delete later (the task
+	// history stays in task_events either way). Defaults to false.
+	DeletePublished bool
 }
 
 // Store implements store.Store on SQLite. Use Open to get one.
@@ -66,6 +70,8 @@ type Store struct {
 	signal    chan struct{}
 	deliverMu sync.Mutex // one DeliverOutbox at a time (rows are not lockable in SQLite)
 	now       func() time.Time
+	// deletePublished: see Config.DeletePublished.
+	deletePublished bool
 }
 
 var _ store.Store = (*Store)(nil)
@@ -104,7 +110,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	writer.SetMaxIdleConns(1)
 	writer.SetConnMaxLifetime(0)
 	writer.SetConnMaxIdleTime(0)
-	s := &Store{writer: writer, reader: writer, signal: make(chan struct{}, 1), now: time.Now}
+	s := &Store{writer: writer, reader: writer, signal: make(chan struct{}, 1), now: time.Now, deletePublished: cfg.DeletePublished}
 	if err := writer.PingContext(ctx); err != nil {
 		writer.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", cfg.Path, interpretError(err))

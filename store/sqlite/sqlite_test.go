@@ -195,3 +195,35 @@ func TestLockedDatabaseIsUnavailable(t *testing.T) {
 		t.Fatalf("CreateTask after the lock is released: %v", err)
 	}
 }
+
+// With DeletePublished the rows a publish took are deleted, not marked; the
+// ones it did not take stay, unsent.
+func TestDeletePublished(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "c.db"), DeletePublished: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for range 3 {
+		task, ch, err := commonops.NewTask(uuid.NewString(), "acme", "tester", commonops.CreateInput{TaskType: "export", EntityType: "product"}, commonops.Limits{}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.CreateTask(ctx, task, ch, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := s.DeliverOutbox(ctx, 10, func(_ context.Context, msgs []store.OutboxMessage) (int, error) { return 2, nil })
+	if err != nil || n != 2 {
+		t.Fatalf("DeliverOutbox: got (%d, %v), want (2, nil)", n, err)
+	}
+	var rows, unsent int
+	if err := s.DB().QueryRow("SELECT count(*), count(*) FILTER (WHERE sent_at IS NULL) FROM outbox").Scan(&rows, &unsent); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 1 || unsent != 1 {
+		t.Fatalf("outbox rows after publishing 2 of 3: got %d (%d unsent), want 1 (1 unsent)", rows, unsent)
+	}
+}
