@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -32,9 +31,11 @@ const (
 	// StopTimeoutDefault is how long Stop lets running tasks finish before
 	// cancelling them.
 	StopTimeoutDefault = 30 * time.Second
-	// ConcurrencyPerCPU times the number of CPUs is the default number of
-	// tasks a pool runs at once.
-	ConcurrencyPerCPU = 4
+	// ConcurrencyDefault is how many tasks a pool runs at once unless told
+	// otherwise: most tasks wait on I/O (databases, storage, other
+	// services), so it is not tied to the number of CPUs; cap heavy task
+	// types with Config.TypeConcurrency.
+	ConcurrencyDefault = 32
 )
 
 // Config configures a Pool. Zero fields take their defaults.
@@ -48,7 +49,8 @@ type Config struct {
 	Registry *Registry
 	// WorkerID names this worker in leases. Defaults to hostname-pid.
 	WorkerID string
-	// Concurrency is how many tasks run at once. Defaults to 4×CPUs.
+	// Concurrency is how many tasks run at once. Defaults to
+	// ConcurrencyDefault (32).
 	Concurrency int
 	// TypeConcurrency caps the running tasks of a taskType; a type absent
 	// from the map is capped only by Concurrency. Defaults to no caps.
@@ -129,7 +131,7 @@ func NewPool(cfg Config) *Pool {
 		cfg.WorkerID = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
 	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = ConcurrencyPerCPU * runtime.NumCPU()
+		cfg.Concurrency = ConcurrencyDefault
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = PollIntervalDefault

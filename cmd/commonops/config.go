@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/commonops/commonops/dapr"
+	"github.com/commonops/commonops/worker"
 )
 
 // config is every setting of commonops serve. Each has a flag and a
@@ -145,7 +146,7 @@ func (c *config) settings() []setting {
 		{"dapr-url", "COMMONOPS_DAPR_URL", "", "Dapr sidecar HTTP URL; empty: http://127.0.0.1:$DAPR_HTTP_PORT (3500)", str(&c.DaprURL)},
 		{"dapr-pubsub", "COMMONOPS_DAPR_PUBSUB", "pubsub", "name of the Dapr pub/sub component", str(&c.DaprPubSub)},
 		{"lease", "COMMONOPS_LEASE", "30s", "lease a worker holds a task for between heartbeats", duration(&c.Lease)},
-		{"worker-concurrency", "COMMONOPS_WORKER_CONCURRENCY", "32", "tasks the built-in worker runs at once (most wait on I/O; cap heavy types with worker-type-concurrency)", integer(&c.Concurrency)},
+		{"worker-concurrency", "COMMONOPS_WORKER_CONCURRENCY", strconv.Itoa(worker.ConcurrencyDefault), "tasks the built-in worker runs at once (most wait on I/O; cap heavy types with worker-type-concurrency)", integer(&c.Concurrency)},
 		{"worker-type-concurrency", "COMMONOPS_WORKER_TYPE_CONCURRENCY", "", "per-taskType caps within worker-concurrency, e.g. import=2,export=4; empty: none", str(&c.TypeConcurrency)},
 		{"poll-interval", "COMMONOPS_POLL_INTERVAL", "2s", "fallback poller interval: finds runnable tasks no event started", duration(&c.PollInterval)},
 		{"upload-sweep-interval", "COMMONOPS_UPLOAD_SWEEP_INTERVAL", "2s", "how often maintenance looks for uploads nobody confirmed", duration(&c.UploadSweep)},
