@@ -268,7 +268,7 @@ func (s *Service) Claim(ctx context.Context, tenant, id, workerID string, leaseS
 		return nil, commonops.Invalid(commonops.FieldError{Field: "leaseSeconds", Message: "must not be negative"})
 	}
 	now, lease := s.now(), s.lease(leaseSeconds)
-	return s.Store.UpdateTask(ctx, tenant, id, func(t *commonops.Task) (commonops.Change, error) { return t.Claim(workerID, lease, now) })
+	return s.Store.ClaimTask(ctx, tenant, id, store.ClaimParams{WorkerID: workerID, Lease: lease, Now: now})
 }
 
 // ClaimNext claims up to limit runnable tasks of the given kinds.
@@ -282,10 +282,25 @@ func (s *Service) Progress(ctx context.Context, tenant, id string, p commonops.P
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
+	return s.Store.UpdateTask(ctx, tenant, id, s.applyProgress(p))
+}
+
+// ProgressFrom is Progress for the in-process worker holding known, the
+// task as the store last returned it to that worker: while nobody else has
+// changed the task, the report is written without reading it again (see
+// store.Store.UpdateTaskFrom).
+func (s *Service) ProgressFrom(ctx context.Context, known *commonops.Task, p commonops.Progress) (*commonops.Task, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	return s.Store.UpdateTaskFrom(ctx, known, s.applyProgress(p))
+}
+
+func (s *Service) applyProgress(p commonops.Progress) func(*commonops.Task) (commonops.Change, error) {
 	now, lease := s.now(), s.lease(0)
-	return s.Store.UpdateTask(ctx, tenant, id, func(t *commonops.Task) (commonops.Change, error) {
+	return func(t *commonops.Task) (commonops.Change, error) {
 		return t.ApplyProgress(p, lease, s.RetryDelay(t.RetryCount), now)
-	})
+	}
 }
 
 // Heartbeat renews the lease of attempt.

@@ -42,9 +42,23 @@ type Store interface {
 	// returned as is; the returned task is the saved state.
 	UpdateTask(ctx context.Context, tenant, id string, fn func(*commonops.Task) (commonops.Change, error)) (*commonops.Task, error)
 
+	// UpdateTaskFrom is UpdateTask of known's task, starting from known: a
+	// task this process read or saved before. While known is still the stored
+	// version a driver may write fn's result without reading the task again;
+	// otherwise fn is called on the stored task as by UpdateTask. known is
+	// written back as it is, so it must come from the store, never from an
+	// event or a request.
+	UpdateTaskFrom(ctx context.Context, known *commonops.Task, fn func(*commonops.Task) (commonops.Change, error)) (*commonops.Task, error)
+
 	// DeleteTask deletes a terminal task with its logs and events and returns
 	// it (so the caller can delete its files). ECONFLICT when not terminal.
 	DeleteTask(ctx context.Context, tenant, id string) (*commonops.Task, error)
+
+	// ClaimTask claims one task of tenant (empty: any) for p.WorkerID with
+	// p.Lease at p.Now (p.Limit and p.Kinds are not used): UpdateTask with
+	// (*commonops.Task).Claim, which a driver may write in fewer round trips.
+	// ENOTFOUND, or ECONFLICT with the task when it is not runnable.
+	ClaimTask(ctx context.Context, tenant, id string, p ClaimParams) (*commonops.Task, error)
 
 	// ClaimNext claims up to p.Limit runnable tasks across tenants, highest
 	// priority first then oldest, skipping rows other claimers hold.
@@ -147,7 +161,7 @@ var SortColumns = map[string]string{
 // DefaultSort is newest first.
 var DefaultSort = Sort{Field: "createdAt", Desc: true}
 
-// ClaimParams selects tasks for ClaimNext.
+// ClaimParams selects tasks for ClaimNext and ClaimTask.
 type ClaimParams struct {
 	WorkerID string
 	Lease    time.Duration

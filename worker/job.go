@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/commonops/commonops"
@@ -22,7 +23,10 @@ const maxBufferedLogs = 10 * operations.MaxLogsPerCall
 // job is the Job of one attempt run by a Pool.
 type job struct {
 	pool *Pool
-	task *commonops.Task
+	task *commonops.Task // as claimed
+	// latest is the task as the store last returned it to this run (by the
+	// claim, a report or a heartbeat), for writes that need not read it again.
+	latest atomic.Pointer[commonops.Task]
 	// base is the context of the job's writes: the pool's (not cancelled by
 	// a cancel or Stop) with the trace the run continues.
 	base   context.Context
@@ -34,8 +38,20 @@ type job struct {
 	writers []*objWriter
 }
 
+// saved records t, just returned by the store, as the run's latest view of
+// its task unless a newer one is already there.
+func (j *job) saved(t *commonops.Task) {
+	for {
+		cur := j.latest.Load()
+		if cur.Version >= t.Version || j.latest.CompareAndSwap(cur, t) {
+			return
+		}
+	}
+}
+
 func newJob(p *Pool, t *commonops.Task, cancel context.CancelCauseFunc, log *slog.Logger) *job {
 	j := &job{pool: p, task: t, cancel: cancel, log: log}
+	j.latest.Store(t)
 	j.rep = &reporter{
 		j:        j,
 		interval: p.cfg.ReportInterval,
@@ -323,12 +339,14 @@ func (r *reporter) flush(ctx context.Context, final *commonops.Progress) error {
 		out = overlay(p, *final)
 	}
 	out.Attempt = &attempt
-	if _, err := r.j.pool.svc.Progress(ctx, t.TenantID, t.ID, out); err != nil {
+	saved, err := r.j.pool.svc.ProgressFrom(ctx, r.j.latest.Load(), out)
+	if err != nil {
 		if commonops.ErrorCode(err) != commonops.EINVALID && !operations.IsConflict(err) {
 			r.restore(p, dirty, nil)
 		}
 		return fmt.Errorf("report progress of task %s: %w", t.ID, err)
 	}
+	r.j.saved(saved)
 	return nil
 }
 

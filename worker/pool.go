@@ -244,7 +244,7 @@ func (p *Pool) HandleEvent(ctx context.Context, topic string, task *commonops.Ta
 		return nil
 	}
 	proc, ok := p.cfg.Registry.Lookup(task.TaskType, task.EntityType)
-	if !ok {
+	if !ok || p.runsNewer(task) {
 		return nil
 	}
 	if !p.reserve(task.TaskType) {
@@ -264,6 +264,15 @@ func (p *Pool) HandleEvent(ctx context.Context, topic string, task *commonops.Ta
 	// The run continues the trace of the event that started it.
 	p.launch(t, proc, store.TraceParent(ctx))
 	return nil
+}
+
+// runsNewer reports whether this pool already runs an attempt of ev's task
+// newer than ev: the poller claimed it before its event came.
+func (p *Pool) runsNewer(ev *commonops.Task) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := p.running[ev.ID]
+	return r != nil && r.task.Attempt > ev.Attempt
 }
 
 // confirmCancel handles a cancelled event. The event is only a hint: it may
@@ -631,14 +640,14 @@ func (p *Pool) heartbeatLoop(ctx context.Context, stop <-chan struct{}, j *job) 
 			return
 		case <-tick.C:
 		}
-		_, err := p.svc.Heartbeat(p.base, j.task.TenantID, j.task.ID, j.task.Attempt)
-		if err != nil {
-			if j.conflict(err) {
-				return
-			}
-			if p.base.Err() == nil {
-				j.log.Warn("heartbeat failed", "err", err)
-			}
+		t, err := p.svc.Heartbeat(p.base, j.task.TenantID, j.task.ID, j.task.Attempt)
+		switch {
+		case err == nil:
+			j.saved(t)
+		case j.conflict(err):
+			return
+		case p.base.Err() == nil:
+			j.log.Warn("heartbeat failed", "err", err)
 		}
 	}
 }

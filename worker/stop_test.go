@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,17 +14,19 @@ import (
 	"github.com/commonops/commonops/worker"
 )
 
-// gateStore is a real store whose next UpdateTask, once armed, waits for
-// the test to open the gate; it counts ClaimNext calls.
+// gateStore is a real store whose next UpdateTask or ClaimTask, once armed,
+// waits for the test to open the gate; it counts ClaimNext calls.
 type gateStore struct {
 	store.Store
 	next       atomic.Pointer[gate]
 	claimNexts atomic.Int32
+	claimTasks atomic.Int32
 }
 
 type gate struct{ entered, open chan struct{} }
 
-// arm makes the next UpdateTask wait for the returned gate's open.
+// arm makes the next UpdateTask or ClaimTask wait for the returned gate's
+// open.
 func (s *gateStore) arm() *gate {
 	g := &gate{entered: make(chan struct{}), open: make(chan struct{})}
 	s.next.Store(g)
@@ -36,6 +39,15 @@ func (s *gateStore) UpdateTask(ctx context.Context, tenant, id string, fn func(*
 		<-g.open
 	}
 	return s.Store.UpdateTask(ctx, tenant, id, fn)
+}
+
+func (s *gateStore) ClaimTask(ctx context.Context, tenant, id string, p store.ClaimParams) (*commonops.Task, error) {
+	defer s.claimTasks.Add(1)
+	if g := s.next.Swap(nil); g != nil {
+		close(g.entered)
+		<-g.open
+	}
+	return s.Store.ClaimTask(ctx, tenant, id, p)
 }
 
 func (s *gateStore) ClaimNext(ctx context.Context, p store.ClaimParams) ([]*commonops.Task, error) {
@@ -142,5 +154,42 @@ func TestStopTimeoutReleasesTasks(t *testing.T) {
 		if len(logs) != 1 || logs[0].Message != "started" {
 			t.Errorf("got logs %v, want the processor's one line", logs)
 		}
+	})
+}
+
+// TestEventForTaskAlreadyRunningIsIgnored: when the poller claimed a task
+// before its created event came, the event costs no claim attempt.
+func TestEventForTaskAlreadyRunningIsIgnored(t *testing.T) {
+	t.Parallel()
+	testdb.Each(t, func(t *testing.T, s store.Store) {
+		t.Parallel()
+		ctx := context.Background()
+		gs := &gateStore{Store: s}
+		svc := newService(t, gs, 30*time.Second)
+		started, release := make(chan struct{}), make(chan struct{})
+		reg := worker.NewRegistry()
+		reg.Register("held", "*", worker.ProcessorFunc(func(ctx context.Context, job worker.Job) error {
+			close(started)
+			<-release
+			return nil
+		}))
+		pool := startPool(t, ctx, svc, reg, func(c *worker.Config) { c.PollInterval = 20 * time.Millisecond })
+		var once sync.Once
+		letGo := func() { once.Do(func() { close(release) }) }
+		t.Cleanup(letGo) // before the pool's Stop, should the test fail early
+		task := create(t, svc, commonops.CreateInput{TaskType: "held", EntityType: "x"})
+		select {
+		case <-started:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the poller did not start the task within 5s")
+		}
+		if err := pool.HandleEvent(ctx, commonops.TopicCreated, task); err != nil {
+			t.Fatalf("HandleEvent: %v", err)
+		}
+		if n := gs.claimTasks.Load(); n != 0 {
+			t.Fatalf("ClaimTask calls for a task the pool runs: got %d, want 0", n)
+		}
+		letGo()
+		waitFor(t, "the task to complete", 5*time.Second, func() bool { return get(t, svc, task.ID).Status == commonops.StatusCompleted })
 	})
 }

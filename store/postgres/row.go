@@ -42,6 +42,15 @@ var taskColumns = func() string {
 	return strings.Join(names, ", ")
 }()
 
+// qualified is the column list with each name prefixed by table.
+func qualified(table string, cols []column) string {
+	names := make([]string, len(cols))
+	for i, c := range cols {
+		names[i] = table + "." + c.name
+	}
+	return strings.Join(names, ", ")
+}
+
 // taskArgs returns t's column values in taskColumnList order.
 func taskArgs(t *commonops.Task) []any {
 	return []any{
@@ -74,12 +83,13 @@ func jsonArg(raw json.RawMessage, def string) any {
 	return string(raw)
 }
 
-// scanTask reads one row of taskColumns.
-func scanTask(row pgx.Row) (*commonops.Task, error) {
+// scanTask reads one row of taskColumns, then into extra any columns that
+// follow them.
+func scanTask(row pgx.Row, extra ...any) (*commonops.Task, error) {
 	var t commonops.Task
 	var status, upload string
 	var params, checkpoint []byte
-	err := row.Scan(
+	err := row.Scan(append([]any{
 		&t.ID, &t.TenantID, &t.TaskType, &t.EntityType,
 		&status, &t.Priority, &params, &t.RequestedBy,
 		&t.FileName, &t.FileSize, &t.ContentType,
@@ -94,7 +104,7 @@ func scanTask(row pgx.Row) (*commonops.Task, error) {
 		&t.ScheduledAt, &t.StartedAt, &t.CompletedAt,
 		&t.CreatedAt, &t.UpdatedAt, &t.Version,
 		&t.LastProgressEventAt,
-	)
+	}, extra...)...)
 	if err != nil {
 		return nil, err
 	}

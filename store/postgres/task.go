@@ -1,11 +1,13 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -456,6 +458,43 @@ func (s *Store) UpdateTask(ctx context.Context, tenant, id string, fn func(*comm
 	return saved, nil
 }
 
+// UpdateTaskFrom calls fn on a copy of known and, while known is still the
+// stored version, writes the result in one statement guarded by that
+// version, without a transaction or a read first: the path of a worker
+// reporting on the task it holds. A task changed since, or a callback that
+// fails or changes nothing on known, goes through UpdateTask, which calls fn
+// on the stored task.
+func (s *Store) UpdateTaskFrom(ctx context.Context, known *commonops.Task, fn func(*commonops.Task) (commonops.Change, error)) (*commonops.Task, error) {
+	t := known.Clone()
+	ch, err := fn(t)
+	if err != nil || ch.None() && t.Version == known.Version && reflect.DeepEqual(known, t) {
+		return s.UpdateTask(ctx, known.TenantID, known.ID, fn)
+	}
+	t.ID, t.TenantID = known.ID, known.TenantID
+	normalize(t)
+	if t.Version == known.Version {
+		t.Version++
+	}
+	args := append(taskArgs(t), known.Version)
+	cargs, err := s.changeArgs(ctx, t, ch)
+	if err != nil {
+		return nil, err
+	}
+	args = append(args, cargs...)
+	var updated, written int
+	err = retry(ctx, func() error { return s.pool.QueryRow(ctx, saveSQL, args...).Scan(&updated, &written) })
+	if err != nil {
+		return nil, fmt.Errorf("update task %s: %w", known.ID, err)
+	}
+	if updated != 1 {
+		return s.UpdateTask(ctx, known.TenantID, known.ID, fn)
+	}
+	if written > 0 {
+		s.outboxWritten()
+	}
+	return t, nil
+}
+
 // deleteTaskSQL deletes a terminal task and its idempotency keys; logs and
 // events go by cascade, outbox rows stay so its last events still go out.
 var deleteTaskSQL = `WITH d AS (
@@ -482,113 +521,155 @@ func (s *Store) DeleteTask(ctx context.Context, tenant, id string) (*commonops.T
 	return nil, &commonops.Error{Code: commonops.ECONFLICT, Message: fmt.Sprintf("task %s is %s: only completed, failed or cancelled tasks can be deleted", id, cur.Status), Task: cur}
 }
 
-var claimSQL = "SELECT " + taskColumns + ` FROM tasks
-WHERE status = 'pending' AND NOT cancel_requested
-  AND upload_status NOT IN ('awaiting', 'expired')
-  AND (available_at IS NULL OR available_at <= $1)
-  AND ($2::text[] IS NULL OR EXISTS (
-	SELECT 1 FROM unnest($2::text[], $3::text[]) AS k(task_type, entity_type)
-	WHERE (k.task_type = '*' OR k.task_type = tasks.task_type)
-	  AND (k.entity_type = '*' OR k.entity_type = tasks.entity_type)))
-ORDER BY priority DESC, created_at, id
-LIMIT $4
-FOR UPDATE SKIP LOCKED`
+// claimSet is (*commonops.Task).Claim as SQL, for claimTaskSQL and
+// claimNextSQL: $1 worker, $2 lease expiry, $3 now. ClaimTask's and
+// ClaimNext's conformance tests hold it to the Go method.
+const claimSet = `status = 'processing', attempt = attempt + 1,
+		lease_owner = $1, lease_expires_at = $2, started_at = $3, available_at = NULL,
+		progress = CASE WHEN checkpoint IS NULL THEN 0 ELSE progress END,
+		processed_items = CASE WHEN checkpoint IS NULL THEN 0 ELSE processed_items END,
+		success_items = CASE WHEN checkpoint IS NULL THEN 0 ELSE success_items END,
+		failed_items = CASE WHEN checkpoint IS NULL THEN 0 ELSE failed_items END,
+		updated_at = $3, version = version + 1`
 
-// ClaimNext locks up to p.Limit runnable tasks (skipping rows other
-// claimers hold), claims each through (*commonops.Task).Claim and writes
-// them with their events in the same transaction: two round trips.
-func (s *Store) ClaimNext(ctx context.Context, p store.ClaimParams) ([]*commonops.Task, error) {
-	now := p.Now
+// runnableWhere is (*commonops.Task).Runnable at $3.
+const runnableWhere = `status = 'pending' AND NOT cancel_requested
+	  AND upload_status NOT IN ('awaiting', 'expired')
+	  AND (available_at IS NULL OR available_at <= $3)`
+
+// claimEvents records the started events of the rows a claim statement's
+// CTE u returns.
+var claimEvents = `,
+e AS (
+	INSERT INTO task_events (tenant_id, task_id, event_type, event_data, created_at)
+	SELECT tenant_id, id, '` + commonops.EventStarted + `',
+		json_build_object('from', 'pending', 'to', 'processing', 'attempt', attempt, 'workerId', $1::text), $3
+	FROM u
+)`
+
+// claimTaskSQL claims task $4 of tenant $5 (empty for any) if it is
+// runnable, and returns it with true; otherwise it returns the task as it
+// is, with false, so a lost claim costs no second round trip. Nothing is
+// locked first: a claimer that loses the race to a concurrent one waits for
+// its row lock, re-checks the WHERE clause and matches nothing.
+//
+// The row is found by key (CTE k) and updated by its ctid: with the runnable
+// conditions beside "id = $4" the planner, whose statistics of a busy queue
+// are always behind, walks the claim index instead of the primary key.
+var claimTaskSQL = `WITH k AS (
+	SELECT ctid FROM tasks WHERE id = $4 AND ($5 = '' OR tenant_id = $5)
+),
+u AS (
+	UPDATE tasks SET ` + claimSet + `
+	FROM k WHERE tasks.ctid = k.ctid AND ` + runnableWhere + `
+	RETURNING ` + qualified("tasks", taskColumnList) + `
+)` + claimEvents + `
+SELECT ` + taskColumns + `, true FROM u
+UNION ALL
+SELECT ` + taskColumns + `, false FROM tasks
+WHERE id = $4 AND ($5 = '' OR tenant_id = $5) AND NOT EXISTS (SELECT 1 FROM u)`
+
+// ClaimTask claims one task in a single statement when it is runnable.
+// When it is not, the same statement returns it, and Claim applied to it
+// gives the reason; if that finds it runnable after all (it changed in
+// between), the claim is tried again.
+func (s *Store) ClaimTask(ctx context.Context, tenant, id string, p store.ClaimParams) (*commonops.Task, error) {
+	now := dbTime(p.Now)
 	if now.IsZero() {
-		now = time.Now()
+		now = dbTime(time.Now())
 	}
-	now = dbTime(now)
-	limit := max(p.Limit, 1)
+	var t *commonops.Task
+	err := retry(ctx, func() error {
+		var claimed bool
+		var err error
+		t, err = scanTask(s.pool.QueryRow(ctx, claimTaskSQL, p.WorkerID, dbTime(now.Add(p.Lease)), now, id, tenant), &claimed)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return notFound(id)
+		case err != nil || claimed:
+			return err
+		}
+		if _, err := t.Clone().Claim(p.WorkerID, p.Lease, now); err != nil {
+			return err
+		}
+		return errRetry
+	})
+	if err != nil {
+		if commonops.ErrorCode(err) != "" {
+			return nil, err
+		}
+		return nil, fmt.Errorf("claim task %s: %w", id, err)
+	}
+	return t, nil
+}
+
+// claimNextSQL locks up to $4 runnable tasks of the kinds ($5 task types,
+// $6 entity types; NULL for any) in claim order, skipping rows other
+// claimers hold, and claims them.
+var claimNextSQL = `WITH c AS (
+	SELECT id FROM tasks
+	WHERE ` + runnableWhere + `
+	  AND ($5::text[] IS NULL OR EXISTS (
+		SELECT 1 FROM unnest($5::text[], $6::text[]) AS k(task_type, entity_type)
+		WHERE (k.task_type = '*' OR k.task_type = tasks.task_type)
+		  AND (k.entity_type = '*' OR k.entity_type = tasks.entity_type)))
+	ORDER BY priority DESC, created_at, id
+	LIMIT $4
+	FOR UPDATE SKIP LOCKED
+),
+u AS (
+	UPDATE tasks SET ` + claimSet + `
+	FROM c WHERE tasks.id = c.id
+	RETURNING ` + qualified("tasks", taskColumnList) + `
+)` + claimEvents + `
+SELECT ` + taskColumns + ` FROM u`
+
+// ClaimNext claims up to p.Limit runnable tasks in one round trip: the
+// claim statement travels in one batch with its transaction, which reads
+// the claim index in its order whatever the statistics say (on a young
+// table they undercount pending tasks and the planner would sort every one
+// of them on each claim). The tasks come back in claim order.
+func (s *Store) ClaimNext(ctx context.Context, p store.ClaimParams) ([]*commonops.Task, error) {
+	now := dbTime(p.Now)
+	if now.IsZero() {
+		now = dbTime(time.Now())
+	}
 	var types, entities []string
 	for _, k := range p.Kinds {
 		types = append(types, k.TaskType)
 		entities = append(entities, k.EntityType)
 	}
+	args := []any{p.WorkerID, dbTime(now.Add(p.Lease)), now, max(p.Limit, 1), types, entities}
 	var claimed []*commonops.Task
 	err := retry(ctx, func() error {
-		claimed = nil
-		tc, err := s.acquire(ctx)
-		if err != nil {
-			return err
-		}
-		defer tc.release()
 		b := &pgx.Batch{}
 		b.Queue("BEGIN")
-		// Read the claim index in its order, whatever the statistics say: on
-		// a young table they undercount pending tasks and the planner would
-		// sort every one of them on each claim.
 		b.Queue("SET LOCAL enable_sort = off")
-		b.Queue(claimSQL, now, types, entities, limit)
-		br := tc.c.SendBatch(ctx, b)
-		var tasks []*commonops.Task
-		_, err = br.Exec()
-		if err == nil {
-			_, err = br.Exec()
-		}
-		if err == nil {
-			var rows pgx.Rows
-			if rows, err = br.Query(); err == nil {
-				tasks, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (*commonops.Task, error) { return scanTask(r) })
-			}
-		}
-		if cerr := br.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return err
-		}
-		if len(tasks) == 0 {
-			_, err := tc.c.Exec(ctx, "COMMIT")
-			return err
-		}
-		b = &pgx.Batch{}
-		for _, t := range tasks {
-			old := t.Version
-			ch, err := t.Claim(p.WorkerID, p.Lease, now)
-			if err != nil {
-				continue // not runnable after all; leave it alone
-			}
-			if err := s.queueSave(ctx, b, t, old, ch); err != nil {
+		b.Queue(claimNextSQL, args...)
+		b.Queue("COMMIT")
+		br := s.pool.SendBatch(ctx, b)
+		defer br.Close()
+		for range 2 { // BEGIN, SET LOCAL
+			if _, err := br.Exec(); err != nil {
 				return err
 			}
-			claimed = append(claimed, t)
 		}
-		b.Queue("COMMIT")
-		br = tc.c.SendBatch(ctx, b)
-		written := 0
-		for range claimed {
-			var u, n int
-			if err = br.QueryRow().Scan(&u, &n); err != nil {
-				break
-			}
-			if u != 1 {
-				err = errRetry
-				break
-			}
-			written += n
-		}
-		if err == nil {
-			_, err = br.Exec()
-		}
-		if cerr := br.Close(); err == nil {
-			err = cerr
-		}
+		rows, err := br.Query()
 		if err != nil {
 			return err
 		}
-		if written > 0 {
-			s.outboxWritten()
+		claimed, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (*commonops.Task, error) { return scanTask(r) })
+		if err != nil {
+			return err
 		}
-		return nil
+		return br.Close() // with COMMIT
 	})
 	if err != nil {
 		return nil, fmt.Errorf("claim tasks for %s: %w", p.WorkerID, err)
 	}
+	slices.SortFunc(claimed, func(a, b *commonops.Task) int {
+		return cmp.Or(cmp.Compare(b.Priority, a.Priority), a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+	})
 	if claimed == nil {
 		claimed = []*commonops.Task{}
 	}

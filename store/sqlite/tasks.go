@@ -456,6 +456,24 @@ func pageBounds(page, size int) (int, int) {
 	return page, min(size, store.PageSizeMax)
 }
 
+// UpdateTaskFrom is UpdateTask: reading the task first costs nothing
+// next to the write here.
+func (s *Store) UpdateTaskFrom(ctx context.Context, known *commonops.Task, fn func(*commonops.Task) (commonops.Change, error)) (*commonops.Task, error) {
+	return s.UpdateTask(ctx, known.TenantID, known.ID, fn)
+}
+
+// ClaimTask claims one task through UpdateTask: with one writer and no
+// network between, a single statement would gain nothing here.
+func (s *Store) ClaimTask(ctx context.Context, tenant, id string, p store.ClaimParams) (*commonops.Task, error) {
+	now := p.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	return s.UpdateTask(ctx, tenant, id, func(t *commonops.Task) (commonops.Change, error) {
+		return t.Claim(p.WorkerID, p.Lease, now)
+	})
+}
+
 // ClaimNext claims up to p.Limit runnable tasks across tenants, highest
 // priority first then oldest, in one write transaction.
 func (s *Store) ClaimNext(ctx context.Context, p store.ClaimParams) ([]*commonops.Task, error) {

@@ -2,6 +2,10 @@ package storetest
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -27,6 +31,18 @@ func claimNext(t *testing.T, s store.Store, p store.ClaimParams) []*commonops.Ta
 }
 
 var claimTests = []test{
+	{"MatchesClaim", func(t *testing.T, s store.Store) {
+		claimMatchesGo(t, s, func(_ string, tk *commonops.Task, p store.ClaimParams) (*commonops.Task, error) {
+			got, err := s.ClaimNext(context.Background(), p)
+			if err != nil {
+				return nil, err
+			}
+			if len(got) != 1 || got[0].ID != tk.ID {
+				return nil, fmt.Errorf("claimed %v, want [%s]", ids(got), tk.ID)
+			}
+			return got[0], nil
+		})
+	}},
 	{"ClaimsAndRecords", func(t *testing.T, s store.Store) {
 		tk := create(t, s, tenantA, at(0), commonops.CreateInput{})
 		drain(t, s)
@@ -355,4 +371,182 @@ var sweepTests = []test{
 			t.Fatalf("after a task stopped matching: got %v, err %v; want [%s]", refIDs(next), err, refs[2].ID)
 		}
 	}},
+}
+
+// claimTaskTests hold ClaimTask to (*commonops.Task).Claim: a driver may
+// write the claim its own way (PostgreSQL does it in one SQL statement), so
+// each case compares the stored result with the Go method applied to the
+// task as it was.
+var claimTaskTests = []test{
+	{"MatchesClaim", func(t *testing.T, s store.Store) {
+		claimMatchesGo(t, s, func(tenant string, tk *commonops.Task, p store.ClaimParams) (*commonops.Task, error) {
+			return s.ClaimTask(context.Background(), tenant, tk.ID, p)
+		})
+	}},
+	{"RefusesWhatClaimRefuses", func(t *testing.T, s store.Store) {
+		claimed := create(t, s, tenantA, at(0), commonops.CreateInput{})
+		claim(t, s, claimed, at(1))
+		backoff := create(t, s, tenantA, at(0), commonops.CreateInput{MaxRetries: ptr(3)})
+		claim(t, s, backoff, at(1))
+		update(t, s, tenantA, backoff.ID, func(x *commonops.Task) (commonops.Change, error) {
+			return x.FailAttempt("transient", false, time.Hour, at(2)), nil
+		})
+		cases := []struct {
+			name string
+			task *commonops.Task
+		}{
+			{"processing", claimed},
+			{"backing off", backoff},
+			{"awaiting upload", create(t, s, tenantA, at(0), commonops.CreateInput{FileName: ptr("in.csv")})},
+			{"scheduled", create(t, s, tenantA, at(0), commonops.CreateInput{ScheduledAt: ptr(at(3600))})},
+			{"cancelled", cancel(t, s, create(t, s, tenantA, at(0), commonops.CreateInput{}), at(1))},
+			{"completed", complete(t, s, create(t, s, tenantA, at(0), commonops.CreateInput{}), at(1))},
+		}
+		for _, c := range cases {
+			before := get(t, s, tenantA, c.task.ID)
+			nEvents := len(events(t, s, tenantA, c.task.ID))
+			_, err := s.ClaimTask(context.Background(), tenantA, c.task.ID, store.ClaimParams{WorkerID: "w", Lease: time.Minute, Now: at(10)})
+			wantCode(t, c.name, err, commonops.ECONFLICT)
+			var de *commonops.Error
+			if !errors.As(err, &de) || de.Task == nil || de.Task.Version != before.Version {
+				t.Fatalf("%s: the conflict should carry the task as stored, got %v", c.name, err)
+			}
+			equalTask(t, c.name+": unchanged", get(t, s, tenantA, c.task.ID), before)
+			if n := len(events(t, s, tenantA, c.task.ID)); n != nEvents {
+				t.Fatalf("%s: events: got %d, want %d", c.name, n, nEvents)
+			}
+		}
+		fresh := create(t, s, tenantA, at(0), commonops.CreateInput{})
+		_, err := s.ClaimTask(context.Background(), tenantB, fresh.ID, store.ClaimParams{WorkerID: "w", Lease: time.Minute, Now: at(10)})
+		wantCode(t, "another tenant's task", err, commonops.ENOTFOUND)
+		equalTask(t, "another tenant's task: unchanged", get(t, s, tenantA, fresh.ID), fresh)
+		_, err = s.ClaimTask(context.Background(), tenantA, "no-such-task", store.ClaimParams{WorkerID: "w", Lease: time.Minute, Now: at(10)})
+		wantCode(t, "unknown task", err, commonops.ENOTFOUND)
+	}},
+	{"ConcurrentClaimsOneWins", func(t *testing.T, s store.Store) {
+		tk := create(t, s, tenantA, at(0), commonops.CreateInput{})
+		const n = 20
+		var wg sync.WaitGroup
+		errs := make([]error, n)
+		for i := range n {
+			wg.Go(func() {
+				_, errs[i] = s.ClaimTask(context.Background(), tenantA, tk.ID, store.ClaimParams{WorkerID: fmt.Sprintf("w%d", i), Lease: time.Minute, Now: at(1)})
+			})
+		}
+		wg.Wait()
+		wins := 0
+		for i, err := range errs {
+			switch commonops.ErrorCode(err) {
+			case "":
+				wins++
+			case commonops.ECONFLICT:
+			default:
+				t.Errorf("claim %d: got %v, want success or ECONFLICT", i, err)
+			}
+		}
+		if wins != 1 {
+			t.Fatalf("got %d winners, want 1", wins)
+		}
+		if got := get(t, s, tenantA, tk.ID); got.Attempt != 1 || got.Status != commonops.StatusProcessing {
+			t.Fatalf("task: got attempt %d status %s, want 1 processing", got.Attempt, got.Status)
+		}
+		if evs := events(t, s, tenantA, tk.ID); !slices.Equal(evs, []string{commonops.EventCreated, commonops.EventStarted}) {
+			t.Fatalf("events: got %v, want one created and one started", evs)
+		}
+	}},
+}
+
+// claimMatchesGo claims tasks in several states through claim and compares
+// each stored result, and its started event, with (*commonops.Task).Claim
+// applied to the task as it was. Each task has its own task type, so a
+// claimer that picks tasks itself (ClaimNext) can be pointed at one.
+func claimMatchesGo(t *testing.T, s store.Store, claimer func(tenant string, tk *commonops.Task, p store.ClaimParams) (*commonops.Task, error)) {
+	t.Helper()
+	fresh := create(t, s, tenantA, at(0), commonops.CreateInput{TaskType: "fresh"})
+
+	// A task with progress and no checkpoint, back to pending after a
+	// failed attempt whose backoff has passed: its counts start over.
+	retried := create(t, s, tenantA, at(0), commonops.CreateInput{TaskType: "retried", MaxRetries: ptr(3)})
+	claim(t, s, retried, at(1))
+	update(t, s, tenantA, retried.ID, func(x *commonops.Task) (commonops.Change, error) {
+		return x.ApplyProgress(commonops.Progress{TotalItems: ptr[int64](10), ProcessedItems: ptr[int64](4), SuccessItems: ptr[int64](3), FailedItems: ptr[int64](1)}, time.Minute, 0, at(2))
+	})
+	update(t, s, tenantA, retried.ID, func(x *commonops.Task) (commonops.Change, error) {
+		return x.FailAttempt("transient", false, 5*time.Second, at(3)), nil
+	})
+
+	// The same with a checkpoint: its counts are kept for the resume.
+	resumed := create(t, s, tenantB, at(0), commonops.CreateInput{TaskType: "resumed", MaxRetries: ptr(3)})
+	claim(t, s, resumed, at(1))
+	update(t, s, tenantB, resumed.ID, func(x *commonops.Task) (commonops.Change, error) {
+		return x.ApplyProgress(commonops.Progress{TotalItems: ptr[int64](10), ProcessedItems: ptr[int64](6), SuccessItems: ptr[int64](6), Checkpoint: json.RawMessage(`{"row":6}`)}, time.Minute, 0, at(2))
+	})
+	update(t, s, tenantB, resumed.ID, func(x *commonops.Task) (commonops.Change, error) {
+		return x.FailAttempt("transient", false, 0, at(3)), nil
+	})
+
+	for _, c := range []struct {
+		name   string
+		tenant string
+		task   *commonops.Task
+	}{
+		{"fresh", tenantA, fresh},
+		{"retried without checkpoint", tenantA, retried},
+		{"retried with checkpoint", tenantB, resumed},
+		{"any tenant", "", fresh}, // claimed again after its lease is given back
+	} {
+		before := get(t, s, c.task.TenantID, c.task.ID)
+		if c.tenant == "" {
+			before = update(t, s, before.TenantID, before.ID, func(x *commonops.Task) (commonops.Change, error) {
+				x.LeaseExpiresAt = ptr(at(20))
+				return x.ExpireLease(0, at(20))
+			})
+		}
+		want := before.Clone()
+		ch, err := want.Claim("worker-9", 45*time.Second, at(30))
+		if err != nil {
+			t.Fatalf("%s: Claim in Go: %v", c.name, err)
+		}
+		got, err := claimer(c.tenant, c.task, store.ClaimParams{WorkerID: "worker-9", Lease: 45 * time.Second, Now: at(30), Limit: 1,
+			Kinds: []store.Kind{{TaskType: c.task.TaskType, EntityType: "*"}}})
+		if err != nil {
+			t.Fatalf("%s: claim: %v", c.name, err)
+		}
+		equalTask(t, c.name+": claimed task", got, want)
+		equalTask(t, c.name+": stored task", get(t, s, c.task.TenantID, c.task.ID), want)
+		evs, err := s.ListEvents(context.Background(), c.task.TenantID, c.task.ID, 0, 0)
+		if err != nil {
+			t.Fatalf("ListEvents: %v", err)
+		}
+		last := evs[len(evs)-1]
+		if last.EventType != ch.Event || !last.CreatedAt.Equal(at(30)) {
+			t.Fatalf("%s: last event: got %s at %v, want %s at %v", c.name, last.EventType, last.CreatedAt, ch.Event, at(30))
+		}
+		if g, w := decodeJSON(t, last.EventData), roundTrip(t, ch.Data); !reflect.DeepEqual(g, w) {
+			t.Fatalf("%s: event data: got %v, want %v", c.name, g, w)
+		}
+	}
+	if got := topics(drain(t, s)); slices.Contains(got, "") {
+		t.Fatalf("outbox: got %v, want no claim published", got)
+	}
+}
+
+// decodeJSON decodes raw into a generic value.
+func decodeJSON(t *testing.T, raw []byte) any {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		t.Fatalf("decode %s: %v", raw, err)
+	}
+	return v
+}
+
+// roundTrip is v as it reads back from JSON.
+func roundTrip(t *testing.T, v any) any {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatalf("encode %v: %v", v, err)
+	}
+	return decodeJSON(t, b)
 }

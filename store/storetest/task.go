@@ -613,3 +613,71 @@ var deleteTests = []test{
 		wantCode(t, "DeleteTask of an unknown id", err, commonops.ENOTFOUND)
 	}},
 }
+
+// report is ApplyProgress of p by attempt at now, as a worker's report.
+func report(p commonops.Progress, attempt int, now time.Time) func(*commonops.Task) (commonops.Change, error) {
+	p.Attempt = &attempt
+	return func(x *commonops.Task) (commonops.Change, error) { return x.ApplyProgress(p, time.Minute, 0, now) }
+}
+
+var updateFromTests = []test{
+	{"CurrentKnownIsWritten", func(t *testing.T, s store.Store) {
+		known := claim(t, s, create(t, s, tenantA, at(0), commonops.CreateInput{}), at(1))
+		drain(t, s)
+		got, err := s.UpdateTaskFrom(context.Background(), known, report(commonops.Progress{Progress: ptr(40.0), Message: ptr("halfway")}, 1, at(2)))
+		if err != nil {
+			t.Fatalf("UpdateTaskFrom: %v", err)
+		}
+		if got.Progress != 40 || got.Message == nil || *got.Message != "halfway" || got.Version != known.Version+1 {
+			t.Fatalf("report: got progress %v message %v version %d, want 40, halfway, %d", got.Progress, got.Message, got.Version, known.Version+1)
+		}
+		equalTask(t, "stored after the report", get(t, s, tenantA, known.ID), got)
+		done, err := s.UpdateTaskFrom(context.Background(), got, report(commonops.Progress{Status: ptr(commonops.StatusCompleted)}, 1, at(3)))
+		if err != nil {
+			t.Fatalf("UpdateTaskFrom completing: %v", err)
+		}
+		equalTask(t, "stored after completing", get(t, s, tenantA, known.ID), done)
+		if done.Status != commonops.StatusCompleted {
+			t.Fatalf("status: got %s, want completed", done.Status)
+		}
+		if evs := events(t, s, tenantA, known.ID); evs[len(evs)-1] != commonops.EventCompleted {
+			t.Fatalf("events: got %v, want completed last", evs)
+		}
+		if got := topics(drain(t, s)); !slices.Contains(got, commonops.TopicCompleted) {
+			t.Fatalf("outbox: got %v, want %s", got, commonops.TopicCompleted)
+		}
+	}},
+	{"StaleKnownAppliesToStored", func(t *testing.T, s store.Store) {
+		known := claim(t, s, create(t, s, tenantA, at(0), commonops.CreateInput{}), at(1))
+		// Another writer moves the task on: the report must not undo it.
+		update(t, s, tenantA, known.ID, report(commonops.Progress{Message: ptr("from elsewhere")}, 1, at(2)))
+		got, err := s.UpdateTaskFrom(context.Background(), known, report(commonops.Progress{Progress: ptr(50.0)}, 1, at(3)))
+		if err != nil {
+			t.Fatalf("UpdateTaskFrom: %v", err)
+		}
+		if got.Progress != 50 || got.Message == nil || *got.Message != "from elsewhere" || got.Version != known.Version+2 {
+			t.Fatalf("got progress %v message %v version %d, want 50, from elsewhere, %d", got.Progress, got.Message, got.Version, known.Version+2)
+		}
+		equalTask(t, "stored", get(t, s, tenantA, known.ID), got)
+	}},
+	{"StaleKnownRefusedByStored", func(t *testing.T, s store.Store) {
+		cancelled := claim(t, s, create(t, s, tenantA, at(0), commonops.CreateInput{}), at(1))
+		cancel(t, s, cancelled, at(2))
+		before := get(t, s, tenantA, cancelled.ID)
+		_, err := s.UpdateTaskFrom(context.Background(), cancelled, report(commonops.Progress{Status: ptr(commonops.StatusCompleted)}, 1, at(3)))
+		wantCode(t, "completing a cancelled task from its processing copy", err, commonops.ECONFLICT)
+		equalTask(t, "cancelled task unchanged", get(t, s, tenantA, cancelled.ID), before)
+
+		// A zombie of attempt 1 reporting after attempt 2 took the task.
+		zombie := claim(t, s, create(t, s, tenantA, at(0), commonops.CreateInput{MaxRetries: ptr(3)}), at(1))
+		update(t, s, tenantA, zombie.ID, func(x *commonops.Task) (commonops.Change, error) {
+			x.LeaseExpiresAt = ptr(at(5))
+			return x.ExpireLease(0, at(5))
+		})
+		claim(t, s, zombie, at(6))
+		before = get(t, s, tenantA, zombie.ID)
+		_, err = s.UpdateTaskFrom(context.Background(), zombie, report(commonops.Progress{Progress: ptr(90.0)}, 1, at(7)))
+		wantCode(t, "report of a stale attempt", err, commonops.ECONFLICT)
+		equalTask(t, "retried task unchanged", get(t, s, tenantA, zombie.ID), before)
+	}},
+}
