@@ -123,3 +123,67 @@ func BenchmarkListFiltered(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkClaimComplete runs the database side of a worker: claim one
+// known task by key, then complete it, from 32 goroutines. "locked" is the
+// path that reads each task FOR UPDATE before writing it (UpdateTask with
+// Claim, then with the completion); "direct" is the worker's path
+// (ClaimTask, then UpdateTaskFrom the claimed task), in the same run.
+func BenchmarkClaimComplete(b *testing.B) {
+	completed := commonops.StatusCompleted
+	complete := func(x *commonops.Task) (commonops.Change, error) {
+		attempt := x.Attempt
+		return x.ApplyProgress(commonops.Progress{Attempt: &attempt, Status: &completed}, time.Minute, 0, time.Now())
+	}
+	paths := []struct {
+		name string
+		run  func(ctx context.Context, s *postgres.Store, t *commonops.Task) error
+	}{
+		{"locked", func(ctx context.Context, s *postgres.Store, t *commonops.Task) error {
+			if _, err := s.UpdateTask(ctx, t.TenantID, t.ID, func(x *commonops.Task) (commonops.Change, error) {
+				return x.Claim("bench", time.Minute, time.Now())
+			}); err != nil {
+				return err
+			}
+			_, err := s.UpdateTask(ctx, t.TenantID, t.ID, complete)
+			return err
+		}},
+		{"direct", func(ctx context.Context, s *postgres.Store, t *commonops.Task) error {
+			c, err := s.ClaimTask(ctx, t.TenantID, t.ID, store.ClaimParams{WorkerID: "bench", Lease: time.Minute, Now: time.Now()})
+			if err != nil {
+				return err
+			}
+			_, err = s.UpdateTaskFrom(ctx, c, complete)
+			return err
+		}},
+	}
+	for _, path := range paths {
+		b.Run(path.name, func(b *testing.B) {
+			s := openWith(b, newSchema(b), createClients)
+			ctx := context.Background()
+			tasks := make(chan *commonops.Task, b.N)
+			for range b.N {
+				t, ch, err := commonops.NewTask(uuid.NewString(), "bench", "bench", commonops.CreateInput{TaskType: "noop", EntityType: "bench"}, commonops.Limits{}, time.Now())
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := s.CreateTask(ctx, t, ch, nil); err != nil {
+					b.Fatal(err)
+				}
+				tasks <- t
+			}
+			close(tasks)
+			b.SetParallelism(max(1, createClients/runtime.GOMAXPROCS(0)))
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := path.run(ctx, s, <-tasks); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tasks/s")
+		})
+	}
+}
