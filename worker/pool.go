@@ -251,7 +251,10 @@ func (p *Pool) HandleEvent(ctx context.Context, topic string, task *commonops.Ta
 		return nil
 	}
 	defer p.handling.Done()
-	t, err := p.svc.Claim(ctx, task.TenantID, task.ID, p.cfg.WorkerID, 0)
+	// As in claimFree, the claim outlives the delivery's context.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimTimeout)
+	t, err := p.svc.Claim(cctx, task.TenantID, task.ID, p.cfg.WorkerID, 0)
+	cancel()
 	if err != nil {
 		p.release(task.TaskType)
 		switch commonops.ErrorCode(err) {
@@ -342,6 +345,9 @@ func (p *Pool) nudge() {
 	}
 }
 
+// claimTimeout bounds one claim call, which Stop does not cancel.
+const claimTimeout = 10 * time.Second
+
 // pollRetryDelay is how soon the poller tries again after a failed claim
 // round, rather than waiting for the next PollInterval.
 const pollRetryDelay = time.Second
@@ -429,7 +435,11 @@ func (p *Pool) claimFree(ctx context.Context) {
 		if limit == 0 {
 			return
 		}
-		tasks, err := p.svc.ClaimNext(ctx, p.cfg.WorkerID, kinds, limit)
+		// Not cut short by Stop: a claim the database committed must reach
+		// us, or its tasks wait for their leases to lapse.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimTimeout)
+		tasks, err := p.svc.ClaimNext(cctx, p.cfg.WorkerID, kinds, limit)
+		cancel()
 		p.mu.Lock()
 		p.busy -= limit
 		p.mu.Unlock()

@@ -464,3 +464,61 @@ func TestDeletePublished(t *testing.T) {
 		t.Fatalf("outbox rows after publishing 2 of 3: got %d (%d unsent), want 1 (1 unsent)", rows, unsent)
 	}
 }
+
+// TestClaimTaskAfterConcurrentChange: a claim that waits for a row another
+// transaction is changing meets the row under a new ctid once that commits,
+// so its UPDATE matches nothing; ClaimTask must try again and claim it.
+func TestClaimTaskAfterConcurrentChange(t *testing.T) {
+	t.Parallel()
+	s := openWith(t, newSchema(t), 4)
+	ctx := context.Background()
+	tk, ch, err := commonops.NewTask(uuid.NewString(), "tenant", "user", commonops.CreateInput{TaskType: "import", EntityType: "product"}, commonops.Limits{}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateTask(ctx, tk, ch, nil); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := s.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	var holder int
+	if err := tx.QueryRow(ctx, "UPDATE tasks SET priority = 5, version = version + 1 WHERE id = $1 RETURNING pg_backend_pid()", tk.ID).Scan(&holder); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		t   *commonops.Task
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		c, err := s.ClaimTask(ctx, "tenant", tk.ID, store.ClaimParams{WorkerID: "w", Lease: time.Minute, Now: time.Now()})
+		done <- result{c, err}
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var waiting int
+		if err := s.Pool().QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))", holder).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the claim did not wait for the row lock within 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("ClaimTask after a concurrent change: %v", r.err)
+	}
+	if r.t.Status != commonops.StatusProcessing || r.t.Attempt != 1 || r.t.Priority != 5 {
+		t.Fatalf("claimed task: got %s attempt %d priority %d, want processing, 1, 5 (the committed change kept)", r.t.Status, r.t.Attempt, r.t.Priority)
+	}
+}

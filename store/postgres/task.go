@@ -548,10 +548,11 @@ e AS (
 )`
 
 // claimTaskSQL claims task $4 of tenant $5 (empty for any) if it is
-// runnable, and returns it with true; otherwise it returns the task as it
-// is, with false, so a lost claim costs no second round trip. Nothing is
-// locked first: a claimer that loses the race to a concurrent one waits for
-// its row lock, re-checks the WHERE clause and matches nothing.
+// runnable, and returns it with true; otherwise it returns the task as the
+// statement found it, with false, so a task that is not runnable costs no
+// second round trip. Nothing is locked first: a claimer that meets a
+// concurrent change of the row waits for its lock and then matches nothing
+// (the row has a new ctid); ClaimTask tries again.
 //
 // The row is found by key (CTE k) and updated by its ctid: with the runnable
 // conditions beside "id = $4" the planner, whose statistics of a busy queue
