@@ -522,3 +522,56 @@ func TestClaimTaskAfterConcurrentChange(t *testing.T) {
 		t.Fatalf("claimed task: got %s attempt %d priority %d, want processing, 1, 5 (the committed change kept)", r.t.Status, r.t.Attempt, r.t.Priority)
 	}
 }
+
+// TestDeleteRacingWritesLeavesNoHistory: task_events has no foreign key
+// (migration 0005), so DeleteTask must leave no history row behind even
+// when a write of the task (a manual retry) races it: either the delete
+// wins and the retry finds nothing, or the retry wins and the delete is
+// refused.
+func TestDeleteRacingWritesLeavesNoHistory(t *testing.T) {
+	t.Parallel()
+	s := openWith(t, newSchema(t), 16)
+	ctx := context.Background()
+	const n = 40
+	ids := make([]string, n)
+	for i := range ids {
+		tk, ch, err := commonops.NewTask(uuid.NewString(), "tenant", "user", commonops.CreateInput{TaskType: "import", EntityType: "product"}, commonops.Limits{}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.CreateTask(ctx, tk, ch, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.UpdateTask(ctx, "tenant", tk.ID, func(x *commonops.Task) (commonops.Change, error) { return x.Cancel(time.Now()) }); err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = tk.ID
+	}
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		wg.Go(func() {
+			_, err := s.DeleteTask(ctx, "tenant", id)
+			if code := commonops.ErrorCode(err); err != nil && code != commonops.ECONFLICT {
+				t.Errorf("DeleteTask: %v", err)
+			}
+		})
+		wg.Go(func() {
+			_, err := s.UpdateTask(ctx, "tenant", id, func(x *commonops.Task) (commonops.Change, error) { return x.Retry(false, time.Now()) })
+			if code := commonops.ErrorCode(err); err != nil && code != commonops.ENOTFOUND {
+				t.Errorf("retry: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	var orphans, kept int
+	if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM task_events e WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = e.task_id)`).Scan(&orphans); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM tasks`).Scan(&kept); err != nil {
+		t.Fatal(err)
+	}
+	if orphans != 0 {
+		t.Fatalf("history rows of deleted tasks: got %d, want 0", orphans)
+	}
+	t.Logf("%d of %d tasks retried before their delete", kept, n)
+}

@@ -495,8 +495,9 @@ func (s *Store) UpdateTaskFrom(ctx context.Context, known *commonops.Task, fn fu
 	return t, nil
 }
 
-// deleteTaskSQL deletes a terminal task and its idempotency keys; logs and
-// events go by cascade, outbox rows stay so its last events still go out.
+// deleteTaskSQL deletes a terminal task and its idempotency keys; its logs
+// go by cascade, its history with deleteEventsSQL, and outbox rows stay so
+// its last events still go out.
 var deleteTaskSQL = `WITH d AS (
 	DELETE FROM tasks WHERE id = $1 AND tenant_id = $2 AND status IN ('completed', 'failed', 'cancelled')
 	RETURNING ` + taskColumns + `
@@ -504,15 +505,41 @@ var deleteTaskSQL = `WITH d AS (
 k AS (DELETE FROM idempotency_keys WHERE task_id IN (SELECT id FROM d))
 SELECT ` + taskColumns + ` FROM d`
 
-// DeleteTask deletes a terminal task (its logs and events go by cascade)
-// and returns it. ECONFLICT with the task when it is not terminal.
+// deleteEventsSQL deletes the history of task $1 once the task is gone. It
+// runs after deleteTaskSQL in the same transaction, as a statement of its
+// own: the delete waited for the row lock of any writer of the task, so
+// this statement's snapshot holds every history row written, and no new one
+// can come (history rows are written with their task row).
+const deleteEventsSQL = `DELETE FROM task_events WHERE task_id = $1 AND tenant_id = $2
+	AND NOT EXISTS (SELECT 1 FROM tasks WHERE id = $1)`
+
+// DeleteTask deletes a terminal task with its logs and history and returns
+// it, in one round trip. ECONFLICT with the task when it is not terminal.
 func (s *Store) DeleteTask(ctx context.Context, tenant, id string) (*commonops.Task, error) {
-	t, err := scanTask(s.pool.QueryRow(ctx, deleteTaskSQL, id, tenant))
-	if err == nil {
-		return t, nil
-	}
-	if !errors.Is(err, pgx.ErrNoRows) {
+	var t *commonops.Task
+	err := retry(ctx, func() error {
+		b := &pgx.Batch{}
+		b.Queue("BEGIN")
+		b.Queue(deleteTaskSQL, id, tenant)
+		b.Queue(deleteEventsSQL, id, tenant)
+		b.Queue("COMMIT")
+		br := s.pool.SendBatch(ctx, b)
+		defer br.Close()
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+		var err error
+		t, err = scanTask(br.QueryRow())
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		return br.Close() // the history delete and COMMIT
+	})
+	if err != nil {
 		return nil, interpretError(fmt.Errorf("delete task %s: %w", id, err))
+	}
+	if t != nil {
+		return t, nil
 	}
 	cur, err := s.GetTask(ctx, tenant, id)
 	if err != nil {
