@@ -206,6 +206,7 @@ FROM generate_series(1, %d) AS i`, *rows))
 	queries := []struct{ name, query string }{
 		{"status=failed&taskType=export", "status=failed&taskType=export&pageSize=20"},
 		{"status=completed,failed page 50", "status=completed,failed&page=50&pageSize=20"},
+		{"taskType=export", "taskType=export&pageSize=20"},
 		{"entityType=order&sort=-createdAt", "entityType=order&sort=-createdAt&pageSize=50"},
 		{"requestedBy=user7, last 30 days", "requestedBy=user7&startDate=" + time.Now().AddDate(0, 0, -30).Format("2006-01-02") + "&pageSize=20"},
 		{"no filter, newest first", "pageSize=20"},
