@@ -213,8 +213,8 @@ func TestCancelStopsProcessor(t *testing.T) {
 				reg.Register("long", "*", worker.ProcessorFunc(func(ctx context.Context, job worker.Job) error {
 					started <- struct{}{}
 					<-ctx.Done()
+					causeSeen.Store(context.Cause(ctx)) // before the test hears of the stop
 					stopped <- time.Now()
-					causeSeen.Store(context.Cause(ctx))
 					return ctx.Err()
 				}))
 				pool := startPool(t, context.Background(), svc, reg, func(c *worker.Config) { c.HeartbeatInterval = 100 * time.Millisecond })
