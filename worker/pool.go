@@ -248,6 +248,10 @@ func (p *Pool) HandleEvent(ctx context.Context, topic string, task *commonops.Ta
 		return nil
 	}
 	if !p.reserve(task.TaskType) {
+		// No slot: the pool is full, or a poll round holds the free slots
+		// while it queries, too early to see this task. Ask for another
+		// round after it, which costs nothing when the pool is full.
+		p.nudge()
 		return nil
 	}
 	defer p.handling.Done()

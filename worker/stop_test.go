@@ -19,6 +19,7 @@ import (
 type gateStore struct {
 	store.Store
 	next       atomic.Pointer[gate]
+	nextPoll   atomic.Pointer[gate] // holds back the next ClaimNext's answer
 	claimNexts atomic.Int32
 	claimTasks atomic.Int32
 }
@@ -52,6 +53,13 @@ func (s *gateStore) ClaimTask(ctx context.Context, tenant, id string, p store.Cl
 
 func (s *gateStore) ClaimNext(ctx context.Context, p store.ClaimParams) ([]*commonops.Task, error) {
 	defer s.claimNexts.Add(1)
+	if g := s.nextPoll.Swap(nil); g != nil {
+		// The query runs first: the gate holds its answer back.
+		tasks, err := s.Store.ClaimNext(ctx, p)
+		close(g.entered)
+		<-g.open
+		return tasks, err
+	}
 	return s.Store.ClaimNext(ctx, p)
 }
 
@@ -190,6 +198,38 @@ func TestEventForTaskAlreadyRunningIsIgnored(t *testing.T) {
 			t.Fatalf("ClaimTask calls for a task the pool runs: got %d, want 0", n)
 		}
 		letGo()
+		waitFor(t, "the task to complete", 5*time.Second, func() bool { return get(t, svc, task.ID).Status == commonops.StatusCompleted })
+	})
+}
+
+// TestEventDuringPollRoundIsNotLost: while a poll round queries, it holds
+// the pool's free slots, and an event for a task created too late for that
+// query finds none. The pool must still run the task soon (here the poller
+// would otherwise wait an hour).
+func TestEventDuringPollRoundIsNotLost(t *testing.T) {
+	t.Parallel()
+	testdb.Each(t, func(t *testing.T, s store.Store) {
+		t.Parallel()
+		ctx := context.Background()
+		gs := &gateStore{Store: s}
+		g := &gate{entered: make(chan struct{}), open: make(chan struct{})}
+		gs.nextPoll.Store(g) // the first round, at Start
+		svc := newService(t, gs, 30*time.Second)
+		reg := worker.NewRegistry()
+		reg.Register("quick", "*", worker.ProcessorFunc(func(ctx context.Context, job worker.Job) error { return nil }))
+		pool := startPool(t, ctx, svc, reg, func(c *worker.Config) { c.PollInterval = time.Hour })
+		var once sync.Once
+		t.Cleanup(func() { once.Do(func() { close(g.open) }) }) // before the pool's Stop
+		select {
+		case <-g.entered:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the first poll round did not start within 5s")
+		}
+		task := create(t, svc, commonops.CreateInput{TaskType: "quick", EntityType: "x"})
+		if err := pool.HandleEvent(ctx, commonops.TopicCreated, task); err != nil {
+			t.Fatalf("HandleEvent: %v", err)
+		}
+		once.Do(func() { close(g.open) })
 		waitFor(t, "the task to complete", 5*time.Second, func() bool { return get(t, svc, task.ID).Status == commonops.StatusCompleted })
 	})
 }
