@@ -34,20 +34,22 @@ func (s *gateStore) arm() *gate {
 	return g
 }
 
-func (s *gateStore) UpdateTask(ctx context.Context, tenant, id string, fn func(*commonops.Task) (commonops.Change, error)) (*commonops.Task, error) {
+// pass waits at the armed gate, if any, once.
+func (s *gateStore) pass() {
 	if g := s.next.Swap(nil); g != nil {
 		close(g.entered)
 		<-g.open
 	}
+}
+
+func (s *gateStore) UpdateTask(ctx context.Context, tenant, id string, fn func(*commonops.Task) (commonops.Change, error)) (*commonops.Task, error) {
+	s.pass()
 	return s.Store.UpdateTask(ctx, tenant, id, fn)
 }
 
 func (s *gateStore) ClaimTask(ctx context.Context, tenant, id string, p store.ClaimParams) (*commonops.Task, error) {
 	defer s.claimTasks.Add(1)
-	if g := s.next.Swap(nil); g != nil {
-		close(g.entered)
-		<-g.open
-	}
+	s.pass()
 	return s.Store.ClaimTask(ctx, tenant, id, p)
 }
 

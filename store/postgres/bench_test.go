@@ -163,14 +163,7 @@ func BenchmarkClaimComplete(b *testing.B) {
 			ctx := context.Background()
 			tasks := make(chan *commonops.Task, b.N)
 			for range b.N {
-				t, ch, err := commonops.NewTask(uuid.NewString(), "bench", "bench", commonops.CreateInput{TaskType: "noop", EntityType: "bench"}, commonops.Limits{}, time.Now())
-				if err != nil {
-					b.Fatal(err)
-				}
-				if _, err := s.CreateTask(ctx, t, ch, nil); err != nil {
-					b.Fatal(err)
-				}
-				tasks <- t
+				tasks <- create(b, s, commonops.CreateInput{TaskType: "noop", EntityType: "bench"})
 			}
 			close(tasks)
 			b.SetParallelism(max(1, createClients/runtime.GOMAXPROCS(0)))

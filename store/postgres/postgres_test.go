@@ -472,13 +472,7 @@ func TestClaimTaskAfterConcurrentChange(t *testing.T) {
 	t.Parallel()
 	s := openWith(t, newSchema(t), 4)
 	ctx := context.Background()
-	tk, ch, err := commonops.NewTask(uuid.NewString(), "tenant", "user", commonops.CreateInput{TaskType: "import", EntityType: "product"}, commonops.Limits{}, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.CreateTask(ctx, tk, ch, nil); err != nil {
-		t.Fatal(err)
-	}
+	tk := create(t, s, commonops.CreateInput{TaskType: "import", EntityType: "product"})
 	tx, err := s.Pool().Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -494,7 +488,7 @@ func TestClaimTaskAfterConcurrentChange(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		c, err := s.ClaimTask(ctx, "tenant", tk.ID, store.ClaimParams{WorkerID: "w", Lease: time.Minute, Now: time.Now()})
+		c, err := s.ClaimTask(ctx, tk.TenantID, tk.ID, store.ClaimParams{WorkerID: "w", Lease: time.Minute, Now: time.Now()})
 		done <- result{c, err}
 	}()
 	deadline := time.Now().Add(5 * time.Second)
@@ -533,30 +527,24 @@ func TestDeleteRacingWritesLeavesNoHistory(t *testing.T) {
 	s := openWith(t, newSchema(t), 16)
 	ctx := context.Background()
 	const n = 40
-	ids := make([]string, n)
-	for i := range ids {
-		tk, ch, err := commonops.NewTask(uuid.NewString(), "tenant", "user", commonops.CreateInput{TaskType: "import", EntityType: "product"}, commonops.Limits{}, time.Now())
-		if err != nil {
+	tasks := make([]*commonops.Task, n)
+	for i := range tasks {
+		tk := create(t, s, commonops.CreateInput{TaskType: "import", EntityType: "product"})
+		if _, err := s.UpdateTask(ctx, tk.TenantID, tk.ID, func(x *commonops.Task) (commonops.Change, error) { return x.Cancel(time.Now()) }); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.CreateTask(ctx, tk, ch, nil); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.UpdateTask(ctx, "tenant", tk.ID, func(x *commonops.Task) (commonops.Change, error) { return x.Cancel(time.Now()) }); err != nil {
-			t.Fatal(err)
-		}
-		ids[i] = tk.ID
+		tasks[i] = tk
 	}
 	var wg sync.WaitGroup
-	for _, id := range ids {
+	for _, tk := range tasks {
 		wg.Go(func() {
-			_, err := s.DeleteTask(ctx, "tenant", id)
+			_, err := s.DeleteTask(ctx, tk.TenantID, tk.ID)
 			if code := commonops.ErrorCode(err); err != nil && code != commonops.ECONFLICT {
 				t.Errorf("DeleteTask: %v", err)
 			}
 		})
 		wg.Go(func() {
-			_, err := s.UpdateTask(ctx, "tenant", id, func(x *commonops.Task) (commonops.Change, error) { return x.Retry(false, time.Now()) })
+			_, err := s.UpdateTask(ctx, tk.TenantID, tk.ID, func(x *commonops.Task) (commonops.Change, error) { return x.Retry(false, time.Now()) })
 			if code := commonops.ErrorCode(err); err != nil && code != commonops.ENOTFOUND {
 				t.Errorf("retry: %v", err)
 			}

@@ -360,16 +360,15 @@ func (tc *txConn) release() {
 	tc.c.Release() // the pool drops a connection left in a transaction
 }
 
-// save queues the write of t (loaded at version old) with its change.
-func (s *Store) queueSave(ctx context.Context, b *pgx.Batch, t *commonops.Task, old int64, ch commonops.Change) error {
+// saveArgs are the parameters of saveSQL writing t, loaded at version old,
+// with its change.
+func (s *Store) saveArgs(ctx context.Context, t *commonops.Task, old int64, ch commonops.Change) ([]any, error) {
 	normalize(t)
-	args := append(taskArgs(t), old)
 	cargs, err := s.changeArgs(ctx, t, ch)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	b.Queue(saveSQL, append(args, cargs...)...)
-	return nil
+	return append(append(taskArgs(t), old), cargs...), nil
 }
 
 var lockTaskSQL = "SELECT " + taskColumns + " FROM tasks WHERE id = $1 AND ($2 = '' OR tenant_id = $2) FOR UPDATE"
@@ -422,10 +421,12 @@ func (s *Store) UpdateTask(ctx context.Context, tenant, id string, fn func(*comm
 		if t.Version == old {
 			t.Version++
 		}
-		b = &pgx.Batch{}
-		if err := s.queueSave(ctx, b, t, old, ch); err != nil {
+		args, err := s.saveArgs(ctx, t, old, ch)
+		if err != nil {
 			return fnError{err}
 		}
+		b = &pgx.Batch{}
+		b.Queue(saveSQL, args...)
 		b.Queue("COMMIT")
 		br = tc.c.SendBatch(ctx, b)
 		var updated, written int
@@ -471,16 +472,13 @@ func (s *Store) UpdateTaskFrom(ctx context.Context, known *commonops.Task, fn fu
 		return s.UpdateTask(ctx, known.TenantID, known.ID, fn)
 	}
 	t.ID, t.TenantID = known.ID, known.TenantID
-	normalize(t)
 	if t.Version == known.Version {
 		t.Version++
 	}
-	args := append(taskArgs(t), known.Version)
-	cargs, err := s.changeArgs(ctx, t, ch)
+	args, err := s.saveArgs(ctx, t, known.Version, ch)
 	if err != nil {
 		return nil, err
 	}
-	args = append(args, cargs...)
 	var updated, written int
 	err = retry(ctx, func() error { return s.pool.QueryRow(ctx, saveSQL, args...).Scan(&updated, &written) })
 	if err != nil {
@@ -602,15 +600,12 @@ WHERE id = $4 AND ($5 = '' OR tenant_id = $5) AND NOT EXISTS (SELECT 1 FROM u)`
 // gives the reason; if that finds it runnable after all (it changed in
 // between), the claim is tried again.
 func (s *Store) ClaimTask(ctx context.Context, tenant, id string, p store.ClaimParams) (*commonops.Task, error) {
-	now := dbTime(p.Now)
-	if now.IsZero() {
-		now = dbTime(time.Now())
-	}
+	now, exp := claimTimes(p)
 	var t *commonops.Task
 	err := retry(ctx, func() error {
 		var claimed bool
 		var err error
-		t, err = scanTask(s.pool.QueryRow(ctx, claimTaskSQL, p.WorkerID, dbTime(now.Add(p.Lease)), now, id, tenant), &claimed)
+		t, err = scanTask(s.pool.QueryRow(ctx, claimTaskSQL, p.WorkerID, exp, now, id, tenant), &claimed)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 			return notFound(id)
@@ -629,6 +624,17 @@ func (s *Store) ClaimTask(ctx context.Context, tenant, id string, p store.ClaimP
 		return nil, fmt.Errorf("claim task %s: %w", id, err)
 	}
 	return t, nil
+}
+
+// claimTimes are a claim's time (p.Now, or the clock when unset) and its
+// lease expiry, as the database stores them.
+func claimTimes(p store.ClaimParams) (now, exp time.Time) {
+	now = p.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	now = dbTime(now)
+	return now, dbTime(now.Add(p.Lease))
 }
 
 // claimNextSQL locks up to $4 runnable tasks of the kinds ($5 task types,
@@ -658,16 +664,13 @@ SELECT ` + taskColumns + ` FROM u`
 // table they undercount pending tasks and the planner would sort every one
 // of them on each claim). The tasks come back in claim order.
 func (s *Store) ClaimNext(ctx context.Context, p store.ClaimParams) ([]*commonops.Task, error) {
-	now := dbTime(p.Now)
-	if now.IsZero() {
-		now = dbTime(time.Now())
-	}
+	now, exp := claimTimes(p)
 	var types, entities []string
 	for _, k := range p.Kinds {
 		types = append(types, k.TaskType)
 		entities = append(entities, k.EntityType)
 	}
-	args := []any{p.WorkerID, dbTime(now.Add(p.Lease)), now, max(p.Limit, 1), types, entities}
+	args := []any{p.WorkerID, exp, now, max(p.Limit, 1), types, entities}
 	var claimed []*commonops.Task
 	err := retry(ctx, func() error {
 		b := &pgx.Batch{}
