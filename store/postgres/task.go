@@ -115,6 +115,16 @@ func (s *Store) changeArgs(ctx context.Context, t *commonops.Task, ch commonops.
 	return []any{ch.Event, data, t.UpdatedAt, ch.Topic, payload, tp}, nil
 }
 
+// createKey orders a create in its write group (see combine.go): the
+// only lock a new task's insert can wait for is its idempotency key's.
+func createKey(t *commonops.Task, idem *store.Idempotency) string {
+	if idem == nil {
+		return t.ID
+	}
+	tenant := cmp.Or(idem.TenantID, t.TenantID)
+	return "\x00" + tenant + "\x00" + idem.Key
+}
+
 // CreateTask inserts t with ch's event and outbox rows, and the idempotency
 // key when given, in one statement. A key already taken inserts nothing and
 // returns the stored record. t's times are normalised to what the database
@@ -129,10 +139,7 @@ func (s *Store) CreateTask(ctx context.Context, t *commonops.Task, ch commonops.
 	args = append(args, cargs...)
 	idemTenant := len(args) // index of the key's tenant parameter
 	if idem != nil {
-		tenant := idem.TenantID
-		if tenant == "" {
-			tenant = t.TenantID
-		}
+		tenant := cmp.Or(idem.TenantID, t.TenantID)
 		created := idem.CreatedAt
 		if created.IsZero() {
 			created = t.CreatedAt
@@ -144,7 +151,7 @@ func (s *Store) CreateTask(ctx context.Context, t *commonops.Task, ch commonops.
 	var prior *store.Idempotency
 	err = retry(ctx, func() error {
 		var inserted, written int
-		if err := s.pool.QueryRow(ctx, createSQL, args...).Scan(&inserted, &written); err != nil {
+		if err := s.queryRow(ctx, createKey(t, idem), createSQL, args, func(r pgx.Row) error { return r.Scan(&inserted, &written) }); err != nil {
 			if isCode(err, codeUniqueViolation) {
 				return &commonops.Error{Code: commonops.ECONFLICT, Message: fmt.Sprintf("task %s already exists", t.ID), Err: err}
 			}
@@ -480,7 +487,9 @@ func (s *Store) UpdateTaskFrom(ctx context.Context, known *commonops.Task, fn fu
 		return nil, err
 	}
 	var updated, written int
-	err = retry(ctx, func() error { return s.pool.QueryRow(ctx, saveSQL, args...).Scan(&updated, &written) })
+	err = retry(ctx, func() error {
+		return s.queryRow(ctx, known.ID, saveSQL, args, func(r pgx.Row) error { return r.Scan(&updated, &written) })
+	})
 	if err != nil {
 		return nil, fmt.Errorf("update task %s: %w", known.ID, err)
 	}
@@ -604,8 +613,11 @@ func (s *Store) ClaimTask(ctx context.Context, tenant, id string, p store.ClaimP
 	var t *commonops.Task
 	err := retry(ctx, func() error {
 		var claimed bool
-		var err error
-		t, err = scanTask(s.pool.QueryRow(ctx, claimTaskSQL, p.WorkerID, exp, now, id, tenant), &claimed)
+		err := s.queryRow(ctx, id, claimTaskSQL, []any{p.WorkerID, exp, now, id, tenant}, func(r pgx.Row) error {
+			var err error
+			t, err = scanTask(r, &claimed)
+			return err
+		})
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 			return notFound(id)

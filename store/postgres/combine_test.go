@@ -1,0 +1,191 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/store"
+	"github.com/commonops/commonops/store/postgres"
+)
+
+// groupTable makes a table g (k int primary key) in a fresh store's schema.
+func groupTable(t *testing.T) *postgres.Store {
+	t.Helper()
+	s := openIn(t, newSchema(t))
+	if _, err := s.Pool().Exec(context.Background(), "CREATE TABLE g (k int PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// insertK inserts k into g and reads back the id of the transaction that
+// wrote it into xid.
+func insertK(key string, k int, xid *int64) postgres.GroupWrite {
+	return postgres.GroupWrite{
+		Key: key, SQL: "INSERT INTO g (k) VALUES ($1) RETURNING txid_current()", Args: []any{k},
+		Scan: func(r pgx.Row) error { return r.Scan(xid) },
+	}
+}
+
+func keys(t *testing.T, s *postgres.Store) []int {
+	t.Helper()
+	rows, err := s.Pool().Query(context.Background(), "SELECT k FROM g ORDER BY k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ks
+}
+
+func TestWriteGroupIsOneTransaction(t *testing.T) {
+	t.Parallel()
+	s := groupTable(t)
+	xids := make([]int64, 3)
+	var missing int
+	errs := s.SendGroup(context.Background(), []postgres.GroupWrite{
+		insertK("a", 1, &xids[0]),
+		{Key: "b", SQL: "SELECT k FROM g WHERE k = 99", Scan: func(r pgx.Row) error { return r.Scan(&missing) }},
+		insertK("c", 3, &xids[2]),
+	})
+	if errs[0] != nil || errs[2] != nil {
+		t.Fatalf("inserts: %v, %v", errs[0], errs[2])
+	}
+	// A statement that finds no row is an answer, not a failure of the group.
+	if !errors.Is(errs[1], pgx.ErrNoRows) {
+		t.Errorf("select of a missing row: %v, want pgx.ErrNoRows", errs[1])
+	}
+	if xids[0] == 0 || xids[0] != xids[2] {
+		t.Errorf("transaction ids %v: want the group's statements in one transaction", xids)
+	}
+	if got := keys(t, s); !slices.Equal(got, []int{1, 3}) {
+		t.Errorf("rows %v, want [1 3]", got)
+	}
+}
+
+func TestWriteGroupFailureFailsOnlyItsWrite(t *testing.T) {
+	t.Parallel()
+	s := groupTable(t)
+	if _, err := s.Pool().Exec(context.Background(), "INSERT INTO g VALUES (2)"); err != nil {
+		t.Fatal(err)
+	}
+	xids := make([]int64, 3)
+	errs := s.SendGroup(context.Background(), []postgres.GroupWrite{
+		insertK("a", 1, &xids[0]), insertK("b", 2, &xids[1]), insertK("c", 3, &xids[2]),
+	})
+	var pe *pgconn.PgError
+	if !errors.As(errs[1], &pe) || pe.Code != "23505" {
+		t.Errorf("duplicate insert: %v, want a unique violation", errs[1])
+	}
+	if errs[0] != nil || errs[2] != nil {
+		t.Fatalf("the other writes failed with it: %v, %v", errs[0], errs[2])
+	}
+	// Sent again alone, each in a transaction of its own.
+	if xids[0] == xids[2] {
+		t.Errorf("transaction ids %v: want the rest resent alone", xids)
+	}
+	if got := keys(t, s); !slices.Equal(got, []int{1, 2, 3}) {
+		t.Errorf("rows %v, want [1 2 3]", got)
+	}
+}
+
+func TestWriteGroupSkipsCallersThatGaveUp(t *testing.T) {
+	t.Parallel()
+	s := groupTable(t)
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	xids := make([]int64, 3)
+	w := insertK("b", 2, &xids[1])
+	w.Ctx = gone
+	errs := s.SendGroup(context.Background(), []postgres.GroupWrite{insertK("a", 1, &xids[0]), w, insertK("c", 3, &xids[2])})
+	if !errors.Is(errs[1], context.Canceled) {
+		t.Errorf("write of a cancelled caller: %v, want context.Canceled", errs[1])
+	}
+	if errs[0] != nil || errs[2] != nil {
+		t.Fatalf("inserts: %v, %v", errs[0], errs[2])
+	}
+	if got := keys(t, s); !slices.Equal(got, []int{1, 3}) {
+		t.Errorf("rows %v, want [1 3]: the cancelled write must not run", got)
+	}
+}
+
+// A group's statements lock rows in key order, whatever order they came in.
+func TestWriteGroupRunsInKeyOrder(t *testing.T) {
+	t.Parallel()
+	s := groupTable(t)
+	if _, err := s.Pool().Exec(context.Background(), "CREATE SEQUENCE seq"); err != nil {
+		t.Fatal(err)
+	}
+	order := map[string]*int64{"c": new(int64), "a": new(int64), "b": new(int64)}
+	var ws []postgres.GroupWrite
+	for _, k := range []string{"c", "a", "b"} {
+		ws = append(ws, postgres.GroupWrite{Key: k, SQL: "SELECT nextval('seq')", Scan: func(r pgx.Row) error { return r.Scan(order[k]) }})
+	}
+	for i, err := range s.SendGroup(context.Background(), ws) {
+		if err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+	if got := []int64{*order["a"], *order["b"], *order["c"]}; !slices.Equal(got, []int64{1, 2, 3}) {
+		t.Errorf("sequence values of a, b, c: %v, want [1 2 3]", got)
+	}
+}
+
+// Creates and claims from many goroutines go through write groups; each
+// caller gets its own answer.
+func TestGroupedWritesUnderConcurrency(t *testing.T) {
+	t.Parallel()
+	s := openIn(t, newSchema(t))
+	ctx := context.Background()
+	const n = 64
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*n)
+	for i := range n {
+		task, ch := newTask(t, "acme", commonops.CreateInput{TaskType: "import", EntityType: "product"})
+		ids[i] = task.ID
+		wg.Go(func() {
+			if _, err := s.CreateTask(ctx, task, ch, nil); err != nil {
+				errs <- fmt.Errorf("create: %w", err)
+			}
+		})
+	}
+	wg.Wait()
+	// Each task claimed twice at once: one claim wins, the other is refused.
+	won := make([]int, n)
+	var mu sync.Mutex
+	for i := range 2 * n {
+		wg.Go(func() {
+			_, err := s.ClaimTask(ctx, "", ids[i%n], store.ClaimParams{WorkerID: fmt.Sprint("w", i), Lease: time.Minute})
+			switch {
+			case err == nil:
+				mu.Lock()
+				won[i%n]++
+				mu.Unlock()
+			case commonops.ErrorCode(err) != commonops.ECONFLICT:
+				errs <- fmt.Errorf("claim: %w", err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for i, w := range won {
+		if w != 1 {
+			t.Errorf("task %s claimed %d times, want once", ids[i], w)
+		}
+	}
+}

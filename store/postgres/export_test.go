@@ -1,0 +1,34 @@
+package postgres
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// GroupWrite is one statement of a group sent with SendGroup.
+type GroupWrite struct {
+	Ctx  context.Context // nil: the test's
+	Key  string
+	SQL  string
+	Args []any
+	Scan func(pgx.Row) error
+}
+
+// SendGroup sends ws as one write group, as the flushers would had they
+// arrived together, and returns each write's result.
+func (s *Store) SendGroup(ctx context.Context, ws []GroupWrite) []error {
+	group := make([]*write, len(ws))
+	for i, w := range ws {
+		group[i] = &write{ctx: ctx, key: w.Key, sql: w.SQL, args: w.Args, scan: w.Scan, done: make(chan error, 1)}
+		if w.Ctx != nil {
+			group[i].ctx = w.Ctx
+		}
+	}
+	s.sendGroup(group)
+	errs := make([]error, len(ws))
+	for i, w := range group {
+		errs[i] = <-w.done
+	}
+	return errs
+}
