@@ -2,6 +2,8 @@ package worker_test
 
 import (
 	"context"
+	"math/rand/v2"
+	"slices"
 	"sort"
 	"testing"
 	"time"
@@ -9,6 +11,8 @@ import (
 	"github.com/commonops/commonops"
 	"github.com/commonops/commonops/bus"
 	"github.com/commonops/commonops/internal/testdb"
+	"github.com/commonops/commonops/maintenance"
+	"github.com/commonops/commonops/operations"
 	"github.com/commonops/commonops/outbox"
 	"github.com/commonops/commonops/store"
 	"github.com/commonops/commonops/worker"
@@ -72,6 +76,88 @@ func BenchmarkCancelLatency(b *testing.B) {
 			}
 			b.ReportMetric(pct(0.50), "p50-ms")
 			b.ReportMetric(pct(0.99), "p99-ms")
+		})
+	}
+}
+
+// BenchmarkDeadWorkerRescue measures the time from killing a pool in the
+// middle of a task (its context cancelled: it writes nothing more, as after
+// SIGKILL) to the task's next attempt starting in another pool. Everything
+// on the way runs at its defaults: the maintenance tick that rescues the
+// lapsed lease, the retry backoff with jitter, and the other pool's fallback
+// poll. The lease is 2 s to keep the run short. Pools and the maintenance
+// runner start at random moments, so that their ticks are not in step. It
+// reports the median and the slowest time past the lease (goal: ≤ 5 s; at
+// most a maintenance tick, the longest first backoff and a poll interval:
+// 1 + 1 + 2 s).
+func BenchmarkDeadWorkerRescue(b *testing.B) {
+	const lease = 2 * time.Second
+	for _, drv := range []struct {
+		name string
+		open func(testing.TB) store.Store
+	}{{"sqlite", testdb.SQLite}, {"postgres", testdb.Postgres}} {
+		b.Run(drv.name, func(b *testing.B) {
+			s := drv.open(b)
+			svc := &operations.Service{Store: s, Objects: newService(b, s, lease).Objects, Lease: lease}
+			m := maintenance.New(maintenance.Config{Service: svc, Logger: quiet(b)})
+			time.Sleep(rand.N(maintenance.IntervalDefault))
+			m.Start(context.Background())
+			b.Cleanup(m.Stop)
+
+			// Both pools run the same processor: the first attempt holds its
+			// task until its pool is killed, the second records its start.
+			type start struct {
+				pool    int
+				attempt int
+				at      time.Time
+			}
+			starts := make(chan start, 4)
+			kills := make([]context.CancelFunc, 2)
+			launch := func(i int) {
+				reg := worker.NewRegistry()
+				reg.Register("held", "*", worker.ProcessorFunc(func(ctx context.Context, job worker.Job) error {
+					starts <- start{i, job.Task().Attempt, time.Now()}
+					if job.Task().Attempt == 1 {
+						<-ctx.Done()
+						return ctx.Err()
+					}
+					return nil
+				}))
+				time.Sleep(rand.N(worker.PollIntervalDefault))
+				ctx, kill := context.WithCancel(context.Background())
+				kills[i] = kill
+				startPool(b, ctx, svc, reg, func(c *worker.Config) { c.PollInterval, c.ReportInterval = 0, 0 })
+			}
+			launch(0)
+			launch(1)
+			recv := func(what string) start {
+				select {
+				case st := <-starts:
+					return st
+				case <-time.After(lease + time.Minute):
+					b.Fatalf("no %s within a minute past the lease", what)
+					return start{}
+				}
+			}
+
+			over := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for range b.N {
+				create(b, svc, commonops.CreateInput{TaskType: "held", EntityType: "x", MaxRetries: ptr(3)})
+				first := recv("first attempt")
+				kills[first.pool]()
+				killed := time.Now()
+				second := recv("second attempt")
+				if second.attempt != 2 || second.pool == first.pool {
+					b.Fatalf("got attempt %d in pool %d after pool %d was killed, want attempt 2 in the other pool", second.attempt, second.pool, first.pool)
+				}
+				over = append(over, second.at.Sub(killed)-lease)
+				launch(first.pool) // a fresh pool in place of the killed one
+			}
+			b.StopTimer()
+			slices.Sort(over)
+			b.ReportMetric(over[len(over)/2].Seconds(), "p50-s-past-lease")
+			b.ReportMetric(over[len(over)-1].Seconds(), "max-s-past-lease")
 		})
 	}
 }
