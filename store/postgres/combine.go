@@ -1,6 +1,8 @@
 package postgres
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/commonops/commonops"
 )
@@ -65,8 +68,9 @@ type write struct {
 }
 
 // queryRow runs sql as one write, grouped with concurrent ones, and scans
-// its row with scan. key names the row it locks first (see above). It
-// returns scan's error (pgx.ErrNoRows included).
+// its row with scan. key names the row it locks (see above). It returns
+// scan's error (pgx.ErrNoRows included). sql must be one statement that
+// writes at most the row named by key and controls no transaction.
 func (s *Store) queryRow(ctx context.Context, key, sql string, args []any, scan func(pgx.Row) error) error {
 	w := &write{ctx: ctx, key: key, sql: sql, args: args, scan: scan, done: make(chan error, 1)}
 	select {
@@ -83,6 +87,7 @@ func (s *Store) queryRow(ctx context.Context, key, sql string, args []any, scan 
 func (s *Store) flush() {
 	defer s.wg.Done()
 	group := make([]*write, 0, maxGroup)
+	m := pgtype.NewMap() // this goroutine's alone: a Map is not safe for concurrent use
 	for {
 		select {
 		case w := <-s.writes:
@@ -99,15 +104,17 @@ func (s *Store) flush() {
 				break more
 			}
 		}
-		s.sendGroup(group)
+		s.sendGroup(group, m)
 		clear(group)
 	}
 }
 
 // sendGroup writes group in one implicit transaction and tells each caller
 // its result. Writes whose callers gave up before the group was sent are
-// dropped; a group of one goes as a plain statement.
-func (s *Store) sendGroup(group []*write) {
+// dropped; a group of one goes as a plain statement. The statements' rows
+// are copied out and scanned (with m) only once the group has committed,
+// so a caller's scan that fails fails that caller alone.
+func (s *Store) sendGroup(group []*write, m *pgtype.Map) {
 	live := group[:0:0]
 	for _, w := range group {
 		if err := w.ctx.Err(); err != nil {
@@ -116,11 +123,11 @@ func (s *Store) sendGroup(group []*write) {
 		}
 		live = append(live, w)
 	}
-	if len(live) == 1 {
-		s.sendAlone(live[0])
+	switch len(live) {
+	case 0:
 		return
-	}
-	if len(live) == 0 {
+	case 1:
+		s.sendAlone(live[0])
 		return
 	}
 	slices.SortStableFunc(live, func(a, b *write) int { return strings.Compare(a.key, b.key) })
@@ -131,25 +138,35 @@ func (s *Store) sendGroup(group []*write) {
 		b.Queue(w.sql, w.args...)
 	}
 	br := s.pool.SendBatch(ctx, b)
-	errs := make([]error, len(live))
+	answers := make([]*answer, len(live))
 	var failed error
-	for i, w := range live {
-		errs[i] = w.scan(br.QueryRow())
-		if errs[i] != nil && !errors.Is(errs[i], pgx.ErrNoRows) && failed == nil {
-			failed = errs[i]
+	for i := range live {
+		rows, err := br.Query()
+		if err == nil {
+			answers[i], err = readAnswer(rows, m)
+		}
+		if err != nil {
+			failed = err
+			break
 		}
 	}
-	if err := br.Close(); err != nil && failed == nil {
+	if err := br.Close(); failed == nil {
 		failed = err
 	}
 	switch {
 	case failed == nil:
 		for i, w := range live {
-			w.done <- errs[i]
+			w.done <- w.scan(answers[i])
 		}
 	case rolledBack(failed):
+		// Sent again alone, side by side: each is one statement on one
+		// row, so they cannot deadlock one another.
 		for _, w := range live {
-			s.sendAlone(w)
+			s.wg.Add(1) // the flusher's own count keeps Close waiting meanwhile
+			go func() {
+				defer s.wg.Done()
+				s.sendAlone(w)
+			}()
 		}
 	default:
 		for _, w := range live {
@@ -163,11 +180,48 @@ func (s *Store) sendAlone(w *write) {
 	w.done <- w.scan(s.pool.QueryRow(w.ctx, w.sql, w.args...))
 }
 
-// rolledBack reports whether err is the server refusing a statement (so
-// the transaction it was in was rolled back) rather than a failure that
-// leaves the commit's outcome unknown: a broken connection, or a session
-// ended (FATAL) by the server.
+// answer is a statement's first row, copied out of its batch: a pgx.Row
+// that scans with the flusher's type map.
+type answer struct {
+	m      *pgtype.Map
+	found  bool
+	fields []pgconn.FieldDescription
+	values [][]byte
+}
+
+func (a *answer) Scan(dest ...any) error {
+	if !a.found {
+		return pgx.ErrNoRows
+	}
+	return pgx.ScanRow(a.m, a.fields, a.values, dest...)
+}
+
+// readAnswer copies the first row of rows and returns the statement's
+// error.
+func readAnswer(rows pgx.Rows, m *pgtype.Map) (*answer, error) {
+	defer rows.Close()
+	a := &answer{m: m}
+	if rows.Next() {
+		a.found = true
+		a.fields = slices.Clone(rows.FieldDescriptions())
+		for _, v := range rows.RawValues() {
+			a.values = append(a.values, bytes.Clone(v)) // nil (NULL) stays nil
+		}
+	}
+	rows.Close()
+	return a, rows.Err()
+}
+
+// rolledBack reports whether err left nothing of the group written: the
+// server refused a statement (so the transaction it was in was rolled
+// back), or the batch failed before it was sent. Other failures (a broken
+// connection, a session the server ended) leave the commit's outcome
+// unknown.
 func rolledBack(err error) bool {
 	var pe *pgconn.PgError
-	return errors.As(err, &pe) && pe.Severity == "ERROR"
+	if errors.As(err, &pe) {
+		return cmp.Or(pe.SeverityUnlocalized, pe.Severity) == "ERROR"
+	}
+	var pre pgx.ErrPreprocessingBatch
+	return errors.As(err, &pre)
 }

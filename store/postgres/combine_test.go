@@ -142,6 +142,98 @@ func TestWriteGroupRunsInKeyOrder(t *testing.T) {
 	}
 }
 
+// A caller's scan that fails (here: a number into a time) fails that caller
+// alone; the group committed.
+func TestWriteGroupScanErrorFailsOnlyItsCaller(t *testing.T) {
+	t.Parallel()
+	s := groupTable(t)
+	xids := make([]int64, 3)
+	var when time.Time
+	bad := insertK("b", 2, nil)
+	bad.Scan = func(r pgx.Row) error { return r.Scan(&when) }
+	errs := s.SendGroup(context.Background(), []postgres.GroupWrite{insertK("a", 1, &xids[0]), bad, insertK("c", 3, &xids[2])})
+	if errs[1] == nil {
+		t.Error("scan of a number into a time: no error")
+	}
+	if errs[0] != nil || errs[2] != nil {
+		t.Fatalf("the other writes failed with it: %v, %v", errs[0], errs[2])
+	}
+	if xids[0] == 0 || xids[0] != xids[2] {
+		t.Errorf("transaction ids %v: want one transaction", xids)
+	}
+	if got := keys(t, s); !slices.Equal(got, []int{1, 2, 3}) {
+		t.Errorf("rows %v, want [1 2 3]", got)
+	}
+}
+
+// A group refused when it commits (a deferred constraint) wrote nothing;
+// its writes are sent again alone.
+func TestWriteGroupRefusedAtCommit(t *testing.T) {
+	t.Parallel()
+	s := openIn(t, newSchema(t))
+	if _, err := s.Pool().Exec(context.Background(), "CREATE TABLE g (k int, UNIQUE (k) DEFERRABLE INITIALLY DEFERRED)"); err != nil {
+		t.Fatal(err)
+	}
+	xids := make([]int64, 3)
+	errs := s.SendGroup(context.Background(), []postgres.GroupWrite{insertK("a", 1, &xids[0]), insertK("b", 1, &xids[1]), insertK("c", 3, &xids[2])})
+	var pe *pgconn.PgError
+	if errs[0] != nil || errs[2] != nil || !errors.As(errs[1], &pe) || pe.Code != "23505" {
+		t.Fatalf("got %v, want nil, a unique violation, nil", errs)
+	}
+	if got := keys(t, s); !slices.Equal(got, []int{1, 3}) {
+		t.Errorf("rows %v, want [1 3]", got)
+	}
+}
+
+// A write whose arguments cannot be encoded stops its batch before anything
+// is sent; the others are sent alone.
+func TestWriteGroupUnencodableArgument(t *testing.T) {
+	t.Parallel()
+	s := groupTable(t)
+	xids := make([]int64, 3)
+	bad := insertK("b", 2, &xids[1])
+	bad.Args = []any{make(chan int)}
+	errs := s.SendGroup(context.Background(), []postgres.GroupWrite{insertK("a", 1, &xids[0]), bad, insertK("c", 3, &xids[2])})
+	if errs[1] == nil || errs[0] != nil || errs[2] != nil {
+		t.Fatalf("got %v, want nil, an encoding error, nil", errs)
+	}
+	if got := keys(t, s); !slices.Equal(got, []int{1, 3}) {
+		t.Errorf("rows %v, want [1 3]", got)
+	}
+}
+
+// Writes handed over while others are in flight go out together.
+func TestConcurrentWritesFormGroups(t *testing.T) {
+	t.Parallel()
+	s := openIn(t, newSchema(t))
+	const n = 20
+	xids := make([]int64, n)
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			// Each statement takes 50 ms: while the first ones run, the
+			// rest wait for the flushers.
+			errs[i] = s.QueryRow(context.Background(), fmt.Sprint(i), "SELECT txid_current() FROM pg_sleep(0.05)", nil,
+				func(r pgx.Row) error { return r.Scan(&xids[i]) })
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+	distinct := map[int64]bool{}
+	for _, x := range xids {
+		distinct[x] = true
+	}
+	if len(distinct) >= n {
+		t.Errorf("%d writes ran in %d transactions: no group formed", n, len(distinct))
+	}
+	t.Logf("%d writes in %d transactions", n, len(distinct))
+}
+
 // Creates and claims from many goroutines go through write groups; each
 // caller gets its own answer.
 func TestGroupedWritesUnderConcurrency(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // GroupWrite is one statement of a group sent with SendGroup.
@@ -25,10 +26,15 @@ func (s *Store) SendGroup(ctx context.Context, ws []GroupWrite) []error {
 			group[i].ctx = w.Ctx
 		}
 	}
-	s.sendGroup(group)
+	s.sendGroup(group, pgtype.NewMap())
 	errs := make([]error, len(ws))
 	for i, w := range group {
 		errs[i] = <-w.done
 	}
 	return errs
+}
+
+// QueryRow is queryRow, the way the store's writes hand a statement over.
+func (s *Store) QueryRow(ctx context.Context, key, sql string, args []any, scan func(pgx.Row) error) error {
+	return s.queryRow(ctx, key, sql, args, scan)
 }

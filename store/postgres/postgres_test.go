@@ -404,7 +404,13 @@ func TestClosedStoreIsUnavailable(t *testing.T) {
 	}
 	_, err := s.GetTask(context.Background(), "acme", task.ID)
 	if got := commonops.ErrorCode(err); got != commonops.EUNAVAILABLE {
-		t.Errorf("got %q (%v), want %q", got, err, commonops.EUNAVAILABLE)
+		t.Errorf("get: got %q (%v), want %q", got, err, commonops.EUNAVAILABLE)
+	}
+	// Writes handed to the (stopped) write groups too.
+	another, ch := newTask(t, "acme", commonops.CreateInput{TaskType: "import", EntityType: "product"})
+	_, err = s.CreateTask(context.Background(), another, ch, nil)
+	if got := commonops.ErrorCode(err); got != commonops.EUNAVAILABLE {
+		t.Errorf("create: got %q (%v), want %q", got, err, commonops.EUNAVAILABLE)
 	}
 }
 
