@@ -39,6 +39,11 @@ import (
 // this replica or another, then lock them in the same order and never
 // deadlock.
 //
+// A statement that waits for a row lock holds its whole group back. The rows
+// grouped writes lock are otherwise only locked by short writes (UpdateTask
+// holds its row across a callback that does no I/O), so that wait is short;
+// groupTimeout is the backstop.
+//
 // A statement that fails aborts its group's transaction, so nothing of the
 // group was written; each of the group's writes is then sent again on its
 // own, and one write's error is never another's. A group whose outcome is
