@@ -149,7 +149,7 @@ func TestWriteGroupScanErrorFailsOnlyItsCaller(t *testing.T) {
 	s := groupTable(t)
 	xids := make([]int64, 3)
 	var when time.Time
-	bad := insertK("b", 2, nil)
+	bad := insertK("b", 2, &xids[1])
 	bad.Scan = func(r pgx.Row) error { return r.Scan(&when) }
 	errs := s.SendGroup(context.Background(), []postgres.GroupWrite{insertK("a", 1, &xids[0]), bad, insertK("c", 3, &xids[2])})
 	if errs[1] == nil {
