@@ -16,27 +16,21 @@ import (
 //
 //	go test ./outbox -run '^$' -bench Drain -benchtime 10000x
 func BenchmarkDrain(b *testing.B) {
-	for _, st := range []struct {
-		name string
-		open func(testing.TB) store.Store
-	}{{"postgres", testdb.Postgres}, {"sqlite", testdb.SQLite}} {
-		b.Run(st.name, func(b *testing.B) {
-			s := st.open(b)
-			for done := 0; done < b.N; {
-				ids := createTasks(b, s, min(500, b.N-done))
-				done += len(ids)
-			}
-			accept := outbox.PublisherFunc(func(_ context.Context, msgs []store.OutboxMessage) (int, error) { return len(msgs), nil })
-			relay := outbox.NewRelay(s, accept, outbox.Config{})
-			b.ResetTimer()
-			start := time.Now()
-			n, err := relay.Drain(context.Background())
-			elapsed := time.Since(start)
-			b.StopTimer()
-			if err != nil || n != b.N {
-				b.Fatalf("drain: got (%d, %v), want (%d, nil)", n, err, b.N)
-			}
-			b.ReportMetric(float64(n)/elapsed.Seconds(), "rows/s")
-		})
-	}
+	testdb.EachB(b, func(b *testing.B, s store.Store) {
+		for done := 0; done < b.N; {
+			ids := createTasks(b, s, min(500, b.N-done))
+			done += len(ids)
+		}
+		accept := outbox.PublisherFunc(func(_ context.Context, msgs []store.OutboxMessage) (int, error) { return len(msgs), nil })
+		relay := outbox.NewRelay(s, accept, outbox.Config{})
+		b.ResetTimer()
+		start := time.Now()
+		n, err := relay.Drain(context.Background())
+		elapsed := time.Since(start)
+		b.StopTimer()
+		if err != nil || n != b.N {
+			b.Fatalf("drain: got (%d, %v), want (%d, nil)", n, err, b.N)
+		}
+		b.ReportMetric(float64(n)/elapsed.Seconds(), "rows/s")
+	})
 }

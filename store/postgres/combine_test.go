@@ -36,17 +36,20 @@ func insertK(key string, k int, xid *int64) postgres.GroupWrite {
 	}
 }
 
-func keys(t *testing.T, s *postgres.Store) []int {
+// wantKeys checks that g holds exactly want.
+func wantKeys(t *testing.T, s *postgres.Store, want ...int) {
 	t.Helper()
 	rows, err := s.Pool().Query(context.Background(), "SELECT k FROM g ORDER BY k")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ks, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	got, err := pgx.CollectRows(rows, pgx.RowTo[int])
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ks
+	if !slices.Equal(got, want) {
+		t.Errorf("rows %v, want %v", got, want)
+	}
 }
 
 func TestWriteGroupIsOneTransaction(t *testing.T) {
@@ -69,9 +72,7 @@ func TestWriteGroupIsOneTransaction(t *testing.T) {
 	if xids[0] == 0 || xids[0] != xids[2] {
 		t.Errorf("transaction ids %v: want the group's statements in one transaction", xids)
 	}
-	if got := keys(t, s); !slices.Equal(got, []int{1, 3}) {
-		t.Errorf("rows %v, want [1 3]", got)
-	}
+	wantKeys(t, s, 1, 3)
 }
 
 func TestWriteGroupFailureFailsOnlyItsWrite(t *testing.T) {
@@ -95,9 +96,7 @@ func TestWriteGroupFailureFailsOnlyItsWrite(t *testing.T) {
 	if xids[0] == xids[2] {
 		t.Errorf("transaction ids %v: want the rest resent alone", xids)
 	}
-	if got := keys(t, s); !slices.Equal(got, []int{1, 2, 3}) {
-		t.Errorf("rows %v, want [1 2 3]", got)
-	}
+	wantKeys(t, s, 1, 2, 3)
 }
 
 func TestWriteGroupSkipsCallersThatGaveUp(t *testing.T) {
@@ -115,9 +114,7 @@ func TestWriteGroupSkipsCallersThatGaveUp(t *testing.T) {
 	if errs[0] != nil || errs[2] != nil {
 		t.Fatalf("inserts: %v, %v", errs[0], errs[2])
 	}
-	if got := keys(t, s); !slices.Equal(got, []int{1, 3}) {
-		t.Errorf("rows %v, want [1 3]: the cancelled write must not run", got)
-	}
+	wantKeys(t, s, 1, 3) // the cancelled write did not run
 }
 
 // A group's statements lock rows in key order, whatever order they came in.
@@ -161,9 +158,7 @@ func TestWriteGroupScanErrorFailsOnlyItsCaller(t *testing.T) {
 	if xids[0] == 0 || xids[0] != xids[2] {
 		t.Errorf("transaction ids %v: want one transaction", xids)
 	}
-	if got := keys(t, s); !slices.Equal(got, []int{1, 2, 3}) {
-		t.Errorf("rows %v, want [1 2 3]", got)
-	}
+	wantKeys(t, s, 1, 2, 3)
 }
 
 // A group refused when it commits (a deferred constraint) wrote nothing;
@@ -185,9 +180,7 @@ func TestWriteGroupRefusedAtCommit(t *testing.T) {
 	if (errs[0] == nil) == (errs[1] == nil) || !errors.As(dup, &pe) || pe.Code != "23505" || errs[2] != nil {
 		t.Fatalf("got %v, want one of the first two refused as a duplicate, the rest nil", errs)
 	}
-	if got := keys(t, s); !slices.Equal(got, []int{1, 3}) {
-		t.Errorf("rows %v, want [1 3]", got)
-	}
+	wantKeys(t, s, 1, 3)
 }
 
 // A write whose arguments cannot be encoded stops its batch before anything
@@ -202,9 +195,7 @@ func TestWriteGroupUnencodableArgument(t *testing.T) {
 	if errs[1] == nil || errs[0] != nil || errs[2] != nil {
 		t.Fatalf("got %v, want nil, an encoding error, nil", errs)
 	}
-	if got := keys(t, s); !slices.Equal(got, []int{1, 3}) {
-		t.Errorf("rows %v, want [1 3]", got)
-	}
+	wantKeys(t, s, 1, 3)
 }
 
 // Writes handed over while others are in flight go out together.
