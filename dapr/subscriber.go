@@ -224,10 +224,14 @@ func (s *Subscriber) deliver(r *http.Request, topic string) (status, id string, 
 	// alone could name an event of another database that was seen before.
 	key := id + "/" + ce.Subject
 	for {
+		// Checked under the lock: the first copy records its id as seen
+		// before it leaves inflight, so a copy that finds neither is the
+		// first.
+		s.mu.Lock()
 		if s.seen.Contains(key) {
+			s.mu.Unlock()
 			return StatusSuccess, id, errDuplicate
 		}
-		s.mu.Lock()
 		wait, busy := s.inflight[key]
 		if !busy {
 			s.inflight[key] = make(chan struct{})
