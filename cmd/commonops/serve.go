@@ -46,10 +46,10 @@ func newLogger(cfg *config, w io.Writer) *slog.Logger {
 
 // openStore opens PostgreSQL for a postgres:// URL and the embedded SQLite
 // file otherwise; both apply their migrations.
-func openStore(ctx context.Context, cfg *config) (store.Store, string, error) {
+func openStore(ctx context.Context, cfg *config, reg prometheus.Registerer) (store.Store, string, error) {
 	u := cfg.DatabaseURL
 	if strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://") {
-		s, err := postgres.Open(ctx, postgres.Config{URL: u, MaxConns: int32(cfg.DBMaxConns), DeletePublished: cfg.KeepOutbox == 0})
+		s, err := postgres.Open(ctx, postgres.Config{URL: u, MaxConns: int32(cfg.DBMaxConns), DeletePublished: cfg.KeepOutbox == 0, Registerer: reg})
 		if err != nil {
 			return nil, "", fmt.Errorf("open PostgreSQL: %w", err)
 		}
@@ -70,7 +70,7 @@ func openStore(ctx context.Context, cfg *config) (store.Store, string, error) {
 }
 
 func migrate(ctx context.Context, cfg *config, stdout io.Writer) error {
-	s, name, err := openStore(ctx, cfg)
+	s, name, err := openStore(ctx, cfg, nil)
 	if err != nil {
 		return err
 	}
@@ -97,7 +97,7 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 		publicURL = fmt.Sprintf("http://localhost:%d", ln.Addr().(*net.TCPAddr).Port)
 	}
 
-	st, storeName, err := openStore(ctx, cfg)
+	st, storeName, err := openStore(ctx, cfg, reg)
 	if err != nil {
 		return err
 	}

@@ -13,8 +13,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/internal/prom"
 )
 
 // Group commit of single-statement writes.
@@ -128,6 +130,9 @@ func (s *Store) sendGroup(group []*write, m *pgtype.Map) {
 		}
 		live = append(live, w)
 	}
+	if len(live) > 0 {
+		s.m.groupSize.Observe(float64(len(live)))
+	}
 	switch len(live) {
 	case 0:
 		return
@@ -164,6 +169,7 @@ func (s *Store) sendGroup(group []*write, m *pgtype.Map) {
 			w.done <- w.scan(answers[i])
 		}
 	case rolledBack(failed):
+		s.m.resent.Inc()
 		// Sent again alone, side by side: each is one statement on one
 		// row, so they cannot deadlock one another.
 		for _, w := range live {
@@ -178,6 +184,31 @@ func (s *Store) sendGroup(group []*write, m *pgtype.Map) {
 			w.done <- fmt.Errorf("write in a group of %d: %w", len(live), failed)
 		}
 	}
+}
+
+// metrics of the write groups.
+type metrics struct {
+	groupSize prometheus.Histogram
+	resent    prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		groupSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "commonops_db_write_group_size",
+			Help:    "Writes per PostgreSQL write group (create, claim by key, worker report; see group commit): 1 when sent alone.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, maxGroup},
+		}),
+		resent: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "commonops_db_write_groups_resent_total",
+			Help: "PostgreSQL write groups refused as a whole (one write failed) whose writes were sent again one by one.",
+		}),
+	}
+	if reg != nil {
+		m.groupSize = prom.Register(reg, m.groupSize)
+		m.resent = prom.Register(reg, m.resent)
+	}
+	return m
 }
 
 // sendAlone runs one write as its own statement, on its caller's context.

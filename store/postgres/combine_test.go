@@ -11,8 +11,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/internal/testdb"
 	"github.com/commonops/commonops/store"
 	"github.com/commonops/commonops/store/postgres"
 )
@@ -196,6 +198,41 @@ func TestWriteGroupUnencodableArgument(t *testing.T) {
 		t.Fatalf("got %v, want nil, an encoding error, nil", errs)
 	}
 	wantKeys(t, s, 1, 3)
+}
+
+// The store counts its groups' sizes and the groups it had to resend.
+func TestWriteGroupMetrics(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	s, err := postgres.Open(context.Background(), postgres.Config{URL: testdb.PostgresURL(), Schema: newSchema(t), Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if _, err := s.Pool().Exec(context.Background(), "CREATE TABLE g (k int PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	xids := make([]int64, 5)
+	s.SendGroup(context.Background(), []postgres.GroupWrite{insertK("a", 1, &xids[0]), insertK("b", 2, &xids[1]), insertK("c", 3, &xids[2])})
+	s.SendGroup(context.Background(), []postgres.GroupWrite{insertK("a", 1, &xids[3]), insertK("d", 4, &xids[4])}) // 1 again: resent
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var groups uint64
+	var writes, resent float64
+	for _, mf := range mfs {
+		switch mf.GetName() {
+		case "commonops_db_write_group_size":
+			h := mf.GetMetric()[0].GetHistogram()
+			groups, writes = h.GetSampleCount(), h.GetSampleSum()
+		case "commonops_db_write_groups_resent_total":
+			resent = mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	if groups != 2 || writes != 5 || resent != 1 {
+		t.Errorf("got %d groups of %v writes, %v resent; want 2 groups of 5 writes, 1 resent", groups, writes, resent)
+	}
 }
 
 // Writes handed over while others are in flight go out together.

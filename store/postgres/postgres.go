@@ -26,6 +26,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/puddle/v2"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/commonops/commonops"
 	"github.com/commonops/commonops/store"
@@ -66,6 +67,9 @@ type Config struct {
 	// published row is then written once less, which a busy queue feels
 	// (the task history stays in task_events either way). Defaults to false.
 	DeletePublished bool
+	// Registerer, when set, registers the store's metrics (its write
+	// groups, see combine.go). Defaults to none.
+	Registerer prometheus.Registerer
 }
 
 // Store is the PostgreSQL implementation of store.Store.
@@ -79,6 +83,7 @@ type Store struct {
 	wake   chan struct{} // asks the notifier for one NOTIFY
 	writes chan *write   // to the flushers (see combine.go)
 	closed <-chan struct{}
+	m      *metrics
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	once   sync.Once
@@ -108,7 +113,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, interpretError(fmt.Errorf("connect: %w", err))
 	}
-	s := &Store{pool: pool, schema: cfg.Schema, deletePublished: cfg.DeletePublished, signal: make(chan struct{}, 1), wake: make(chan struct{}, 1)}
+	s := &Store{pool: pool, schema: cfg.Schema, deletePublished: cfg.DeletePublished, signal: make(chan struct{}, 1), wake: make(chan struct{}, 1),
+		m: newMetrics(cfg.Registerer)}
 	if err := s.Migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err
