@@ -12,7 +12,6 @@ import (
 	"github.com/commonops/commonops/bus"
 	"github.com/commonops/commonops/internal/testdb"
 	"github.com/commonops/commonops/maintenance"
-	"github.com/commonops/commonops/operations"
 	"github.com/commonops/commonops/outbox"
 	"github.com/commonops/commonops/store"
 	"github.com/commonops/commonops/worker"
@@ -87,7 +86,8 @@ func BenchmarkCancelLatency(b *testing.B) {
 func BenchmarkDeadWorkerRescue(b *testing.B) {
 	const lease = 2 * time.Second
 	testdb.EachB(b, func(b *testing.B, s store.Store) {
-		svc := &operations.Service{Store: s, Objects: newService(b, s, lease).Objects, Lease: lease}
+		svc := newService(b, s, lease)
+		svc.BackoffBase, svc.BackoffMax, svc.Rand = 0, 0, nil // the defaults, not the tests' short, fixed backoff
 		m := maintenance.New(maintenance.Config{Service: svc, Logger: quiet(b)})
 		time.Sleep(rand.N(maintenance.IntervalDefault))
 		m.Start(context.Background())
