@@ -27,8 +27,8 @@ type taskSource struct {
 
 func (s *taskSource) Close() error { return nil }
 
-func (s *taskSource) filter(params map[string]any) (store.ListFilter, error) {
-	f := store.ListFilter{TenantID: s.tenant, Sort: store.Sort{Field: "createdAt"}, PageSize: store.PageSizeMax}
+func (s *taskSource) filter(params map[string]any) (commonops.ListFilter, error) {
+	f := commonops.ListFilter{TenantID: s.tenant, Sort: commonops.Sort{Field: "createdAt"}, PageSize: commonops.PageSizeMax}
 	str := func(k string) string { v, _ := params[k].(string); return v }
 	f.TaskType, f.EntityType = str("taskType"), str("entityType")
 	var statuses []string

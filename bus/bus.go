@@ -20,7 +20,7 @@ import (
 	"sync/atomic"
 
 	"github.com/commonops/commonops"
-	"github.com/commonops/commonops/store"
+	"github.com/commonops/commonops/outbox"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -174,7 +174,7 @@ func (b *Bus) serve(s *subscriber) {
 // always reports every message published: a message whose payload is not a
 // task is logged and skipped (republishing it could never succeed), and a
 // full queue drops the message for that subscriber only.
-func (b *Bus) Publish(ctx context.Context, msgs []store.OutboxMessage) (int, error) {
+func (b *Bus) Publish(ctx context.Context, msgs []outbox.Message) (int, error) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	for _, om := range msgs {

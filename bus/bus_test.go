@@ -31,14 +31,14 @@ func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) 
 	}
 }
 
-func message(t testing.TB, id int64, topic string) store.OutboxMessage {
+func message(t testing.TB, id int64, topic string) outbox.Message {
 	t.Helper()
 	task := &commonops.Task{ID: uuid.NewString(), TenantID: commonops.DefaultTenant, TaskType: "import", EntityType: "product", Status: commonops.StatusPending}
 	payload, err := json.Marshal(task)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return store.OutboxMessage{ID: id, TenantID: task.TenantID, TaskID: task.ID, Topic: topic, Payload: payload, CreatedAt: time.Now()}
+	return outbox.Message{ID: id, TenantID: task.TenantID, TaskID: task.ID, Topic: topic, Payload: payload, CreatedAt: time.Now()}
 }
 
 // inbox collects what one subscriber receives.
@@ -78,7 +78,7 @@ func TestBusDeliversByTopic(t *testing.T) {
 	defer b.Subscribe(nil, all.handle)()
 	defer b.Subscribe([]string{commonops.TopicCancelled}, cancelled.handle)()
 
-	msgs := []store.OutboxMessage{
+	msgs := []outbox.Message{
 		message(t, 1, commonops.TopicCreated),
 		message(t, 2, commonops.TopicCompleted),
 		message(t, 3, commonops.TopicCreated),
@@ -136,7 +136,7 @@ func TestBusSlowSubscriberNeverBlocksPublish(t *testing.T) {
 	go func() {
 		defer close(published)
 		for i := range sent {
-			b.Publish(context.Background(), []store.OutboxMessage{message(t, int64(i+1), commonops.TopicCreated)})
+			b.Publish(context.Background(), []outbox.Message{message(t, int64(i+1), commonops.TopicCreated)})
 			// Keep the fast subscriber's queue from filling up.
 			for deadline := time.Now().Add(5 * time.Second); fast.len() < i+1 && time.Now().Before(deadline); {
 				time.Sleep(time.Millisecond)
@@ -168,8 +168,8 @@ func TestBusSkipsUndecodablePayload(t *testing.T) {
 	b := bus.New()
 	var in inbox
 	defer b.Subscribe(nil, in.handle)()
-	bad := store.OutboxMessage{ID: 1, Topic: commonops.TopicCreated, Payload: json.RawMessage(`"not a task"`)}
-	n, err := b.Publish(context.Background(), []store.OutboxMessage{bad, message(t, 2, commonops.TopicCreated)})
+	bad := outbox.Message{ID: 1, Topic: commonops.TopicCreated, Payload: json.RawMessage(`"not a task"`)}
+	n, err := b.Publish(context.Background(), []outbox.Message{bad, message(t, 2, commonops.TopicCreated)})
 	if n != 2 || err != nil {
 		t.Fatalf("Publish: got (%d, %v), want (2, nil): a poison row must not stall the outbox", n, err)
 	}
@@ -190,14 +190,14 @@ func TestBusUnsubscribeCancelsAndStopsDelivery(t *testing.T) {
 		ctxErr = ctx.Err()
 		return ctx.Err()
 	})
-	b.Publish(context.Background(), []store.OutboxMessage{message(t, 1, commonops.TopicCreated)})
+	b.Publish(context.Background(), []outbox.Message{message(t, 1, commonops.TopicCreated)})
 	<-started
 	unsub() // waits for the running handler
 	if !errors.Is(ctxErr, context.Canceled) {
 		t.Errorf("handler context after unsubscribe: got %v, want context.Canceled", ctxErr)
 	}
 	unsub() // idempotent
-	n, err := b.Publish(context.Background(), []store.OutboxMessage{message(t, 2, commonops.TopicCreated)})
+	n, err := b.Publish(context.Background(), []outbox.Message{message(t, 2, commonops.TopicCreated)})
 	if n != 1 || err != nil {
 		t.Fatalf("Publish with no subscribers: got (%d, %v), want (1, nil)", n, err)
 	}

@@ -96,14 +96,14 @@ func (a *app) waitAcked(t *testing.T, topic string) {
 	})
 }
 
-func taskMessage(t testing.TB, id int64, topic string) store.OutboxMessage {
+func taskMessage(t testing.TB, id int64, topic string) outbox.Message {
 	t.Helper()
 	task := &commonops.Task{ID: uuid.NewString(), TenantID: commonops.DefaultTenant, TaskType: "import", EntityType: "product", Status: commonops.StatusPending}
 	payload, err := json.Marshal(task)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return store.OutboxMessage{ID: id, TenantID: task.TenantID, TaskID: task.ID, Topic: topic, Payload: payload, CreatedAt: time.Now()}
+	return outbox.Message{ID: id, TenantID: task.TenantID, TaskID: task.ID, Topic: topic, Payload: payload, CreatedAt: time.Now()}
 }
 
 func TestDaprRoundTrip(t *testing.T) {
@@ -122,7 +122,7 @@ func testRoundTrip(t *testing.T, bulk bool) {
 	if err := a.pub.Check(context.Background()); err != nil {
 		t.Fatalf("Check on a running sidecar: %v", err)
 	}
-	msgs := []store.OutboxMessage{
+	msgs := []outbox.Message{
 		taskMessage(t, 11, commonops.TopicCreated),
 		taskMessage(t, 12, commonops.TopicCompleted), // not subscribed
 		taskMessage(t, 13, commonops.TopicRetried),
@@ -133,7 +133,7 @@ func testRoundTrip(t *testing.T, bulk bool) {
 		t.Fatalf("Publish: got (%d, %v), want (%d, nil)", n, err, len(msgs))
 	}
 	waitFor(t, "3 subscribed events handled", 30*time.Second, func() bool { return a.h.total() == 3 })
-	for _, m := range []store.OutboxMessage{msgs[0], msgs[2], msgs[3]} {
+	for _, m := range []outbox.Message{msgs[0], msgs[2], msgs[3]} {
 		if got := a.h.count(m.TaskID); got != 1 {
 			t.Errorf("task %s handled %d times, want 1", m.TaskID, got)
 		}
@@ -142,7 +142,7 @@ func testRoundTrip(t *testing.T, bulk bool) {
 	defer a.mu.Unlock()
 	for _, ce := range a.events {
 		id, _ := strconv.ParseInt(ce.ID, 10, 64)
-		var want store.OutboxMessage
+		var want outbox.Message
 		for _, m := range msgs {
 			if m.ID == id {
 				want = m
@@ -172,7 +172,7 @@ func TestDaprMalformedEventDroppedNotRedelivered(t *testing.T) {
 		t.Fatalf("raw publish: got %s, want 204", resp.Status)
 	}
 	good := taskMessage(t, 1, commonops.TopicCreated)
-	if _, err := a.pub.Publish(context.Background(), []store.OutboxMessage{good}); err != nil {
+	if _, err := a.pub.Publish(context.Background(), []outbox.Message{good}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the good event", 30*time.Second, func() bool { return a.h.count(good.TaskID) == 1 })
@@ -191,7 +191,7 @@ func TestDaprDuplicateEventHandledOnce(t *testing.T) {
 	a := startApp(t)
 	m := taskMessage(t, 77, commonops.TopicCreated)
 	for range 2 {
-		if _, err := a.pub.Publish(context.Background(), []store.OutboxMessage{m}); err != nil {
+		if _, err := a.pub.Publish(context.Background(), []outbox.Message{m}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -214,7 +214,7 @@ func TestDaprRetryIsRedelivered(t *testing.T) {
 		return nil
 	}
 	m := taskMessage(t, 5, commonops.TopicCreated)
-	if _, err := a.pub.Publish(context.Background(), []store.OutboxMessage{m}); err != nil {
+	if _, err := a.pub.Publish(context.Background(), []outbox.Message{m}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "handled after two RETRY answers", 30*time.Second, func() bool { return a.h.count(m.TaskID) == 3 })
@@ -257,7 +257,7 @@ func testOutage(t *testing.T, s store.Store, tasks int, bulk bool) {
 			t.Fatal("Check with the sidecar down: got nil, want an error")
 		}
 		down := taskMessage(t, 999, commonops.TopicCreated)
-		if n, err := a.pub.Publish(context.Background(), []store.OutboxMessage{down}); n != 0 || err == nil {
+		if n, err := a.pub.Publish(context.Background(), []outbox.Message{down}); n != 0 || err == nil {
 			t.Fatalf("Publish with the sidecar down: got (%d, %v), want (0, error)", n, err)
 		}
 
@@ -323,7 +323,7 @@ func TestDaprInMemoryRoundTrip(t *testing.T) {
 		t.Errorf("in-memory sidecar leased redis db %d, want none", a.sidecar.RedisDB)
 	}
 	m := taskMessage(t, 3, commonops.TopicCreated)
-	if n, err := a.pub.Publish(context.Background(), []store.OutboxMessage{m}); n != 1 || err != nil {
+	if n, err := a.pub.Publish(context.Background(), []outbox.Message{m}); n != 1 || err != nil {
 		t.Fatalf("Publish: got (%d, %v), want (1, nil)", n, err)
 	}
 	waitFor(t, "the event handled", 30*time.Second, func() bool { return a.h.count(m.TaskID) == 1 })

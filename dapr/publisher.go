@@ -31,7 +31,7 @@ import (
 	"time"
 
 	"github.com/commonops/commonops"
-	"github.com/commonops/commonops/store"
+	"github.com/commonops/commonops/outbox"
 )
 
 // Defaults of PublisherConfig.
@@ -142,7 +142,7 @@ type CloudEvent struct {
 // Envelope returns the CloudEvent for an outbox message. Its TraceParent
 // extension is the message's (the W3C traceparent of the request that made
 // the change), empty when the message has none.
-func Envelope(m store.OutboxMessage) CloudEvent {
+func Envelope(m outbox.Message) CloudEvent {
 	ce := CloudEvent{
 		SpecVersion:     "1.0",
 		ID:              strconv.FormatInt(m.ID, 10),
@@ -163,7 +163,7 @@ func Envelope(m store.OutboxMessage) CloudEvent {
 // length of the longest prefix of msgs that all succeeded, with the first
 // failure's error. Events after a failure may have been published too; they
 // are offered again and consumers dedupe them on id.
-func (p *Publisher) Publish(ctx context.Context, msgs []store.OutboxMessage) (int, error) {
+func (p *Publisher) Publish(ctx context.Context, msgs []outbox.Message) (int, error) {
 	if len(msgs) == 0 {
 		return 0, nil
 	}
@@ -191,7 +191,7 @@ func (p *Publisher) Publish(ctx context.Context, msgs []store.OutboxMessage) (in
 
 // publishConcurrently publishes msgs with up to Concurrency requests at once
 // and returns the length of the prefix that was published.
-func (p *Publisher) publishConcurrently(ctx context.Context, msgs []store.OutboxMessage) (int, error) {
+func (p *Publisher) publishConcurrently(ctx context.Context, msgs []outbox.Message) (int, error) {
 	if len(msgs) == 0 {
 		return 0, nil
 	}
@@ -229,7 +229,7 @@ func (p *Publisher) publishConcurrently(ctx context.Context, msgs []store.Outbox
 	return firstBad, firstErr
 }
 
-func (p *Publisher) publishOne(ctx context.Context, m store.OutboxMessage) error {
+func (p *Publisher) publishOne(ctx context.Context, m outbox.Message) error {
 	body, err := json.Marshal(Envelope(m))
 	if err != nil {
 		return fmt.Errorf("publish %d to %s: encode: %w", m.ID, m.Topic, err)
@@ -296,7 +296,7 @@ type bulkChunk struct {
 
 // publishBulk publishes msgs with the bulk API and returns the longest
 // prefix of msgs that the sidecar accepted.
-func (p *Publisher) publishBulk(ctx context.Context, msgs []store.OutboxMessage) (int, error) {
+func (p *Publisher) publishBulk(ctx context.Context, msgs []outbox.Message) (int, error) {
 	var chunks []*bulkChunk
 	open := map[string]*bulkChunk{}
 	for i, m := range msgs {

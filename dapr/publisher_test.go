@@ -11,7 +11,7 @@ import (
 
 	"github.com/commonops/commonops"
 	"github.com/commonops/commonops/dapr"
-	"github.com/commonops/commonops/store"
+	"github.com/commonops/commonops/outbox"
 )
 
 // TestPublisherReportsLongestSuccessfulPrefix runs the Publisher against a
@@ -58,7 +58,7 @@ func TestPublisherReportsLongestSuccessfulPrefix(t *testing.T) {
 			}))
 			defer srv.Close()
 			p := dapr.NewPublisher(dapr.PublisherConfig{BaseURL: srv.URL, PubSubName: "tasks", Concurrency: tc.conc})
-			var msgs []store.OutboxMessage
+			var msgs []outbox.Message
 			for i := range 10 {
 				msgs = append(msgs, taskMessage(t, int64(i+1), commonops.TopicCreated))
 			}
@@ -140,7 +140,7 @@ func TestBulkPublisherReportsLongestSuccessfulPrefix(t *testing.T) {
 			}))
 			defer srv.Close()
 			p := dapr.NewPublisher(dapr.PublisherConfig{BaseURL: srv.URL, PubSubName: "tasks", Bulk: true})
-			var msgs []store.OutboxMessage
+			var msgs []outbox.Message
 			for i := range 250 {
 				topic := commonops.TopicCreated
 				if i%3 == 0 {
@@ -209,7 +209,7 @@ func TestPublisherPropagatesTraceParent(t *testing.T) {
 	traced.TraceParent = tp
 	plain := taskMessage(t, 2, commonops.TopicCreated)
 	p := dapr.NewPublisher(dapr.PublisherConfig{BaseURL: srv.URL})
-	if n, err := p.Publish(context.Background(), []store.OutboxMessage{traced, plain}); n != 2 || err != nil {
+	if n, err := p.Publish(context.Background(), []outbox.Message{traced, plain}); n != 2 || err != nil {
 		t.Fatalf("Publish: got (%d, %v), want (2, nil)", n, err)
 	}
 	if s := got["1"]; s.header != tp || s.raw["traceparent"] != tp {

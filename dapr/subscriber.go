@@ -13,7 +13,6 @@ import (
 	"sync"
 
 	"github.com/commonops/commonops"
-	"github.com/commonops/commonops/store"
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -51,7 +50,7 @@ type SubscriberConfig struct {
 	// EMALFORMED or ECONFLICT answers DROP (a redelivery would get the same
 	// answer: the task is gone, or the claim already decided); any other
 	// error answers RETRY. Its ctx carries the event's traceparent
-	// (store.WithTraceParent) when that is a valid one, so the changes Handle
+	// (commonops.WithTraceParent) when that is a valid one, so the changes Handle
 	// makes continue the event's trace. Required.
 	Handle func(ctx context.Context, topic string, task *commonops.Task) error
 	// BodyLimit is the largest event body read; a larger one is dropped.
@@ -254,8 +253,8 @@ func (s *Subscriber) deliver(r *http.Request, topic string) (status, id string, 
 	}()
 
 	ctx := r.Context()
-	if store.ValidTraceParent(ce.TraceParent) {
-		ctx = store.WithTraceParent(ctx, ce.TraceParent)
+	if commonops.ValidTraceParent(ce.TraceParent) {
+		ctx = commonops.WithTraceParent(ctx, ce.TraceParent)
 	}
 	if err := s.cfg.Handle(ctx, topic, task); err != nil {
 		switch commonops.ErrorCode(err) {

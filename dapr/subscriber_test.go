@@ -19,7 +19,7 @@ import (
 	"github.com/commonops/commonops"
 	"github.com/commonops/commonops/dapr"
 	"github.com/commonops/commonops/internal/testdb"
-	"github.com/commonops/commonops/store"
+	"github.com/commonops/commonops/outbox"
 )
 
 // handler records the tasks it is given and answers with fail(task) when set.
@@ -293,7 +293,7 @@ func TestSubscriberContinuesTrace(t *testing.T) {
 		want[task.ID] = c.want
 	}
 	got := map[string]string{}
-	if _, err := st.DeliverOutbox(ctx, 100, func(_ context.Context, msgs []store.OutboxMessage) (int, error) {
+	if _, err := st.DeliverOutbox(ctx, 100, func(_ context.Context, msgs []outbox.Message) (int, error) {
 		for _, m := range msgs {
 			if m.Topic == commonops.TopicCancelled {
 				got[m.TaskID] = m.TraceParent

@@ -16,7 +16,6 @@ import (
 
 	"github.com/commonops/commonops"
 	"github.com/commonops/commonops/internal/prom"
-	"github.com/commonops/commonops/store"
 )
 
 // requestInfo is what the middleware learns about a request as it goes; the
@@ -57,7 +56,7 @@ func requestID(r *http.Request) string {
 // header is ignored, as the Trace Context spec tells a receiver to do.
 func traceParent(r *http.Request) string {
 	vs := r.Header.Values("traceparent")
-	if len(vs) != 1 || !store.ValidTraceParent(vs[0]) {
+	if len(vs) != 1 || !commonops.ValidTraceParent(vs[0]) {
 		return ""
 	}
 	return vs[0]
@@ -66,7 +65,7 @@ func traceParent(r *http.Request) string {
 // outer wraps the whole mux: request id, panic recovery, problem answers for
 // unknown routes and methods, the access log and the request metrics. A
 // valid traceparent header goes into the request context
-// (store.WithTraceParent), so the outbox rows the request writes carry it.
+// (commonops.WithTraceParent), so the outbox rows the request writes carry it.
 func (s *server) outer(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -74,7 +73,7 @@ func (s *server) outer(mux *http.ServeMux) http.Handler {
 		w.Header().Set("X-Request-Id", ri.id)
 		ctx := context.WithValue(r.Context(), infoKey{}, ri)
 		if tp := traceParent(r); tp != "" {
-			ctx = store.WithTraceParent(ctx, tp)
+			ctx = commonops.WithTraceParent(ctx, tp)
 		}
 		r = r.WithContext(ctx)
 		rec := &recorder{ResponseWriter: w}

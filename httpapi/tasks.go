@@ -12,7 +12,6 @@ import (
 
 	"github.com/commonops/commonops"
 	"github.com/commonops/commonops/operations"
-	"github.com/commonops/commonops/store"
 )
 
 // createBody is the JSON of POST /tasks: commonops.CreateInput, with a
@@ -95,7 +94,7 @@ func handleCreate(s *server) http.Handler {
 
 // Bounds of list query parameters.
 const (
-	maxPage         = 1 << 31 / store.PageSizeMax // keeps the offset within int32
+	maxPage         = 1 << 31 / commonops.PageSizeMax // keeps the offset within int32
 	maxFilterLen    = commonops.MaxRequestedByLen
 	maxSearchLen    = 256
 	listStatusSplit = ","
@@ -130,19 +129,19 @@ func handleList(s *server) http.Handler {
 
 // listFilter reads the query of GET /tasks; any bad parameter is EINVALID
 // naming it (a pageSize over the maximum is refused, not clamped).
-func listFilter(r *http.Request) (store.ListFilter, error) {
+func listFilter(r *http.Request) (commonops.ListFilter, error) {
 	q := newQuery(r)
-	f := store.ListFilter{
+	f := commonops.ListFilter{
 		TenantID:    info(r).tenant,
 		Page:        q.int("page", 1, 1, maxPage),
-		PageSize:    q.int("pageSize", store.PageSizeDefault, 1, store.PageSizeMax),
+		PageSize:    q.int("pageSize", commonops.PageSizeDefault, 1, commonops.PageSizeMax),
 		TaskType:    q.str("taskType", commonops.MaxNameLen),
 		EntityType:  q.str("entityType", commonops.MaxNameLen),
 		RequestedBy: q.str("requestedBy", maxFilterLen),
 		Search:      q.str("search", maxSearchLen),
 		StartDate:   q.date("startDate", false),
 		EndDate:     q.date("endDate", true),
-		Sort:        store.DefaultSort,
+		Sort:        commonops.DefaultSort,
 	}
 	for _, part := range strings.Split(q.v.Get("status"), listStatusSplit) {
 		st := commonops.Status(strings.TrimSpace(part))
@@ -160,7 +159,7 @@ func listFilter(r *http.Request) (store.ListFilter, error) {
 	if raw := strings.TrimSpace(q.v.Get("sort")); raw != "" {
 		sort, ok := parseSort(raw)
 		if !ok {
-			q.fail("sort", "must be a field, -field or field:asc|desc, with field one of %s", strings.Join(store.SortFields, ", "))
+			q.fail("sort", "must be a field, -field or field:asc|desc, with field one of %s", strings.Join(commonops.SortFields, ", "))
 		}
 		f.Sort = sort
 	}
@@ -176,8 +175,8 @@ func joinStatuses() string {
 }
 
 // parseSort reads "field", "-field", "field:asc" or "field:desc".
-func parseSort(raw string) (store.Sort, bool) {
-	var sort store.Sort
+func parseSort(raw string) (commonops.Sort, bool) {
+	var sort commonops.Sort
 	field, dir, hasDir := strings.Cut(raw, ":")
 	switch {
 	case hasDir && dir == "desc":
@@ -188,7 +187,7 @@ func parseSort(raw string) (store.Sort, bool) {
 		field, sort.Desc = field[1:], true
 	}
 	sort.Field = field
-	return sort, slices.Contains(store.SortFields, field)
+	return sort, slices.Contains(commonops.SortFields, field)
 }
 
 // handleGet serves GET /tasks/{id}.

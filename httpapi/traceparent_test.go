@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/commonops/commonops/internal/testdb"
-	"github.com/commonops/commonops/store"
+	"github.com/commonops/commonops/outbox"
 )
 
 const validTP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -44,7 +44,7 @@ func TestTraceParentReachesOutbox(t *testing.T) {
 	}
 	got := map[string]string{}
 	for {
-		n, err := st.DeliverOutbox(context.Background(), 100, func(_ context.Context, msgs []store.OutboxMessage) (int, error) {
+		n, err := st.DeliverOutbox(context.Background(), 100, func(_ context.Context, msgs []outbox.Message) (int, error) {
 			for _, m := range msgs {
 				got[m.TaskID] = m.TraceParent
 			}

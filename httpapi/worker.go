@@ -8,7 +8,6 @@ import (
 
 	"github.com/commonops/commonops"
 	"github.com/commonops/commonops/operations"
-	"github.com/commonops/commonops/store"
 )
 
 // MaxWorkerIDLen bounds a claiming worker's id.
@@ -134,7 +133,7 @@ func handleListLogs(s *server) http.Handler {
 			return err
 		}
 		q := newQuery(r)
-		f := store.LogFilter{
+		f := commonops.LogFilter{
 			TenantID: info(r).tenant,
 			TaskID:   id,
 			Level:    commonops.LogLevel(q.str("level", 16)),

@@ -199,7 +199,7 @@ func (s *Service) Get(ctx context.Context, tenant, id string) (*commonops.Task, 
 }
 
 // List returns a page of tenant's tasks.
-func (s *Service) List(ctx context.Context, f store.ListFilter) ([]*commonops.Task, int, error) {
+func (s *Service) List(ctx context.Context, f commonops.ListFilter) ([]*commonops.Task, int, error) {
 	return s.Store.ListTasks(ctx, f)
 }
 
@@ -272,7 +272,7 @@ func (s *Service) Claim(ctx context.Context, tenant, id, workerID string, leaseS
 }
 
 // ClaimNext claims up to limit runnable tasks of the given kinds.
-func (s *Service) ClaimNext(ctx context.Context, workerID string, kinds []store.Kind, limit int) ([]*commonops.Task, error) {
+func (s *Service) ClaimNext(ctx context.Context, workerID string, kinds []commonops.Kind, limit int) ([]*commonops.Task, error) {
 	return s.Store.ClaimNext(ctx, store.ClaimParams{WorkerID: workerID, Lease: s.lease(0), Limit: limit, Now: s.now(), Kinds: kinds})
 }
 
@@ -457,7 +457,7 @@ func (s *Service) DownloadURL(ctx context.Context, tenant, id, which string) (*D
 }
 
 // Logs returns a page of a task's logs; ENOTFOUND for an unknown task.
-func (s *Service) Logs(ctx context.Context, f store.LogFilter) ([]commonops.LogEntry, int, error) {
+func (s *Service) Logs(ctx context.Context, f commonops.LogFilter) ([]commonops.LogEntry, int, error) {
 	if _, err := s.Store.GetTask(ctx, f.TenantID, f.TaskID); err != nil {
 		return nil, 0, err
 	}

@@ -21,7 +21,7 @@ func BenchmarkDrain(b *testing.B) {
 			ids := createTasks(b, s, min(500, b.N-done))
 			done += len(ids)
 		}
-		accept := outbox.PublisherFunc(func(_ context.Context, msgs []store.OutboxMessage) (int, error) { return len(msgs), nil })
+		accept := outbox.PublisherFunc(func(_ context.Context, msgs []outbox.Message) (int, error) { return len(msgs), nil })
 		relay := outbox.NewRelay(s, accept, outbox.Config{})
 		b.ResetTimer()
 		start := time.Now()

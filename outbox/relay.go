@@ -11,7 +11,7 @@
 // Several relays may run against one PostgreSQL database (one per replica):
 // the store locks the rows it hands out with FOR UPDATE SKIP LOCKED, so no
 // row is published by two relays at once. Pruning sent rows is the
-// maintenance role's job (store.PruneOutbox).
+// maintenance role's job.
 package outbox
 
 import (
@@ -24,7 +24,6 @@ import (
 	"time"
 
 	"github.com/commonops/commonops/internal/prom"
-	"github.com/commonops/commonops/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -33,15 +32,26 @@ import (
 // offers the rest again later. A non-nil error with n < len(msgs) makes the
 // relay back off.
 type Publisher interface {
-	Publish(ctx context.Context, msgs []store.OutboxMessage) (int, error)
+	Publish(ctx context.Context, msgs []Message) (int, error)
 }
 
 // PublisherFunc adapts a function to Publisher.
-type PublisherFunc func(ctx context.Context, msgs []store.OutboxMessage) (int, error)
+type PublisherFunc func(ctx context.Context, msgs []Message) (int, error)
 
 // Publish calls f.
-func (f PublisherFunc) Publish(ctx context.Context, msgs []store.OutboxMessage) (int, error) {
+func (f PublisherFunc) Publish(ctx context.Context, msgs []Message) (int, error) {
 	return f(ctx, msgs)
+}
+
+// Source is the outbox table as the relay needs it; store.Store provides it.
+type Source interface {
+	// DeliverOutbox locks up to limit unsent rows, oldest first, calls
+	// publish with them and marks sent (or deletes) the first n it reports.
+	DeliverOutbox(ctx context.Context, limit int, publish func(context.Context, []Message) (int, error)) (int, error)
+	// OutboxStats reports the unsent backlog and its oldest row's time.
+	OutboxStats(ctx context.Context) (backlog int, oldest time.Time, err error)
+	// OutboxSignal receives after a transaction that wrote outbox rows commits.
+	OutboxSignal() <-chan struct{}
 }
 
 // Defaults of Config.
@@ -102,7 +112,7 @@ func (c Config) withDefaults() Config {
 // Relay moves committed outbox rows to a Publisher. Start it once; Stop
 // waits for the loop to end.
 type Relay struct {
-	store store.Store
+	store Source
 	pub   Publisher
 	cfg   Config
 	m     *metrics
@@ -113,7 +123,7 @@ type Relay struct {
 }
 
 // NewRelay returns a relay from s to p; it does nothing until Start.
-func NewRelay(s store.Store, p Publisher, cfg Config) *Relay {
+func NewRelay(s Source, p Publisher, cfg Config) *Relay {
 	cfg = cfg.withDefaults()
 	return &Relay{store: s, pub: p, cfg: cfg, m: newMetrics(cfg.Registerer)}
 }
@@ -203,7 +213,7 @@ func (r *Relay) Drain(ctx context.Context) (int, error) {
 	total := 0
 	for {
 		offered := 0
-		n, err := r.store.DeliverOutbox(ctx, r.cfg.BatchSize, func(ctx context.Context, msgs []store.OutboxMessage) (int, error) {
+		n, err := r.store.DeliverOutbox(ctx, r.cfg.BatchSize, func(ctx context.Context, msgs []Message) (int, error) {
 			offered = len(msgs)
 			n, err := r.pub.Publish(ctx, msgs)
 			if n > 0 {

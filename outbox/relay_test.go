@@ -77,7 +77,7 @@ type recorder struct {
 	calls   int
 	fail    error // returned with n=0 while set
 	prefix  int   // when > 0, accept at most this many per call and fail the rest
-	msgs    []store.OutboxMessage
+	msgs    []outbox.Message
 	counts  map[int64]int
 	arrived chan struct{}
 }
@@ -86,7 +86,7 @@ func newRecorder() *recorder {
 	return &recorder{counts: map[int64]int{}, arrived: make(chan struct{}, 1)}
 }
 
-func (r *recorder) Publish(ctx context.Context, msgs []store.OutboxMessage) (int, error) {
+func (r *recorder) Publish(ctx context.Context, msgs []outbox.Message) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls++
@@ -173,7 +173,7 @@ func TestRelayPublishesCommittedRowsOnceInOrder(t *testing.T) {
 		relay.Stop()
 
 		rec.checkOnce(t, ids)
-		if !slices.IsSortedFunc(rec.msgs, func(a, b store.OutboxMessage) int { return int(a.ID - b.ID) }) {
+		if !slices.IsSortedFunc(rec.msgs, func(a, b outbox.Message) int { return int(a.ID - b.ID) }) {
 			t.Errorf("rows published out of order")
 		}
 		if got := backlog(t, s); got != 0 {
@@ -244,7 +244,7 @@ func TestTwoRelaysPublishEachRowOnce(t *testing.T) {
 		var mu sync.Mutex
 		relays := make([]*outbox.Relay, 2)
 		for i := range relays {
-			p := outbox.PublisherFunc(func(ctx context.Context, msgs []store.OutboxMessage) (int, error) {
+			p := outbox.PublisherFunc(func(ctx context.Context, msgs []outbox.Message) (int, error) {
 				mu.Lock()
 				perRelay[i] += len(msgs)
 				mu.Unlock()

@@ -11,10 +11,10 @@ package store
 import (
 	"context"
 	"encoding/json"
-	"strings"
 	"time"
 
 	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/outbox"
 )
 
 // Store is implemented by store/postgres and store/sqlite. Methods that take
@@ -33,7 +33,7 @@ type Store interface {
 	GetTask(ctx context.Context, tenant, id string) (*commonops.Task, error)
 
 	// ListTasks returns one page of tenant's tasks matching f, and the total.
-	ListTasks(ctx context.Context, f ListFilter) ([]*commonops.Task, int, error)
+	ListTasks(ctx context.Context, f commonops.ListFilter) ([]*commonops.Task, int, error)
 
 	// UpdateTask loads the task, calls fn on it and, if fn succeeds, saves the
 	// changed task (optimistic concurrency on Version: a lost race reloads and
@@ -72,7 +72,7 @@ type Store interface {
 	// attempt are refused with ECONFLICT.
 	AppendLogs(ctx context.Context, tenant, taskID string, attempt *int, logs []commonops.LogEntry) error
 	// ListLogs returns a page of a task's logs, oldest first, and the total.
-	ListLogs(ctx context.Context, f LogFilter) ([]commonops.LogEntry, int, error)
+	ListLogs(ctx context.Context, f commonops.LogFilter) ([]commonops.LogEntry, int, error)
 	// ListEvents returns a task's events with id > afterID, oldest first.
 	ListEvents(ctx context.Context, tenant, taskID string, afterID int64, limit int) ([]commonops.Event, error)
 
@@ -80,7 +80,7 @@ type Store interface {
 	// skipping rows another relay holds), calls publish with them and marks
 	// sent the first n it reports (or deletes them, where the driver is
 	// configured to). It returns how many it marked.
-	DeliverOutbox(ctx context.Context, limit int, publish func(context.Context, []OutboxMessage) (int, error)) (int, error)
+	DeliverOutbox(ctx context.Context, limit int, publish func(context.Context, []outbox.Message) (int, error)) (int, error)
 	// OutboxStats reports the unsent backlog and the creation time of its
 	// oldest row (zero when empty).
 	OutboxStats(ctx context.Context) (backlog int, oldest time.Time, err error)
@@ -113,40 +113,7 @@ type Idempotency struct {
 	CreatedAt   time.Time
 }
 
-// ListFilter selects a page of one tenant's tasks. Zero fields do not filter.
-type ListFilter struct {
-	TenantID    string
-	TaskType    string
-	EntityType  string
-	RequestedBy string
-	Statuses    []commonops.Status
-	StartDate   *time.Time // createdAt >= StartDate
-	EndDate     *time.Time // createdAt < EndDate
-	// Search matches a substring of the file name, message or error message,
-	// or a task id prefix; case-insensitive.
-	Search string
-	Sort   Sort
-	Page   int // 1-based
-	// PageSize is the page length. Defaults to PageSizeDefault, at most PageSizeMax.
-	PageSize int
-}
-
-// Paging bounds of list endpoints.
-const (
-	PageSizeDefault = 20
-	PageSizeMax     = 1000
-)
-
-// Sort is a list order: a field and a direction.
-type Sort struct {
-	Field string // one of SortFields
-	Desc  bool
-}
-
-// SortFields are the task fields a list can be sorted by (JSON names).
-var SortFields = []string{"createdAt", "updatedAt", "priority", "status", "progress", "scheduledAt", "completedAt"}
-
-// SortColumns maps each of SortFields to its column, named alike in every
+// SortColumns maps each of commonops.SortFields to its column, named alike in every
 // driver's schema.
 var SortColumns = map[string]string{
 	"createdAt":   "created_at",
@@ -158,9 +125,6 @@ var SortColumns = map[string]string{
 	"completedAt": "completed_at",
 }
 
-// DefaultSort is newest first.
-var DefaultSort = Sort{Field: "createdAt", Desc: true}
-
 // ClaimParams selects tasks for ClaimNext and ClaimTask.
 type ClaimParams struct {
 	WorkerID string
@@ -169,13 +133,7 @@ type ClaimParams struct {
 	Now      time.Time
 	// Kinds restricts the claim to these (taskType, entityType) pairs, where
 	// "*" matches any; empty matches every task.
-	Kinds []Kind
-}
-
-// Kind is a (taskType, entityType) pair; "*" matches any value.
-type Kind struct {
-	TaskType   string
-	EntityType string
+	Kinds []commonops.Kind
 }
 
 // SweepFilter selects tasks across tenants for a maintenance job. Set fields
@@ -211,70 +169,4 @@ type SweepFilter struct {
 type TaskRef struct {
 	TenantID string
 	ID       string
-}
-
-// LogFilter selects a page of a task's logs.
-type LogFilter struct {
-	TenantID string
-	TaskID   string
-	Level    commonops.LogLevel // "" for all
-	Page     int
-	PageSize int
-}
-
-// OutboxMessage is one committed event waiting to be published.
-type OutboxMessage struct {
-	ID        int64
-	TenantID  string
-	TaskID    string
-	Topic     string
-	Payload   json.RawMessage // the task JSON
-	CreatedAt time.Time
-	Attempts  int
-	// TraceParent is the W3C traceparent of the request that made the
-	// change (see WithTraceParent); empty when it carried none.
-	TraceParent string
-}
-
-// traceParentKey is the context key of WithTraceParent.
-type traceParentKey struct{}
-
-// WithTraceParent returns a copy of ctx carrying the W3C traceparent tp. The
-// store records it on the outbox rows a change made with that context writes
-// (CreateTask, UpdateTask, ClaimNext), and DeliverOutbox hands it back in
-// OutboxMessage.TraceParent, so the published event continues the trace. The
-// caller validates tp; an empty tp records nothing.
-func WithTraceParent(ctx context.Context, tp string) context.Context {
-	return context.WithValue(ctx, traceParentKey{}, tp)
-}
-
-// ValidTraceParent reports whether tp is a W3C Trace Context traceparent of
-// version 00: "00-", 32 lowercase hex digits (the trace id, not all zero),
-// "-", 16 lowercase hex digits (the parent id, not all zero), "-", 2
-// lowercase hex digits (the flags); 55 characters in all. Entry points
-// check a traceparent they receive with it before WithTraceParent.
-func ValidTraceParent(tp string) bool {
-	if len(tp) != 55 || tp[:3] != "00-" || tp[35] != '-' || tp[52] != '-' {
-		return false
-	}
-	traceID, parentID, flags := tp[3:35], tp[36:52], tp[53:]
-	return lowerHex(traceID) && lowerHex(parentID) && lowerHex(flags) &&
-		strings.Trim(traceID, "0") != "" && strings.Trim(parentID, "0") != ""
-}
-
-// lowerHex reports whether s is all lowercase hex digits.
-func lowerHex(s string) bool {
-	for i := range len(s) {
-		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-// TraceParent returns the traceparent WithTraceParent put in ctx, or "".
-// The store records it on the outbox rows a change made with ctx writes.
-func TraceParent(ctx context.Context) string {
-	tp, _ := ctx.Value(traceParentKey{}).(string)
-	return tp
 }

@@ -17,7 +17,6 @@ import (
 	"github.com/commonops/commonops/internal/prom"
 	"github.com/commonops/commonops/objectstore"
 	"github.com/commonops/commonops/operations"
-	"github.com/commonops/commonops/store"
 )
 
 // Pool defaults.
@@ -269,7 +268,7 @@ func (p *Pool) HandleEvent(ctx context.Context, topic string, task *commonops.Ta
 	}
 	p.metrics.claims.WithLabelValues("event").Inc()
 	// The run continues the trace of the event that started it.
-	p.launch(t, proc, store.TraceParent(ctx))
+	p.launch(t, proc, commonops.TraceParent(ctx))
 	return nil
 }
 
@@ -358,7 +357,7 @@ const pollRetryDelay = time.Second
 
 // claimPlan decides what the poller may claim now: the kinds and how many,
 // such that no type cap can be exceeded whatever the store returns.
-func (p *Pool) claimPlan() ([]store.Kind, int) {
+func (p *Pool) claimPlan() ([]commonops.Kind, int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	limit := p.cfg.Concurrency - p.busy
@@ -372,7 +371,7 @@ func (p *Pool) claimPlan() ([]store.Kind, int) {
 		}
 		return c - p.perType[tt], true
 	}
-	var kinds []store.Kind
+	var kinds []commonops.Kind
 	wildcard := false
 	for _, k := range p.cfg.Registry.Kinds() {
 		if k.TaskType == "*" {
@@ -479,7 +478,7 @@ func (p *Pool) claimFree(ctx context.Context) {
 // reserved.
 func (p *Pool) launch(t *commonops.Task, proc Processor, traceParent string) {
 	p.mu.Lock()
-	ctx, cancel := context.WithCancelCause(store.WithTraceParent(p.jobsCtx, traceParent))
+	ctx, cancel := context.WithCancelCause(commonops.WithTraceParent(p.jobsCtx, traceParent))
 	r := &run{task: t, cancel: cancel}
 	// A run of an earlier attempt may still be returning: the newest attempt
 	// is the one events and Running see.
@@ -509,7 +508,7 @@ func (p *Pool) execute(ctx context.Context, cancel context.CancelCauseFunc, t *c
 	start := time.Now()
 	log := p.log.With("task", t.ID, "taskType", t.TaskType, "entityType", t.EntityType, "attempt", t.Attempt)
 	j := newJob(p, t, cancel, log)
-	j.base = store.WithTraceParent(p.base, store.TraceParent(ctx))
+	j.base = commonops.WithTraceParent(p.base, commonops.TraceParent(ctx))
 	hbDone := make(chan struct{})
 	hbStop := make(chan struct{})
 	go func() {

@@ -126,7 +126,7 @@ func TestPoolRunsTask(t *testing.T) {
 		if string(got) != "HELLO" {
 			t.Errorf("got output %q, want HELLO", got)
 		}
-		logs, total, err := svc.Logs(context.Background(), store.LogFilter{TenantID: tenant, TaskID: done.ID, Page: 1, PageSize: 100})
+		logs, total, err := svc.Logs(context.Background(), commonops.LogFilter{TenantID: tenant, TaskID: done.ID, Page: 1, PageSize: 100})
 		if err != nil {
 			t.Fatal(err)
 		}

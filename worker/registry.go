@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/commonops/commonops/store"
+	"github.com/commonops/commonops"
 )
 
 // Registry maps (taskType, entityType) to a Processor. "*" in either place
@@ -12,11 +12,11 @@ import (
 // entityType over a wildcard taskType.
 type Registry struct {
 	mu    sync.RWMutex
-	procs map[store.Kind]Processor
+	procs map[commonops.Kind]Processor
 }
 
 // NewRegistry returns an empty registry.
-func NewRegistry() *Registry { return &Registry{procs: make(map[store.Kind]Processor)} }
+func NewRegistry() *Registry { return &Registry{procs: make(map[commonops.Kind]Processor)} }
 
 // Register adds p for (taskType, entityType). It panics on an empty name or
 // a duplicate registration, which are programming errors.
@@ -26,7 +26,7 @@ func (r *Registry) Register(taskType, entityType string, p Processor) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	k := store.Kind{TaskType: taskType, EntityType: entityType}
+	k := commonops.Kind{TaskType: taskType, EntityType: entityType}
 	if _, dup := r.procs[k]; dup {
 		panic(fmt.Sprintf("worker: a processor is already registered for (%s, %s)", taskType, entityType))
 	}
@@ -37,7 +37,7 @@ func (r *Registry) Register(taskType, entityType string, p Processor) {
 func (r *Registry) Lookup(taskType, entityType string) (Processor, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	for _, k := range []store.Kind{
+	for _, k := range []commonops.Kind{
 		{TaskType: taskType, EntityType: entityType},
 		{TaskType: taskType, EntityType: "*"},
 		{TaskType: "*", EntityType: entityType},
@@ -51,10 +51,10 @@ func (r *Registry) Lookup(taskType, entityType string) (Processor, bool) {
 }
 
 // Kinds lists the registered pairs, for claiming only what this worker runs.
-func (r *Registry) Kinds() []store.Kind {
+func (r *Registry) Kinds() []commonops.Kind {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	kinds := make([]store.Kind, 0, len(r.procs))
+	kinds := make([]commonops.Kind, 0, len(r.procs))
 	for k := range r.procs {
 		kinds = append(kinds, k)
 	}

@@ -157,7 +157,7 @@ func TestStopTimeoutReleasesTasks(t *testing.T) {
 		if last := evs[len(evs)-1].EventType; last != commonops.EventReleased {
 			t.Errorf("got last event %s, want %s", last, commonops.EventReleased)
 		}
-		logs, _, err := svc.Logs(ctx, store.LogFilter{TenantID: tenant, TaskID: task.ID, Page: 1, PageSize: 10})
+		logs, _, err := svc.Logs(ctx, commonops.LogFilter{TenantID: tenant, TaskID: task.ID, Page: 1, PageSize: 10})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -44,7 +44,7 @@ func TestProcessorTextMadeStorable(t *testing.T) {
 		if got := deref(final.Message); got != wantErr {
 			t.Errorf("got message %v, want the cleaned error text", got)
 		}
-		logs, _, err := svc.Logs(ctx, store.LogFilter{TenantID: tenant, TaskID: task.ID, Page: 1, PageSize: 10})
+		logs, _, err := svc.Logs(ctx, commonops.LogFilter{TenantID: tenant, TaskID: task.ID, Page: 1, PageSize: 10})
 		if err != nil {
 			t.Fatal(err)
 		}

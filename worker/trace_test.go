@@ -8,7 +8,7 @@ import (
 
 	"github.com/commonops/commonops"
 	"github.com/commonops/commonops/internal/testdb"
-	"github.com/commonops/commonops/store"
+	"github.com/commonops/commonops/outbox"
 	"github.com/commonops/commonops/worker"
 )
 
@@ -26,7 +26,7 @@ func TestRunContinuesEventTrace(t *testing.T) {
 	reg := worker.NewRegistry()
 	reg.Register("noop", "*", worker.ProcessorFunc(func(ctx context.Context, j worker.Job) error {
 		mu.Lock()
-		traced[j.Task().ID] = store.TraceParent(ctx) == tp
+		traced[j.Task().ID] = commonops.TraceParent(ctx) == tp
 		mu.Unlock()
 		return nil
 	}))
@@ -39,7 +39,7 @@ func TestRunContinuesEventTrace(t *testing.T) {
 	var id string
 	for range 5 {
 		task := create(t, svc, commonops.CreateInput{TaskType: "noop", EntityType: "demo"})
-		if err := pool.HandleEvent(store.WithTraceParent(ctx, tp), commonops.TopicCreated, task); err != nil {
+		if err := pool.HandleEvent(commonops.WithTraceParent(ctx, tp), commonops.TopicCreated, task); err != nil {
 			t.Fatal(err)
 		}
 		waitStatus(t, svc, task.ID, commonops.StatusCompleted, 10*time.Second)
@@ -56,7 +56,7 @@ func TestRunContinuesEventTrace(t *testing.T) {
 	}
 
 	var got []string
-	if _, err := s.DeliverOutbox(ctx, 100, func(_ context.Context, msgs []store.OutboxMessage) (int, error) {
+	if _, err := s.DeliverOutbox(ctx, 100, func(_ context.Context, msgs []outbox.Message) (int, error) {
 		for _, m := range msgs {
 			if m.Topic == commonops.TopicCompleted && m.TaskID == id {
 				got = append(got, m.TraceParent)

@@ -112,7 +112,7 @@ func TestRemoteWorkerLifecycle(t *testing.T) {
 		if string(b) != "a,b\n1,2\n" {
 			t.Fatalf("uploaded output: got %q, want the bytes sent", b)
 		}
-		logs, n, err := svc.Logs(ctx, store.LogFilter{TenantID: tenant, TaskID: task.ID, Page: 1, PageSize: 10})
+		logs, n, err := svc.Logs(ctx, commonops.LogFilter{TenantID: tenant, TaskID: task.ID, Page: 1, PageSize: 10})
 		if err != nil || n != 1 || logs[0].Message != "starting" {
 			t.Fatalf("logs: got %d (%v), want the one line", n, err)
 		}

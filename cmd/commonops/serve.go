@@ -129,7 +129,7 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 		}
 		if embedded != nil {
 			unsubscribe := embedded.Subscribe(workerTopics, func(ctx context.Context, m bus.Message) error {
-				return pool.HandleEvent(store.WithTraceParent(ctx, m.TraceParent), m.Topic, m.Task)
+				return pool.HandleEvent(commonops.WithTraceParent(ctx, m.TraceParent), m.Topic, m.Task)
 			})
 			defer unsubscribe()
 		} else {

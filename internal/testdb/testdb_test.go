@@ -18,7 +18,7 @@ func TestEachRunsBothDriversIsolated(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, s store.Store) {
 		ran = append(ran, t.Name())
 		ctx := context.Background()
-		if _, total, err := s.ListTasks(ctx, store.ListFilter{TenantID: "t"}); err != nil || total != 0 {
+		if _, total, err := s.ListTasks(ctx, commonops.ListFilter{TenantID: "t"}); err != nil || total != 0 {
 			t.Fatalf("fresh store: got %d tasks (err %v), want an empty store", total, err)
 		}
 		tk, ch, err := commonops.NewTask(uuid.NewString(), "t", "u", commonops.CreateInput{TaskType: "a", EntityType: "b"}, commonops.Limits{}, time.Now())

@@ -98,13 +98,13 @@ func BenchmarkListFiltered(b *testing.B) {
 	since := time.Now().Add(-7 * 24 * time.Hour)
 	cases := []struct {
 		name string
-		f    store.ListFilter
+		f    commonops.ListFilter
 	}{
-		{"status+type", store.ListFilter{TaskType: "import", Statuses: []commonops.Status{commonops.StatusFailed}}},
-		{"status", store.ListFilter{Statuses: []commonops.Status{commonops.StatusPending, commonops.StatusProcessing}}},
-		{"type+last7days", store.ListFilter{TaskType: "export", StartDate: &since}},
-		{"status+type/page50", store.ListFilter{TaskType: "import", Statuses: []commonops.Status{commonops.StatusFailed}, Page: 50}},
-		{"unfiltered", store.ListFilter{}},
+		{"status+type", commonops.ListFilter{TaskType: "import", Statuses: []commonops.Status{commonops.StatusFailed}}},
+		{"status", commonops.ListFilter{Statuses: []commonops.Status{commonops.StatusPending, commonops.StatusProcessing}}},
+		{"type+last7days", commonops.ListFilter{TaskType: "export", StartDate: &since}},
+		{"status+type/page50", commonops.ListFilter{TaskType: "import", Statuses: []commonops.Status{commonops.StatusFailed}, Page: 50}},
+		{"unfiltered", commonops.ListFilter{}},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {

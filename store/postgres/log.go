@@ -8,7 +8,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/commonops/commonops"
-	"github.com/commonops/commonops/store"
 )
 
 // appendLogsSQL inserts the lines only if the task exists and, with an
@@ -64,7 +63,7 @@ func (s *Store) AppendLogs(ctx context.Context, tenant, taskID string, attempt *
 
 // ListLogs returns a page of a task's logs, oldest first, and the total, in
 // one round trip.
-func (s *Store) ListLogs(ctx context.Context, f store.LogFilter) ([]commonops.LogEntry, int, error) {
+func (s *Store) ListLogs(ctx context.Context, f commonops.LogFilter) ([]commonops.LogEntry, int, error) {
 	page, size := pageBounds(f.Page, f.PageSize)
 	var w where
 	w.add("task_id = ?", f.TaskID)
@@ -116,10 +115,10 @@ func (s *Store) ListLogs(ctx context.Context, f store.LogFilter) ([]commonops.Lo
 const taskExistsSQL = "SELECT EXISTS (SELECT 1 FROM tasks WHERE id = $1 AND tenant_id = $2)"
 
 // ListEvents returns a task's events with id > afterID, oldest first (a
-// limit of 0 or less means store.PageSizeMax), or ENOTFOUND.
+// limit of 0 or less means commonops.PageSizeMax), or ENOTFOUND.
 func (s *Store) ListEvents(ctx context.Context, tenant, taskID string, afterID int64, limit int) ([]commonops.Event, error) {
 	if limit <= 0 {
-		limit = store.PageSizeMax
+		limit = commonops.PageSizeMax
 	}
 	b := &pgx.Batch{}
 	b.Queue(taskExistsSQL, taskID, tenant)

@@ -8,7 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/commonops/commonops"
-	"github.com/commonops/commonops/store"
+	"github.com/commonops/commonops/outbox"
 )
 
 // Reconnection backoff of the LISTEN connection.
@@ -24,7 +24,7 @@ FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`
 // another relay holds), calls publish while holding them, marks the first n
 // it reports sent and counts an attempt on every row handed over (the rest
 // stay unsent). It returns how many it marked, and publish's error.
-func (s *Store) DeliverOutbox(ctx context.Context, limit int, publish func(context.Context, []store.OutboxMessage) (int, error)) (int, error) {
+func (s *Store) DeliverOutbox(ctx context.Context, limit int, publish func(context.Context, []outbox.Message) (int, error)) (int, error) {
 	if limit <= 0 {
 		return 0, commonops.Invalid(commonops.FieldError{Field: "limit", Message: "must be positive"})
 	}
@@ -37,13 +37,13 @@ func (s *Store) DeliverOutbox(ctx context.Context, limit int, publish func(conte
 	b.Queue("BEGIN")
 	b.Queue(lockOutboxSQL, limit)
 	br := tc.c.SendBatch(ctx, b)
-	var msgs []store.OutboxMessage
+	var msgs []outbox.Message
 	_, err = br.Exec()
 	if err == nil {
 		var rows pgx.Rows
 		if rows, err = br.Query(); err == nil {
-			msgs, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.OutboxMessage, error) {
-				var m store.OutboxMessage
+			msgs, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (outbox.Message, error) {
+				var m outbox.Message
 				var payload []byte
 				err := r.Scan(&m.ID, &m.TenantID, &m.TaskID, &m.Topic, &payload, &m.CreatedAt, &m.Attempts, &m.TraceParent)
 				m.Payload, m.CreatedAt = rawJSON(payload), m.CreatedAt.UTC()

@@ -18,6 +18,7 @@ import (
 
 	"github.com/commonops/commonops"
 	"github.com/commonops/commonops/internal/testdb"
+	"github.com/commonops/commonops/outbox"
 	"github.com/commonops/commonops/store"
 	"github.com/commonops/commonops/store/postgres"
 )
@@ -156,7 +157,7 @@ func TestCreateIdempotentUnderConcurrency(t *testing.T) {
 	if winners != 1 {
 		t.Fatalf("got %d creates that inserted, want 1", winners)
 	}
-	_, total, err := s.ListTasks(ctx, store.ListFilter{TenantID: "acme"})
+	_, total, err := s.ListTasks(ctx, commonops.ListFilter{TenantID: "acme"})
 	if err != nil {
 		t.Fatalf("list: %v", err)
 	}
@@ -215,7 +216,7 @@ func TestClaimNextNeverHandsATaskOutTwice(t *testing.T) {
 		wg.Go(func() {
 			for {
 				got, err := s.ClaimNext(ctx, store.ClaimParams{WorkerID: fmt.Sprint("w", w), Lease: time.Minute, Limit: 3, Now: time.Now(),
-					Kinds: []store.Kind{{TaskType: "import", EntityType: "*"}}})
+					Kinds: []commonops.Kind{{TaskType: "import", EntityType: "*"}}})
 				if err != nil {
 					t.Errorf("claim: %v", err)
 					return
@@ -275,8 +276,8 @@ func TestOutboxSignalCrossesReplicas(t *testing.T) {
 	case <-time.After(300 * time.Millisecond):
 	}
 
-	var published []store.OutboxMessage
-	n, err := reader.DeliverOutbox(ctx, 10, func(_ context.Context, msgs []store.OutboxMessage) (int, error) {
+	var published []outbox.Message
+	n, err := reader.DeliverOutbox(ctx, 10, func(_ context.Context, msgs []outbox.Message) (int, error) {
 		published = msgs
 		return len(msgs), nil
 	})
@@ -300,12 +301,12 @@ func TestDeliverOutboxPartialFailure(t *testing.T) {
 		create(t, s, commonops.CreateInput{TaskType: "import", EntityType: "product"})
 	}
 	boom := errors.New("pubsub down")
-	n, err := s.DeliverOutbox(ctx, 10, func(context.Context, []store.OutboxMessage) (int, error) { return 1, boom })
+	n, err := s.DeliverOutbox(ctx, 10, func(context.Context, []outbox.Message) (int, error) { return 1, boom })
 	if n != 1 || !errors.Is(err, boom) {
 		t.Fatalf("deliver: got %d, %v, want 1 and the publish error", n, err)
 	}
 	var attempts []int
-	_, err = s.DeliverOutbox(ctx, 10, func(_ context.Context, msgs []store.OutboxMessage) (int, error) {
+	_, err = s.DeliverOutbox(ctx, 10, func(_ context.Context, msgs []outbox.Message) (int, error) {
 		for _, m := range msgs {
 			attempts = append(attempts, m.Attempts)
 		}
@@ -458,7 +459,7 @@ func TestDeletePublished(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	n, err := s.DeliverOutbox(ctx, 10, func(_ context.Context, msgs []store.OutboxMessage) (int, error) { return 2, nil })
+	n, err := s.DeliverOutbox(ctx, 10, func(_ context.Context, msgs []outbox.Message) (int, error) { return 2, nil })
 	if err != nil || n != 2 {
 		t.Fatalf("DeliverOutbox: got (%d, %v), want (2, nil)", n, err)
 	}

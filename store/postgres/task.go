@@ -23,7 +23,7 @@ var nTaskCols = len(taskColumnList)
 // changeCTEs writes the task_events row and the outbox row of a change for
 // the task the CTE named src returns (id, tenant_id). Parameters from p:
 // event type, event data, event time, topic, payload, traceparent (NULL for
-// none; see store.TraceParent). The statement's last
+// none; see commonops.TraceParent). The statement's last
 // column counts the outbox rows (SELECT count(*) FROM o).
 //
 // There is deliberately no pg_notify here: PostgreSQL serialises the commits
@@ -109,7 +109,7 @@ func (s *Store) changeArgs(ctx context.Context, t *commonops.Task, ch commonops.
 		payload = string(b)
 	}
 	var tp any
-	if v := store.TraceParent(ctx); v != "" {
+	if v := commonops.TraceParent(ctx); v != "" {
 		tp = v
 	}
 	return []any{ch.Event, data, t.UpdatedAt, ch.Topic, payload, tp}, nil
@@ -261,21 +261,21 @@ func pageBounds(page, size int) (int, int) {
 		page = 1
 	}
 	if size <= 0 {
-		size = store.PageSizeDefault
+		size = commonops.PageSizeDefault
 	}
-	return page, min(size, store.PageSizeMax)
+	return page, min(size, commonops.PageSizeMax)
 }
 
 // ListTasks returns one page of tenant's tasks matching f, and the total
 // (count of the same filter), read in one round trip.
-func (s *Store) ListTasks(ctx context.Context, f store.ListFilter) ([]*commonops.Task, int, error) {
+func (s *Store) ListTasks(ctx context.Context, f commonops.ListFilter) ([]*commonops.Task, int, error) {
 	sortBy := f.Sort
 	if sortBy.Field == "" {
-		sortBy = store.DefaultSort
+		sortBy = commonops.DefaultSort
 	}
 	col, ok := store.SortColumns[sortBy.Field]
 	if !ok {
-		return nil, 0, commonops.Invalid(commonops.FieldError{Field: "sort", Message: "must be one of " + strings.Join(store.SortFields, ", ")})
+		return nil, 0, commonops.Invalid(commonops.FieldError{Field: "sort", Message: "must be one of " + strings.Join(commonops.SortFields, ", ")})
 	}
 	var w where
 	w.add("tenant_id = ?", f.TenantID)

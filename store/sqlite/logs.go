@@ -7,7 +7,6 @@ import (
 	"fmt"
 
 	"github.com/commonops/commonops"
-	"github.com/commonops/commonops/store"
 )
 
 // AppendLogs adds log lines to a task of tenant. With attempt set and not
@@ -45,7 +44,7 @@ func (s *Store) AppendLogs(ctx context.Context, tenant, taskID string, attempt *
 }
 
 // ListLogs returns a page of a task's logs, oldest first, and the total.
-func (s *Store) ListLogs(ctx context.Context, f store.LogFilter) ([]commonops.LogEntry, int, error) {
+func (s *Store) ListLogs(ctx context.Context, f commonops.LogFilter) ([]commonops.LogEntry, int, error) {
 	page, size := pageBounds(f.Page, f.PageSize)
 	cond, args := "task_id = ? AND tenant_id = ?", []any{f.TaskID, f.TenantID}
 	if f.Level != "" {
@@ -91,10 +90,10 @@ func (s *Store) ListLogs(ctx context.Context, f store.LogFilter) ([]commonops.Lo
 }
 
 // ListEvents returns a task's events with id > afterID, oldest first; a
-// limit of 0 or less means store.PageSizeMax.
+// limit of 0 or less means commonops.PageSizeMax.
 func (s *Store) ListEvents(ctx context.Context, tenant, taskID string, afterID int64, limit int) ([]commonops.Event, error) {
 	if limit <= 0 {
-		limit = store.PageSizeMax
+		limit = commonops.PageSizeMax
 	}
 	events := []commonops.Event{}
 	err := s.read(ctx, func(tx *sql.Tx) error {

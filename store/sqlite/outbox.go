@@ -9,21 +9,21 @@ import (
 	"time"
 
 	"github.com/commonops/commonops"
-	"github.com/commonops/commonops/store"
+	"github.com/commonops/commonops/outbox"
 )
 
 // DeliverOutbox hands up to limit unsent rows, oldest first, to publish and
 // marks sent the first n it reports; the other rows handed over stay unsent
 // with one more attempt counted. SQLite cannot lock rows, so deliveries of
 // one Store are serialised: two concurrent calls never publish a row twice.
-func (s *Store) DeliverOutbox(ctx context.Context, limit int, publish func(context.Context, []store.OutboxMessage) (int, error)) (int, error) {
+func (s *Store) DeliverOutbox(ctx context.Context, limit int, publish func(context.Context, []outbox.Message) (int, error)) (int, error) {
 	if limit <= 0 {
 		return 0, commonops.Invalid(commonops.FieldError{Field: "limit", Message: "must be positive"})
 	}
 	s.deliverMu.Lock()
 	defer s.deliverMu.Unlock()
 
-	var msgs []store.OutboxMessage
+	var msgs []outbox.Message
 	err := s.read(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, "SELECT id, tenant_id, task_id, topic, payload, created_at, attempts, coalesce(traceparent, '') FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT ?", limit)
 		if err != nil {
@@ -32,7 +32,7 @@ func (s *Store) DeliverOutbox(ctx context.Context, limit int, publish func(conte
 		defer rows.Close()
 		for rows.Next() {
 			var (
-				m       store.OutboxMessage
+				m       outbox.Message
 				payload string
 				created int64
 			)
@@ -84,7 +84,7 @@ func (s *Store) DeliverOutbox(ctx context.Context, limit int, publish func(conte
 
 func placeholders(n int) string { return "?" + strings.Repeat(", ?", n-1) }
 
-func ids(msgs []store.OutboxMessage) []any {
+func ids(msgs []outbox.Message) []any {
 	a := make([]any, len(msgs))
 	for i, m := range msgs {
 		a[i] = m.ID

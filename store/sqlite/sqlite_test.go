@@ -10,6 +10,7 @@ import (
 
 	"github.com/commonops/commonops"
 	"github.com/commonops/commonops/internal/testdb"
+	"github.com/commonops/commonops/outbox"
 	"github.com/commonops/commonops/store"
 	"github.com/commonops/commonops/store/sqlite"
 	"github.com/commonops/commonops/store/storetest"
@@ -215,7 +216,7 @@ func TestDeletePublished(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	n, err := s.DeliverOutbox(ctx, 10, func(_ context.Context, msgs []store.OutboxMessage) (int, error) { return 2, nil })
+	n, err := s.DeliverOutbox(ctx, 10, func(_ context.Context, msgs []outbox.Message) (int, error) { return 2, nil })
 	if err != nil || n != 2 {
 		t.Fatalf("DeliverOutbox: got (%d, %v), want (2, nil)", n, err)
 	}

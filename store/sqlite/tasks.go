@@ -210,7 +210,7 @@ func (s *Store) recordChange(ctx context.Context, q querier, t *commonops.Task, 
 		return false, fmt.Errorf("encode outbox payload: %w", err)
 	}
 	var tp any
-	if v := store.TraceParent(ctx); v != "" {
+	if v := commonops.TraceParent(ctx); v != "" {
 		tp = v
 	}
 	if _, err := q.ExecContext(ctx, "INSERT INTO outbox (tenant_id, task_id, topic, payload, created_at, traceparent) VALUES (?, ?, ?, ?, ?, ?)",
@@ -367,14 +367,14 @@ func likeEscape(s string) string {
 // ListTasks returns one page of tenant's tasks matching f, and the total.
 // Sorting puts null values (scheduledAt, completedAt) last in either
 // direction and breaks ties by id.
-func (s *Store) ListTasks(ctx context.Context, f store.ListFilter) ([]*commonops.Task, int, error) {
+func (s *Store) ListTasks(ctx context.Context, f commonops.ListFilter) ([]*commonops.Task, int, error) {
 	sortBy := f.Sort
 	if sortBy.Field == "" {
-		sortBy = store.DefaultSort
+		sortBy = commonops.DefaultSort
 	}
 	col, ok := store.SortColumns[sortBy.Field]
 	if !ok {
-		return nil, 0, commonops.Invalid(commonops.FieldError{Field: "sort", Message: "must be one of " + strings.Join(store.SortFields, ", ")})
+		return nil, 0, commonops.Invalid(commonops.FieldError{Field: "sort", Message: "must be one of " + strings.Join(commonops.SortFields, ", ")})
 	}
 	page, size := pageBounds(f.Page, f.PageSize)
 
@@ -451,9 +451,9 @@ func pageBounds(page, size int) (int, int) {
 		page = 1
 	}
 	if size <= 0 {
-		size = store.PageSizeDefault
+		size = commonops.PageSizeDefault
 	}
-	return page, min(size, store.PageSizeMax)
+	return page, min(size, commonops.PageSizeMax)
 }
 
 // UpdateTaskFrom is UpdateTask: reading the task first costs nothing
@@ -533,7 +533,7 @@ func (s *Store) ClaimNext(ctx context.Context, p store.ClaimParams) ([]*commonop
 }
 
 // kindFilter turns kinds into one OR condition; "" when any task matches.
-func kindFilter(kinds []store.Kind) (string, []any) {
+func kindFilter(kinds []commonops.Kind) (string, []any) {
 	var ors []string
 	var args []any
 	for _, k := range kinds {

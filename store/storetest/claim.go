@@ -99,15 +99,15 @@ var claimTests = []test{
 		exportProduct := create(t, s, tenantA, at(2), commonops.CreateInput{TaskType: "export", EntityType: "product", MaxRetries: ptr(100)})
 		cases := []struct {
 			name  string
-			kinds []store.Kind
+			kinds []commonops.Kind
 			want  []*commonops.Task
 		}{
-			{"exact", []store.Kind{{TaskType: "import", EntityType: "order"}}, []*commonops.Task{importOrder}},
-			{"any entity", []store.Kind{{TaskType: "import", EntityType: "*"}}, []*commonops.Task{importProduct, importOrder}},
-			{"any task type", []store.Kind{{TaskType: "*", EntityType: "product"}}, []*commonops.Task{importProduct, exportProduct}},
-			{"two kinds", []store.Kind{{TaskType: "export", EntityType: "product"}, {TaskType: "import", EntityType: "order"}}, []*commonops.Task{importOrder, exportProduct}},
-			{"no match", []store.Kind{{TaskType: "delete", EntityType: "*"}}, nil},
-			{"wildcard", []store.Kind{{TaskType: "nothing", EntityType: "x"}, {TaskType: "*", EntityType: "*"}}, []*commonops.Task{importProduct, importOrder, exportProduct}},
+			{"exact", []commonops.Kind{{TaskType: "import", EntityType: "order"}}, []*commonops.Task{importOrder}},
+			{"any entity", []commonops.Kind{{TaskType: "import", EntityType: "*"}}, []*commonops.Task{importProduct, importOrder}},
+			{"any task type", []commonops.Kind{{TaskType: "*", EntityType: "product"}}, []*commonops.Task{importProduct, exportProduct}},
+			{"two kinds", []commonops.Kind{{TaskType: "export", EntityType: "product"}, {TaskType: "import", EntityType: "order"}}, []*commonops.Task{importOrder, exportProduct}},
+			{"no match", []commonops.Kind{{TaskType: "delete", EntityType: "*"}}, nil},
+			{"wildcard", []commonops.Kind{{TaskType: "nothing", EntityType: "x"}, {TaskType: "*", EntityType: "*"}}, []*commonops.Task{importProduct, importOrder, exportProduct}},
 			{"empty is every task", nil, []*commonops.Task{importProduct, importOrder, exportProduct}},
 		}
 		for _, c := range cases {
@@ -509,7 +509,7 @@ func claimMatchesGo(t *testing.T, s store.Store, claimer func(tenant string, tk 
 			t.Fatalf("%s: Claim in Go: %v", c.name, err)
 		}
 		got, err := claimer(c.tenant, c.task, store.ClaimParams{WorkerID: "worker-9", Lease: 45 * time.Second, Now: at(30), Limit: 1,
-			Kinds: []store.Kind{{TaskType: c.task.TaskType, EntityType: "*"}}})
+			Kinds: []commonops.Kind{{TaskType: c.task.TaskType, EntityType: "*"}}})
 		if err != nil {
 			t.Fatalf("%s: claim: %v", c.name, err)
 		}

@@ -25,7 +25,7 @@ var logTests = []test{
 		if err := s.AppendLogs(ctx, tenantA, tk.ID, ptr(1), in); err != nil {
 			t.Fatalf("AppendLogs: %v", err)
 		}
-		got, total, err := s.ListLogs(ctx, store.LogFilter{TenantID: tenantA, TaskID: tk.ID})
+		got, total, err := s.ListLogs(ctx, commonops.LogFilter{TenantID: tenantA, TaskID: tk.ID})
 		if err != nil || total != 3 || len(got) != 3 {
 			t.Fatalf("ListLogs: got %d of %d, err %v; want 3 of 3", len(got), total, err)
 		}
@@ -64,16 +64,16 @@ var logTests = []test{
 			return out
 		}
 		cases := []struct {
-			filter    store.LogFilter
+			filter    commonops.LogFilter
 			want      []string
 			wantTotal int
 		}{
-			{store.LogFilter{Level: commonops.LogError}, []string{"line 1", "line 3", "line 5"}, 3},
-			{store.LogFilter{Level: commonops.LogDebug}, []string{}, 0},
-			{store.LogFilter{Page: 2, PageSize: 3}, []string{"line 3", "line 4", "line 5"}, 7},
-			{store.LogFilter{Page: 3, PageSize: 3}, []string{"line 6"}, 7},
-			{store.LogFilter{Level: commonops.LogInfo, Page: 2, PageSize: 2}, []string{"line 4", "line 6"}, 4},
-			{store.LogFilter{Page: 9, PageSize: 3}, []string{}, 7},
+			{commonops.LogFilter{Level: commonops.LogError}, []string{"line 1", "line 3", "line 5"}, 3},
+			{commonops.LogFilter{Level: commonops.LogDebug}, []string{}, 0},
+			{commonops.LogFilter{Page: 2, PageSize: 3}, []string{"line 3", "line 4", "line 5"}, 7},
+			{commonops.LogFilter{Page: 3, PageSize: 3}, []string{"line 6"}, 7},
+			{commonops.LogFilter{Level: commonops.LogInfo, Page: 2, PageSize: 2}, []string{"line 4", "line 6"}, 4},
+			{commonops.LogFilter{Page: 9, PageSize: 3}, []string{}, 7},
 		}
 		for _, c := range cases {
 			c.filter.TenantID, c.filter.TaskID = tenantA, tk.ID
@@ -98,7 +98,7 @@ var logTests = []test{
 			{Level: commonops.LogInfo, Message: "b", CreatedAt: at(2)},
 		})
 		wantCode(t, "AppendLogs with attempt 0 on attempt 1", err, commonops.ECONFLICT)
-		if _, total, err := s.ListLogs(ctx, store.LogFilter{TenantID: tenantA, TaskID: tk.ID}); err != nil || total != 0 {
+		if _, total, err := s.ListLogs(ctx, commonops.LogFilter{TenantID: tenantA, TaskID: tk.ID}); err != nil || total != 0 {
 			t.Fatalf("logs after stale appends: got %d (err %v), want 0", total, err)
 		}
 		if err := s.AppendLogs(ctx, tenantA, tk.ID, ptr(1), []commonops.LogEntry{{Level: commonops.LogInfo, Message: "ok", CreatedAt: at(3)}}); err != nil {
@@ -110,7 +110,7 @@ var logTests = []test{
 		id := uuid.NewString()
 		err := s.AppendLogs(ctx, tenantA, id, nil, []commonops.LogEntry{{Level: commonops.LogInfo, Message: "x", CreatedAt: at(0)}})
 		wantCode(t, "AppendLogs to an unknown task", err, commonops.ENOTFOUND)
-		_, _, err = s.ListLogs(ctx, store.LogFilter{TenantID: tenantA, TaskID: id})
+		_, _, err = s.ListLogs(ctx, commonops.LogFilter{TenantID: tenantA, TaskID: id})
 		wantCode(t, "ListLogs of an unknown task", err, commonops.ENOTFOUND)
 	}},
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/outbox"
 	"github.com/commonops/commonops/store"
 )
 
@@ -21,7 +22,7 @@ func createN(t *testing.T, s store.Store, n int) []string {
 	return out
 }
 
-func msgTaskIDs(msgs []store.OutboxMessage) []string {
+func msgTaskIDs(msgs []outbox.Message) []string {
 	out := []string{}
 	for _, m := range msgs {
 		out = append(out, m.TaskID)
@@ -32,8 +33,8 @@ func msgTaskIDs(msgs []store.OutboxMessage) []string {
 var outboxTests = []test{
 	{"DeliversInIDOrder", func(t *testing.T, s store.Store) {
 		want := createN(t, s, 5)
-		var got []store.OutboxMessage
-		n, err := s.DeliverOutbox(context.Background(), 10, func(_ context.Context, msgs []store.OutboxMessage) (int, error) {
+		var got []outbox.Message
+		n, err := s.DeliverOutbox(context.Background(), 10, func(_ context.Context, msgs []outbox.Message) (int, error) {
 			got = msgs
 			return len(msgs), nil
 		})
@@ -61,8 +62,8 @@ var outboxTests = []test{
 	{"LimitAndPartialSuccess", func(t *testing.T, s store.Store) {
 		ctx := context.Background()
 		want := createN(t, s, 5)
-		var handed []store.OutboxMessage
-		n, err := s.DeliverOutbox(ctx, 3, func(_ context.Context, msgs []store.OutboxMessage) (int, error) {
+		var handed []outbox.Message
+		n, err := s.DeliverOutbox(ctx, 3, func(_ context.Context, msgs []outbox.Message) (int, error) {
 			handed = msgs
 			return 2, nil
 		})
@@ -83,7 +84,7 @@ var outboxTests = []test{
 	{"PublishErrorLeavesAllUnsent", func(t *testing.T, s store.Store) {
 		ctx := context.Background()
 		want := createN(t, s, 3)
-		n, err := s.DeliverOutbox(ctx, 10, func(context.Context, []store.OutboxMessage) (int, error) { return 0, errBoom })
+		n, err := s.DeliverOutbox(ctx, 10, func(context.Context, []outbox.Message) (int, error) { return 0, errBoom })
 		if err == nil || n != 0 {
 			t.Fatalf("DeliverOutbox with a failing publish: got %d, err %v; want 0 and an error", n, err)
 		}
@@ -101,7 +102,7 @@ var outboxTests = []test{
 		}
 	}},
 	{"EmptyDeliversNothing", func(t *testing.T, s store.Store) {
-		n, err := s.DeliverOutbox(context.Background(), 10, func(_ context.Context, msgs []store.OutboxMessage) (int, error) {
+		n, err := s.DeliverOutbox(context.Background(), 10, func(_ context.Context, msgs []outbox.Message) (int, error) {
 			if len(msgs) > 0 {
 				t.Errorf("publish: got %d messages from an empty outbox", len(msgs))
 			}
@@ -122,7 +123,7 @@ var outboxTests = []test{
 			go func() {
 				defer wg.Done()
 				for {
-					n, err := s.DeliverOutbox(context.Background(), 3, func(_ context.Context, msgs []store.OutboxMessage) (int, error) {
+					n, err := s.DeliverOutbox(context.Background(), 3, func(_ context.Context, msgs []outbox.Message) (int, error) {
 						mu.Lock()
 						for _, m := range msgs {
 							seen[m.ID]++
@@ -175,7 +176,7 @@ var outboxTests = []test{
 	{"Prune", func(t *testing.T, s store.Store) {
 		ctx := context.Background()
 		createN(t, s, 5)
-		if _, err := s.DeliverOutbox(ctx, 3, func(_ context.Context, msgs []store.OutboxMessage) (int, error) { return len(msgs), nil }); err != nil {
+		if _, err := s.DeliverOutbox(ctx, 3, func(_ context.Context, msgs []outbox.Message) (int, error) { return len(msgs), nil }); err != nil {
 			t.Fatalf("DeliverOutbox: %v", err)
 		}
 		if n, err := s.PruneOutbox(ctx, time.Now().Add(-time.Hour), 10); err != nil || n != 0 {
@@ -224,14 +225,14 @@ var outboxTests = []test{
 			tpCreate   = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 			tpComplete = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
 		)
-		traced := store.WithTraceParent(context.Background(), tpCreate)
+		traced := commonops.WithTraceParent(context.Background(), tpCreate)
 		tk, ch := newTask(t, tenantA, at(0), commonops.CreateInput{})
 		if _, err := s.CreateTask(traced, tk, ch, nil); err != nil {
 			t.Fatalf("CreateTask: %v", err)
 		}
 		plain := create(t, s, tenantA, at(1), commonops.CreateInput{})
 		claim(t, s, tk, at(2))
-		_, err := s.UpdateTask(store.WithTraceParent(context.Background(), tpComplete), tenantA, tk.ID, func(x *commonops.Task) (commonops.Change, error) {
+		_, err := s.UpdateTask(commonops.WithTraceParent(context.Background(), tpComplete), tenantA, tk.ID, func(x *commonops.Task) (commonops.Change, error) {
 			return x.ApplyProgress(commonops.Progress{Status: ptr(commonops.StatusCompleted)}, time.Minute, 0, at(3))
 		})
 		if err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/outbox"
 	"github.com/commonops/commonops/store"
 )
 
@@ -253,11 +254,11 @@ func backlog(t *testing.T, s store.Store) int {
 }
 
 // drain publishes every unsent outbox row and returns them in order.
-func drain(t *testing.T, s store.Store) []store.OutboxMessage {
+func drain(t *testing.T, s store.Store) []outbox.Message {
 	t.Helper()
-	var all []store.OutboxMessage
+	var all []outbox.Message
 	for {
-		n, err := s.DeliverOutbox(context.Background(), 100, func(_ context.Context, msgs []store.OutboxMessage) (int, error) {
+		n, err := s.DeliverOutbox(context.Background(), 100, func(_ context.Context, msgs []outbox.Message) (int, error) {
 			all = append(all, msgs...)
 			return len(msgs), nil
 		})
@@ -270,7 +271,7 @@ func drain(t *testing.T, s store.Store) []store.OutboxMessage {
 	}
 }
 
-func topics(msgs []store.OutboxMessage) []string {
+func topics(msgs []outbox.Message) []string {
 	out := []string{}
 	for _, m := range msgs {
 		out = append(out, m.Topic)

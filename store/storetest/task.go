@@ -100,7 +100,7 @@ var createTests = []test{
 		}
 		_, err = s.GetTask(ctx, tenantA, second.ID)
 		wantCode(t, "GetTask of the replayed request's task", err, commonops.ENOTFOUND)
-		if _, total, _ := s.ListTasks(ctx, store.ListFilter{TenantID: tenantA}); total != 1 {
+		if _, total, _ := s.ListTasks(ctx, commonops.ListFilter{TenantID: tenantA}); total != 1 {
 			t.Fatalf("tasks after replay: got %d, want 1", total)
 		}
 		if got := backlog(t, s); got != 1 {
@@ -141,7 +141,7 @@ var createTests = []test{
 		if created != 1 || replayed != n-1 {
 			t.Fatalf("got %d created and %d replayed, want 1 and %d", created, replayed, n-1)
 		}
-		if _, total, _ := s.ListTasks(ctx, store.ListFilter{TenantID: tenantA}); total != 1 {
+		if _, total, _ := s.ListTasks(ctx, commonops.ListFilter{TenantID: tenantA}); total != 1 {
 			t.Fatalf("tasks: got %d, want 1", total)
 		}
 	}},
@@ -216,27 +216,27 @@ var listTests = []test{
 		f := newListFixture(t, s)
 		cases := []struct {
 			name   string
-			filter store.ListFilter
+			filter commonops.ListFilter
 			want   []*commonops.Task
 		}{
-			{"none", store.ListFilter{}, f.all},
-			{"taskType", store.ListFilter{TaskType: "export"}, []*commonops.Task{f.export}},
-			{"entityType", store.ListFilter{EntityType: "customer"}, []*commonops.Task{f.cancelled}},
-			{"requestedBy", store.ListFilter{RequestedBy: "bob"}, []*commonops.Task{f.bob}},
-			{"one status", store.ListFilter{Statuses: []commonops.Status{commonops.StatusFailed}}, []*commonops.Task{f.failed}},
-			{"statuses", store.ListFilter{Statuses: []commonops.Status{commonops.StatusCompleted, commonops.StatusScheduled, commonops.StatusProcessing}}, []*commonops.Task{f.completed, f.scheduled, f.processing}},
-			{"startDate inclusive", store.ListFilter{StartDate: ptr(at(6))}, []*commonops.Task{f.export, f.bob}},
-			{"endDate exclusive", store.ListFilter{EndDate: ptr(at(1))}, []*commonops.Task{f.pending}},
-			{"date range", store.ListFilter{StartDate: ptr(at(2)), EndDate: ptr(at(4))}, []*commonops.Task{f.processing, f.completed}},
-			{"search file name any case", store.ListFilter{Search: "products-2024"}, []*commonops.Task{f.pending}},
-			{"search message", store.ListFilter{Search: "halfway"}, []*commonops.Task{f.processing}},
-			{"search error message", store.ListFilter{Search: "BOOM"}, []*commonops.Task{f.failed}},
-			{"search id prefix", store.ListFilter{Search: f.export.ID[:13]}, []*commonops.Task{f.export}},
-			{"search id prefix any case", store.ListFilter{Search: strings.ToUpper(f.bob.ID[:8])}, []*commonops.Task{f.bob}},
-			{"search wildcard is literal", store.ListFilter{Search: "%"}, nil},
-			{"search underscore is literal", store.ListFilter{Search: "_"}, nil},
-			{"combined", store.ListFilter{TaskType: "import", Statuses: []commonops.Status{commonops.StatusPending, commonops.StatusCancelled}, EntityType: "product"}, []*commonops.Task{f.pending, f.bob}},
-			{"no match", store.ListFilter{TaskType: "nothing"}, nil},
+			{"none", commonops.ListFilter{}, f.all},
+			{"taskType", commonops.ListFilter{TaskType: "export"}, []*commonops.Task{f.export}},
+			{"entityType", commonops.ListFilter{EntityType: "customer"}, []*commonops.Task{f.cancelled}},
+			{"requestedBy", commonops.ListFilter{RequestedBy: "bob"}, []*commonops.Task{f.bob}},
+			{"one status", commonops.ListFilter{Statuses: []commonops.Status{commonops.StatusFailed}}, []*commonops.Task{f.failed}},
+			{"statuses", commonops.ListFilter{Statuses: []commonops.Status{commonops.StatusCompleted, commonops.StatusScheduled, commonops.StatusProcessing}}, []*commonops.Task{f.completed, f.scheduled, f.processing}},
+			{"startDate inclusive", commonops.ListFilter{StartDate: ptr(at(6))}, []*commonops.Task{f.export, f.bob}},
+			{"endDate exclusive", commonops.ListFilter{EndDate: ptr(at(1))}, []*commonops.Task{f.pending}},
+			{"date range", commonops.ListFilter{StartDate: ptr(at(2)), EndDate: ptr(at(4))}, []*commonops.Task{f.processing, f.completed}},
+			{"search file name any case", commonops.ListFilter{Search: "products-2024"}, []*commonops.Task{f.pending}},
+			{"search message", commonops.ListFilter{Search: "halfway"}, []*commonops.Task{f.processing}},
+			{"search error message", commonops.ListFilter{Search: "BOOM"}, []*commonops.Task{f.failed}},
+			{"search id prefix", commonops.ListFilter{Search: f.export.ID[:13]}, []*commonops.Task{f.export}},
+			{"search id prefix any case", commonops.ListFilter{Search: strings.ToUpper(f.bob.ID[:8])}, []*commonops.Task{f.bob}},
+			{"search wildcard is literal", commonops.ListFilter{Search: "%"}, nil},
+			{"search underscore is literal", commonops.ListFilter{Search: "_"}, nil},
+			{"combined", commonops.ListFilter{TaskType: "import", Statuses: []commonops.Status{commonops.StatusPending, commonops.StatusCancelled}, EntityType: "product"}, []*commonops.Task{f.pending, f.bob}},
+			{"no match", commonops.ListFilter{TaskType: "nothing"}, nil},
 		}
 		for _, c := range cases {
 			c.filter.TenantID = tenantA
@@ -254,7 +254,7 @@ var listTests = []test{
 	}},
 	{"ReturnsFullTasks", func(t *testing.T, s store.Store) {
 		f := newListFixture(t, s)
-		got, _, err := s.ListTasks(context.Background(), store.ListFilter{TenantID: tenantA, Statuses: []commonops.Status{commonops.StatusProcessing}})
+		got, _, err := s.ListTasks(context.Background(), commonops.ListFilter{TenantID: tenantA, Statuses: []commonops.Status{commonops.StatusProcessing}})
 		if err != nil || len(got) != 1 {
 			t.Fatalf("ListTasks: got %d tasks, err %v; want 1", len(got), err)
 		}
@@ -267,24 +267,24 @@ var listTests = []test{
 		slices.Reverse(reversed)
 		// completedAt: completed at(30+), failed at(40), cancelled at(50); others null (last).
 		cases := []struct {
-			sort store.Sort
+			sort commonops.Sort
 			want []string // a prefix of the expected order
 		}{
-			{store.Sort{}, reversed},
-			{store.Sort{Field: "createdAt"}, byCreated},
-			{store.Sort{Field: "createdAt", Desc: true}, reversed},
-			{store.Sort{Field: "priority"}, byCreated},
-			{store.Sort{Field: "priority", Desc: true}, reversed},
-			{store.Sort{Field: "completedAt"}, []string{f.completed.ID, f.failed.ID, f.cancelled.ID}},
-			{store.Sort{Field: "completedAt", Desc: true}, []string{f.cancelled.ID, f.failed.ID, f.completed.ID}},
-			{store.Sort{Field: "scheduledAt"}, []string{f.scheduled.ID}},
-			{store.Sort{Field: "scheduledAt", Desc: true}, []string{f.scheduled.ID}},
-			{store.Sort{Field: "progress", Desc: true}, []string{f.completed.ID, f.processing.ID}},
-			{store.Sort{Field: "updatedAt", Desc: true}, []string{f.cancelled.ID, f.failed.ID, f.completed.ID, f.processing.ID, f.pending.ID}},
-			{store.Sort{Field: "status"}, []string{f.cancelled.ID, f.completed.ID, f.failed.ID}},
+			{commonops.Sort{}, reversed},
+			{commonops.Sort{Field: "createdAt"}, byCreated},
+			{commonops.Sort{Field: "createdAt", Desc: true}, reversed},
+			{commonops.Sort{Field: "priority"}, byCreated},
+			{commonops.Sort{Field: "priority", Desc: true}, reversed},
+			{commonops.Sort{Field: "completedAt"}, []string{f.completed.ID, f.failed.ID, f.cancelled.ID}},
+			{commonops.Sort{Field: "completedAt", Desc: true}, []string{f.cancelled.ID, f.failed.ID, f.completed.ID}},
+			{commonops.Sort{Field: "scheduledAt"}, []string{f.scheduled.ID}},
+			{commonops.Sort{Field: "scheduledAt", Desc: true}, []string{f.scheduled.ID}},
+			{commonops.Sort{Field: "progress", Desc: true}, []string{f.completed.ID, f.processing.ID}},
+			{commonops.Sort{Field: "updatedAt", Desc: true}, []string{f.cancelled.ID, f.failed.ID, f.completed.ID, f.processing.ID, f.pending.ID}},
+			{commonops.Sort{Field: "status"}, []string{f.cancelled.ID, f.completed.ID, f.failed.ID}},
 		}
 		for _, c := range cases {
-			got, _, err := s.ListTasks(context.Background(), store.ListFilter{TenantID: tenantA, Sort: c.sort})
+			got, _, err := s.ListTasks(context.Background(), commonops.ListFilter{TenantID: tenantA, Sort: c.sort})
 			if err != nil {
 				t.Fatalf("sort %+v: %v", c.sort, err)
 			}
@@ -294,7 +294,7 @@ var listTests = []test{
 		}
 	}},
 	{"UnknownSortIsInvalid", func(t *testing.T, s store.Store) {
-		_, _, err := s.ListTasks(context.Background(), store.ListFilter{TenantID: tenantA, Sort: store.Sort{Field: "id; DROP TABLE tasks"}})
+		_, _, err := s.ListTasks(context.Background(), commonops.ListFilter{TenantID: tenantA, Sort: commonops.Sort{Field: "id; DROP TABLE tasks"}})
 		wantCode(t, "ListTasks with an unknown sort", err, commonops.EINVALID)
 	}},
 	{"Pagination", func(t *testing.T, s store.Store) {
@@ -304,7 +304,7 @@ var listTests = []test{
 		}
 		var seen []string
 		for page, wantLen := range map[int]int{1: 2, 2: 2, 3: 1, 4: 0} {
-			got, total, err := s.ListTasks(context.Background(), store.ListFilter{TenantID: tenantA, Page: page, PageSize: 2, Sort: store.Sort{Field: "createdAt"}})
+			got, total, err := s.ListTasks(context.Background(), commonops.ListFilter{TenantID: tenantA, Page: page, PageSize: 2, Sort: commonops.Sort{Field: "createdAt"}})
 			if err != nil {
 				t.Fatalf("page %d: %v", page, err)
 			}
@@ -321,22 +321,22 @@ var listTests = []test{
 		if !slices.Equal(seen, want) {
 			t.Fatalf("pages together: got %v, want %v", seen, want)
 		}
-		got, _, err := s.ListTasks(context.Background(), store.ListFilter{TenantID: tenantA})
+		got, _, err := s.ListTasks(context.Background(), commonops.ListFilter{TenantID: tenantA})
 		if err != nil || len(got) != 5 {
 			t.Fatalf("default page: got %d tasks, err %v; want 5", len(got), err)
 		}
 	}},
 	{"PageSizeDefaultAndMax", func(t *testing.T, s store.Store) {
-		for i := range store.PageSizeDefault + 1 {
+		for i := range commonops.PageSizeDefault + 1 {
 			create(t, s, tenantA, at(i), commonops.CreateInput{})
 		}
-		got, total, err := s.ListTasks(context.Background(), store.ListFilter{TenantID: tenantA})
-		if err != nil || len(got) != store.PageSizeDefault || total != store.PageSizeDefault+1 {
-			t.Fatalf("zero page size: got %d of %d (err %v), want %d of %d", len(got), total, err, store.PageSizeDefault, store.PageSizeDefault+1)
+		got, total, err := s.ListTasks(context.Background(), commonops.ListFilter{TenantID: tenantA})
+		if err != nil || len(got) != commonops.PageSizeDefault || total != commonops.PageSizeDefault+1 {
+			t.Fatalf("zero page size: got %d of %d (err %v), want %d of %d", len(got), total, err, commonops.PageSizeDefault, commonops.PageSizeDefault+1)
 		}
-		got, _, err = s.ListTasks(context.Background(), store.ListFilter{TenantID: tenantA, PageSize: 100000, Page: 1})
-		if err != nil || len(got) != store.PageSizeDefault+1 {
-			t.Fatalf("huge page size: got %d (err %v), want %d", len(got), err, store.PageSizeDefault+1)
+		got, _, err = s.ListTasks(context.Background(), commonops.ListFilter{TenantID: tenantA, PageSize: 100000, Page: 1})
+		if err != nil || len(got) != commonops.PageSizeDefault+1 {
+			t.Fatalf("huge page size: got %d (err %v), want %d", len(got), err, commonops.PageSizeDefault+1)
 		}
 	}},
 }
@@ -351,10 +351,10 @@ var isolationTests = []test{
 		}
 		_, err := s.GetTask(ctx, tenantB, tk.ID)
 		wantCode(t, "GetTask as B", err, commonops.ENOTFOUND)
-		if got, total, err := s.ListTasks(ctx, store.ListFilter{TenantID: tenantB}); err != nil || len(got) != 0 || total != 0 {
+		if got, total, err := s.ListTasks(ctx, commonops.ListFilter{TenantID: tenantB}); err != nil || len(got) != 0 || total != 0 {
 			t.Fatalf("ListTasks as B: got %d tasks, total %d, err %v; want none", len(got), total, err)
 		}
-		if got, total, err := s.ListTasks(ctx, store.ListFilter{TenantID: tenantB, Search: tk.ID}); err != nil || len(got) != 0 || total != 0 {
+		if got, total, err := s.ListTasks(ctx, commonops.ListFilter{TenantID: tenantB, Search: tk.ID}); err != nil || len(got) != 0 || total != 0 {
 			t.Fatalf("ListTasks as B searching A's id: got %d tasks, total %d, err %v; want none", len(got), total, err)
 		}
 		called := false
@@ -367,13 +367,13 @@ var isolationTests = []test{
 		wantCode(t, "DeleteTask as B", err, commonops.ENOTFOUND)
 		err = s.AppendLogs(ctx, tenantB, tk.ID, nil, []commonops.LogEntry{{Level: commonops.LogInfo, Message: "b's line", CreatedAt: at(3)}})
 		wantCode(t, "AppendLogs as B", err, commonops.ENOTFOUND)
-		_, _, err = s.ListLogs(ctx, store.LogFilter{TenantID: tenantB, TaskID: tk.ID})
+		_, _, err = s.ListLogs(ctx, commonops.LogFilter{TenantID: tenantB, TaskID: tk.ID})
 		wantCode(t, "ListLogs as B", err, commonops.ENOTFOUND)
 		_, err = s.ListEvents(ctx, tenantB, tk.ID, 0, 0)
 		wantCode(t, "ListEvents as B", err, commonops.ENOTFOUND)
 
 		equalTask(t, "A's task after B's attempts", get(t, s, tenantA, tk.ID), claimed)
-		if logs, total, err := s.ListLogs(ctx, store.LogFilter{TenantID: tenantA, TaskID: tk.ID}); err != nil || total != 1 || logs[0].Message != "a's line" {
+		if logs, total, err := s.ListLogs(ctx, commonops.LogFilter{TenantID: tenantA, TaskID: tk.ID}); err != nil || total != 1 || logs[0].Message != "a's line" {
 			t.Fatalf("A's logs: got %v (total %d, err %v), want only a's line", logs, total, err)
 		}
 	}},
@@ -601,7 +601,7 @@ var deleteTests = []test{
 		if _, err := s.CreateTask(ctx, again, ch, nil); err != nil {
 			t.Fatalf("CreateTask with the deleted id: %v", err)
 		}
-		if _, total, err := s.ListLogs(ctx, store.LogFilter{TenantID: tenantA, TaskID: tk.ID}); err != nil || total != 0 {
+		if _, total, err := s.ListLogs(ctx, commonops.LogFilter{TenantID: tenantA, TaskID: tk.ID}); err != nil || total != 0 {
 			t.Fatalf("logs after delete: got %d (err %v), want 0", total, err)
 		}
 		if evs := events(t, s, tenantA, tk.ID); !slices.Equal(evs, []string{commonops.EventCreated}) {
