@@ -17,6 +17,11 @@ const (
 	TopicFailed    = "operations.task.failed"    // failed for good
 )
 
+// WorkerTopics are the events a worker acts on: a task became runnable
+// (created, retried) or must stop (cancelled). The built-in worker
+// subscribes to them on the embedded bus and through Dapr.
+var WorkerTopics = []string{TopicCreated, TopicRetried, TopicCancelled}
+
 // Event types, as stored in task_events.eventType.
 const (
 	EventCreated         = "created"

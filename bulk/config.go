@@ -161,6 +161,12 @@ func LoadConfig(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bulk config: %w", err)
 	}
+	return ParseConfig(b, path)
+}
+
+// ParseConfig is LoadConfig of YAML already read; path names it in errors
+// and is where schema files are looked up from.
+func ParseConfig(b []byte, path string) (*Config, error) {
 	var fc fileConfig
 	if err := yaml.Unmarshal(b, &fc); err != nil {
 		return nil, fmt.Errorf("bulk config %s: %w", path, err)

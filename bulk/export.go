@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/commonops/commonops/bulk/tabular"
-	"github.com/commonops/commonops/store"
 	"github.com/commonops/commonops/worker"
 )
 
@@ -138,20 +137,20 @@ func (ex *Exporter) Process(ctx context.Context, job worker.Job) error {
 
 // Register adds to reg an import processor for every configured entity
 // with a sink, an export processor for every one with a source, and the
-// built-in task export, which reads st. cfg may be nil or empty.
+// built-in task export, which reads tasks. cfg may be nil or empty.
 //
 // Custom processors are registered on the same registry with
 // reg.Register(taskType, entityType, processor); an Importer or Exporter
 // with a Go Sink or Source is one way to write one.
-func Register(reg *worker.Registry, cfg *Config, st store.Store) error {
-	if reg == nil || st == nil {
-		return fmt.Errorf("bulk: Register needs a registry and a store")
+func Register(reg *worker.Registry, cfg *Config, tasks Tasks) error {
+	if reg == nil || tasks == nil {
+		return fmt.Errorf("bulk: Register needs a registry and the tasks to export")
 	}
 	reg.Register("export", TaskEntity, &Exporter{
 		Entity:  TaskEntity,
 		Columns: TaskColumns,
 		Open: func(ctx context.Context, job worker.Job) (Source, error) {
-			return &taskSource{st: st, tenant: job.Task().TenantID}, nil
+			return &taskSource{tasks: tasks, tenant: job.Task().TenantID}, nil
 		},
 	})
 	if cfg == nil {

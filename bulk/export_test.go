@@ -18,6 +18,7 @@ import (
 	"github.com/commonops/commonops"
 	"github.com/commonops/commonops/bulk/tabular"
 	"github.com/commonops/commonops/internal/testdb"
+	"github.com/commonops/commonops/operations"
 	"github.com/commonops/commonops/worker"
 )
 
@@ -72,7 +73,7 @@ func TestExportSQLite(t *testing.T) {
 		t.Fatalf("import: %v", err)
 	}
 	reg := worker.NewRegistry()
-	if err := Register(reg, cfg, testdb.SQLite(t)); err != nil {
+	if err := Register(reg, cfg, &operations.Service{Store: testdb.SQLite(t)}); err != nil {
 		t.Fatal(err)
 	}
 	p, ok := reg.Lookup("export", "product")
@@ -146,7 +147,7 @@ func TestExportTaskHistory(t *testing.T) {
 		}
 	}
 	reg := worker.NewRegistry()
-	if err := Register(reg, nil, st); err != nil {
+	if err := Register(reg, nil, &operations.Service{Store: st}); err != nil {
 		t.Fatal(err)
 	}
 	p, ok := reg.Lookup("export", "task")

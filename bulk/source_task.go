@@ -2,12 +2,10 @@ package bulk
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"time"
 
 	"github.com/commonops/commonops"
-	"github.com/commonops/commonops/store"
 )
 
 // TaskColumns are the columns of the built-in task export.
@@ -16,12 +14,21 @@ var TaskColumns = []string{"id", "taskType", "entityType", "status", "priority",
 	"failedItems", "message", "errorMessage", "attempt", "retryCount", "maxRetries",
 	"createdAt", "scheduledAt", "startedAt", "completedAt"}
 
-// taskSource reads one tenant's task history from the store, oldest first,
+// Tasks is what the task-history export reads; operations.Service
+// provides it.
+type Tasks interface {
+	// CountTasks returns how many tasks match f.
+	CountTasks(ctx context.Context, f commonops.ListFilter) (int64, error)
+	// ExportTasks calls page with every task matching f, in f's order.
+	ExportTasks(ctx context.Context, f commonops.ListFilter, page func([]*commonops.Task) error) error
+}
+
+// taskSource reads one tenant's task history, oldest first,
 // filtered by the task params status (a comma list or a list), taskType,
 // entityType, startDate and endDate (RFC 3339 or YYYY-MM-DD; createdAt in
 // [startDate, endDate)).
 type taskSource struct {
-	st     store.Store
+	tasks  Tasks
 	tenant string
 }
 
@@ -75,12 +82,11 @@ func (s *taskSource) Count(ctx context.Context, params map[string]any) (int64, b
 	if err != nil {
 		return 0, false, err
 	}
-	f.PageSize, f.Page = 1, 1
-	_, total, err := s.st.ListTasks(ctx, f)
+	total, err := s.tasks.CountTasks(ctx, f)
 	if err != nil {
-		return 0, false, fmt.Errorf("count tasks: %w", err)
+		return 0, false, err
 	}
-	return int64(total), true, nil
+	return total, true, nil
 }
 
 func (s *taskSource) Read(ctx context.Context, params map[string]any, page func([]Record) error) error {
@@ -88,25 +94,14 @@ func (s *taskSource) Read(ctx context.Context, params map[string]any, page func(
 	if err != nil {
 		return err
 	}
-	recs := make([]Record, 0, f.PageSize)
-	for f.Page = 1; ; f.Page++ {
-		tasks, _, err := s.st.ListTasks(ctx, f)
-		if err != nil {
-			return fmt.Errorf("list tasks page %d: %w", f.Page, err)
-		}
+	recs := make([]Record, 0, commonops.PageSizeMax)
+	return s.tasks.ExportTasks(ctx, f, func(tasks []*commonops.Task) error {
 		recs = recs[:0]
 		for _, t := range tasks {
 			recs = append(recs, taskRecord(t))
 		}
-		if len(recs) > 0 {
-			if err := page(recs); err != nil {
-				return err
-			}
-		}
-		if len(tasks) < f.PageSize {
-			return nil
-		}
-	}
+		return page(recs)
+	})
 }
 
 func taskRecord(t *commonops.Task) Record {

@@ -20,10 +20,6 @@ import (
 // DeadLetterTopic receives events that Dapr gave up on.
 const DeadLetterTopic = "operations.task.deadletter"
 
-// SubscribedTopics are the topics the worker role subscribes to: the events
-// that make a task runnable (or stop one).
-var SubscribedTopics = []string{commonops.TopicCreated, commonops.TopicRetried, commonops.TopicCancelled}
-
 // Defaults of SubscriberConfig.
 const (
 	BodyLimitDefault  = 4 << 20 // 4 MiB
@@ -135,8 +131,8 @@ type Subscription struct {
 
 // Subscriptions returns what GET /dapr/subscribe answers.
 func (s *Subscriber) Subscriptions() []Subscription {
-	subs := make([]Subscription, 0, len(SubscribedTopics))
-	for _, t := range SubscribedTopics {
+	subs := make([]Subscription, 0, len(commonops.WorkerTopics))
+	for _, t := range commonops.WorkerTopics {
 		subs = append(subs, Subscription{
 			PubSubName:      s.cfg.PubSubName,
 			Topic:           t,
@@ -188,7 +184,7 @@ func (s *Subscriber) handleEvent(w http.ResponseWriter, r *http.Request) {
 
 // topicLabel keeps the metric's cardinality bounded against made-up topics.
 func topicLabel(topic string) string {
-	if slices.Contains(SubscribedTopics, topic) {
+	if slices.Contains(commonops.WorkerTopics, topic) {
 		return topic
 	}
 	return "other"
@@ -199,7 +195,7 @@ var errDuplicate = errors.New("duplicate event id")
 // deliver decodes and handles one event and returns Dapr's answer, the event
 // id and, for anything but a first SUCCESS, why.
 func (s *Subscriber) deliver(r *http.Request, topic string) (status, id string, err error) {
-	if !slices.Contains(SubscribedTopics, topic) {
+	if !slices.Contains(commonops.WorkerTopics, topic) {
 		return StatusDrop, "", fmt.Errorf("unknown topic %q", topic)
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, s.cfg.BodyLimit))

@@ -4,110 +4,280 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/app"
 	"github.com/commonops/commonops/dapr"
+	"github.com/commonops/commonops/httpapi"
+	"github.com/commonops/commonops/maintenance"
+	"github.com/commonops/commonops/objectstore"
+	"github.com/commonops/commonops/operations"
 	"github.com/commonops/commonops/worker"
 )
 
-// config is every setting of commonops serve. Each has a flag and a
-// COMMONOPS_* environment variable (the flag wins); settings lists them with
-// their defaults, and `commonops config` prints that list as the README's
-// table, so the two cannot drift.
-type config struct {
-	Addr            string
-	Roles           string
-	DatabaseURL     string
-	DataDir         string
-	DBMaxConns      int
-	PublicURL       string
-	Storage         string
-	S3Endpoint      string
-	S3PublicURL     string
-	S3Region        string
-	S3Bucket        string
-	S3AccessKey     string
-	S3SecretKey     string
-	S3UseSSL        bool
-	S3PathStyle     bool
-	S3CreateBucket  bool
-	URLExpiry       time.Duration
-	MaxFileSize     int64
-	MaxParamsBytes  int
-	MaxBodyBytes    int64
-	PubSub          string
-	DaprURL         string
-	DaprPubSub      string
-	DaprAppToken    string
-	Lease           time.Duration
-	Concurrency     int
-	TypeConcurrency string
-	PollInterval    time.Duration
-	UploadSweep     time.Duration
-	UnclaimedAfter  time.Duration
-	KeepCompleted   time.Duration
-	KeepFailed      time.Duration
-	KeepCancelled   time.Duration
-	KeepOutbox      time.Duration
-	EntityConfig    string
-	LogLevel        string
-	ShutdownTimeout time.Duration
-	DebugAddr       string
+// options is every setting of commonops serve: the app's Config and the
+// log level. Each setting has a flag and a COMMONOPS_* environment variable
+// (the flag wins); settings lists them with their defaults, taken from the
+// constants of the package that owns each, and `commonops config` prints
+// them with the values in force.
+type options struct {
+	app.Config
+	LogLevel string
 }
 
+// setting is one flag: its name, environment variable, default and usage,
+// and the field it sets.
 type setting struct {
 	flag, env, def, usage string
-	bind                  func(fs *flag.FlagSet, name, value, usage string)
+	secret                bool
+	value                 flag.Value
 }
 
-func str(p *string) func(*flag.FlagSet, string, string, string) {
-	return func(fs *flag.FlagSet, name, value, usage string) { fs.StringVar(p, name, value, usage) }
-}
-
-func boolean(p *bool) func(*flag.FlagSet, string, string, string) {
-	return func(fs *flag.FlagSet, name, value, usage string) {
-		v, _ := strconv.ParseBool(value)
-		fs.BoolVar(p, name, v, usage)
+func (o *options) settings() []setting {
+	c := &o.Config
+	return []setting{
+		{flag: "addr", env: "COMMONOPS_ADDR", def: app.AddrDefault, usage: "listen address of the HTTP server", value: str(&c.Addr)},
+		{flag: "roles", env: "COMMONOPS_ROLES", def: app.RolesDefault, usage: "roles this process runs (comma list of api, worker, maintenance)", value: str(&c.Roles)},
+		{flag: "database-url", env: "COMMONOPS_DATABASE_URL", usage: "postgres://... for PostgreSQL; empty for the embedded SQLite file DATA_DIR/commonops.db", secret: true, value: str(&c.DatabaseURL)},
+		{flag: "db-max-conns", env: "COMMONOPS_DB_MAX_CONNS", def: strconv.Itoa(app.DBMaxConnsDefault), usage: "PostgreSQL connection pool size of this process (mind max_connections across replicas)", value: size(&c.DBMaxConns)},
+		{flag: "data-dir", env: "COMMONOPS_DATA_DIR", def: app.DataDirDefault, usage: "directory of the embedded SQLite database and local files", value: str(&c.DataDir)},
+		{flag: "public-url", env: "COMMONOPS_PUBLIC_URL", usage: "base URL clients reach this service at, for local-store file URLs; empty: http://localhost:PORT", value: str(&c.PublicURL)},
+		{flag: "storage", env: "COMMONOPS_STORAGE", def: app.StorageLocal, usage: "object storage: local (files under DATA_DIR/files, served by commonops) or s3", value: str(&c.Storage)},
+		{flag: "s3-endpoint", env: "COMMONOPS_S3_ENDPOINT", usage: "S3 endpoint host:port the service uses", value: str(&c.S3Endpoint)},
+		{flag: "s3-public-endpoint", env: "COMMONOPS_S3_PUBLIC_ENDPOINT", usage: "S3 host:port put in URLs handed to clients; empty: the endpoint", value: str(&c.S3PublicEndpoint)},
+		{flag: "s3-region", env: "COMMONOPS_S3_REGION", def: objectstore.RegionDefault, usage: "S3 region", value: str(&c.S3Region)},
+		{flag: "s3-bucket", env: "COMMONOPS_S3_BUCKET", def: "commonops", usage: "S3 bucket", value: str(&c.S3Bucket)},
+		{flag: "s3-access-key", env: "COMMONOPS_S3_ACCESS_KEY", usage: "S3 access key", value: str(&c.S3AccessKey)},
+		{flag: "s3-secret-key", env: "COMMONOPS_S3_SECRET_KEY", usage: "S3 secret key", secret: true, value: str(&c.S3SecretKey)},
+		{flag: "s3-use-ssl", env: "COMMONOPS_S3_USE_SSL", def: "false", usage: "use https to reach S3", value: boolean(&c.S3UseSSL)},
+		{flag: "s3-path-style", env: "COMMONOPS_S3_PATH_STYLE", def: "true", usage: "path-style bucket addressing (MinIO, versitygw); false picks it from the endpoint", value: boolean(&c.S3PathStyle)},
+		{flag: "s3-create-bucket", env: "COMMONOPS_S3_CREATE_BUCKET", def: "false", usage: "create the bucket at start if missing", value: boolean(&c.S3CreateBucket)},
+		{flag: "url-expiry", env: "COMMONOPS_URL_EXPIRY", def: fmtDuration(objectstore.URLExpiryDefault), usage: "lifetime of upload and download URLs (at most " + fmtDuration(objectstore.URLExpiryMax) + ")", value: duration(&c.URLExpiry)},
+		{flag: "max-file-size", env: "COMMONOPS_MAX_FILE_SIZE", def: fmtSize(commonops.MaxFileSizeDefault), usage: "largest input file accepted", value: size(&c.MaxFileSize)},
+		{flag: "max-params-bytes", env: "COMMONOPS_MAX_PARAMS_BYTES", def: fmtSize(commonops.MaxParamsBytesDefault), usage: "largest params object accepted", value: size(&c.MaxParamsBytes)},
+		{flag: "max-body-bytes", env: "COMMONOPS_MAX_BODY_BYTES", def: fmtSize(httpapi.MaxBodyBytesDefault), usage: "largest request body accepted", value: size(&c.MaxBodyBytes)},
+		{flag: "pubsub", env: "COMMONOPS_PUBSUB", def: app.PubSubEmbedded, usage: "pub/sub: embedded (in-process bus) or dapr (a Dapr sidecar)", value: str(&c.PubSub)},
+		{flag: "dapr-url", env: "COMMONOPS_DAPR_URL", usage: "Dapr sidecar HTTP URL; empty: http://127.0.0.1:$DAPR_HTTP_PORT (3500)", value: str(&c.DaprURL)},
+		{flag: "dapr-pubsub", env: "COMMONOPS_DAPR_PUBSUB", def: dapr.PubSubNameDefault, usage: "name of the Dapr pub/sub component", value: str(&c.DaprPubSub)},
+		{flag: "lease", env: "COMMONOPS_LEASE", def: fmtDuration(operations.LeaseDefault), usage: "lease a worker holds a task for between heartbeats (at least 1s)", value: duration(&c.Lease)},
+		{flag: "worker-concurrency", env: "COMMONOPS_WORKER_CONCURRENCY", def: strconv.Itoa(worker.ConcurrencyDefault), usage: "tasks the built-in worker runs at once (most wait on I/O; cap heavy types with worker-type-concurrency)", value: size(&c.WorkerConcurrency)},
+		{flag: "worker-type-concurrency", env: "COMMONOPS_WORKER_TYPE_CONCURRENCY", usage: "per-taskType caps within worker-concurrency, e.g. import=2,export=4; empty: none", value: caps(&c.WorkerTypeConcurrency)},
+		{flag: "poll-interval", env: "COMMONOPS_POLL_INTERVAL", def: fmtDuration(worker.PollIntervalDefault), usage: "fallback poller interval: finds runnable tasks no event started", value: duration(&c.PollInterval)},
+		{flag: "upload-sweep-interval", env: "COMMONOPS_UPLOAD_SWEEP_INTERVAL", def: fmtDuration(maintenance.UploadSweepIntervalDefault), usage: "how often maintenance looks for uploads nobody confirmed", value: duration(&c.UploadSweepInterval)},
+		{flag: "unclaimed-timeout", env: "COMMONOPS_UNCLAIMED_TIMEOUT", def: fmtDuration(maintenance.UnclaimedTimeoutDefault), usage: "fail a pending task no worker claimed within this time", value: duration(&c.UnclaimedTimeout)},
+		{flag: "retention-completed", env: "COMMONOPS_RETENTION_COMPLETED", def: fmtDuration(maintenance.RetentionCompletedDefault), usage: "delete completed tasks (with files) after this age", value: duration(&c.RetentionCompleted)},
+		{flag: "retention-failed", env: "COMMONOPS_RETENTION_FAILED", def: fmtDuration(maintenance.RetentionFailedDefault), usage: "delete failed tasks after this age", value: duration(&c.RetentionFailed)},
+		{flag: "retention-cancelled", env: "COMMONOPS_RETENTION_CANCELLED", def: fmtDuration(maintenance.RetentionCancelledDefault), usage: "delete cancelled tasks after this age", value: duration(&c.RetentionCancelled)},
+		{flag: "outbox-retention", env: "COMMONOPS_OUTBOX_RETENTION", def: fmtDuration(app.OutboxRetentionDefault), usage: "keep published outbox rows this long; 0 deletes them as they are published (each task's history stays in its events)", value: duration(&c.OutboxRetention)},
+		{flag: "config", env: "COMMONOPS_CONFIG", usage: "YAML file of entities for the built-in import and export processors", value: str(&c.ConfigFile)},
+		{flag: "log-level", env: "COMMONOPS_LOG_LEVEL", def: "info", usage: "debug, info, warn or error", value: str(&o.LogLevel)},
+		{flag: "shutdown-timeout", env: "COMMONOPS_SHUTDOWN_TIMEOUT", def: fmtDuration(app.ShutdownTimeoutDefault), usage: "how long SIGTERM waits for requests and running tasks; tasks still running then go back to pending", value: duration(&c.ShutdownTimeout)},
+		{flag: "debug-addr", env: "COMMONOPS_DEBUG_ADDR", usage: "listen address of a separate pprof server (/debug/pprof/); empty: off", value: str(&c.DebugAddr)},
 	}
 }
 
-func duration(p *time.Duration) func(*flag.FlagSet, string, string, string) {
-	return func(fs *flag.FlagSet, name, value, usage string) {
-		fs.Func(name, usage, func(s string) error {
-			d, err := time.ParseDuration(s)
-			if err != nil || d < 0 {
-				return fmt.Errorf("want a duration such as 30s or 15m, got %q", s)
+// appTokenEnv is Dapr's own convention: the sidecar run with APP_API_TOKEN
+// sends it on every delivery, and the app refuses deliveries without it.
+const appTokenEnv = "APP_API_TOKEN"
+
+// source tells where a setting's value came from.
+type source string
+
+const (
+	fromDefault source = "default"
+	fromEnv     source = "environment"
+	fromFlag    source = "flag"
+)
+
+// parseOptions reads args (after the subcommand) over the environment over
+// the defaults, and reports where each setting came from.
+func parseOptions(name string, args []string, getenv func(string) string, stderr io.Writer) (*options, map[string]source, error) {
+	o := &options{}
+	sources := map[string]source{}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	settings := o.settings()
+	for _, s := range settings {
+		if s.def != "" {
+			if err := s.value.Set(s.def); err != nil {
+				panic(fmt.Sprintf("default of --%s: %v", s.flag, err)) // a programming error
 			}
-			*p = d
-			return nil
-		})
-		_ = fs.Set(name, value)
+		}
+		fs.Var(s.value, s.flag, s.usage+" ($"+s.env+")")
+		sources[s.flag] = fromDefault
+	}
+	for _, s := range settings {
+		if v := getenv(s.env); v != "" {
+			if err := s.value.Set(v); err != nil {
+				return nil, nil, fmt.Errorf("$%s: %w", s.env, err)
+			}
+			sources[s.flag] = fromEnv
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	fs.Visit(func(f *flag.Flag) { sources[f.Name] = fromFlag })
+	if o.DaprURL == "" {
+		o.DaprURL = dapr.DefaultBaseURL(getenv)
+	}
+	o.DaprAppToken = getenv(appTokenEnv)
+	return o, sources, o.Validate()
+}
+
+// printEffective writes the settings in force: value, where it came from,
+// and the default, with secrets masked.
+func printEffective(w io.Writer, o *options, sources map[string]source) {
+	fmt.Fprintln(w, "| flag | environment | value | from | default |")
+	fmt.Fprintln(w, "|---|---|---|---|---|")
+	for _, s := range o.settings() {
+		v := s.value.String()
+		if s.secret {
+			v = mask(v)
+		}
+		fmt.Fprintf(w, "| `--%s` | `%s` | %s | %s | %s |\n", s.flag, s.env, cell(v), sources[s.flag], cell(s.def))
+	}
+	token := "unset: deliveries are not checked"
+	if o.DaprAppToken != "" {
+		token = "set"
+	}
+	fmt.Fprintf(w, "| — | `%s` | %s | environment | — |\n", appTokenEnv, token)
+}
+
+// printTable writes the settings and their defaults as a Markdown table
+// (the README's).
+func printTable(w io.Writer) {
+	fmt.Fprintln(w, "| flag | environment | default | meaning |")
+	fmt.Fprintln(w, "|---|---|---|---|")
+	for _, s := range (&options{}).settings() {
+		fmt.Fprintf(w, "| `--%s` | `%s` | %s | %s |\n", s.flag, s.env, cell(s.def), s.usage)
 	}
 }
 
-func integer[T int | int64](p *T) func(*flag.FlagSet, string, string, string) {
-	return func(fs *flag.FlagSet, name, value, usage string) {
-		fs.Func(name, usage, func(s string) error {
-			n, err := parseSize(s)
-			if err != nil {
-				return err
-			}
-			*p = T(n)
-			return nil
-		})
-		_ = fs.Set(name, value)
+func cell(v string) string {
+	if v == "" {
+		return "—"
 	}
+	return "`" + v + "`"
+}
+
+// mask hides a secret: a URL keeps all but its password, anything else
+// shows only that it is set.
+func mask(v string) string {
+	if v == "" {
+		return ""
+	}
+	if u, err := url.Parse(v); err == nil && u.Scheme != "" && u.Host != "" {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+		q := u.Query()
+		if q.Has("password") {
+			q.Set("password", "xxxxx")
+			u.RawQuery = q.Encode()
+		}
+		return strings.Replace(u.String(), "xxxxx", "****", -1)
+	}
+	return "****"
+}
+
+// value is a flag.Value over one field. String shows the field's value, so
+// `serve -h` prints each default.
+type value struct {
+	get    func() string
+	set    func(string) error
+	isBool bool
+}
+
+func (v *value) String() string {
+	if v == nil || v.get == nil {
+		return ""
+	}
+	return v.get()
+}
+
+func (v *value) Set(s string) error { return v.set(s) }
+
+// IsBoolFlag lets a boolean flag stand alone (--s3-use-ssl).
+func (v *value) IsBoolFlag() bool { return v != nil && v.isBool }
+
+func str(p *string) *value {
+	return &value{get: func() string { return *p }, set: func(s string) error { *p = s; return nil }}
+}
+
+func boolean(p *bool) *value {
+	return &value{isBool: true, get: func() string { return strconv.FormatBool(*p) }, set: func(s string) error {
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return fmt.Errorf("want true or false, got %q", s)
+		}
+		*p = b
+		return nil
+	}}
+}
+
+func duration(p *time.Duration) *value {
+	return &value{get: func() string { return fmtDuration(*p) }, set: func(s string) error {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			return fmt.Errorf("want a duration such as 30s or 15m, got %q", s)
+		}
+		*p = d
+		return nil
+	}}
+}
+
+func size[T int | int64](p *T) *value {
+	return &value{get: func() string { return fmtSize(int64(*p)) }, set: func(s string) error {
+		n, err := parseSize(s)
+		if err != nil {
+			return err
+		}
+		*p = T(n)
+		return nil
+	}}
+}
+
+// caps reads per-taskType caps ("import=2,export=4").
+func caps(p *map[string]int) *value {
+	return &value{get: func() string {
+		parts := make([]string, 0, len(*p))
+		for k, n := range *p {
+			parts = append(parts, k+"="+strconv.Itoa(n))
+		}
+		slices.Sort(parts)
+		return strings.Join(parts, ",")
+	}, set: func(s string) error {
+		m := map[string]int{}
+		for _, part := range strings.Split(s, ",") {
+			part = strings.TrimSpace(part)
+			if part == "" {
+				continue
+			}
+			name, v, ok := strings.Cut(part, "=")
+			n, err := strconv.Atoi(v)
+			if !ok || name == "" || err != nil || n < 1 {
+				return fmt.Errorf("want taskType=N pairs such as import=2,export=4, got %q", part)
+			}
+			m[name] = n
+		}
+		*p = m
+		return nil
+	}}
 }
 
 // parseSize reads a non-negative integer with an optional KiB/MiB/GiB suffix.
 func parseSize(s string) (int64, error) {
 	mult := int64(1)
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
+	for _, u := range sizeUnits {
 		if strings.HasSuffix(s, u.suffix) {
 			s, mult = strings.TrimSuffix(s, u.suffix), u.mult
 			break
@@ -120,152 +290,30 @@ func parseSize(s string) (int64, error) {
 	return n * mult, nil
 }
 
-func (c *config) settings() []setting {
-	return []setting{
-		{"addr", "COMMONOPS_ADDR", ":8080", "listen address of the HTTP server", str(&c.Addr)},
-		{"roles", "COMMONOPS_ROLES", "api,worker,maintenance", "roles this process runs (comma list of api, worker, maintenance)", str(&c.Roles)},
-		{"database-url", "COMMONOPS_DATABASE_URL", "", "postgres://... for PostgreSQL; empty for the embedded SQLite file DATA_DIR/commonops.db", str(&c.DatabaseURL)},
-		{"db-max-conns", "COMMONOPS_DB_MAX_CONNS", "32", "PostgreSQL connection pool size of this process (mind max_connections across replicas)", integer(&c.DBMaxConns)},
-		{"data-dir", "COMMONOPS_DATA_DIR", "./data", "directory of the embedded SQLite database and local files", str(&c.DataDir)},
-		{"public-url", "COMMONOPS_PUBLIC_URL", "", "base URL clients reach this service at, for local-store file URLs; empty: http://localhost:PORT", str(&c.PublicURL)},
-		{"storage", "COMMONOPS_STORAGE", "local", "object storage: local (files under DATA_DIR/files, served by commonops) or s3", str(&c.Storage)},
-		{"s3-endpoint", "COMMONOPS_S3_ENDPOINT", "", "S3 endpoint host:port the service uses", str(&c.S3Endpoint)},
-		{"s3-public-endpoint", "COMMONOPS_S3_PUBLIC_ENDPOINT", "", "S3 host:port put in URLs handed to clients; empty: the endpoint", str(&c.S3PublicURL)},
-		{"s3-region", "COMMONOPS_S3_REGION", "us-east-1", "S3 region", str(&c.S3Region)},
-		{"s3-bucket", "COMMONOPS_S3_BUCKET", "commonops", "S3 bucket", str(&c.S3Bucket)},
-		{"s3-access-key", "COMMONOPS_S3_ACCESS_KEY", "", "S3 access key", str(&c.S3AccessKey)},
-		{"s3-secret-key", "COMMONOPS_S3_SECRET_KEY", "", "S3 secret key", str(&c.S3SecretKey)},
-		{"s3-use-ssl", "COMMONOPS_S3_USE_SSL", "false", "use https to reach S3", boolean(&c.S3UseSSL)},
-		{"s3-path-style", "COMMONOPS_S3_PATH_STYLE", "true", "path-style bucket addressing (MinIO, versitygw)", boolean(&c.S3PathStyle)},
-		{"s3-create-bucket", "COMMONOPS_S3_CREATE_BUCKET", "false", "create the bucket at start if missing", boolean(&c.S3CreateBucket)},
-		{"url-expiry", "COMMONOPS_URL_EXPIRY", "15m", "lifetime of upload and download URLs (at most 168h)", duration(&c.URLExpiry)},
-		{"max-file-size", "COMMONOPS_MAX_FILE_SIZE", "5GiB", "largest input file accepted", integer(&c.MaxFileSize)},
-		{"max-params-bytes", "COMMONOPS_MAX_PARAMS_BYTES", "64KiB", "largest params object accepted", integer(&c.MaxParamsBytes)},
-		{"max-body-bytes", "COMMONOPS_MAX_BODY_BYTES", "1MiB", "largest request body accepted", integer(&c.MaxBodyBytes)},
-		{"pubsub", "COMMONOPS_PUBSUB", "embedded", "pub/sub: embedded (in-process bus) or dapr (a Dapr sidecar)", str(&c.PubSub)},
-		{"dapr-url", "COMMONOPS_DAPR_URL", "", "Dapr sidecar HTTP URL; empty: http://127.0.0.1:$DAPR_HTTP_PORT (3500)", str(&c.DaprURL)},
-		{"dapr-pubsub", "COMMONOPS_DAPR_PUBSUB", "pubsub", "name of the Dapr pub/sub component", str(&c.DaprPubSub)},
-		{"lease", "COMMONOPS_LEASE", "30s", "lease a worker holds a task for between heartbeats", duration(&c.Lease)},
-		{"worker-concurrency", "COMMONOPS_WORKER_CONCURRENCY", strconv.Itoa(worker.ConcurrencyDefault), "tasks the built-in worker runs at once (most wait on I/O; cap heavy types with worker-type-concurrency)", integer(&c.Concurrency)},
-		{"worker-type-concurrency", "COMMONOPS_WORKER_TYPE_CONCURRENCY", "", "per-taskType caps within worker-concurrency, e.g. import=2,export=4; empty: none", str(&c.TypeConcurrency)},
-		{"poll-interval", "COMMONOPS_POLL_INTERVAL", "2s", "fallback poller interval: finds runnable tasks no event started", duration(&c.PollInterval)},
-		{"upload-sweep-interval", "COMMONOPS_UPLOAD_SWEEP_INTERVAL", "2s", "how often maintenance looks for uploads nobody confirmed", duration(&c.UploadSweep)},
-		{"unclaimed-timeout", "COMMONOPS_UNCLAIMED_TIMEOUT", "10m", "fail a pending task no worker claimed within this time", duration(&c.UnclaimedAfter)},
-		{"retention-completed", "COMMONOPS_RETENTION_COMPLETED", "720h", "delete completed tasks (with files) after this age", duration(&c.KeepCompleted)},
-		{"retention-failed", "COMMONOPS_RETENTION_FAILED", "2160h", "delete failed tasks after this age", duration(&c.KeepFailed)},
-		{"retention-cancelled", "COMMONOPS_RETENTION_CANCELLED", "720h", "delete cancelled tasks after this age", duration(&c.KeepCancelled)},
-		{"outbox-retention", "COMMONOPS_OUTBOX_RETENTION", "0s", "keep published outbox rows this long; 0 deletes them as they are published (each task's history stays in its events)", duration(&c.KeepOutbox)},
-		{"config", "COMMONOPS_CONFIG", "", "YAML file of entities for the built-in import and export processors", str(&c.EntityConfig)},
-		{"log-level", "COMMONOPS_LOG_LEVEL", "info", "debug, info, warn or error", str(&c.LogLevel)},
-		{"shutdown-timeout", "COMMONOPS_SHUTDOWN_TIMEOUT", "30s", "how long SIGTERM waits for requests and running tasks", duration(&c.ShutdownTimeout)},
-		{"debug-addr", "COMMONOPS_DEBUG_ADDR", "", "listen address of a separate pprof server (/debug/pprof/); empty: off", str(&c.DebugAddr)},
+var sizeUnits = []struct {
+	suffix string
+	mult   int64
+}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}}
+
+// fmtSize writes n in the largest unit that divides it.
+func fmtSize(n int64) string {
+	for _, u := range sizeUnits {
+		if n != 0 && n%u.mult == 0 {
+			return strconv.FormatInt(n/u.mult, 10) + u.suffix
+		}
 	}
+	return strconv.FormatInt(n, 10)
 }
 
-// parseConfig reads args (after the subcommand) over the environment.
-func parseConfig(name string, args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
-	c := &config{}
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	for _, s := range c.settings() {
-		value := s.def
-		if v := getenv(s.env); v != "" {
-			value = v
-		}
-		s.bind(fs, s.flag, value, s.usage+" ($"+s.env+")")
-		if value != s.def {
-			// The environment value must parse too; Set reports it.
-			if err := fs.Set(s.flag, value); err != nil {
-				return nil, fmt.Errorf("$%s: %w", s.env, err)
-			}
-		}
+// fmtDuration writes d without zero minutes and seconds ("720h", not
+// "720h0m0s").
+func fmtDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
 	}
-	if err := fs.Parse(args); err != nil {
-		return nil, err
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
 	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	if c.DaprURL == "" {
-		c.DaprURL = dapr.DefaultBaseURL(getenv)
-	}
-	// Dapr's own convention: the sidecar run with APP_API_TOKEN sends it on
-	// every delivery, and the app refuses deliveries without it.
-	c.DaprAppToken = getenv("APP_API_TOKEN")
-	return c, c.validate()
-}
-
-func (c *config) validate() error {
-	for _, r := range strings.Split(c.Roles, ",") {
-		switch strings.TrimSpace(r) {
-		case "api", "worker", "maintenance":
-		default:
-			return fmt.Errorf("roles: unknown role %q (want api, worker, maintenance)", r)
-		}
-	}
-	switch c.Storage {
-	case "local":
-	case "s3":
-		if c.S3Endpoint == "" || c.S3Bucket == "" {
-			return fmt.Errorf("storage s3 needs COMMONOPS_S3_ENDPOINT and COMMONOPS_S3_BUCKET")
-		}
-	default:
-		return fmt.Errorf("storage: want local or s3, got %q", c.Storage)
-	}
-	if c.PubSub != "embedded" && c.PubSub != "dapr" {
-		return fmt.Errorf("pubsub: want embedded or dapr, got %q", c.PubSub)
-	}
-	if c.URLExpiry <= 0 || c.URLExpiry > 7*24*time.Hour {
-		return fmt.Errorf("url-expiry: want between 1s and 168h, got %s", c.URLExpiry)
-	}
-	if c.Lease < time.Second {
-		return fmt.Errorf("lease: want at least 1s, got %s", c.Lease)
-	}
-	if _, err := c.typeConcurrency(); err != nil {
-		return err
-	}
-	if c.Concurrency < 1 {
-		return fmt.Errorf("worker-concurrency: want at least 1, got %d", c.Concurrency)
-	}
-	return nil
-}
-
-// typeConcurrency parses TypeConcurrency ("import=2,export=4").
-func (c *config) typeConcurrency() (map[string]int, error) {
-	caps := map[string]int{}
-	for _, part := range strings.Split(c.TypeConcurrency, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		name, value, ok := strings.Cut(part, "=")
-		n, err := strconv.Atoi(value)
-		if !ok || name == "" || err != nil || n < 1 {
-			return nil, fmt.Errorf("worker-type-concurrency: want taskType=N pairs such as import=2,export=4, got %q", part)
-		}
-		caps[name] = n
-	}
-	return caps, nil
-}
-
-func (c *config) hasRole(role string) bool {
-	for _, r := range strings.Split(c.Roles, ",") {
-		if strings.TrimSpace(r) == role {
-			return true
-		}
-	}
-	return false
-}
-
-// printTable writes the settings as a Markdown table (the README's).
-func printTable(w io.Writer) {
-	fmt.Fprintln(w, "| flag | environment | default | meaning |")
-	fmt.Fprintln(w, "|---|---|---|---|")
-	for _, s := range (&config{}).settings() {
-		def := s.def
-		if def == "" {
-			def = "—"
-		}
-		fmt.Fprintf(w, "| `--%s` | `%s` | `%s` | %s |\n", s.flag, s.env, def, s.usage)
-	}
+	return s
 }

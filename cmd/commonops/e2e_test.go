@@ -301,7 +301,7 @@ func TestConfigErrors(t *testing.T) {
 // The README's configuration table is the one the code prints.
 func TestReadmeConfigTable(t *testing.T) {
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"config"}, func(string) string { return "" }, &out, &out); err != nil {
+	if err := run(context.Background(), []string{"config", "--markdown"}, func(string) string { return "" }, &out, &out); err != nil {
 		t.Fatal(err)
 	}
 	readmeBytes, err := os.ReadFile("../../README.md")
@@ -311,7 +311,59 @@ func TestReadmeConfigTable(t *testing.T) {
 	readme := string(readmeBytes)
 	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
 		if !strings.Contains(readme, line) {
-			t.Errorf("README lacks the configuration line:\n%s\n(run `go run ./cmd/commonops config` and paste the table)", line)
+			t.Errorf("README lacks the configuration line:\n%s\n(run `go run ./cmd/commonops config --markdown` and paste the table)", line)
+		}
+	}
+}
+
+// commonops config shows the settings in force, where each came from, and
+// masks secrets.
+func TestConfigShowsEffectiveSettings(t *testing.T) {
+	env := map[string]string{
+		"COMMONOPS_DATABASE_URL":  "postgres://app:hunter2@db:5432/ops?sslmode=disable",
+		"COMMONOPS_S3_SECRET_KEY": "s3cr3t-value",
+		"COMMONOPS_LEASE":         "45s",
+		"APP_API_TOKEN":           "dapr-token-value",
+	}
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"config", "--shutdown-timeout", "2s"}, func(k string) string { return env[k] }, &out, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	for _, want := range []string{
+		"| `--shutdown-timeout` | `COMMONOPS_SHUTDOWN_TIMEOUT` | `2s` | flag | `30s` |",
+		"| `--lease` | `COMMONOPS_LEASE` | `45s` | environment | `30s` |",
+		"| `--retention-completed` | `COMMONOPS_RETENTION_COMPLETED` | `720h` | default | `720h` |",
+		"`postgres://app:****@db:5432/ops?sslmode=disable` | environment",
+		"| `--s3-secret-key` | `COMMONOPS_S3_SECRET_KEY` | `****` | environment |",
+		"| — | `APP_API_TOKEN` | set | environment | — |",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("config output lacks %q:\n%s", want, got)
+		}
+	}
+	for _, secret := range []string{"hunter2", "s3cr3t-value", "dapr-token-value"} {
+		if strings.Contains(got, secret) {
+			t.Errorf("config output shows the secret %q:\n%s", secret, got)
+		}
+	}
+}
+
+// serve -h names the default of every setting that has one.
+func TestServeHelpShowsDefaults(t *testing.T) {
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"serve", "-h"}, func(string) string { return "" }, &out, &out)
+	if err == nil {
+		t.Fatal("serve -h: got no error, want flag.ErrHelp")
+	}
+	help := out.String()
+	for _, s := range (&options{}).settings() {
+		if s.def == "" || s.def == "false" {
+			continue // the flag package shows no zero default
+		}
+		if want := fmt.Sprintf("(default %s)", s.def); !strings.Contains(help, "-"+s.flag) || !strings.Contains(help, want) {
+			t.Errorf("serve -h lacks --%s with %s", s.flag, want)
 		}
 	}
 }

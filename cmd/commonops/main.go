@@ -5,7 +5,8 @@
 //
 //	commonops [serve] [flags]   run the service (default: every role)
 //	commonops migrate [flags]   apply database migrations and exit
-//	commonops config            print every setting as a Markdown table
+//	commonops config [flags]    print the settings in force (secrets masked)
+//	commonops config --markdown print every setting and its default (README)
 //	commonops version           print the version
 package main
 
@@ -38,20 +39,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
-	case "serve":
-		cfg, err := parseConfig("serve", args, getenv, stderr)
+	case "serve", "migrate":
+		o, _, err := parseOptions(cmd, args, getenv, stderr)
 		if err != nil {
 			return err
 		}
-		return serve(ctx, cfg, stdout)
-	case "migrate":
-		cfg, err := parseConfig("migrate", args, getenv, stderr)
-		if err != nil {
-			return err
+		if cmd == "migrate" {
+			return migrate(ctx, o, stdout)
 		}
-		return migrate(ctx, cfg, stdout)
+		return serve(ctx, o, stdout)
 	case "config":
-		printTable(stdout)
+		if len(args) == 1 && args[0] == "--markdown" {
+			printTable(stdout)
+			return nil
+		}
+		o, sources, err := parseOptions(cmd, args, getenv, stderr)
+		if err != nil {
+			return err
+		}
+		printEffective(stdout, o, sources)
 		return nil
 	case "version":
 		fmt.Fprintln(stdout, "commonops", version)

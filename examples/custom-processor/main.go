@@ -1,11 +1,19 @@
-// Command custom-processor shows the Go API for processors of your own,
-// running in-process on the embedded defaults (SQLite task store, local file
-// store) so it needs nothing else:
+// Command custom-processor runs the stock commonops server (the HTTP API,
+// the outbox, maintenance and the built-in processors, on the embedded
+// default: SQLite and local files under ./data) with two processors of its
+// own. It needs nothing else:
 //
 //	go run ./examples/custom-processor
 //
-// A processor is anything with Process(ctx, job) error, registered for a
-// (taskType, entityType) pair on a worker.Registry; "*" matches any value and
+// then, in another shell:
+//
+//	API=http://localhost:8080/api/v1/operations
+//	ID=$(curl -s -X POST $API/tasks -H 'Content-Type: application/json' \
+//	  -d '{"taskType":"greet","entityType":"team","params":{"names":["Ada","Grace"]}}' | jq -r .task.id)
+//	sleep 1; curl -s "$(curl -s "$API/tasks/$ID/download" | jq -r .downloadUrl)"
+//
+// A processor is anything with Process(ctx, job) error, registered with
+// App.Register for a (taskType, entityType) pair; "*" matches any value and
 // an exact pair wins over a wildcard. Inside Process, job gives the task
 // (with the checkpoint of an earlier attempt), its input file, an output
 // file, errors.csv, progress reports, logs and durable checkpoints. Return
@@ -25,16 +33,13 @@ import (
 	"fmt"
 	"log"
 	"os"
-	"path/filepath"
-	"strings"
+	"os/signal"
 	"sync"
-	"time"
+	"syscall"
 
 	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/app"
 	"github.com/commonops/commonops/bulk"
-	"github.com/commonops/commonops/objectstore"
-	"github.com/commonops/commonops/operations"
-	"github.com/commonops/commonops/store/sqlite"
 	"github.com/commonops/commonops/worker"
 )
 
@@ -86,128 +91,40 @@ func (s *memorySink) Write(ctx context.Context, batch []bulk.Record) ([]bulk.Rec
 func (s *memorySink) Close() error { return nil }
 
 func main() {
-	if err := run(context.Background()); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a, err := newApp(ctx, app.Config{}, &memorySink{products: map[string]bulk.Record{}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := a.Run(ctx); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(ctx context.Context) error {
-	dir, err := os.MkdirTemp("", "custom-processor-*")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, "commonops.db")})
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	files, err := objectstore.NewLocal(objectstore.LocalConfig{Dir: filepath.Join(dir, "files")})
-	if err != nil {
-		return err
-	}
-	svc := &operations.Service{Store: st, Objects: files}
-
-	// The entity registry: here inline, usually bulk.LoadConfig(path).
-	cfgPath := filepath.Join(dir, "commonops.yaml")
-	os.WriteFile(cfgPath, []byte(`entities:
+// productConfig is the entity registry: here inline, usually a file passed
+// as app.Config.ConfigFile (--config).
+const productConfig = `entities:
   product:
     schema: {type: object, properties: {sku: {type: string}, name: {type: string}, price: {type: number, minimum: 0}}, required: [sku, name, price]}
     key: [sku]
-`), 0o644)
-	cfg, err := bulk.LoadConfig(cfgPath)
-	if err != nil {
-		return err
-	}
+`
 
-	reg := worker.NewRegistry()
-	// The built-in processors: import/export of configured entities and the
-	// task-history export.
-	if err := bulk.Register(reg, cfg, st); err != nil {
-		return err
+// newApp is the stock server with the example's processors: greet for every
+// entityType, and the built-in import of products into sink.
+func newApp(ctx context.Context, cfg app.Config, sink bulk.Sink) (*app.App, error) {
+	entities, err := bulk.ParseConfig([]byte(productConfig), "product.yaml")
+	if err != nil {
+		return nil, err
 	}
-	// A processor of your own, for every entityType of taskType "greet".
-	reg.Register("greet", "*", worker.ProcessorFunc(greet))
-	// The built-in import with a Go sink.
-	sink := &memorySink{products: map[string]bulk.Record{}}
-	reg.Register("import", "product", &bulk.Importer{
-		Entity: cfg.Entities["product"],
+	a, err := app.New(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.Register("greet", "*", worker.ProcessorFunc(greet))
+	a.Register("import", "product", &bulk.Importer{
+		Entity: entities.Entities["product"],
 		Open:   func(context.Context, *bulk.Entity) (bulk.Sink, error) { return sink, nil },
 	})
-
-	pool := worker.NewPool(worker.Config{Service: svc, Registry: reg, PollInterval: 100 * time.Millisecond})
-	pool.Start(ctx)
-	defer pool.Stop()
-
-	greetTask, err := create(ctx, svc, commonops.CreateInput{TaskType: "greet", EntityType: "team",
-		Params: []byte(`{"names": ["Ada", "Grace", "Linus"]}`)}, "")
-	if err != nil {
-		return err
-	}
-	csv := "sku,name,price\nA-1,Apple,0.5\nA-2,Forbidden,1\nA-3,Pear,abc\n"
-	importTask, err := create(ctx, svc, commonops.CreateInput{TaskType: "import", EntityType: "product"}, csv)
-	if err != nil {
-		return err
-	}
-	for _, id := range []string{greetTask, importTask} {
-		t, err := wait(ctx, svc, id)
-		if err != nil {
-			return err
-		}
-		fmt.Printf("%s/%s: %s, %d succeeded, %d failed, output %v\n", t.TaskType, t.EntityType, t.Status,
-			t.SuccessItems, t.FailedItems, deref(t.OutputFileName))
-	}
-	fmt.Printf("products stored by the Go sink: %d\n", len(sink.products))
-	return nil
-}
-
-// create makes a task and, with content, stores its input file and
-// confirms the upload, as a client would through the upload URL.
-func create(ctx context.Context, svc *operations.Service, in commonops.CreateInput, content string) (string, error) {
-	if content != "" {
-		name, size := "input.csv", int64(len(content))
-		in.FileName, in.FileSize = &name, &size
-	}
-	c, _, err := svc.Create(ctx, operations.CreateRequest{TenantID: commonops.DefaultTenant, Requester: "example", Input: in})
-	if err != nil {
-		return "", err
-	}
-	if content != "" {
-		w, err := svc.Objects.Create(ctx, objectstore.InputKey(c.Task.ID, *in.FileName), "text/csv")
-		if err != nil {
-			return "", err
-		}
-		if _, err := strings.NewReader(content).WriteTo(w); err != nil {
-			return "", err
-		}
-		if err := w.Close(); err != nil {
-			return "", err
-		}
-		if _, err := svc.ConfirmUpload(ctx, commonops.DefaultTenant, c.Task.ID); err != nil {
-			return "", err
-		}
-	}
-	return c.Task.ID, nil
-}
-
-func wait(ctx context.Context, svc *operations.Service, id string) (*commonops.Task, error) {
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		t, err := svc.Get(ctx, commonops.DefaultTenant, id)
-		if err != nil {
-			return nil, err
-		}
-		if t.Status.Terminal() {
-			return t, nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return nil, fmt.Errorf("task %s did not finish in 30s", id)
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return "-"
-	}
-	return *s
+	return a, nil
 }

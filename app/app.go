@@ -1,0 +1,324 @@
+// Package app is the stock commonops server as a Go value: the store, the
+// object store, pub/sub, the outbox relay, the built-in worker with its
+// processors, maintenance and the HTTP API, wired from one Config. The
+// `commonops serve` command is a thin shell around it, and a Go team runs
+// the same server with processors of its own:
+//
+//	a, err := app.New(ctx, app.Config{})
+//	if err != nil { ... }
+//	a.Register("greet", "*", worker.ProcessorFunc(greet))
+//	err = a.Run(ctx) // serves until ctx ends, then stops gracefully
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/bus"
+	"github.com/commonops/commonops/dapr"
+	"github.com/commonops/commonops/httpapi"
+	"github.com/commonops/commonops/maintenance"
+	"github.com/commonops/commonops/operations"
+	"github.com/commonops/commonops/outbox"
+	"github.com/commonops/commonops/store"
+	"github.com/commonops/commonops/worker"
+)
+
+// App is one commonops process. New opens its dependencies, Start serves,
+// Stop (or the end of Run's context) shuts it down gracefully.
+type App struct {
+	cfg   Config
+	log   *slog.Logger
+	roles map[string]bool
+	reg   *prometheus.Registry
+
+	ln        net.Listener
+	publicURL string
+	store     store.Store
+	storeName string
+	svc       *operations.Service
+	registry  *worker.Registry
+	relay     *outbox.Relay
+	pool      *worker.Pool // nil without the worker role
+	runner    *maintenance.Runner
+	bus       *bus.Bus // nil on Dapr
+	handler   http.Handler
+
+	mu          sync.Mutex
+	started     bool
+	stopped     bool
+	unsubscribe func()
+	srv         *http.Server
+	debug       *http.Server
+	served      chan error
+	streamsDone chan struct{}
+	cancelRun   context.CancelFunc
+}
+
+// New opens everything cfg names and binds the listen address, but serves
+// nothing until Start. Processors registered with Register before or after
+// Start are claimed from the next poll on. On error nothing is left open.
+func New(ctx context.Context, cfg Config) (a *App, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	a = &App{cfg: cfg, log: cfg.Logger, streamsDone: make(chan struct{})}
+	a.roles, _ = parseRoles(cfg.Roles)
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+
+	a.reg = prometheus.NewRegistry()
+	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	if a.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	a.publicURL = cfg.PublicURL
+	if a.publicURL == "" {
+		a.publicURL = fmt.Sprintf("http://localhost:%d", a.ln.Addr().(*net.TCPAddr).Port)
+	}
+
+	if a.store, a.storeName, err = OpenStore(ctx, cfg, a.reg); err != nil {
+		return nil, err
+	}
+	a.svc = &operations.Service{
+		Store:     a.store,
+		Limits:    commonops.Limits{MaxParamsBytes: cfg.MaxParamsBytes, MaxFileSize: cfg.MaxFileSize},
+		Lease:     cfg.Lease,
+		URLExpiry: cfg.URLExpiry,
+	}
+	objects, files, err := openObjects(ctx, cfg, a.publicURL, a.svc)
+	if err != nil {
+		return nil, err
+	}
+	a.svc.Objects = objects
+
+	// Pub/sub: the outbox relay publishes committed events to the embedded
+	// bus or to the Dapr sidecar.
+	var publisher outbox.Publisher
+	pubsubCheck := func(context.Context) error { return nil }
+	if cfg.PubSub == PubSubDapr {
+		p := dapr.NewPublisher(dapr.PublisherConfig{BaseURL: cfg.DaprURL, PubSubName: cfg.DaprPubSub})
+		publisher, pubsubCheck = p, p.Check
+	} else {
+		a.bus = bus.New()
+		publisher = a.bus
+	}
+	a.relay = outbox.NewRelay(a.store, publisher, outbox.Config{Logger: a.log, Registerer: a.reg})
+
+	a.registry = worker.NewRegistry()
+	var daprHandler http.Handler
+	if a.roles[RoleWorker] {
+		if err := registerBuiltins(a.registry, cfg, a.svc); err != nil {
+			return nil, err
+		}
+		a.pool = worker.NewPool(worker.Config{
+			Service: a.svc, Registry: a.registry,
+			Concurrency: cfg.WorkerConcurrency, TypeConcurrency: cfg.WorkerTypeConcurrency,
+			PollInterval: cfg.PollInterval, StopTimeout: cfg.ShutdownTimeout,
+			Logger: a.log, Registerer: a.reg,
+		})
+		if a.bus == nil {
+			daprHandler = dapr.NewSubscriber(dapr.SubscriberConfig{
+				PubSubName: cfg.DaprPubSub, Handle: a.pool.HandleEvent, AppToken: cfg.DaprAppToken,
+				Logger: a.log, Registerer: a.reg,
+			})
+		}
+	}
+	if a.roles[RoleMaintenance] {
+		a.runner = maintenance.New(maintenance.Config{
+			Service:             a.svc,
+			UploadSweepInterval: cfg.UploadSweepInterval, UnclaimedTimeout: cfg.UnclaimedTimeout,
+			RetentionCompleted: cfg.RetentionCompleted, RetentionFailed: cfg.RetentionFailed,
+			RetentionCancelled: cfg.RetentionCancelled, OutboxRetention: cfg.OutboxRetention,
+			Logger: a.log, Registerer: a.reg,
+		})
+	}
+
+	checks := map[string]func(context.Context) error{
+		"database": a.store.Ping,
+		"storage":  objects.Check,
+		"pubsub":   pubsubCheck,
+	}
+	metrics := promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg})
+	if a.roles[RoleAPI] {
+		a.handler = httpapi.NewServer(httpapi.Config{
+			Service: a.svc, Checks: checks, Files: files, Dapr: daprHandler, Metrics: metrics,
+			Logger: a.log, MaxBodyBytes: cfg.MaxBodyBytes, Registerer: a.reg, StreamsDone: a.streamsDone,
+		})
+	} else {
+		a.handler = internalMux(checks["database"], files, daprHandler, metrics)
+	}
+	return a, nil
+}
+
+// registerBuiltins registers the processors every commonops worker has:
+// the configured import and export entities, the task-history export, and
+// noop, which completes at once (a canary for the whole pipeline and the
+// unit of the benchmarks).
+func registerBuiltins(r *worker.Registry, cfg Config, svc *operations.Service) error {
+	if err := registerBulk(r, cfg, svc); err != nil {
+		return err
+	}
+	r.Register("noop", "*", worker.ProcessorFunc(func(context.Context, worker.Job) error { return nil }))
+	return nil
+}
+
+// Register adds a processor for (taskType, entityType) ("*" matches any) to
+// the built-in worker. It panics on a duplicate pair or when the process
+// does not run the worker role: both are wiring mistakes.
+func (a *App) Register(taskType, entityType string, p worker.Processor) {
+	if a.pool == nil {
+		panic("app: Register needs the worker role")
+	}
+	a.registry.Register(taskType, entityType, p)
+}
+
+// Service is the use-case layer the API and the worker share, for Go code
+// that creates or reads tasks in-process.
+func (a *App) Service() *operations.Service { return a.svc }
+
+// Handler is the process's whole HTTP surface (the API, or only probes,
+// metrics, files and Dapr routes without the api role), for tests that
+// serve it themselves.
+func (a *App) Handler() http.Handler { return a.handler }
+
+// Addr is the bound listen address (the real port when Config.Addr had 0).
+func (a *App) Addr() string { return a.ln.Addr().String() }
+
+// URL is the base URL clients use: Config.PublicURL or http://localhost:PORT.
+func (a *App) URL() string { return a.publicURL }
+
+// Start starts the background roles and serves HTTP; it returns at once.
+// The start-up log line carries the bound address.
+func (a *App) Start(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.started || a.stopped {
+		return errors.New("app: Start called twice or after Stop")
+	}
+	a.started = true
+	// The background roles outlive ctx: Stop ends them in order, so that a
+	// cancelled ctx (SIGTERM) is a graceful stop, not a kill.
+	var runCtx context.Context
+	runCtx, a.cancelRun = context.WithCancel(context.WithoutCancel(ctx))
+	if a.bus != nil && a.pool != nil {
+		a.unsubscribe = a.bus.Subscribe(commonops.WorkerTopics, func(ctx context.Context, m bus.Message) error {
+			return a.pool.HandleEvent(commonops.WithTraceParent(ctx, m.TraceParent), m.Topic, m.Task)
+		})
+	}
+	a.relay.Start(runCtx)
+	if a.pool != nil {
+		a.pool.Start(runCtx)
+	}
+	if a.runner != nil {
+		a.runner.Start(runCtx)
+	}
+	if a.cfg.DebugAddr != "" {
+		a.debug = &http.Server{Addr: a.cfg.DebugAddr, Handler: pprofMux(), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := a.debug.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				a.log.Warn("debug server", "err", err)
+			}
+		}()
+	}
+	a.srv = &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+	a.srv.RegisterOnShutdown(func() { close(a.streamsDone) })
+	a.served = make(chan error, 1)
+	go func() { a.served <- a.srv.Serve(a.ln) }()
+	a.log.Info("commonops started", "addr", a.Addr(), "roles", a.cfg.Roles, "store", a.storeName,
+		"storage", a.cfg.Storage, "pubsub", a.cfg.PubSub, "publicUrl", a.publicURL, "version", a.cfg.Version)
+	return nil
+}
+
+// Run starts the app, serves until ctx ends, then stops it gracefully
+// within Config.ShutdownTimeout. It returns an error only when the app
+// could not start or the HTTP server failed.
+func (a *App) Run(ctx context.Context) error {
+	if err := a.Start(ctx); err != nil {
+		a.Stop()
+		return err
+	}
+	select {
+	case err := <-a.served:
+		a.Stop()
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	a.Stop()
+	return nil
+}
+
+// Stop shuts down gracefully: it stops accepting requests and lets
+// in-flight ones finish, stops claiming, lets running tasks finish and
+// hands back those still running when Config.ShutdownTimeout runs out (no
+// retry is counted), drains the outbox and closes the store. Calling it
+// again, or without Start, is harmless.
+func (a *App) Stop() {
+	a.mu.Lock()
+	if a.stopped {
+		a.mu.Unlock()
+		return
+	}
+	a.stopped = true
+	started := a.started
+	a.mu.Unlock()
+	if !started {
+		a.close()
+		return
+	}
+	a.log.Info("shutting down", "timeout", a.cfg.ShutdownTimeout.String())
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer cancel()
+	// Requests drain while the worker stops claiming and its running tasks
+	// finish (the pool's StopTimeout is ShutdownTimeout): one deadline
+	// bounds both.
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := a.srv.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			a.log.Warn("http shutdown", "err", err)
+		}
+	})
+	if a.runner != nil {
+		wg.Go(a.runner.Stop)
+	}
+	if a.pool != nil {
+		wg.Go(a.pool.Stop)
+	}
+	wg.Wait()
+	if a.debug != nil {
+		a.debug.Close()
+	}
+	if a.unsubscribe != nil {
+		a.unsubscribe()
+	}
+	a.relay.Stop()
+	a.cancelRun()
+	a.close()
+	a.log.Info("stopped")
+}
+
+// close releases what New opened.
+func (a *App) close() {
+	if a.ln != nil {
+		a.ln.Close()
+	}
+	if a.store != nil {
+		a.store.Close()
+	}
+}

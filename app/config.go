@@ -1,0 +1,248 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/commonops/commonops/objectstore"
+)
+
+// Roles a process can run.
+const (
+	RoleAPI         = "api"
+	RoleWorker      = "worker"
+	RoleMaintenance = "maintenance"
+)
+
+// Defaults of Config that no other package owns. The others are the
+// constants of the package that uses the setting (operations.LeaseDefault,
+// worker.ConcurrencyDefault, maintenance.RetentionCompletedDefault, ...).
+const (
+	// AddrDefault is the HTTP listen address.
+	AddrDefault = ":8080"
+	// RolesDefault runs every role in one process.
+	RolesDefault = RoleAPI + "," + RoleWorker + "," + RoleMaintenance
+	// DataDirDefault holds the embedded SQLite file and the local files.
+	DataDirDefault = "./data"
+	// DBMaxConnsDefault is the PostgreSQL pool size of one process: room for
+	// the grouped hot writes, reads, open event streams and the LISTEN
+	// connection.
+	DBMaxConnsDefault = 32
+	// StorageLocal keeps files under DataDir/files, served by commonops;
+	// StorageS3 uses an S3-compatible store.
+	StorageLocal = "local"
+	StorageS3    = "s3"
+	// PubSubEmbedded is the in-process bus; PubSubDapr a Dapr sidecar.
+	PubSubEmbedded = "embedded"
+	PubSubDapr     = "dapr"
+	// ShutdownTimeoutDefault bounds a graceful stop: in-flight requests
+	// and running tasks.
+	ShutdownTimeoutDefault = 30 * time.Second
+	// OutboxRetentionDefault keeps no published outbox row: each is deleted
+	// as it is published (the task's history stays in its events).
+	OutboxRetentionDefault time.Duration = 0
+)
+
+// Config is every setting of the stock server. Field names follow the
+// flags of `commonops serve` (RetentionCompleted is --retention-completed);
+// zero fields take their defaults, so Config{} is the embedded default:
+// SQLite under ./data, local files, the in-process bus, every role, :8080.
+type Config struct {
+	// Addr is the HTTP listen address; port 0 picks a free port (see
+	// App.Addr). Defaults to AddrDefault (":8080").
+	Addr string
+	// Roles is a comma list of api, worker and maintenance. Defaults to
+	// RolesDefault (all three).
+	Roles string
+	// DatabaseURL is a postgres:// URL for PostgreSQL, "sqlite:PATH" for a
+	// SQLite file, or empty for DataDir/commonops.db. Defaults to "".
+	DatabaseURL string
+	// DBMaxConns is the PostgreSQL pool size of this process. Defaults to
+	// DBMaxConnsDefault (32).
+	DBMaxConns int
+	// DataDir holds the embedded SQLite database and the local files.
+	// Defaults to DataDirDefault ("./data").
+	DataDir string
+	// PublicURL is the base URL clients reach this service at, put in the
+	// local store's file URLs. Defaults to http://localhost:PORT.
+	PublicURL string
+
+	// Storage is StorageLocal or StorageS3. Defaults to StorageLocal.
+	Storage string
+	// S3Endpoint is the host:port the service reaches S3 at. Required with
+	// StorageS3.
+	S3Endpoint string
+	// S3PublicEndpoint is the host:port put in URLs handed to clients.
+	// Defaults to S3Endpoint.
+	S3PublicEndpoint string
+	// S3Region is the bucket's region. Defaults to objectstore.RegionDefault.
+	S3Region string
+	// S3Bucket holds every object. Required with StorageS3.
+	S3Bucket string
+	// S3AccessKey and S3SecretKey are the credentials. Default to "".
+	S3AccessKey, S3SecretKey string
+	// S3UseSSL reaches S3 over https. Defaults to false.
+	S3UseSSL bool
+	// S3PathStyle forces path-style bucket addressing; false picks it from
+	// the endpoint (path style for MinIO, versitygw, addresses). The flag
+	// defaults to true. Defaults to false.
+	S3PathStyle bool
+	// S3CreateBucket creates the bucket at start when it is missing.
+	// Defaults to false.
+	S3CreateBucket bool
+
+	// URLExpiry is the lifetime of upload and download URLs, at most
+	// objectstore.URLExpiryMax. Defaults to objectstore.URLExpiryDefault.
+	URLExpiry time.Duration
+	// MaxFileSize is the largest input file accepted. Defaults to
+	// commonops.MaxFileSizeDefault (5 GiB).
+	MaxFileSize int64
+	// MaxParamsBytes is the largest params object accepted. Defaults to
+	// commonops.MaxParamsBytesDefault (64 KiB).
+	MaxParamsBytes int
+	// MaxBodyBytes is the largest request body accepted. Defaults to
+	// httpapi.MaxBodyBytesDefault (1 MiB).
+	MaxBodyBytes int64
+
+	// PubSub is PubSubEmbedded or PubSubDapr. Defaults to PubSubEmbedded.
+	PubSub string
+	// DaprURL is the sidecar's HTTP URL. Defaults to
+	// http://127.0.0.1:$DAPR_HTTP_PORT (3500).
+	DaprURL string
+	// DaprPubSub is the Dapr pub/sub component's name. Defaults to
+	// dapr.PubSubNameDefault ("pubsub").
+	DaprPubSub string
+	// DaprAppToken is the token each Dapr delivery must carry (the
+	// sidecar's APP_API_TOKEN). Defaults to "": deliveries are not checked.
+	DaprAppToken string
+
+	// Lease is how long a claim holds a task between heartbeats. Defaults
+	// to operations.LeaseDefault (30s).
+	Lease time.Duration
+	// WorkerConcurrency is how many tasks the built-in worker runs at once.
+	// Defaults to worker.ConcurrencyDefault (32).
+	WorkerConcurrency int
+	// WorkerTypeConcurrency caps task types within WorkerConcurrency
+	// ({"import": 2}). Defaults to no caps.
+	WorkerTypeConcurrency map[string]int
+	// PollInterval is the fallback poller's period. Defaults to
+	// worker.PollIntervalDefault (2s).
+	PollInterval time.Duration
+
+	// UploadSweepInterval is how often maintenance looks for uploads
+	// nobody confirmed. Defaults to maintenance.UploadSweepIntervalDefault.
+	UploadSweepInterval time.Duration
+	// UnclaimedTimeout fails a pending task no worker claimed within it.
+	// Defaults to maintenance.UnclaimedTimeoutDefault (10m).
+	UnclaimedTimeout time.Duration
+	// RetentionCompleted, RetentionFailed and RetentionCancelled are how
+	// long terminal tasks are kept, with their files. Default to
+	// maintenance's RetentionCompletedDefault (30 days), RetentionFailedDefault
+	// (90 days) and RetentionCancelledDefault (30 days).
+	RetentionCompleted, RetentionFailed, RetentionCancelled time.Duration
+	// OutboxRetention keeps published outbox rows this long; 0 deletes
+	// them as they are published. Defaults to OutboxRetentionDefault (0).
+	OutboxRetention time.Duration
+
+	// ConfigFile (the --config flag) is the YAML file of entities for the
+	// built-in import and export processors. Defaults to "": only the
+	// built-in task entity.
+	ConfigFile string
+
+	// ShutdownTimeout bounds Stop: in-flight requests, then running tasks,
+	// which are handed back to pending when it runs out. Defaults to
+	// ShutdownTimeoutDefault (30s).
+	ShutdownTimeout time.Duration
+	// DebugAddr, when set, serves pprof on its own listener. Defaults to
+	// "": off.
+	DebugAddr string
+
+	// Version is reported in the start-up log line. Defaults to "dev".
+	Version string
+	// Logger receives the service's logs. Defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.Addr == "" {
+		c.Addr = AddrDefault
+	}
+	if c.Roles == "" {
+		c.Roles = RolesDefault
+	}
+	if c.DataDir == "" {
+		c.DataDir = DataDirDefault
+	}
+	if c.DBMaxConns <= 0 {
+		c.DBMaxConns = DBMaxConnsDefault
+	}
+	if c.Storage == "" {
+		c.Storage = StorageLocal
+	}
+	if c.PubSub == "" {
+		c.PubSub = PubSubEmbedded
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = ShutdownTimeoutDefault
+	}
+	if c.Version == "" {
+		c.Version = "dev"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Validate reports the first setting that can never work, naming it as its
+// flag does. New calls it; a command line can call it before New.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	if _, err := parseRoles(c.Roles); err != nil {
+		return err
+	}
+	switch c.Storage {
+	case StorageLocal:
+	case StorageS3:
+		if c.S3Endpoint == "" || c.S3Bucket == "" {
+			return errors.New("storage s3 needs s3-endpoint and s3-bucket (COMMONOPS_S3_ENDPOINT, COMMONOPS_S3_BUCKET)")
+		}
+	default:
+		return fmt.Errorf("storage: want %s or %s, got %q", StorageLocal, StorageS3, c.Storage)
+	}
+	if c.PubSub != PubSubEmbedded && c.PubSub != PubSubDapr {
+		return fmt.Errorf("pubsub: want %s or %s, got %q", PubSubEmbedded, PubSubDapr, c.PubSub)
+	}
+	if c.URLExpiry < 0 || c.URLExpiry > objectstore.URLExpiryMax {
+		return fmt.Errorf("url-expiry: want between 1s and %s, got %s", objectstore.URLExpiryMax, c.URLExpiry)
+	}
+	if c.Lease != 0 && c.Lease < time.Second {
+		return fmt.Errorf("lease: want at least 1s, got %s", c.Lease)
+	}
+	if c.WorkerConcurrency < 0 {
+		return fmt.Errorf("worker-concurrency: want at least 1, got %d", c.WorkerConcurrency)
+	}
+	for name, n := range c.WorkerTypeConcurrency {
+		if name == "" || n < 1 {
+			return fmt.Errorf("worker-type-concurrency: want taskType=N with N at least 1, got %q=%d", name, n)
+		}
+	}
+	return nil
+}
+
+// parseRoles reads a comma list of roles.
+func parseRoles(s string) (map[string]bool, error) {
+	roles := map[string]bool{}
+	for _, r := range strings.Split(s, ",") {
+		switch r = strings.TrimSpace(r); r {
+		case RoleAPI, RoleWorker, RoleMaintenance:
+			roles[r] = true
+		default:
+			return nil, fmt.Errorf("roles: unknown role %q (want api, worker, maintenance)", r)
+		}
+	}
+	return roles, nil
+}

@@ -1,0 +1,140 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/bulk"
+	"github.com/commonops/commonops/objectstore"
+	"github.com/commonops/commonops/operations"
+	"github.com/commonops/commonops/store"
+	"github.com/commonops/commonops/store/postgres"
+	"github.com/commonops/commonops/store/sqlite"
+	"github.com/commonops/commonops/worker"
+)
+
+// OpenStore opens PostgreSQL for a postgres:// URL and SQLite otherwise
+// (cfg.DatabaseURL "sqlite:PATH", or DataDir/commonops.db), applying the
+// migrations, and returns it with a name for logs. reg may be nil.
+func OpenStore(ctx context.Context, cfg Config, reg prometheus.Registerer) (store.Store, string, error) {
+	cfg = cfg.withDefaults()
+	deletePublished := cfg.OutboxRetention == 0
+	u := cfg.DatabaseURL
+	if strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://") {
+		s, err := postgres.Open(ctx, postgres.Config{URL: u, MaxConns: int32(cfg.DBMaxConns), DeletePublished: deletePublished, Registerer: reg})
+		if err != nil {
+			return nil, "", fmt.Errorf("open PostgreSQL: %w", err)
+		}
+		return s, "postgres", nil
+	}
+	path := strings.TrimPrefix(u, "sqlite:")
+	if path == "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+			return nil, "", fmt.Errorf("create data directory: %w", err)
+		}
+		path = filepath.Join(cfg.DataDir, "commonops.db")
+	}
+	s, err := sqlite.Open(ctx, sqlite.Config{Path: path, DeletePublished: deletePublished})
+	if err != nil {
+		return nil, "", fmt.Errorf("open SQLite %s: %w", path, err)
+	}
+	return s, "sqlite " + path, nil
+}
+
+// openObjects opens the configured object store. The local store is also
+// served by commonops (the returned handler) and confirms uploads itself.
+func openObjects(ctx context.Context, cfg Config, publicURL string, svc *operations.Service) (objectstore.Store, http.Handler, error) {
+	if cfg.Storage == StorageS3 {
+		s3, err := objectstore.NewS3(ctx, objectstore.S3Config{
+			Endpoint: cfg.S3Endpoint, PublicEndpoint: cfg.S3PublicEndpoint, UseSSL: cfg.S3UseSSL, Region: cfg.S3Region,
+			Bucket: cfg.S3Bucket, AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey,
+			PathStyle: cfg.S3PathStyle, CreateBucket: cfg.S3CreateBucket,
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("S3 object store: %w", err)
+		}
+		return s3, nil, nil
+	}
+	log := cfg.Logger
+	local, err := objectstore.NewLocal(objectstore.LocalConfig{
+		Dir:     filepath.Join(cfg.DataDir, "files"),
+		BaseURL: publicURL,
+		MaxSize: cfg.MaxFileSize,
+		Logger:  log,
+		OnUpload: func(ctx context.Context, key string, size int64) {
+			id, ok := objectstore.InputTaskID(key)
+			if !ok {
+				return
+			}
+			if err := svc.UploadReceived(ctx, id, size); err != nil && commonops.ErrorCode(err) != commonops.ECONFLICT {
+				log.Warn("confirm upload", "task", id, "err", err)
+			}
+		},
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("local object store: %w", err)
+	}
+	return local, local.Handler(), nil
+}
+
+// registerBulk registers the import and export processors of the entities
+// in cfg.ConfigFile and the built-in task-history export.
+func registerBulk(r *worker.Registry, cfg Config, svc *operations.Service) error {
+	entities := &bulk.Config{}
+	if cfg.ConfigFile != "" {
+		var err error
+		if entities, err = bulk.LoadConfig(cfg.ConfigFile); err != nil {
+			return fmt.Errorf("entity config: %w", err)
+		}
+	}
+	if err := bulk.Register(r, entities, svc); err != nil {
+		return fmt.Errorf("register processors: %w", err)
+	}
+	return nil
+}
+
+// pprofMux serves the runtime profiles, on their own listener so they are
+// never exposed with the API.
+func pprofMux() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
+// internalMux serves what a process without the api role still needs:
+// liveness, readiness, metrics, the local file routes and Dapr's
+// subscription endpoints.
+func internalMux(database func(context.Context) error, files, daprHandler, metrics http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := database(ctx); err != nil {
+			http.Error(w, "database: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	mux.Handle("GET /metrics", metrics)
+	if files != nil {
+		mux.Handle("/files/", files)
+	}
+	if daprHandler != nil {
+		mux.Handle("/dapr/", daprHandler)
+	}
+	return mux
+}
