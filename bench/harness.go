@@ -27,8 +27,11 @@ var (
 	buildErr  error
 )
 
-// binary builds cmd/commonops once per run.
+// binary builds cmd/commonops once per run, or returns the -bin binary.
 func binary() (string, error) {
+	if *bin != "" {
+		return *bin, nil
+	}
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "commonops-bench")
 		if err != nil {

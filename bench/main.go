@@ -30,6 +30,7 @@ var (
 	duration = flag.Duration("duration", 10*time.Second, "how long each load phase runs")
 	clients  = flag.Int("clients", 32, "concurrent HTTP clients")
 	rows     = flag.Int("rows", 1_000_000, "tasks seeded for the list benchmark")
+	bin      = flag.String("bin", "", "commonops binary to measure (e.g. one built from another commit); empty: build ../cmd/commonops")
 )
 
 func main() {
