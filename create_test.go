@@ -22,7 +22,7 @@ func TestNewTaskDefaults(t *testing.T) {
 	if ch.Topic != commonops.TopicCreated || ch.Event != commonops.EventCreated {
 		t.Fatalf("a runnable task is announced at create; got %+v", ch)
 	}
-	// Every field of DESIGN.md §2 is present in the JSON, null where unset.
+	// Every field of docs/design.md §2 is present in the JSON, null where unset.
 	b, _ := json.Marshal(k)
 	var m map[string]any
 	if err := json.Unmarshal(b, &m); err != nil {

@@ -10,7 +10,7 @@ import (
 )
 
 // Status is where a task is in its life. See the state machine in Transition
-// functions (transition.go) and DESIGN.md §2.
+// functions (transition.go) and docs/design.md §2.
 type Status string
 
 // The task statuses. Completed, failed and cancelled are terminal.
@@ -56,7 +56,7 @@ const (
 const DefaultTenant = "default"
 
 // Task is one long-running operation. Its JSON form is the contract of
-// DESIGN.md §2: every field is present, null where unset.
+// docs/design.md §2: every field is present, null where unset.
 type Task struct {
 	ID              string          `json:"id"`
 	TenantID        string          `json:"tenantId"`

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Pub/sub topics (DESIGN.md §5). The CloudEvent type is the topic.
+// Pub/sub topics (docs/design.md §5). The CloudEvent type is the topic.
 const (
 	TopicCreated   = "operations.task.created"   // the task became runnable
 	TopicProgress  = "operations.task.progress"  // at most one a second per task
@@ -97,7 +97,7 @@ func (t *Task) Claim(workerID string, lease time.Duration, now time.Time) (Chang
 		t.ProcessedItems, t.SuccessItems, t.FailedItems = 0, 0, 0
 	}
 	t.touch(now)
-	// A claim is recorded in the task's history but not published: DESIGN.md
+	// A claim is recorded in the task's history but not published: docs/design.md
 	// §5 has no topic for it, and it is the hottest write of a busy queue.
 	return change(EventStarted, "", from, t.Status, "attempt", t.Attempt, "workerId", workerID), nil
 }

@@ -35,7 +35,7 @@ func wantCode(t *testing.T, err error, code string) {
 
 func ptr[T any](v T) *T { return &v }
 
-// The full matrix of DESIGN.md §2: every (status, action) pair either makes
+// The full matrix of docs/design.md §2: every (status, action) pair either makes
 // the documented move or is refused with ECONFLICT and leaves the task as is.
 func TestTransitionMatrix(t *testing.T) {
 	actions := map[string]func(*commonops.Task, time.Time) (commonops.Change, error){

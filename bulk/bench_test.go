@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/commonops/commonops/internal/testdb"
 )
 
 const benchRows = 1_000_000
@@ -183,7 +185,7 @@ func BenchmarkImport(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.StartTimer()
-			cmd := exec.Command("psql", pgURL, "-v", "ON_ERROR_STOP=1", "-c",
+			cmd := exec.Command("psql", testdb.PostgresURL(b), "-v", "ON_ERROR_STOP=1", "-c",
 				`\copy products (sku, name, category, price, cost, stock, weight, active, "releasedAt", description) FROM '`+path+`' WITH (FORMAT csv, HEADER true)`)
 			cmd.Env = append(os.Environ(), "PGOPTIONS=-c search_path="+searchPath(dsn))
 			out, err := cmd.CombinedOutput()

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/internal/testdb"
 	"github.com/commonops/commonops/worker"
 )
 
@@ -207,12 +208,11 @@ func indent(s string, n int) string {
 	return b.String()
 }
 
-const pgURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-
 // pgSchema creates a schema of its own for the test and returns a DSN whose
-// search_path is that schema.
+// search_path is that schema. It is testdb's database (skipped under -short).
 func pgSchema(t testing.TB) (string, *pgx.Conn) {
 	t.Helper()
+	pgURL := testdb.PostgresURL(t)
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, pgURL)
 	if err != nil {
@@ -229,7 +229,11 @@ func pgSchema(t testing.TB) (string, *pgx.Conn) {
 		conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+name+" CASCADE")
 		conn.Close(context.Background())
 	})
-	return pgURL + "&search_path=" + name, conn
+	sep := "&"
+	if !strings.Contains(pgURL, "?") {
+		sep = "?"
+	}
+	return pgURL + sep + "search_path=" + name, conn
 }
 
 var schemaSeq atomic.Int64

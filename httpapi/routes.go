@@ -2,7 +2,7 @@ package httpapi
 
 import "net/http"
 
-// prefix is where the task API lives (DESIGN.md §3).
+// prefix is where the task API lives (docs/design.md §3).
 const prefix = "/api/v1/operations"
 
 // route is one entry of the API surface.

@@ -1,4 +1,4 @@
-// Package httpapi is the HTTP face of commonops: the task API of DESIGN.md §3
+// Package httpapi is the HTTP face of commonops: the task API of docs/design.md §3
 // under /api/v1/operations, the worker API, health and readiness probes,
 // metrics and the OpenAPI document. Handlers only decode, check what belongs
 // to the transport (headers, path ids, query strings, body size and shape),

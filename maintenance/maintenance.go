@@ -1,5 +1,5 @@
 // Package maintenance runs the periodic jobs that keep commonops healthy
-// (DESIGN.md §7): promote scheduled tasks, rescue lapsed leases, find and
+// (docs/design.md §7): promote scheduled tasks, rescue lapsed leases, find and
 // expire uploads, fail tasks no worker claims, delete old terminal tasks
 // with their files, and prune the outbox. Exactly one replica runs them: the
 // leader elected through the store (on SQLite, the one process always

@@ -2,7 +2,7 @@
 // commonops through HMAC-signed, expiring URLs (the embedded default), and any
 // S3-compatible store through pre-signed URLs. Both sit behind Store.
 //
-// Keys follow DESIGN.md §4: tasks/{id}/input/{fileName},
+// Keys follow docs/design.md §4: tasks/{id}/input/{fileName},
 // tasks/{id}/output/{fileName} and tasks/{id}/errors.csv.
 package objectstore
 

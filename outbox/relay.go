@@ -1,7 +1,7 @@
 // Package outbox relays committed outbox rows to a pub/sub publisher.
 //
 // Every task change writes its event to the outbox table in the same
-// transaction as the task row (DESIGN.md §2), so nothing is published that was
+// transaction as the task row (docs/design.md §2), so nothing is published that was
 // not committed. The Relay is the other half of that promise: it drains the
 // unsent rows, oldest first, in bounded batches, and marks them sent only once
 // the publisher has accepted them, so nothing committed is left unpublished.

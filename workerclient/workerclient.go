@@ -1,6 +1,6 @@
 // Package workerclient is a small Go SDK for remote workers: services that
 // run commonops tasks outside the commonops process and talk to it over the
-// worker API (DESIGN.md §3). It needs only the standard library.
+// worker API (docs/design.md §3). It needs only the standard library.
 //
 // The life of one attempt:
 //

@@ -51,7 +51,7 @@ func pgSchema(t *testing.T) (string, *pgx.Conn) {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	schema := "e2e_" + hex.EncodeToString(b[:])
-	base := testdb.PostgresURL()
+	base := testdb.PostgresURL(t)
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, base)
 	if err != nil {

@@ -10,7 +10,9 @@
 // component is pubsub.in-memory and Redis is not used.
 //
 // The binary is $COMMONOPS_DAPRD or ~/.cache/commonops-tools/daprd, which
-// .ci/tools.sh builds; a missing binary fails the test, it never skips it.
+// .ci/tools.sh builds. Under -short Start skips the test (go test -short
+// needs no sidecar and no Redis); without -short a missing binary fails the
+// test, it never skips it.
 package daprtest
 
 import (
@@ -74,11 +76,17 @@ const (
 	leaseTTL     = 60 * time.Second
 )
 
+// skipShort is why a test that needs daprd skips under -short.
+const skipShort = "needs daprd and Redis (COMMONOPS_DAPRD, COMMONOPS_REDIS_ADDR); run scripts/test.sh, or go test without -short"
+
 // Start starts daprd for the app listening on 127.0.0.1:appPort (0: no app,
 // publishing only) and waits until its /v1.0/healthz answers 204 and, with an
-// app, until the app's subscriptions are loaded.
+// app, until the app's subscriptions are loaded. Under -short it skips t.
 func Start(t testing.TB, appPort int, opts ...Option) Sidecar {
 	t.Helper()
+	if testing.Short() {
+		t.Skip(skipShort)
+	}
 	o := options{maxRetries: 20, redeliver: time.Second, waitForSubs: appPort > 0}
 	for _, opt := range opts {
 		opt(&o)

@@ -4,7 +4,9 @@
 //
 // The gateway binary is $COMMONOPS_VERSITYGW, else
 // ~/.cache/commonops-tools/versitygw, else versitygw on PATH; install it with
-// .ci/tools.sh. A missing binary fails the test: it is never skipped.
+// .ci/tools.sh. Under -short Start skips the test (go test -short needs no
+// S3 server); without -short a missing binary fails the test: it is never
+// skipped.
 package s3test
 
 import (
@@ -65,11 +67,17 @@ var (
 	buckets int
 )
 
+// skipShort is why a test that needs versitygw skips under -short.
+const skipShort = "needs versitygw, a real S3 server (COMMONOPS_VERSITYGW); run scripts/test.sh, or go test without -short"
+
 // Start returns a fresh bucket on a running gateway, starting the gateway
 // if no other test holds one. The bucket and, with the last user, the
-// gateway go away when t ends.
+// gateway go away when t ends. Under -short it skips t.
 func Start(t testing.TB) Server {
 	t.Helper()
+	if testing.Short() {
+		t.Skip(skipShort)
+	}
 	mu.Lock()
 	if running == nil {
 		g, err := startGateway()

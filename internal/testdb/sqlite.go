@@ -1,6 +1,11 @@
 // Package testdb gives tests a fresh, isolated store on each driver:
 // SQLite in a temporary file and PostgreSQL in a schema of its own, both
 // removed when the test ends.
+//
+// Under -short the PostgreSQL helpers skip the test (go test -short needs no
+// database server); without -short they never skip: a database that cannot
+// be reached fails the test, so a CI run cannot silently leave PostgreSQL
+// out.
 package testdb
 
 import (

@@ -2,6 +2,7 @@ package testdb_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -33,12 +34,16 @@ func TestEachRunsBothDriversIsolated(t *testing.T) {
 		}
 	})
 	want := []string{t.Name() + "/sqlite", t.Name() + "/postgres"}
-	if len(ran) != 2 || ran[0] != want[0] || ran[1] != want[1] {
+	if testing.Short() {
+		want = want[:1] // the postgres half skips; the sqlite half still runs
+	}
+	if !slices.Equal(ran, want) {
 		t.Fatalf("subtests: got %v, want %v", ran, want)
 	}
 }
 
 func TestPostgresDropsItsSchema(t *testing.T) {
+	url := testdb.PostgresURL(t) // under -short, skip here rather than in the subtest
 	var schema string
 	t.Run("store", func(t *testing.T) {
 		s := testdb.PostgresStore(t)
@@ -50,7 +55,7 @@ func TestPostgresDropsItsSchema(t *testing.T) {
 		t.Fatalf("schema: got %q, want t_<random>", schema)
 	}
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, testdb.PostgresURL())
+	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}

@@ -55,7 +55,7 @@ const (
 func seedList(b *testing.B) *postgres.Store {
 	b.Helper()
 	ctx := context.Background()
-	s, err := postgres.Open(ctx, postgres.Config{URL: testdb.PostgresURL(), Schema: listSchema})
+	s, err := postgres.Open(ctx, postgres.Config{URL: testdb.PostgresURL(b), Schema: listSchema})
 	if err != nil {
 		b.Fatalf("open: %v", err)
 	}

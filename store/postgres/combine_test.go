@@ -204,7 +204,7 @@ func TestWriteGroupUnencodableArgument(t *testing.T) {
 func TestWriteGroupMetrics(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewRegistry()
-	s, err := postgres.Open(context.Background(), postgres.Config{URL: testdb.PostgresURL(), Schema: newSchema(t), Registerer: reg})
+	s, err := postgres.Open(context.Background(), postgres.Config{URL: testdb.PostgresURL(t), Schema: newSchema(t), Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

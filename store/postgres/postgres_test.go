@@ -27,13 +27,14 @@ import (
 // tests that open several stores (replicas) on one schema.
 func newSchema(t testing.TB) string {
 	t.Helper()
+	url := testdb.PostgresURL(t)
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	name := "test_pg_" + hex.EncodeToString(b)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		conn, err := pgx.Connect(ctx, testdb.PostgresURL())
+		conn, err := pgx.Connect(ctx, url)
 		if err != nil {
 			t.Errorf("drop schema %s: %v", name, err)
 			return
@@ -60,7 +61,7 @@ func openIn(t testing.TB, schema string) *postgres.Store {
 // openWith opens a store in schema with a pool of maxConns (0: the default).
 func openWith(t testing.TB, schema string, maxConns int32) *postgres.Store {
 	t.Helper()
-	s, err := postgres.Open(context.Background(), postgres.Config{URL: testdb.PostgresURL(), Schema: schema, MaxConns: maxConns})
+	s, err := postgres.Open(context.Background(), postgres.Config{URL: testdb.PostgresURL(t), Schema: schema, MaxConns: maxConns})
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
@@ -359,10 +360,11 @@ func TestMigrateConcurrentOpens(t *testing.T) {
 	const n = 3
 	stores := make([]*postgres.Store, n)
 	errs := make([]error, n)
+	url := testdb.PostgresURL(t)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			stores[i], errs[i] = postgres.Open(context.Background(), postgres.Config{URL: testdb.PostgresURL(), Schema: schema, MaxConns: 2})
+			stores[i], errs[i] = postgres.Open(context.Background(), postgres.Config{URL: url, Schema: schema, MaxConns: 2})
 		})
 	}
 	wg.Wait()
@@ -424,10 +426,10 @@ func TestPoolSize(t *testing.T) {
 		config int32
 		want   int32
 	}{
-		{"config", testdb.PostgresURL(), 5, 5},
-		{"url", testdb.PostgresURL() + "&pool_max_conns=3", 0, 3},
-		{"config over url", testdb.PostgresURL() + "&pool_max_conns=3", 7, 7},
-		{"default", testdb.PostgresURL(), 0, max(int32(4*runtime.NumCPU()), postgres.MinMaxConns)},
+		{"config", testdb.PostgresURL(t), 5, 5},
+		{"url", testdb.PostgresURL(t) + "&pool_max_conns=3", 0, 3},
+		{"config over url", testdb.PostgresURL(t) + "&pool_max_conns=3", 7, 7},
+		{"default", testdb.PostgresURL(t), 0, max(int32(4*runtime.NumCPU()), postgres.MinMaxConns)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -448,7 +450,7 @@ func TestPoolSize(t *testing.T) {
 func TestDeletePublished(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s, err := postgres.Open(ctx, postgres.Config{URL: testdb.PostgresURL(), Schema: newSchema(t), MaxConns: 4, DeletePublished: true})
+	s, err := postgres.Open(ctx, postgres.Config{URL: testdb.PostgresURL(t), Schema: newSchema(t), MaxConns: 4, DeletePublished: true})
 	if err != nil {
 		t.Fatal(err)
 	}
