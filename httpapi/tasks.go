@@ -14,33 +14,6 @@ import (
 	"github.com/commonops/commonops/operations"
 )
 
-// createBody is the JSON of POST /tasks: commonops.CreateInput, with a
-// scheduledAt whose decoding errors name the field.
-type createBody struct {
-	TaskType    string          `json:"taskType"`
-	EntityType  string          `json:"entityType"`
-	Params      json.RawMessage `json:"params"`
-	FileName    *string         `json:"fileName"`
-	FileSize    *int64          `json:"fileSize"`
-	ContentType *string         `json:"contentType"`
-	Priority    *int            `json:"priority"`
-	ScheduledAt *timestamp      `json:"scheduledAt"`
-	MaxRetries  *int            `json:"maxRetries"`
-	RequestedBy *string         `json:"requestedBy"`
-}
-
-func (b createBody) input() commonops.CreateInput {
-	in := commonops.CreateInput{
-		TaskType: b.TaskType, EntityType: b.EntityType, Params: b.Params,
-		FileName: b.FileName, FileSize: b.FileSize, ContentType: b.ContentType,
-		Priority: b.Priority, MaxRetries: b.MaxRetries, RequestedBy: b.RequestedBy,
-	}
-	if b.ScheduledAt != nil {
-		in.ScheduledAt = &b.ScheduledAt.Time
-	}
-	return in
-}
-
 // requestHash identifies a create request for its Idempotency-Key: the
 // SHA-256 of the tenant and the compacted body (so whitespace does not
 // matter, but key order does).
@@ -67,7 +40,7 @@ func handleCreate(s *server) http.Handler {
 		if err != nil {
 			return err
 		}
-		var in createBody
+		var in commonops.CreateInput
 		if err := decodeJSON(body, &in); err != nil {
 			return err
 		}
@@ -75,7 +48,7 @@ func handleCreate(s *server) http.Handler {
 		if !printableASCII(key) {
 			return commonops.Invalid(commonops.FieldError{Field: "Idempotency-Key", Message: "must be printable ASCII"})
 		}
-		req := operations.CreateRequest{TenantID: ri.tenant, Requester: ri.user, Input: in.input(), IdempotencyKey: key}
+		req := operations.CreateRequest{TenantID: ri.tenant, Requester: ri.user, Input: in, IdempotencyKey: key}
 		if key != "" {
 			req.RequestHash = requestHash(ri.tenant, body)
 		}
