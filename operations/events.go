@@ -7,10 +7,11 @@ import (
 )
 
 // EventsAfter returns up to limit of a task's events with an id above
-// afterID, oldest first, without first checking that the task exists: for a
-// caller that reads the task anyway, such as an event stream that reads it
-// before every poll, so each poll costs one read of the task and one of its
-// events rather than two of the task. An unknown task has no events.
+// afterID, oldest first; ENOTFOUND for an unknown task (the store tells in
+// the same read). Unlike Events it does not read the task first: it is for
+// a caller that reads the task anyway, such as an event stream that reads
+// it before every poll, so a poll costs one read of the task and one of its
+// events.
 func (s *Service) EventsAfter(ctx context.Context, tenant, id string, afterID int64, limit int) ([]commonops.Event, error) {
 	return s.Store.ListEvents(ctx, tenant, id, afterID, limit)
 }
