@@ -63,6 +63,7 @@ func testBadInput(t *testing.T, st store.Store) {
 		{"wrong type integer", "POST", tasksPath, `{"taskType":"import","entityType":"product","priority":"high"}`, nil, 422, "invalid", "priority", "must be an integer"},
 		{"fraction for integer", "POST", tasksPath, `{"taskType":"import","entityType":"product","fileName":"a.csv","fileSize":1.5}`, nil, 422, "invalid", "fileSize", "1.5"},
 		{"bad scheduledAt", "POST", tasksPath, `{"taskType":"import","entityType":"product","scheduledAt":"tomorrow"}`, nil, 422, "invalid", "scheduledAt", "RFC 3339"},
+		{"scheduledAt not a string", "POST", tasksPath, `{"taskType":"import","entityType":"product","scheduledAt":20300101}`, nil, 422, "invalid", "scheduledAt", "not 20300101"},
 		{"params not an object", "POST", tasksPath, `{"taskType":"import","entityType":"product","params":[1]}`, nil, 422, "invalid", "params", "object"},
 		{"missing taskType", "POST", tasksPath, `{"entityType":"product"}`, nil, 422, "invalid", "taskType", "required"},
 		{"missing entityType", "POST", tasksPath, `{"taskType":"import"}`, nil, 422, "invalid", "entityType", "required"},

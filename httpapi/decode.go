@@ -48,6 +48,9 @@ func decodeJSON(body []byte, dst any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
+		if terr := timeFieldError(body, dst); terr != nil {
+			err = terr
+		}
 		return decodeError(err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
@@ -136,17 +139,52 @@ func expected(t reflect.Type) string {
 	return "a " + t.String()
 }
 
-// timestamp is a time.Time whose decoding errors name their field.
-type timestamp struct{ time.Time }
-
-func (t *timestamp) UnmarshalJSON(b []byte) error {
-	if err := t.Time.UnmarshalJSON(b); err != nil {
-		// An UnmarshalTypeError gets the field path filled in by the decoder.
-		kind := "string"
-		if len(b) > 0 && b[0] != '"' {
-			kind = "value"
+// timeFieldError names the time field of dst (a pointer to a struct) whose
+// value in body does not parse. encoding/json hands back the error of
+// time.Time's UnmarshalJSON as it is, without the field, so decodeJSON asks
+// here which field it was and reports it as any other value of the wrong
+// type. It returns nil when no time field is to blame.
+func timeFieldError(body []byte, dst any) error {
+	t := reflect.TypeOf(dst)
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil || t.Kind() != reflect.Struct {
+		return nil
+	}
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(body, &obj) != nil {
+		return nil
+	}
+	for _, f := range reflect.VisibleFields(t) {
+		ft := f.Type
+		for ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
 		}
-		return &json.UnmarshalTypeError{Value: kind + " " + string(b), Type: timeType}
+		if ft != timeType || !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		for key, raw := range obj {
+			// encoding/json matches keys without regard to case.
+			if !strings.EqualFold(key, name) || string(raw) == "null" {
+				continue
+			}
+			var tm time.Time
+			if tm.UnmarshalJSON(raw) != nil {
+				kind := "string"
+				if raw[0] != '"' {
+					kind = "value"
+				}
+				return &json.UnmarshalTypeError{Value: kind + " " + string(raw), Type: timeType, Field: name}
+			}
+		}
 	}
 	return nil
 }

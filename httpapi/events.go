@@ -72,7 +72,7 @@ func wantsStream(r *http.Request) bool {
 }
 
 // stream sends the task's events after `after` as Server-Sent Events, then
-// polls the store every s.poll and sends new ones as they are committed.
+// polls every s.poll and sends new ones as they are committed.
 // Each event is a default ("message") event whose id: is the event id (so a
 // reconnecting EventSource resumes through Last-Event-ID) and whose data is
 // the event JSON. A comment line goes out after StreamHeartbeat of silence.
@@ -110,7 +110,7 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, tenant, id strin
 			return nil // headers are sent; the stream simply ends
 		}
 		for {
-			events, err := s.svc.Store.ListEvents(ctx, tenant, id, after, eventsBatchMax)
+			events, err := s.svc.EventsAfter(ctx, tenant, id, after, eventsBatchMax)
 			if err != nil {
 				if ctx.Err() == nil {
 					s.log.WarnContext(ctx, "event stream ended", "request_id", info(r).id, "task", id, "err", err)

@@ -36,7 +36,7 @@ type Config struct {
 	// Service carries out the use cases.
 	Service *operations.Service
 	// Checks are the dependency checks of /api/v1/operations/health, by name:
-	// "database", "storage" and "pubsub". Defaults to Service.Store.Ping for
+	// "database", "storage" and "pubsub". Defaults to Service.Ping for
 	// "database" and Service.Objects.Check for "storage"; a check that is
 	// neither given nor defaulted is reported as skipped.
 	Checks map[string]func(context.Context) error
@@ -122,9 +122,7 @@ func NewServer(cfg Config) http.Handler {
 	if s.timeout <= 0 {
 		s.timeout = CheckTimeoutDefault
 	}
-	if st := cfg.Service.Store; st != nil {
-		s.checks["database"] = st.Ping
-	}
+	s.checks["database"] = cfg.Service.Ping
 	if obj := cfg.Service.Objects; obj != nil {
 		s.checks["storage"] = obj.Check
 	}

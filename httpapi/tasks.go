@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -13,33 +12,6 @@ import (
 	"github.com/commonops/commonops"
 	"github.com/commonops/commonops/operations"
 )
-
-// createBody is the JSON of POST /tasks: commonops.CreateInput, with a
-// scheduledAt whose decoding errors name the field.
-type createBody struct {
-	TaskType    string          `json:"taskType"`
-	EntityType  string          `json:"entityType"`
-	Params      json.RawMessage `json:"params"`
-	FileName    *string         `json:"fileName"`
-	FileSize    *int64          `json:"fileSize"`
-	ContentType *string         `json:"contentType"`
-	Priority    *int            `json:"priority"`
-	ScheduledAt *timestamp      `json:"scheduledAt"`
-	MaxRetries  *int            `json:"maxRetries"`
-	RequestedBy *string         `json:"requestedBy"`
-}
-
-func (b createBody) input() commonops.CreateInput {
-	in := commonops.CreateInput{
-		TaskType: b.TaskType, EntityType: b.EntityType, Params: b.Params,
-		FileName: b.FileName, FileSize: b.FileSize, ContentType: b.ContentType,
-		Priority: b.Priority, MaxRetries: b.MaxRetries, RequestedBy: b.RequestedBy,
-	}
-	if b.ScheduledAt != nil {
-		in.ScheduledAt = &b.ScheduledAt.Time
-	}
-	return in
-}
 
 // requestHash identifies a create request for its Idempotency-Key: the
 // SHA-256 of the tenant and the compacted body (so whitespace does not
@@ -67,7 +39,7 @@ func handleCreate(s *server) http.Handler {
 		if err != nil {
 			return err
 		}
-		var in createBody
+		var in commonops.CreateInput
 		if err := decodeJSON(body, &in); err != nil {
 			return err
 		}
@@ -75,7 +47,7 @@ func handleCreate(s *server) http.Handler {
 		if !printableASCII(key) {
 			return commonops.Invalid(commonops.FieldError{Field: "Idempotency-Key", Message: "must be printable ASCII"})
 		}
-		req := operations.CreateRequest{TenantID: ri.tenant, Requester: ri.user, Input: in.input(), IdempotencyKey: key}
+		req := operations.CreateRequest{TenantID: ri.tenant, Requester: ri.user, Input: in, IdempotencyKey: key}
 		if key != "" {
 			req.RequestHash = requestHash(ri.tenant, body)
 		}
@@ -92,13 +64,8 @@ func handleCreate(s *server) http.Handler {
 	})
 }
 
-// Bounds of list query parameters.
-const (
-	maxPage         = 1 << 31 / commonops.PageSizeMax // keeps the offset within int32
-	maxFilterLen    = commonops.MaxRequestedByLen
-	maxSearchLen    = 256
-	listStatusSplit = ","
-)
+// listStatusSplit separates the statuses of ?status=.
+const listStatusSplit = ","
 
 // listPage is the answer of GET /tasks.
 type listPage struct {
@@ -128,33 +95,28 @@ func handleList(s *server) http.Handler {
 }
 
 // listFilter reads the query of GET /tasks; any bad parameter is EINVALID
-// naming it (a pageSize over the maximum is refused, not clamped).
+// naming it (a pageSize over the maximum is refused, not clamped). The
+// bounds are operations.ListProblems', reported here with the problems of
+// reading the query so that a request learns all of them at once.
 func listFilter(r *http.Request) (commonops.ListFilter, error) {
 	q := newQuery(r)
 	f := commonops.ListFilter{
 		TenantID:    info(r).tenant,
-		Page:        q.int("page", 1, 1, maxPage),
+		Page:        q.int("page", 1, 1, operations.MaxPage),
 		PageSize:    q.int("pageSize", commonops.PageSizeDefault, 1, commonops.PageSizeMax),
-		TaskType:    q.str("taskType", commonops.MaxNameLen),
-		EntityType:  q.str("entityType", commonops.MaxNameLen),
-		RequestedBy: q.str("requestedBy", maxFilterLen),
-		Search:      q.str("search", maxSearchLen),
+		TaskType:    q.text("taskType"),
+		EntityType:  q.text("entityType"),
+		RequestedBy: q.text("requestedBy"),
+		Search:      q.text("search"),
 		StartDate:   q.date("startDate", false),
 		EndDate:     q.date("endDate", true),
 		Sort:        commonops.DefaultSort,
 	}
 	for _, part := range strings.Split(q.v.Get("status"), listStatusSplit) {
 		st := commonops.Status(strings.TrimSpace(part))
-		switch {
-		case st == "":
-		case !st.Valid():
-			q.fail("status", "unknown status %q; valid statuses are %s", truncate(string(st), 32), joinStatuses())
-		case !slices.Contains(f.Statuses, st):
+		if st != "" && !slices.Contains(f.Statuses, st) {
 			f.Statuses = append(f.Statuses, st)
 		}
-	}
-	if f.StartDate != nil && f.EndDate != nil && !f.StartDate.Before(*f.EndDate) {
-		q.fail("endDate", "must be after startDate")
 	}
 	if raw := strings.TrimSpace(q.v.Get("sort")); raw != "" {
 		sort, ok := parseSort(raw)
@@ -163,15 +125,8 @@ func listFilter(r *http.Request) (commonops.ListFilter, error) {
 		}
 		f.Sort = sort
 	}
+	q.fields = append(q.fields, operations.ListProblems(f)...)
 	return f, q.err()
-}
-
-func joinStatuses() string {
-	names := make([]string, len(commonops.Statuses))
-	for i, st := range commonops.Statuses {
-		names[i] = string(st)
-	}
-	return strings.Join(names, ", ")
 }
 
 // parseSort reads "field", "-field", "field:asc" or "field:desc".
@@ -283,17 +238,6 @@ func handleDownload(s *server) http.Handler {
 			return err
 		}
 		which := strings.TrimSpace(r.URL.Query().Get("file"))
-		switch which {
-		case "", operations.FileOutput, operations.FileErrors, operations.FileInput:
-		default:
-			return commonops.Invalid(commonops.FieldError{Field: "file", Message: fmt.Sprintf("must be %s, %s or %s", operations.FileOutput, operations.FileErrors, operations.FileInput)})
-		}
-		if which == "" {
-			which = operations.FileOutput
-		}
-		if s.svc.Objects == nil {
-			return commonops.Errorf(commonops.EUNAVAILABLE, "file storage is not configured")
-		}
 		d, err := s.svc.DownloadURL(r.Context(), info(r).tenant, id, which)
 		if err != nil {
 			return err

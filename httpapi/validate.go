@@ -74,11 +74,21 @@ func (q *query) fail(name, format string, args ...any) {
 // str returns a text parameter, at most maxLen bytes of printable text.
 func (q *query) str(name string, maxLen int) string {
 	v := strings.TrimSpace(q.v.Get(name))
-	switch {
-	case len(v) > maxLen:
+	if len(v) > maxLen {
 		q.fail(name, "must be at most %d characters", maxLen)
 		return ""
-	case !printable(v):
+	}
+	return q.printable(name, v)
+}
+
+// text returns a text parameter of printable text, of any length (the
+// service bounds the ones it takes).
+func (q *query) text(name string) string {
+	return q.printable(name, strings.TrimSpace(q.v.Get(name)))
+}
+
+func (q *query) printable(name, v string) string {
+	if !printable(v) {
 		q.fail(name, "must be printable text")
 		return ""
 	}

@@ -2,16 +2,12 @@ package httpapi
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/commonops/commonops"
 	"github.com/commonops/commonops/operations"
 )
-
-// MaxWorkerIDLen bounds a claiming worker's id.
-const MaxWorkerIDLen = 128
 
 // claimBody is the JSON of POST /tasks/{id}/claim.
 type claimBody struct {
@@ -30,19 +26,6 @@ func handleClaim(s *server) http.Handler {
 		var in claimBody
 		if err := s.decode(w, r, &in); err != nil {
 			return err
-		}
-		var fields []commonops.FieldError
-		switch {
-		case in.WorkerID == "":
-			fields = append(fields, commonops.FieldError{Field: "workerId", Message: "is required"})
-		case len(in.WorkerID) > MaxWorkerIDLen || !printable(in.WorkerID):
-			fields = append(fields, commonops.FieldError{Field: "workerId", Message: fmt.Sprintf("must be printable text of at most %d characters", MaxWorkerIDLen)})
-		}
-		if maxLease := int(operations.LeaseMax / time.Second); in.LeaseSeconds < 0 || in.LeaseSeconds > maxLease {
-			fields = append(fields, commonops.FieldError{Field: "leaseSeconds", Message: fmt.Sprintf("must be from 0 (the default lease) to %d", maxLease)})
-		}
-		if len(fields) > 0 {
-			return commonops.Invalid(fields...)
 		}
 		t, err := s.svc.Claim(r.Context(), info(r).tenant, id, in.WorkerID, in.LeaseSeconds)
 		if err != nil {
@@ -98,9 +81,6 @@ func handleAppendLogs(s *server) http.Handler {
 		if err := s.decode(w, r, &in); err != nil {
 			return err
 		}
-		if in.Attempt != nil && *in.Attempt < 1 {
-			return commonops.Invalid(commonops.FieldError{Field: "attempt", Message: "must be at least 1"})
-		}
 		entries := make([]commonops.LogEntry, len(in.Logs))
 		for i, l := range in.Logs {
 			entries[i] = commonops.LogEntry{Level: l.Level, Message: l.Message, Details: l.Details}
@@ -119,11 +99,9 @@ type logsPage struct {
 	Total int                  `json:"total"`
 }
 
-// Paging of GET /tasks/{id}/logs.
-const (
-	logsPageSizeDefault = 100
-	logsPageSizeMax     = 1000
-)
+// logsPageSizeDefault is the page length of GET /tasks/{id}/logs without
+// ?pageSize.
+const logsPageSizeDefault = 100
 
 // handleListLogs serves GET /tasks/{id}/logs?level=&page=&pageSize=.
 func handleListLogs(s *server) http.Handler {
@@ -137,12 +115,10 @@ func handleListLogs(s *server) http.Handler {
 			TenantID: info(r).tenant,
 			TaskID:   id,
 			Level:    commonops.LogLevel(q.str("level", 16)),
-			Page:     q.int("page", 1, 1, maxPage),
-			PageSize: q.int("pageSize", logsPageSizeDefault, 1, logsPageSizeMax),
+			Page:     q.int("page", 1, 1, operations.MaxPage),
+			PageSize: q.int("pageSize", logsPageSizeDefault, 1, operations.LogsPageSizeMax),
 		}
-		if f.Level != "" && !f.Level.Valid() {
-			q.fail("level", "must be debug, info, warn or error")
-		}
+		q.fields = append(q.fields, operations.LogProblems(f)...)
 		if err := q.err(); err != nil {
 			return err
 		}
@@ -184,22 +160,6 @@ func handleOutputURL(s *server) http.Handler {
 		var in outputURLBody
 		if err := s.decode(w, r, &in); err != nil {
 			return err
-		}
-		var fields []commonops.FieldError
-		if in.FileName == "" {
-			fields = append(fields, commonops.FieldError{Field: "fileName", Message: "is required"})
-		}
-		if len(in.ContentType) > commonops.MaxContentTypeLen || !printable(in.ContentType) {
-			fields = append(fields, commonops.FieldError{Field: "contentType", Message: fmt.Sprintf("must be a media type of at most %d characters", commonops.MaxContentTypeLen)})
-		}
-		if in.Attempt != nil && *in.Attempt < 1 {
-			fields = append(fields, commonops.FieldError{Field: "attempt", Message: "must be at least 1"})
-		}
-		if len(fields) > 0 {
-			return commonops.Invalid(fields...)
-		}
-		if s.svc.Objects == nil {
-			return commonops.Errorf(commonops.EUNAVAILABLE, "file storage is not configured")
 		}
 		u, err := s.svc.OutputURL(r.Context(), info(r).tenant, id, in.Attempt, in.FileName, in.ContentType)
 		if err != nil {

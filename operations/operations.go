@@ -198,8 +198,12 @@ func (s *Service) Get(ctx context.Context, tenant, id string) (*commonops.Task, 
 	return s.Store.GetTask(ctx, tenant, id)
 }
 
-// List returns a page of tenant's tasks.
+// List returns a page of tenant's tasks. A filter out of bounds (see
+// ListProblems) is EINVALID.
 func (s *Service) List(ctx context.Context, f commonops.ListFilter) ([]*commonops.Task, int, error) {
+	if fe := ListProblems(f); len(fe) > 0 {
+		return nil, 0, commonops.Invalid(fe...)
+	}
 	return s.Store.ListTasks(ctx, f)
 }
 
@@ -259,20 +263,24 @@ func (s *Service) ConfirmUpload(ctx context.Context, tenant, id string) (*common
 
 // Claim gives task id to workerID for a lease of leaseSeconds (0 for the
 // default): the task is processing on a new attempt. ECONFLICT when it is
-// not claimable.
+// not claimable; EINVALID for a workerID that is empty, not printable or
+// over MaxWorkerIDLen, or a lease over LeaseMax.
 func (s *Service) Claim(ctx context.Context, tenant, id, workerID string, leaseSeconds int) (*commonops.Task, error) {
-	if workerID == "" {
-		return nil, commonops.Invalid(commonops.FieldError{Field: "workerId", Message: "is required"})
-	}
-	if leaseSeconds < 0 {
-		return nil, commonops.Invalid(commonops.FieldError{Field: "leaseSeconds", Message: "must not be negative"})
+	if err := checkClaim(workerID, leaseSeconds); err != nil {
+		return nil, err
 	}
 	now, lease := s.now(), s.lease(leaseSeconds)
 	return s.Store.ClaimTask(ctx, tenant, id, store.ClaimParams{WorkerID: workerID, Lease: lease, Now: now})
 }
 
-// ClaimNext claims up to limit runnable tasks of the given kinds.
+// ClaimNext claims up to limit runnable tasks of the given kinds. The
+// workerID is held to the rules of Claim.
 func (s *Service) ClaimNext(ctx context.Context, workerID string, kinds []commonops.Kind, limit int) ([]*commonops.Task, error) {
+	var fe fieldErrors
+	checkWorkerID(&fe, workerID)
+	if err := fe.err(); err != nil {
+		return nil, err
+	}
 	return s.Store.ClaimNext(ctx, store.ClaimParams{WorkerID: workerID, Lease: s.lease(0), Limit: limit, Now: s.now(), Kinds: kinds})
 }
 
@@ -342,8 +350,14 @@ const (
 	MaxLogDetailsLen = 16 << 10
 )
 
-// AppendLogs adds a worker's log lines; a stale attempt is ECONFLICT.
+// AppendLogs adds a worker's log lines; a stale attempt is ECONFLICT, an
+// attempt below 1 EINVALID.
 func (s *Service) AppendLogs(ctx context.Context, tenant, id string, attempt *int, logs []commonops.LogEntry) error {
+	var fe fieldErrors
+	checkAttempt(&fe, attempt)
+	if err := fe.err(); err != nil {
+		return err
+	}
 	var fields []commonops.FieldError
 	if len(logs) == 0 {
 		fields = append(fields, commonops.FieldError{Field: "logs", Message: "must hold at least one entry"})
@@ -379,8 +393,24 @@ func (s *Service) AppendLogs(ctx context.Context, tenant, id string, attempt *in
 
 // OutputURL gives the worker of attempt a pre-signed URL to upload its
 // output file to; the name is recorded when the worker reports
-// outputFileName (or completes).
+// outputFileName (or completes). EINVALID for a missing or unusable file
+// name, a content type that is not a short printable media type, or an
+// attempt below 1; EUNAVAILABLE without an object store.
 func (s *Service) OutputURL(ctx context.Context, tenant, id string, attempt *int, fileName, contentType string) (*objectstore.SignedURL, error) {
+	var fe fieldErrors
+	if fileName == "" {
+		fe.add("fileName", "is required")
+	}
+	if len(contentType) > commonops.MaxContentTypeLen || !printable(contentType) {
+		fe.add("contentType", "must be a media type of at most %d characters", commonops.MaxContentTypeLen)
+	}
+	checkAttempt(&fe, attempt)
+	if err := fe.err(); err != nil {
+		return nil, err
+	}
+	if s.Objects == nil {
+		return nil, errNoObjects()
+	}
 	name, err := commonops.SanitizeFileName(fileName)
 	if err != nil {
 		return nil, commonops.Invalid(commonops.FieldError{Field: "fileName", Message: err.Error()})
@@ -411,15 +441,27 @@ type Download struct {
 
 // DownloadURL returns a pre-signed URL for the task's output, errors or input
 // file: ENOTFOUND when there is no such file, ECONFLICT when the task is not
-// in a state that has it yet.
+// in a state that has it yet; EINVALID when which is not one of the file
+// kinds ("" is output); EUNAVAILABLE without an object store.
 func (s *Service) DownloadURL(ctx context.Context, tenant, id, which string) (*Download, error) {
+	switch which {
+	case "", FileOutput, FileErrors, FileInput:
+	default:
+		return nil, commonops.Invalid(commonops.FieldError{Field: "file", Message: fmt.Sprintf("must be %s, %s or %s", FileOutput, FileErrors, FileInput)})
+	}
+	if which == "" {
+		which = FileOutput
+	}
+	if s.Objects == nil {
+		return nil, errNoObjects()
+	}
 	t, err := s.Store.GetTask(ctx, tenant, id)
 	if err != nil {
 		return nil, err
 	}
 	var key, name string
 	switch which {
-	case FileOutput, "":
+	case FileOutput:
 		if t.OutputFileName == nil {
 			if !t.Status.Terminal() {
 				return nil, &commonops.Error{Code: commonops.ECONFLICT, Message: fmt.Sprintf("task %s is %s: its output exists once it completes", t.ID, t.Status), Task: t}
@@ -456,8 +498,12 @@ func (s *Service) DownloadURL(ctx context.Context, tenant, id, which string) (*D
 	return &Download{DownloadURL: u.URL, FileName: name, ExpiresAt: u.ExpiresAt.UTC()}, nil
 }
 
-// Logs returns a page of a task's logs; ENOTFOUND for an unknown task.
+// Logs returns a page of a task's logs; ENOTFOUND for an unknown task,
+// EINVALID for a filter out of bounds (see LogProblems).
 func (s *Service) Logs(ctx context.Context, f commonops.LogFilter) ([]commonops.LogEntry, int, error) {
+	if fe := LogProblems(f); len(fe) > 0 {
+		return nil, 0, commonops.Invalid(fe...)
+	}
 	if _, err := s.Store.GetTask(ctx, f.TenantID, f.TaskID); err != nil {
 		return nil, 0, err
 	}

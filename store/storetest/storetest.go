@@ -33,6 +33,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		name  string
 		tests []test
 	}{
+		{"RoundTrip", roundTripTests},
 		{"CreateTask", createTests},
 		{"GetTask", getTests},
 		{"ListTasks", listTests},

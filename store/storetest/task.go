@@ -18,20 +18,6 @@ import (
 )
 
 var createTests = []test{
-	{"RoundTripsEveryField", func(t *testing.T, s store.Store) {
-		tk, ch := newTask(t, tenantA, at(0), commonops.CreateInput{
-			TaskType: "export", EntityType: "order", Params: json.RawMessage(`{"b": [1, 2], "a": {"x": "y"}}`),
-			FileName: ptr("in.csv"), FileSize: ptr(int64(1234)), ContentType: ptr("text/csv"),
-			Priority: ptr(7), MaxRetries: ptr(5), RequestedBy: ptr("alice"),
-		})
-		tk.UploadExpiresAt = ptr(at(900))
-		tk.Message = ptr("hello")
-		tk.TotalItems = ptr(int64(10))
-		if _, err := s.CreateTask(context.Background(), tk, ch, nil); err != nil {
-			t.Fatalf("CreateTask: %v", err)
-		}
-		equalTask(t, "GetTask", get(t, s, tenantA, tk.ID), tk)
-	}},
 	{"RunnableWritesEventAndOutbox", func(t *testing.T, s store.Store) {
 		tk := create(t, s, tenantA, at(0), commonops.CreateInput{})
 		if got, want := events(t, s, tenantA, tk.ID), []string{commonops.EventCreated}; !slices.Equal(got, want) {
