@@ -20,6 +20,7 @@ import (
 
 	"github.com/commonops/commonops"
 	"github.com/commonops/commonops/internal/prom"
+	"github.com/commonops/commonops/internal/startstop"
 	"github.com/commonops/commonops/objectstore"
 	"github.com/commonops/commonops/operations"
 	"github.com/commonops/commonops/store"
@@ -105,13 +106,12 @@ type Runner struct {
 	svc     *operations.Service
 	log     *slog.Logger
 	metrics *runnerMetrics
+	life    startstop.Lifecycle
 
 	mu         sync.Mutex
 	leader     bool
 	lastUpload time.Time
 	cursors    map[string]string // sweep name -> last task id seen (store.SweepFilter.AfterID)
-	cancel     context.CancelFunc
-	done       chan struct{}
 }
 
 // New returns a runner; Start sets it going.
@@ -172,33 +172,15 @@ func (r *Runner) Leader() bool {
 	return r.leader
 }
 
-// Start runs a tick every Interval until ctx ends or Stop; it returns at once.
-func (r *Runner) Start(ctx context.Context) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.done != nil {
-		return
-	}
-	ctx, r.cancel = context.WithCancel(ctx)
-	r.done = make(chan struct{})
-	go r.loop(ctx)
-}
+// Start runs a tick every Interval until ctx ends or Stop; it returns at
+// once and does nothing on a running runner.
+func (r *Runner) Start(ctx context.Context) { r.life.Start(ctx, r.loop) }
 
 // Stop ends the loop, waits for the tick in progress and gives up the
 // leadership so another replica takes over at its next tick.
-func (r *Runner) Stop() {
-	r.mu.Lock()
-	cancel, done := r.cancel, r.done
-	r.mu.Unlock()
-	if done == nil {
-		return
-	}
-	cancel()
-	<-done
-}
+func (r *Runner) Stop() { r.life.Stop() }
 
 func (r *Runner) loop(ctx context.Context) {
-	defer close(r.done)
 	tick := time.NewTicker(r.cfg.Interval)
 	defer tick.Stop()
 	for {
