@@ -15,6 +15,7 @@ import (
 
 	"github.com/commonops/commonops"
 	"github.com/commonops/commonops/internal/prom"
+	"github.com/commonops/commonops/internal/startstop"
 	"github.com/commonops/commonops/objectstore"
 	"github.com/commonops/commonops/operations"
 )
@@ -94,22 +95,20 @@ type Pool struct {
 	lease     time.Duration
 	heartbeat time.Duration
 	metrics   *poolMetrics
+	life      startstop.Lifecycle // the poller, then the drain of a stopping pool
 
 	mu       sync.Mutex
-	started  bool
 	claiming bool
 	running  map[string]*run // by task id
 	perType  map[string]int
 	busy     int            // slots taken, including reservations
 	handling sync.WaitGroup // HandleEvent calls holding a reservation
 
-	base      context.Context // Start's ctx: writes die with it
-	stopClaim context.CancelFunc
-	stopJobs  context.CancelCauseFunc
-	jobsCtx   context.Context
-	wake      chan struct{}
-	loopDone  chan struct{}
-	jobs      sync.WaitGroup
+	base     context.Context // Start's ctx: writes die with it
+	stopJobs context.CancelCauseFunc
+	jobsCtx  context.Context
+	wake     chan struct{}
+	jobs     sync.WaitGroup
 }
 
 type run struct {
@@ -169,38 +168,41 @@ func NewPool(cfg Config) *Pool {
 // WorkerID is the name this pool claims tasks under.
 func (p *Pool) WorkerID() string { return p.cfg.WorkerID }
 
-// Start begins claiming and returns at once. Cancelling ctx halts the pool
-// abruptly, as a killed process would: running processors see their context
-// cancelled and nothing more is written (the leases lapse and maintenance
-// rescues the tasks). Use Stop for a graceful end.
+// Start begins claiming and returns at once; on a running pool it does
+// nothing. Cancelling ctx halts the pool abruptly, as a killed process
+// would: running processors see their context cancelled and nothing more is
+// written (the leases lapse and maintenance rescues the tasks). Use Stop for
+// a graceful end.
 func (p *Pool) Start(ctx context.Context) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.started {
+	claimCtx, stopped, ok := p.life.StartInit(ctx)
+	if !ok {
 		return
 	}
-	p.started, p.claiming = true, true
+	p.claiming = true
 	p.base = ctx
-	var claimCtx context.Context
-	claimCtx, p.stopClaim = context.WithCancel(ctx)
 	p.jobsCtx, p.stopJobs = context.WithCancelCause(ctx)
-	p.loopDone = make(chan struct{})
-	go p.poll(claimCtx)
+	go func() {
+		defer stopped()
+		p.poll(claimCtx)
+		p.drain()
+	}()
 }
 
 // Stop stops claiming, lets running tasks finish for up to StopTimeout, then
 // cancels those still running and waits for them: their tasks go back to
 // pending without counting a retry (Service.Release), for another worker.
-func (p *Pool) Stop() {
+// Stop without Start, or twice, does nothing.
+func (p *Pool) Stop() { p.life.Stop() }
+
+// drain ends a run of the pool once the poller returned: no more claims,
+// then the running tasks get StopTimeout to finish before they are
+// cancelled.
+func (p *Pool) drain() {
 	p.mu.Lock()
-	if !p.started || !p.claiming {
-		p.mu.Unlock()
-		return
-	}
 	p.claiming = false
 	p.mu.Unlock()
-	p.stopClaim()
-	<-p.loopDone
 	// No reservation is taken once claiming is off: wait for the event
 	// claims already under way, so every task they launch is in jobs.
 	p.handling.Wait()
@@ -418,7 +420,6 @@ func (p *Pool) claimPlan() ([]commonops.Kind, int) {
 // poll is the fallback poller: every PollInterval, and whenever a slot
 // frees, it claims runnable tasks for the free slots.
 func (p *Pool) poll(ctx context.Context) {
-	defer close(p.loopDone)
 	tick := time.NewTicker(p.cfg.PollInterval)
 	defer tick.Stop()
 	for {
