@@ -143,7 +143,7 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 	var runner *maintenance.Runner
 	if cfg.hasRole("maintenance") {
 		runner = maintenance.New(maintenance.Config{
-			Service: svc, Store: st, Objects: svc.Objects,
+			Service:             svc,
 			UploadSweepInterval: cfg.UploadSweep, UnclaimedTimeout: cfg.UnclaimedAfter,
 			RetentionCompleted: cfg.KeepCompleted, RetentionFailed: cfg.KeepFailed, RetentionCancelled: cfg.KeepCancelled,
 			OutboxRetention: cfg.KeepOutbox, Logger: log, Registerer: reg,
