@@ -8,7 +8,7 @@ import (
 // heartbeatLoop renews the lease every HeartbeatInterval; a conflict means
 // the task was cancelled or the lease lost, and cancels the processor.
 func (p *Pool) heartbeatLoop(ctx context.Context, stop <-chan struct{}, j *job) {
-	tick := time.NewTicker(p.heartbeat)
+	tick := time.NewTicker(p.cfg.HeartbeatInterval)
 	defer tick.Stop()
 	for {
 		select {

@@ -37,6 +37,9 @@ const (
 	// services), so it is not tied to the number of CPUs; cap heavy task
 	// types with Config.TypeConcurrency.
 	ConcurrencyDefault = 32
+	// HeartbeatsPerLease is how many heartbeats a lease lasts by default: a
+	// running task's lease survives a missed heartbeat or two.
+	HeartbeatsPerLease = 3
 )
 
 // Config configures a Pool. Zero fields take their defaults.
@@ -59,7 +62,8 @@ type Config struct {
 	// PollInterval is the fallback poller's period. Defaults to 2s.
 	PollInterval time.Duration
 	// HeartbeatInterval is how often a running task's lease is renewed.
-	// Defaults to a third of the Service's lease (10s for the default 30s).
+	// Defaults to the Service's lease over HeartbeatsPerLease (10s for the
+	// default 30s).
 	HeartbeatInterval time.Duration
 	// ReportInterval is the least time between two progress flushes of one
 	// task. Defaults to 250ms.
@@ -89,14 +93,12 @@ var (
 // (HandleEvent) and through a fallback poller, keeps their leases, reports
 // their progress and records their outcome.
 type Pool struct {
-	cfg       Config
-	svc       *operations.Service
-	objects   objectstore.Store
-	log       *slog.Logger
-	lease     time.Duration
-	heartbeat time.Duration
-	metrics   *poolMetrics
-	life      startstop.Lifecycle // the poller, then the drain of a stopping pool
+	cfg     Config
+	svc     *operations.Service
+	objects objectstore.Store
+	log     *slog.Logger
+	metrics *poolMetrics
+	life    startstop.Lifecycle // the poller, then the drain of a stopping pool
 
 	mu       sync.Mutex
 	claiming bool
@@ -144,25 +146,18 @@ func NewPool(cfg Config) *Pool {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	lease := cfg.Service.Lease
-	if lease <= 0 {
-		lease = operations.LeaseDefault
-	}
-	hb := cfg.HeartbeatInterval
-	if hb <= 0 {
-		hb = lease / 3
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = cfg.Service.Defaults().Lease / HeartbeatsPerLease
 	}
 	return &Pool{
-		cfg:       cfg,
-		svc:       cfg.Service,
-		objects:   cfg.Objects,
-		log:       cfg.Logger.With("worker", cfg.WorkerID),
-		lease:     lease,
-		heartbeat: hb,
-		metrics:   newPoolMetrics(cfg.Registerer),
-		running:   make(map[string]*run),
-		perType:   make(map[string]int),
-		wake:      make(chan struct{}, 1),
+		cfg:     cfg,
+		svc:     cfg.Service,
+		objects: cfg.Objects,
+		log:     cfg.Logger.With("worker", cfg.WorkerID),
+		metrics: newPoolMetrics(cfg.Registerer),
+		running: make(map[string]*run),
+		perType: make(map[string]int),
+		wake:    make(chan struct{}, 1),
 	}
 }
 
