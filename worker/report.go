@@ -58,7 +58,7 @@ func (r *reporter) update(u Update) {
 		p.Message = &m
 	}
 	r.mu.Lock()
-	r.pending = overlay(r.pending, copyProgress(p))
+	r.pending = r.pending.Merge(p.Clone()) // cloned: the processor may reuse its variables
 	r.dirty = true
 	r.mu.Unlock()
 	r.signal()
@@ -169,7 +169,7 @@ func (r *reporter) flush(ctx context.Context, final *commonops.Progress) error {
 	}
 	out := p
 	if final != nil {
-		out = overlay(p, *final)
+		out = p.Merge(*final)
 	}
 	out.Attempt = &attempt
 	saved, err := r.j.pool.svc.ProgressFrom(ctx, r.j.latest.Load(), out)
@@ -187,7 +187,7 @@ func (r *reporter) flush(ctx context.Context, final *commonops.Progress) error {
 func (r *reporter) restore(p commonops.Progress, dirty bool, logs []commonops.LogEntry) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.pending = overlay(p, r.pending)
+	r.pending = p.Merge(r.pending)
 	r.dirty = r.dirty || dirty
 	r.logs = append(logs, r.logs...)
 }
@@ -237,68 +237,4 @@ func retryTransient(ctx context.Context, f func() error) error {
 		}
 	}
 	return err
-}
-
-// overlay returns base with every field set in top replacing base's.
-func overlay(base, top commonops.Progress) commonops.Progress {
-	if top.Attempt != nil {
-		base.Attempt = top.Attempt
-	}
-	if top.Progress != nil {
-		base.Progress = top.Progress
-	}
-	if top.TotalItems != nil {
-		base.TotalItems = top.TotalItems
-	}
-	if top.ProcessedItems != nil {
-		base.ProcessedItems = top.ProcessedItems
-	}
-	if top.SuccessItems != nil {
-		base.SuccessItems = top.SuccessItems
-	}
-	if top.FailedItems != nil {
-		base.FailedItems = top.FailedItems
-	}
-	if top.Message != nil {
-		base.Message = top.Message
-	}
-	if top.Status != nil {
-		base.Status = top.Status
-	}
-	if top.ErrorMessage != nil {
-		base.ErrorMessage = top.ErrorMessage
-	}
-	if top.OutputFileName != nil {
-		base.OutputFileName = top.OutputFileName
-	}
-	if top.Permanent {
-		base.Permanent = true
-	}
-	if len(top.Checkpoint) > 0 {
-		base.Checkpoint = top.Checkpoint
-	}
-	return base
-}
-
-// copyProgress copies the pointed-to values, so a processor reusing its
-// variables cannot change a report after the fact.
-func copyProgress(p commonops.Progress) commonops.Progress {
-	cp := func(v *int64) *int64 {
-		if v == nil {
-			return nil
-		}
-		c := *v
-		return &c
-	}
-	if p.Progress != nil {
-		v := *p.Progress
-		p.Progress = &v
-	}
-	if p.Message != nil {
-		v := *p.Message
-		p.Message = &v
-	}
-	p.TotalItems, p.ProcessedItems = cp(p.TotalItems), cp(p.ProcessedItems)
-	p.SuccessItems, p.FailedItems = cp(p.SuccessItems), cp(p.FailedItems)
-	return p
 }
