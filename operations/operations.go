@@ -64,38 +64,62 @@ func (s *Service) now() time.Time {
 	return time.Now().UTC().Truncate(time.Microsecond)
 }
 
+// Defaults are the settings a Service runs with: its fields where set, the
+// package and domain defaults where zero. Callers that need a setting (the
+// worker's heartbeat follows the lease, maintenance's upload sweep the
+// grace) read it here, so each default lives in one place.
+type Defaults struct {
+	Lease       time.Duration
+	URLExpiry   time.Duration
+	UploadGrace time.Duration
+	BackoffBase time.Duration
+	BackoffMax  time.Duration
+}
+
+// Defaults returns the settings s runs with.
+func (s *Service) Defaults() Defaults {
+	d := Defaults{
+		Lease:       LeaseDefault,
+		URLExpiry:   objectstore.URLExpiryDefault,
+		UploadGrace: UploadGraceDefault,
+		BackoffBase: commonops.BackoffBase,
+		BackoffMax:  commonops.BackoffMax,
+	}
+	if s.Lease > 0 {
+		d.Lease = s.Lease
+	}
+	if s.URLExpiry > 0 {
+		d.URLExpiry = min(s.URLExpiry, objectstore.URLExpiryMax)
+	}
+	if s.UploadGrace > 0 {
+		d.UploadGrace = s.UploadGrace
+	}
+	if s.BackoffBase > 0 {
+		d.BackoffBase = s.BackoffBase
+	}
+	if s.BackoffMax > 0 {
+		d.BackoffMax = s.BackoffMax
+	}
+	return d
+}
+
+// lease is the lease of a claim that asks for seconds (0: the default).
 func (s *Service) lease(seconds int) time.Duration {
 	if seconds > 0 {
 		return min(time.Duration(seconds)*time.Second, LeaseMax)
 	}
-	if s.Lease > 0 {
-		return s.Lease
-	}
-	return LeaseDefault
-}
-
-func (s *Service) urlExpiry() time.Duration {
-	if s.URLExpiry > 0 {
-		return min(s.URLExpiry, objectstore.URLExpiryMax)
-	}
-	return objectstore.URLExpiryDefault
+	return s.Defaults().Lease
 }
 
 // RetryDelay is the backoff before the retry that follows retryCount
 // retries already made.
 func (s *Service) RetryDelay(retryCount int) time.Duration {
-	base, maxd := s.BackoffBase, s.BackoffMax
-	if base <= 0 {
-		base = commonops.BackoffBase
-	}
-	if maxd <= 0 {
-		maxd = commonops.BackoffMax
-	}
+	d := s.Defaults()
 	r := rand.Float64
 	if s.Rand != nil {
 		r = s.Rand
 	}
-	return commonops.Backoff(retryCount+1, base, maxd, r())
+	return commonops.Backoff(retryCount+1, d.BackoffBase, d.BackoffMax, r())
 }
 
 // CreateRequest is a create call with who makes it.
@@ -143,7 +167,7 @@ func (s *Service) Create(ctx context.Context, r CreateRequest) (c *Created, repl
 	}
 	c = &Created{Task: t}
 	if t.FileName != nil {
-		exp := s.urlExpiry()
+		exp := s.Defaults().URLExpiry
 		var contentType string
 		if t.ContentType != nil {
 			contentType = *t.ContentType
@@ -422,7 +446,7 @@ func (s *Service) OutputURL(ctx context.Context, tenant, id string, attempt *int
 	if err := t.CheckAttempt(attempt); err != nil {
 		return nil, err
 	}
-	return s.Objects.PresignPut(ctx, objectstore.OutputKey(t.ID, name), objectstore.PutOptions{ContentType: contentType, Expires: s.urlExpiry()})
+	return s.Objects.PresignPut(ctx, objectstore.OutputKey(t.ID, name), objectstore.PutOptions{ContentType: contentType, Expires: s.Defaults().URLExpiry})
 }
 
 // Which files a download can name.
@@ -491,7 +515,7 @@ func (s *Service) DownloadURL(ctx context.Context, tenant, id, which string) (*D
 		}
 		return nil, fmt.Errorf("stat %s: %w", key, err)
 	}
-	u, err := s.Objects.PresignGet(ctx, key, objectstore.GetOptions{FileName: name, Expires: s.urlExpiry()})
+	u, err := s.Objects.PresignGet(ctx, key, objectstore.GetOptions{FileName: name, Expires: s.Defaults().URLExpiry})
 	if err != nil {
 		return nil, fmt.Errorf("presign download of %s: %w", key, err)
 	}

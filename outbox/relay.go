@@ -20,10 +20,10 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"sync"
 	"time"
 
 	"github.com/commonops/commonops/internal/prom"
+	"github.com/commonops/commonops/internal/startstop"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -109,17 +109,14 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Relay moves committed outbox rows to a Publisher. Start it once; Stop
+// Relay moves committed outbox rows to a Publisher. Start sets it going; Stop
 // waits for the loop to end.
 type Relay struct {
 	store Source
 	pub   Publisher
 	cfg   Config
 	m     *metrics
-
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	life  startstop.Lifecycle
 }
 
 // NewRelay returns a relay from s to p; it does nothing until Start.
@@ -129,35 +126,16 @@ func NewRelay(s Source, p Publisher, cfg Config) *Relay {
 }
 
 // Start runs the relay loop in the background until ctx ends or Stop is
-// called, and returns at once. Calling Start on a running relay does nothing.
-func (r *Relay) Start(ctx context.Context) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.done != nil {
-		return
-	}
-	ctx, r.cancel = context.WithCancel(ctx)
-	r.done = make(chan struct{})
-	go r.run(ctx, r.done)
-}
+// called, and returns at once. Calling Start on a running relay does nothing;
+// after Stop, Start runs it again.
+func (r *Relay) Start(ctx context.Context) { r.life.Start(ctx, r.run) }
 
 // Stop ends the loop and waits for it; an in-flight publish is cancelled and
 // its rows stay unsent (or, if the publisher had already sent them, are sent
 // again by the next relay: delivery is at least once).
-func (r *Relay) Stop() {
-	r.mu.Lock()
-	cancel, done := r.cancel, r.done
-	r.cancel, r.done = nil, nil
-	r.mu.Unlock()
-	if cancel == nil {
-		return
-	}
-	cancel()
-	<-done
-}
+func (r *Relay) Stop() { r.life.Stop() }
 
-func (r *Relay) run(ctx context.Context, done chan struct{}) {
-	defer close(done)
+func (r *Relay) run(ctx context.Context) {
 	log := r.cfg.Logger
 	signal := r.store.OutboxSignal()
 	wait := time.NewTimer(0) // drain once at start

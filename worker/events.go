@@ -1,0 +1,98 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/commonops/commonops"
+)
+
+// HandleEvent is the pub/sub entry point (Dapr subscriber, embedded bus).
+// On a created or retried event it tries to claim the task when this pool
+// runs its kind and has a free slot; a task someone else holds, one that is
+// not runnable, or a full pool answer nil (the poller finds it later). On a
+// cancelled event it stops the task's processor once the store confirms the
+// running attempt may no longer write (see confirmCancel). An error means
+// the store could not be reached: the caller should redeliver.
+func (p *Pool) HandleEvent(ctx context.Context, topic string, task *commonops.Task) error {
+	if task == nil || task.ID == "" {
+		return nil
+	}
+	switch topic {
+	case commonops.TopicCancelled:
+		return p.confirmCancel(ctx, task)
+	case commonops.TopicCreated, commonops.TopicRetried:
+	default:
+		return nil
+	}
+	proc, ok := p.cfg.Registry.Lookup(task.TaskType, task.EntityType)
+	if !ok || p.runsNewer(task) {
+		return nil
+	}
+	if !p.reserve(task.TaskType) {
+		// No slot: the pool is full, or a poll round holds the free slots
+		// while it queries, too early to see this task. Ask for another
+		// round after it, which costs nothing when the pool is full.
+		p.nudge()
+		return nil
+	}
+	defer p.handling.Done()
+	// As in claimFree, the claim outlives the delivery's context.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimTimeout)
+	t, err := p.svc.Claim(cctx, task.TenantID, task.ID, p.cfg.WorkerID, 0)
+	cancel()
+	if err != nil {
+		p.release(task.TaskType)
+		switch commonops.ErrorCode(err) {
+		case commonops.ECONFLICT, commonops.ENOTFOUND, commonops.EINVALID:
+			return nil
+		}
+		return fmt.Errorf("claim task %s: %w", task.ID, err)
+	}
+	p.metrics.claims.WithLabelValues("event").Inc()
+	// The run continues the trace of the event that started it.
+	p.launch(t, proc, commonops.TraceParent(ctx))
+	return nil
+}
+
+// runsNewer reports whether this pool already runs an attempt of ev's task
+// newer than ev: the poller claimed it before its event came.
+func (p *Pool) runsNewer(ev *commonops.Task) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := p.running[ev.ID]
+	return r != nil && r.task.Attempt > ev.Attempt
+}
+
+// confirmCancel handles a cancelled event. The event is only a hint: it may
+// be late (redelivered after a retry and a new claim) or forged by anyone
+// reaching the subscriber. So the running attempt is stopped only when the
+// store, read with the run's own tenant, says that attempt may no longer
+// write: the task was cancelled or ended, or moved to another attempt. An
+// event about an attempt older than the running one is ignored.
+func (p *Pool) confirmCancel(ctx context.Context, ev *commonops.Task) error {
+	p.mu.Lock()
+	r := p.running[ev.ID]
+	p.mu.Unlock()
+	if r == nil || ev.Attempt < r.task.Attempt {
+		return nil
+	}
+	cur, err := p.svc.Get(ctx, r.task.TenantID, r.task.ID)
+	switch {
+	case commonops.ErrorCode(err) == commonops.ENOTFOUND:
+		r.cancel(ErrLeaseLost) // deleted under us: nothing left to write to
+		return nil
+	case err != nil:
+		return fmt.Errorf("check cancel of task %s: %w", ev.ID, err)
+	}
+	attempt := r.task.Attempt
+	if cur.CheckAttempt(&attempt) == nil {
+		return nil // the running attempt still holds the task
+	}
+	if cur.Status == commonops.StatusCancelled {
+		r.cancel(ErrTaskCancelled)
+	} else {
+		r.cancel(ErrLeaseLost)
+	}
+	return nil
+}

@@ -1,0 +1,90 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/commonops/commonops"
+)
+
+// launch runs a claimed task in its own goroutine; its slot is already
+// reserved.
+func (p *Pool) launch(t *commonops.Task, proc Processor, traceParent string) {
+	p.mu.Lock()
+	ctx, cancel := context.WithCancelCause(commonops.WithTraceParent(p.jobsCtx, traceParent))
+	r := &run{task: t, cancel: cancel}
+	// A run of an earlier attempt may still be returning: the newest attempt
+	// is the one events and Running see.
+	p.running[t.ID] = r
+	p.jobs.Add(1)
+	p.mu.Unlock()
+	p.metrics.running.Inc()
+	go func() {
+		defer p.jobs.Done()
+		defer p.metrics.running.Dec()
+		defer p.release(t.TaskType)
+		defer func() {
+			p.mu.Lock()
+			if p.running[t.ID] == r { // not a newer attempt launched since
+				delete(p.running, t.ID)
+			}
+			p.mu.Unlock()
+			cancel(nil)
+		}()
+		p.execute(ctx, cancel, t, proc)
+	}()
+}
+
+// execute runs one attempt: processor, heartbeat, reporter, and the final
+// write of its outcome.
+func (p *Pool) execute(ctx context.Context, cancel context.CancelCauseFunc, t *commonops.Task, proc Processor) {
+	start := time.Now()
+	log := p.log.With("task", t.ID, "taskType", t.TaskType, "entityType", t.EntityType, "attempt", t.Attempt)
+	j := newJob(p, t, cancel, log)
+	j.base = commonops.WithTraceParent(p.base, commonops.TraceParent(ctx))
+	hbDone := make(chan struct{})
+	hbStop := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		p.heartbeatLoop(ctx, hbStop, j)
+	}()
+	j.rep.start()
+
+	err := safeProcess(ctx, proc, j)
+
+	close(hbStop)
+	<-hbDone
+	j.rep.stop()
+	j.abortOpenWriters()
+	outcome := p.finish(ctx, j, err, log)
+	p.metrics.tasks.WithLabelValues(t.TaskType, outcome).Inc()
+	p.metrics.duration.WithLabelValues(t.TaskType).Observe(time.Since(start).Seconds())
+}
+
+// storableText makes s, which came from a processor, text the store
+// accepts: bad UTF-8 replaced, NULs removed, then cut to at most n bytes
+// without splitting a character.
+func storableText(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.ReplaceAll(s, "\x00", "")
+	return commonops.Truncate(s, n)
+}
+
+func safeProcess(ctx context.Context, proc Processor, j Job) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &panicError{value: r, stack: debug.Stack()}
+		}
+	}()
+	return proc.Process(ctx, j)
+}
+
+type panicError struct {
+	value any
+	stack []byte
+}
+
+func (e *panicError) Error() string { return fmt.Sprintf("processor panicked: %v", e.value) }

@@ -1,0 +1,43 @@
+package worker
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/commonops/commonops/internal/prom"
+)
+
+type poolMetrics struct {
+	tasks    *prometheus.CounterVec
+	claims   *prometheus.CounterVec
+	running  prometheus.Gauge
+	duration *prometheus.HistogramVec
+}
+
+func newPoolMetrics(reg prometheus.Registerer) *poolMetrics {
+	m := &poolMetrics{
+		tasks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "commonops_worker_tasks_total",
+			Help: "Attempts run by the built-in worker, by task type and outcome.",
+		}, []string{"task_type", "outcome"}),
+		claims: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "commonops_worker_claims_total",
+			Help: "Tasks claimed by the built-in worker, by source (event or poll).",
+		}, []string{"source"}),
+		running: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "commonops_worker_running",
+			Help: "Tasks the built-in worker runs now.",
+		}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "commonops_worker_task_duration_seconds",
+			Help:    "Time from claim to recorded outcome of an attempt.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 4, 10),
+		}, []string{"task_type"}),
+	}
+	if reg != nil {
+		m.tasks = prom.Register(reg, m.tasks)
+		m.claims = prom.Register(reg, m.claims)
+		m.running = prom.Register(reg, m.running)
+		m.duration = prom.Register(reg, m.duration)
+	}
+	return m
+}
