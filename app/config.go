@@ -41,9 +41,6 @@ const (
 	// ShutdownTimeoutDefault bounds a graceful stop: in-flight requests
 	// and running tasks.
 	ShutdownTimeoutDefault = 30 * time.Second
-	// OutboxRetentionDefault keeps no published outbox row: each is deleted
-	// as it is published (the task's history stays in its events).
-	OutboxRetentionDefault time.Duration = 0
 )
 
 // Config is every setting of the stock server. Field names follow the
@@ -144,7 +141,8 @@ type Config struct {
 	// (90 days) and RetentionCancelledDefault (30 days).
 	RetentionCompleted, RetentionFailed, RetentionCancelled time.Duration
 	// OutboxRetention keeps published outbox rows this long; 0 deletes
-	// them as they are published. Defaults to OutboxRetentionDefault (0).
+	// them as they are published. Defaults to
+	// maintenance.OutboxRetentionDefault (0).
 	OutboxRetention time.Duration
 
 	// ConfigFile (the --config flag) is the YAML file of entities for the

@@ -35,7 +35,10 @@ const (
 	RetentionCompletedDefault  = 30 * 24 * time.Hour
 	RetentionFailedDefault     = 90 * 24 * time.Hour
 	RetentionCancelledDefault  = 30 * 24 * time.Hour
-	OutboxRetentionDefault     = 24 * time.Hour
+	// OutboxRetentionDefault keeps no published outbox row: the store
+	// deletes each as it is published (store drivers' DeletePublished), and
+	// the prune job finds nothing older than now to delete.
+	OutboxRetentionDefault time.Duration = 0
 )
 
 // Job names, the label of commonops_maintenance_tasks_total.
@@ -80,8 +83,10 @@ type Config struct {
 	// RetentionCancelled is how long cancelled tasks are kept. Defaults to
 	// 30 days.
 	RetentionCancelled time.Duration
-	// OutboxRetention is how long published outbox rows are kept. Defaults
-	// to 24h.
+	// OutboxRetention is how long published outbox rows are kept; 0 keeps
+	// none, as with a store that deletes rows as it publishes them (the two
+	// settings come from one flag, --outbox-retention). Defaults to
+	// OutboxRetentionDefault (0).
 	OutboxRetention time.Duration
 	// Now is the clock of the jobs' cut-offs. Defaults to time.Now.
 	Now func() time.Time
@@ -121,7 +126,6 @@ func New(cfg Config) *Runner {
 	setDefault(&cfg.RetentionCompleted, RetentionCompletedDefault)
 	setDefault(&cfg.RetentionFailed, RetentionFailedDefault)
 	setDefault(&cfg.RetentionCancelled, RetentionCancelledDefault)
-	setDefault(&cfg.OutboxRetention, OutboxRetentionDefault)
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = BatchSizeDefault
 	}

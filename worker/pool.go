@@ -32,6 +32,12 @@ const (
 	// StopTimeoutDefault is how long Stop lets running tasks finish before
 	// cancelling them.
 	StopTimeoutDefault = 30 * time.Second
+	// StopGrace is how long Stop waits, after cancelling the tasks still
+	// running at StopTimeout, for their processors to return. A processor
+	// that ignores its context longer has its task handed back without it,
+	// so Stop takes at most StopTimeout + StopGrace (plus the hand-back
+	// writes) whatever the processors do.
+	StopGrace = 500 * time.Millisecond
 	// ConcurrencyDefault is how many tasks a pool runs at once unless told
 	// otherwise: most tasks wait on I/O (databases, storage, other
 	// services), so it is not tied to the number of CPUs; cap heavy task
@@ -187,8 +193,11 @@ func (p *Pool) Start(ctx context.Context) {
 }
 
 // Stop stops claiming, lets running tasks finish for up to StopTimeout, then
-// cancels those still running and waits for them: their tasks go back to
-// pending without counting a retry (Service.Release), for another worker.
+// cancels those still running and waits up to StopGrace for them: their
+// tasks go back to pending without counting a retry (Service.Release), for
+// another worker. The task of a processor that ignores its cancelled
+// context is handed back without waiting for it; whatever that processor
+// writes later is refused (the attempt no longer holds the task).
 // Stop without Start, or twice, does nothing.
 func (p *Pool) Stop() { p.life.Stop() }
 
@@ -210,9 +219,39 @@ func (p *Pool) drain() {
 	case <-time.After(p.cfg.StopTimeout):
 		p.log.Warn("stop timeout reached; cancelling running tasks", "running", p.Running())
 		p.stopJobs(ErrShutdown)
-		<-done
+		select {
+		case <-done:
+		case <-time.After(StopGrace):
+			p.abandonRunning()
+		}
 	}
 	p.stopJobs(ErrShutdown)
+}
+
+// abandonRunning hands back the task of every processor still running
+// after its cancel and StopGrace, without waiting for it to return.
+func (p *Pool) abandonRunning() {
+	p.mu.Lock()
+	runs := make([]*run, 0, len(p.running))
+	for _, r := range p.running {
+		runs = append(runs, r)
+	}
+	p.mu.Unlock()
+	for _, r := range runs {
+		t := r.task
+		log := p.log.With("task", t.ID, "attempt", t.Attempt)
+		ctx, cancel := context.WithTimeout(p.base, claimTimeout)
+		_, err := p.svc.Release(ctx, t.TenantID, t.ID, t.Attempt)
+		cancel()
+		switch {
+		case err == nil:
+			log.Warn("processor ignored its cancellation; task handed back to pending without it")
+		case operations.IsConflict(err):
+			// It finished, or moved on, between the snapshot and now.
+		default:
+			log.Error("could not hand back the task of a processor that ignored its cancellation; its lease will lapse", "err", err)
+		}
+	}
 }
 
 // Running reports how many tasks the pool is running now.
