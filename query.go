@@ -44,6 +44,11 @@ type Kind struct {
 	EntityType string
 }
 
+// Matches reports whether a task of (taskType, entityType) is of kind k.
+func (k Kind) Matches(taskType, entityType string) bool {
+	return (k.TaskType == "*" || k.TaskType == taskType) && (k.EntityType == "*" || k.EntityType == entityType)
+}
+
 // LogFilter selects a page of a task's logs.
 type LogFilter struct {
 	TenantID string

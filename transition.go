@@ -2,6 +2,7 @@ package commonops
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -129,6 +130,26 @@ func (t *Task) checkWorker(attempt *int) error {
 		return conflict(t, "stale attempt %d: task %s is on attempt %d", *attempt, t.ID, t.Attempt)
 	}
 	return nil
+}
+
+// ErrKindMismatch is the cause of the conflict CheckKind reports: a claim
+// named kinds the stored task is not of (a stale or forged event, a worker
+// key scoped to other task types).
+var ErrKindMismatch = errors.New("the task is not of the kind the claim named")
+
+// CheckKind reports, as a conflict error wrapping ErrKindMismatch, whether
+// t is of none of kinds; empty kinds take any task.
+func (t *Task) CheckKind(kinds []Kind) error {
+	if len(kinds) == 0 {
+		return nil
+	}
+	for _, k := range kinds {
+		if k.Matches(t.TaskType, t.EntityType) {
+			return nil
+		}
+	}
+	return &Error{Code: ECONFLICT, Task: t, Err: ErrKindMismatch,
+		Message: fmt.Sprintf("task %s is a (%s, %s) task, not of the kind the claim named", t.ID, t.TaskType, t.EntityType)}
 }
 
 // CheckAttempt reports, as a conflict error, whether a worker write for

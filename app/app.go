@@ -54,6 +54,8 @@ type App struct {
 	runner    *maintenance.Runner
 	bus       *bus.Bus // nil on Dapr
 	handler   http.Handler
+	daprLn    net.Listener // the Dapr subscription routes; nil unless Dapr delivers to a worker
+	daprSrv   *http.Server
 
 	mu          sync.Mutex
 	started     bool
@@ -138,6 +140,13 @@ func New(ctx context.Context, cfg Config) (a *App, err error) {
 				PubSubName: cfg.DaprPubSub, Handle: a.pool.HandleEvent, AppToken: cfg.DaprAppToken,
 				Logger: a.log, Registerer: a.reg,
 			})
+			if a.daprLn, err = net.Listen("tcp", cfg.DaprAppAddr); err != nil {
+				return nil, fmt.Errorf("listen for Dapr deliveries on %s: %w", cfg.DaprAppAddr, err)
+			}
+			if cfg.DaprAppToken == "" && !loopback(a.daprLn.Addr()) {
+				a.log.Warn("Dapr deliveries are accepted from the network without a token: set APP_API_TOKEN on the sidecar and here, or listen on loopback",
+					"daprAppAddr", a.daprLn.Addr().String())
+			}
 		}
 	}
 	if a.roles[RoleMaintenance] {
@@ -158,11 +167,14 @@ func New(ctx context.Context, cfg Config) (a *App, err error) {
 	metrics := promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg})
 	if a.roles[RoleAPI] {
 		a.handler = httpapi.NewServer(httpapi.Config{
-			Service: a.svc, Checks: checks, Files: files, Dapr: daprHandler, Metrics: metrics,
+			Service: a.svc, Checks: checks, Files: files, Metrics: metrics,
 			Logger: a.log, MaxBodyBytes: cfg.MaxBodyBytes, Registerer: a.reg, StreamsDone: a.streamsDone,
 		})
 	} else {
-		a.handler = internalMux(checks["database"], files, daprHandler, metrics)
+		a.handler = internalMux(checks["database"], files, metrics)
+	}
+	if daprHandler != nil {
+		a.daprSrv = &http.Server{Handler: daprHandler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 	}
 	return a, nil
 }
@@ -200,6 +212,21 @@ func (a *App) Handler() http.Handler { return a.handler }
 
 // Addr is the bound listen address (the real port when Config.Addr had 0).
 func (a *App) Addr() string { return a.ln.Addr().String() }
+
+// DaprAppAddr is the bound address of the Dapr subscription routes, or ""
+// when this process takes no Dapr deliveries.
+func (a *App) DaprAppAddr() string {
+	if a.daprLn == nil {
+		return ""
+	}
+	return a.daprLn.Addr().String()
+}
+
+// loopback reports whether addr only accepts connections from this machine.
+func loopback(addr net.Addr) bool {
+	tcp, ok := addr.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
+}
 
 // URL is the base URL clients use: Config.PublicURL or http://localhost:PORT.
 func (a *App) URL() string { return a.publicURL }
@@ -239,10 +266,13 @@ func (a *App) Start(ctx context.Context) error {
 	}
 	a.srv = &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 	a.srv.RegisterOnShutdown(func() { close(a.streamsDone) })
-	a.served = make(chan error, 1)
+	a.served = make(chan error, 2)
 	go func() { a.served <- a.srv.Serve(a.ln) }()
+	if a.daprSrv != nil {
+		go func() { a.served <- a.daprSrv.Serve(a.daprLn) }()
+	}
 	a.log.Info("commonops started", "addr", a.Addr(), "roles", a.cfg.Roles, "store", a.storeName,
-		"storage", a.cfg.Storage, "pubsub", a.cfg.PubSub, "publicUrl", a.publicURL, "version", a.cfg.Version)
+		"storage", a.cfg.Storage, "pubsub", a.cfg.PubSub, "daprAppAddr", a.DaprAppAddr(), "publicUrl", a.publicURL, "version", a.cfg.Version)
 	return nil
 }
 
@@ -294,6 +324,13 @@ func (a *App) Stop() {
 			a.log.Warn("http shutdown", "err", err)
 		}
 	})
+	if a.daprSrv != nil {
+		wg.Go(func() {
+			if err := a.daprSrv.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+				a.log.Warn("dapr listener shutdown", "err", err)
+			}
+		})
+	}
 	if a.runner != nil {
 		wg.Go(a.runner.Stop)
 	}
@@ -317,6 +354,9 @@ func (a *App) Stop() {
 func (a *App) close() {
 	if a.ln != nil {
 		a.ln.Close()
+	}
+	if a.daprLn != nil {
+		a.daprLn.Close()
 	}
 	if a.store != nil {
 		a.store.Close()

@@ -38,6 +38,10 @@ const (
 	// PubSubEmbedded is the in-process bus; PubSubDapr a Dapr sidecar.
 	PubSubEmbedded = "embedded"
 	PubSubDapr     = "dapr"
+	// DaprAppAddrDefault is where the Dapr sidecar delivers events (its
+	// --app-port): loopback, as the sidecar runs beside the process, so the
+	// public API port never accepts a delivery.
+	DaprAppAddrDefault = "127.0.0.1:8081"
 	// ShutdownTimeoutDefault bounds a graceful stop: in-flight requests
 	// and running tasks.
 	ShutdownTimeoutDefault = 30 * time.Second
@@ -112,8 +116,15 @@ type Config struct {
 	// DaprPubSub is the Dapr pub/sub component's name. Defaults to
 	// dapr.PubSubNameDefault ("pubsub").
 	DaprPubSub string
+	// DaprAppAddr is the listen address of the Dapr subscription routes
+	// (/dapr/subscribe and the deliveries), apart from the API: point the
+	// sidecar's --app-port at it. Used with PubSubDapr and the worker role;
+	// port 0 picks a free port (see App.DaprAppAddr). Defaults to
+	// DaprAppAddrDefault ("127.0.0.1:8081").
+	DaprAppAddr string
 	// DaprAppToken is the token each Dapr delivery must carry (the
-	// sidecar's APP_API_TOKEN). Defaults to "": deliveries are not checked.
+	// sidecar's APP_API_TOKEN); required when DaprAppAddr is not loopback.
+	// Defaults to "": deliveries are not checked.
 	DaprAppToken string
 
 	// Lease is how long a claim holds a task between heartbeats. Defaults
@@ -182,6 +193,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PubSub == "" {
 		c.PubSub = PubSubEmbedded
+	}
+	if c.DaprAppAddr == "" {
+		c.DaprAppAddr = DaprAppAddrDefault
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = ShutdownTimeoutDefault

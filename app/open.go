@@ -115,9 +115,8 @@ func pprofMux() http.Handler {
 }
 
 // internalMux serves what a process without the api role still needs:
-// liveness, readiness, metrics, the local file routes and Dapr's
-// subscription endpoints.
-func internalMux(database func(context.Context) error, files, daprHandler, metrics http.Handler) http.Handler {
+// liveness, readiness, metrics and the local file routes.
+func internalMux(database func(context.Context) error, files, metrics http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
@@ -132,9 +131,6 @@ func internalMux(database func(context.Context) error, files, daprHandler, metri
 	mux.Handle("GET /metrics", metrics)
 	if files != nil {
 		mux.Handle("/files/", files)
-	}
-	if daprHandler != nil {
-		mux.Handle("/dapr/", daprHandler)
 	}
 	return mux
 }

@@ -66,12 +66,7 @@ type service struct {
 // startService runs commonops serve with env on a free port and waits for
 // it to answer.
 func startService(ctx context.Context, env ...string) (*service, error) {
-	return startServiceOn(ctx, freePort(), env...)
-}
-
-// startServiceOn is startService on a given port (a Dapr sidecar needs to
-// know its app's port before the app starts).
-func startServiceOn(ctx context.Context, port int, env ...string) (*service, error) {
+	port := freePort()
 	bin, err := binary()
 	if err != nil {
 		return nil, fmt.Errorf("build commonops: %w", err)

@@ -40,7 +40,7 @@ func benchLatency(ctx context.Context) error {
 	}
 	daprPort := freePort()
 	appPort := freePort()
-	svc, err = startServiceOn(ctx, appPort, "COMMONOPS_DATABASE_URL="+dbURL, "COMMONOPS_PUBSUB=dapr",
+	svc, err = startService(ctx, fmt.Sprintf("COMMONOPS_DAPR_APP_ADDR=127.0.0.1:%d", appPort), "COMMONOPS_DATABASE_URL="+dbURL, "COMMONOPS_PUBSUB=dapr",
 		fmt.Sprintf("COMMONOPS_DAPR_URL=http://127.0.0.1:%d", daprPort), "COMMONOPS_POLL_INTERVAL=1h")
 	if err != nil {
 		return err

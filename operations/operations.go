@@ -297,6 +297,20 @@ func (s *Service) Claim(ctx context.Context, tenant, id, workerID string, leaseS
 	return s.Store.ClaimTask(ctx, tenant, id, store.ClaimParams{WorkerID: workerID, Lease: lease, Now: now})
 }
 
+// ClaimEvent claims, for workerID with the default lease, the task a
+// pub/sub event describes, only if the stored task is of the event's tenant
+// and kind. The event is a hint that anyone reaching the subscriber could
+// forge or replay: what the worker then runs comes from the returned,
+// stored task. A stored task of another kind is ECONFLICT wrapping
+// commonops.ErrKindMismatch; one of another tenant, or none, ENOTFOUND.
+func (s *Service) ClaimEvent(ctx context.Context, ev *commonops.Task, workerID string) (*commonops.Task, error) {
+	if err := checkClaim(workerID, 0); err != nil {
+		return nil, err
+	}
+	return s.Store.ClaimTask(ctx, ev.TenantID, ev.ID, store.ClaimParams{WorkerID: workerID, Lease: s.lease(0), Now: s.now(),
+		Kinds: []commonops.Kind{{TaskType: ev.TaskType, EntityType: ev.EntityType}}})
+}
+
 // ClaimNext claims up to limit runnable tasks of the given kinds. The
 // workerID is held to the rules of Claim.
 func (s *Service) ClaimNext(ctx context.Context, workerID string, kinds []commonops.Kind, limit int) ([]*commonops.Task, error) {

@@ -55,9 +55,11 @@ type Store interface {
 	DeleteTask(ctx context.Context, tenant, id string) (*commonops.Task, error)
 
 	// ClaimTask claims one task of tenant (empty: any) for p.WorkerID with
-	// p.Lease at p.Now (p.Limit and p.Kinds are not used): UpdateTask with
-	// (*commonops.Task).Claim, which a driver may write in fewer round trips.
-	// ENOTFOUND, or ECONFLICT with the task when it is not runnable.
+	// p.Lease at p.Now, if it is of one of p.Kinds (empty: any kind; p.Limit
+	// is not used): UpdateTask with (*commonops.Task).CheckKind and Claim,
+	// which a driver may write in fewer round trips. ENOTFOUND, or ECONFLICT
+	// with the task when it is not runnable or of another kind (wrapping
+	// commonops.ErrKindMismatch).
 	ClaimTask(ctx context.Context, tenant, id string, p ClaimParams) (*commonops.Task, error)
 
 	// ClaimNext claims up to p.Limit runnable tasks across tenants, highest

@@ -2,14 +2,19 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/commonops/commonops"
 )
 
 // HandleEvent is the pub/sub entry point (Dapr subscriber, embedded bus).
-// On a created or retried event it tries to claim the task when this pool
-// runs its kind and has a free slot; a task someone else holds, one that is
+// An event is only a hint: on a created or retried event the pool claims
+// the task it names, when it runs the kind the event gives and has a free
+// slot, and the claim succeeds only if the stored task is of that tenant and
+// kind (Service.ClaimEvent); everything the processor then sees comes from
+// the stored task. An event that disagrees with the store is logged and
+// dropped; a task someone else holds, one that is
 // not runnable, or a full pool answer nil (the poller finds it later). On a
 // cancelled event it stops the task's processor once the store confirms the
 // running attempt may no longer write (see confirmCancel). An error means
@@ -39,10 +44,15 @@ func (p *Pool) HandleEvent(ctx context.Context, topic string, task *commonops.Ta
 	defer p.handling.Done()
 	// As in claimFree, the claim outlives the delivery's context.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimTimeout)
-	t, err := p.svc.Claim(cctx, task.TenantID, task.ID, p.cfg.WorkerID, 0)
+	t, err := p.svc.ClaimEvent(cctx, task, p.cfg.WorkerID)
 	cancel()
 	if err != nil {
 		p.release(task.TaskType)
+		if errors.Is(err, commonops.ErrKindMismatch) {
+			p.log.Warn("dropped an event that disagrees with the stored task", "topic", topic, "task", task.ID,
+				"eventTaskType", task.TaskType, "eventEntityType", task.EntityType, "err", err)
+			return nil
+		}
 		switch commonops.ErrorCode(err) {
 		case commonops.ECONFLICT, commonops.ENOTFOUND, commonops.EINVALID:
 			return nil

@@ -63,6 +63,7 @@ func (o *options) settings() []setting {
 		{flag: "max-body-bytes", env: "COMMONOPS_MAX_BODY_BYTES", def: fmtSize(httpapi.MaxBodyBytesDefault), usage: "largest request body accepted", value: size(&c.MaxBodyBytes)},
 		{flag: "pubsub", env: "COMMONOPS_PUBSUB", def: app.PubSubEmbedded, usage: "pub/sub: embedded (in-process bus) or dapr (a Dapr sidecar)", value: str(&c.PubSub)},
 		{flag: "dapr-url", env: "COMMONOPS_DAPR_URL", usage: "Dapr sidecar HTTP URL; empty: http://127.0.0.1:$DAPR_HTTP_PORT (3500)", value: str(&c.DaprURL)},
+		{flag: "dapr-app-addr", env: "COMMONOPS_DAPR_APP_ADDR", def: app.DaprAppAddrDefault, usage: "listen address of the Dapr subscription routes, apart from the API (the sidecar's --app-port); outside loopback set APP_API_TOKEN", value: str(&c.DaprAppAddr)},
 		{flag: "dapr-pubsub", env: "COMMONOPS_DAPR_PUBSUB", def: dapr.PubSubNameDefault, usage: "name of the Dapr pub/sub component", value: str(&c.DaprPubSub)},
 		{flag: "lease", env: "COMMONOPS_LEASE", def: fmtDuration(operations.LeaseDefault), usage: "lease a worker holds a task for between heartbeats (at least 1s)", value: duration(&c.Lease)},
 		{flag: "worker-concurrency", env: "COMMONOPS_WORKER_CONCURRENCY", def: strconv.Itoa(worker.ConcurrencyDefault), usage: "tasks the built-in worker runs at once (most wait on I/O; cap heavy types with worker-type-concurrency)", value: size(&c.WorkerConcurrency)},

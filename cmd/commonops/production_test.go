@@ -157,7 +157,7 @@ func TestProductionStack(t *testing.T) {
 	proxy := newSidecarProxy(t)
 	appPort := freePort(t)
 	in := start(t, map[string]string{
-		"COMMONOPS_ADDR":          fmt.Sprintf("127.0.0.1:%d", appPort),
+		"COMMONOPS_DAPR_APP_ADDR": fmt.Sprintf("127.0.0.1:%d", appPort),
 		"COMMONOPS_DATABASE_URL":  dbURL,
 		"COMMONOPS_STORAGE":       "s3",
 		"COMMONOPS_S3_ENDPOINT":   s3.Endpoint,
@@ -171,6 +171,17 @@ func TestProductionStack(t *testing.T) {
 	})
 	sidecar := daprtest.Start(t, appPort)
 	proxy.point(sidecar.BaseURL)
+	// Deliveries go to their own loopback listener: the API port takes none.
+	for _, path := range []string{"/dapr/subscribe", "/dapr/events/" + "operations.task.created"} {
+		resp, err := http.Post(in.base+path, "application/cloudevents+json", strings.NewReader(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusMethodNotAllowed {
+			t.Fatalf("POST %s on the API port: got %d, want 404", path, resp.StatusCode)
+		}
+	}
 
 	input := bytes.Repeat([]byte("sku,name\nA-1,shoe\n"), 1000)
 	var c created
@@ -281,7 +292,7 @@ func TestKillBetweenCommitAndPublish(t *testing.T) {
 
 	appPort := freePort(t)
 	second := start(t, map[string]string{
-		"COMMONOPS_ADDR":          fmt.Sprintf("127.0.0.1:%d", appPort),
+		"COMMONOPS_DAPR_APP_ADDR": fmt.Sprintf("127.0.0.1:%d", appPort),
 		"COMMONOPS_DATABASE_URL":  dbURL,
 		"COMMONOPS_PUBSUB":        "dapr",
 		"COMMONOPS_DAPR_URL":      proxy.URL,
@@ -307,7 +318,7 @@ func TestSidecarDownPollerRunsTasks(t *testing.T) {
 	proxy := newSidecarProxy(t) // no sidecar behind it yet
 	appPort := freePort(t)
 	in := start(t, map[string]string{
-		"COMMONOPS_ADDR":          fmt.Sprintf("127.0.0.1:%d", appPort),
+		"COMMONOPS_DAPR_APP_ADDR": fmt.Sprintf("127.0.0.1:%d", appPort),
 		"COMMONOPS_DATABASE_URL":  dbURL,
 		"COMMONOPS_PUBSUB":        "dapr",
 		"COMMONOPS_DAPR_URL":      proxy.URL,

@@ -582,7 +582,8 @@ e AS (
 )`
 
 // claimTaskSQL claims task $4 of tenant $5 (empty for any) if it is
-// runnable, and returns it with true; otherwise it returns the task as the
+// runnable and of one of the kinds $6 (task types) and $7 (entity types)
+// name, pairwise (NULL: any kind), and returns it with true; otherwise it returns the task as the
 // statement found it, with false, so a task that is not runnable costs no
 // second round trip. Nothing is locked first: a claimer that meets a
 // concurrent change of the row waits for its lock and then matches nothing
@@ -593,6 +594,9 @@ e AS (
 // are always behind, walks the claim index instead of the primary key.
 var claimTaskSQL = `WITH k AS (
 	SELECT ctid FROM tasks WHERE id = $4 AND ($5 = '' OR tenant_id = $5)
+	  AND ($6::text[] IS NULL OR EXISTS (
+		SELECT 1 FROM unnest($6::text[], $7::text[]) AS kind(task_type, entity_type)
+		WHERE kind.task_type IN ('*', tasks.task_type) AND kind.entity_type IN ('*', tasks.entity_type)))
 ),
 u AS (
 	UPDATE tasks SET ` + claimSet + `
@@ -610,10 +614,14 @@ WHERE id = $4 AND ($5 = '' OR tenant_id = $5) AND NOT EXISTS (SELECT 1 FROM u)`
 // between), the claim is tried again.
 func (s *Store) ClaimTask(ctx context.Context, tenant, id string, p store.ClaimParams) (*commonops.Task, error) {
 	now, exp := claimTimes(p)
+	var taskTypes, entityTypes []string // nil: any kind
+	for _, k := range p.Kinds {
+		taskTypes, entityTypes = append(taskTypes, k.TaskType), append(entityTypes, k.EntityType)
+	}
 	var t *commonops.Task
 	err := retry(ctx, func() error {
 		var claimed bool
-		err := s.queryRow(ctx, id, claimTaskSQL, []any{p.WorkerID, exp, now, id, tenant}, func(r pgx.Row) error {
+		err := s.queryRow(ctx, id, claimTaskSQL, []any{p.WorkerID, exp, now, id, tenant, taskTypes, entityTypes}, func(r pgx.Row) error {
 			var err error
 			t, err = scanTask(r, &claimed)
 			return err
@@ -622,6 +630,9 @@ func (s *Store) ClaimTask(ctx context.Context, tenant, id string, p store.ClaimP
 		case errors.Is(err, pgx.ErrNoRows):
 			return notFound(id)
 		case err != nil || claimed:
+			return err
+		}
+		if err := t.CheckKind(p.Kinds); err != nil {
 			return err
 		}
 		if _, err := t.Clone().Claim(p.WorkerID, p.Lease, now); err != nil {

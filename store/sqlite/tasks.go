@@ -470,6 +470,9 @@ func (s *Store) ClaimTask(ctx context.Context, tenant, id string, p store.ClaimP
 		now = time.Now()
 	}
 	return s.UpdateTask(ctx, tenant, id, func(t *commonops.Task) (commonops.Change, error) {
+		if err := t.CheckKind(p.Kinds); err != nil {
+			return commonops.Change{}, err
+		}
 		return t.Claim(p.WorkerID, p.Lease, now)
 	})
 }

@@ -423,6 +423,33 @@ var claimTaskTests = []test{
 		_, err = s.ClaimTask(context.Background(), tenantA, "no-such-task", store.ClaimParams{WorkerID: "w", Lease: time.Minute, Now: at(10)})
 		wantCode(t, "unknown task", err, commonops.ENOTFOUND)
 	}},
+	{"OnlyOfTheNamedKinds", func(t *testing.T, s store.Store) {
+		// An event is a hint: the claim it starts names the kind the event
+		// says the task is, and a task of another kind is not claimed.
+		tk := create(t, s, tenantA, at(0), commonops.CreateInput{TaskType: "export", EntityType: "product"})
+		before := get(t, s, tenantA, tk.ID)
+		nEvents := len(events(t, s, tenantA, tk.ID))
+		for _, kinds := range [][]commonops.Kind{
+			{{TaskType: "noop", EntityType: "product"}},
+			{{TaskType: "export", EntityType: "order"}},
+			{{TaskType: "noop", EntityType: "*"}, {TaskType: "*", EntityType: "order"}},
+		} {
+			_, err := s.ClaimTask(context.Background(), tenantA, tk.ID, store.ClaimParams{WorkerID: "w", Lease: time.Minute, Now: at(10), Kinds: kinds})
+			wantCode(t, fmt.Sprintf("kinds %v", kinds), err, commonops.ECONFLICT)
+			if !errors.Is(err, commonops.ErrKindMismatch) {
+				t.Fatalf("kinds %v: got %v, want it to wrap ErrKindMismatch", kinds, err)
+			}
+			equalTask(t, fmt.Sprintf("kinds %v: unchanged", kinds), get(t, s, tenantA, tk.ID), before)
+			if n := len(events(t, s, tenantA, tk.ID)); n != nEvents {
+				t.Fatalf("kinds %v: events: got %d, want %d", kinds, n, nEvents)
+			}
+		}
+		got, err := s.ClaimTask(context.Background(), tenantA, tk.ID, store.ClaimParams{WorkerID: "w", Lease: time.Minute, Now: at(10),
+			Kinds: []commonops.Kind{{TaskType: "noop", EntityType: "*"}, {TaskType: "export", EntityType: "*"}}})
+		if err != nil || got.Status != commonops.StatusProcessing {
+			t.Fatalf("claim with a matching wildcard kind: got %v, %v; want the task processing", got, err)
+		}
+	}},
 	{"ConcurrentClaimsOneWins", func(t *testing.T, s store.Store) {
 		tk := create(t, s, tenantA, at(0), commonops.CreateInput{})
 		const n = 20
