@@ -25,6 +25,13 @@ const readTimeoutSlack = time.Second
 // search that matches nothing never does. The connection is acquired
 // rather than borrowed by the batch, so a read that fails (its
 // transaction aborted) is rolled back and the connection kept.
+//
+// One wait escapes the statement timeout: pgx prepares a statement new to
+// the connection in a round trip before the batch runs, and that prepare
+// waits for an ACCESS EXCLUSIVE lock (a migration's) before SET LOCAL has
+// run. The context deadline (timeout plus readTimeoutSlack) bounds it, and
+// the read answers EUNAVAILABLE as for a lost connection. The scans
+// themselves always run under the timeout.
 func (s *Store) read(ctx context.Context, queue func(*pgx.Batch), fn func(pgx.BatchResults) error) error {
 	b := &pgx.Batch{}
 	b.Queue("BEGIN READ ONLY")
