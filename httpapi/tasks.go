@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -67,13 +68,24 @@ func handleCreate(s *server) http.Handler {
 // listStatusSplit separates the statuses of ?status=.
 const listStatusSplit = ","
 
-// listPage is the answer of GET /tasks.
+// listPage is the answer of GET /tasks. total counts the matching tasks up
+// to commonops.TotalCapDefault unless ?total=exact; totalCapped tells that
+// more match. nextCursor, null on a page shorter than pageSize, is the
+// ?cursor= of the next page.
 type listPage struct {
-	Tasks    []*commonops.Task `json:"tasks"`
-	Total    int               `json:"total"`
-	Page     int               `json:"page"`
-	PageSize int               `json:"pageSize"`
+	Tasks       []*commonops.Task `json:"tasks"`
+	Total       int               `json:"total"`
+	TotalCapped bool              `json:"totalCapped"`
+	Page        int               `json:"page"`
+	PageSize    int               `json:"pageSize"`
+	NextCursor  *string           `json:"nextCursor"`
 }
+
+// Values of ?total=.
+const (
+	totalCapped = "capped"
+	totalExact  = "exact"
+)
 
 // handleList serves GET /tasks.
 func handleList(s *server) http.Handler {
@@ -82,14 +94,19 @@ func handleList(s *server) http.Handler {
 		if err != nil {
 			return err
 		}
-		tasks, total, err := s.svc.List(r.Context(), f)
+		p, err := s.svc.ListPage(r.Context(), f)
 		if err != nil {
 			return err
 		}
-		if tasks == nil {
-			tasks = []*commonops.Task{}
+		out := listPage{Tasks: p.Tasks, Total: p.Total, TotalCapped: p.TotalCapped, Page: p.Page, PageSize: p.PageSize}
+		if out.Tasks == nil {
+			out.Tasks = []*commonops.Task{}
 		}
-		s.writeJSON(w, r, http.StatusOK, listPage{Tasks: tasks, Total: total, Page: f.Page, PageSize: f.PageSize})
+		if p.NextCursor != nil {
+			next := p.NextCursor.String()
+			out.NextCursor = &next
+		}
+		s.writeJSON(w, r, http.StatusOK, out)
 		return nil
 	})
 }
@@ -111,6 +128,7 @@ func listFilter(r *http.Request) (commonops.ListFilter, error) {
 		StartDate:   q.date("startDate", false),
 		EndDate:     q.date("endDate", true),
 		Sort:        commonops.DefaultSort,
+		CountUpTo:   commonops.TotalCapDefault,
 	}
 	for _, part := range strings.Split(q.v.Get("status"), listStatusSplit) {
 		st := commonops.Status(strings.TrimSpace(part))
@@ -125,8 +143,37 @@ func listFilter(r *http.Request) (commonops.ListFilter, error) {
 		}
 		f.Sort = sort
 	}
+	switch strings.TrimSpace(q.v.Get("total")) {
+	case "", totalCapped:
+	case totalExact:
+		f.CountUpTo = 0
+	default:
+		q.fail("total", "must be %s (the default: count up to %d) or %s", totalCapped, commonops.TotalCapDefault, totalExact)
+	}
+	if raw := strings.TrimSpace(q.v.Get("cursor")); raw != "" {
+		c, err := commonops.ParseCursor(raw)
+		var e *commonops.Error
+		switch {
+		case errors.As(err, &e):
+			q.fields = append(q.fields, e.Fields...)
+		case q.v.Has("page"):
+			q.fail("page", "cannot be combined with cursor, which tells the page")
+		case c.Sort != f.Sort:
+			q.fail("cursor", "was returned for sort %s; send the sort it was returned for", sortText(c.Sort))
+		default:
+			f.After = &c
+		}
+	}
 	q.fields = append(q.fields, operations.ListProblems(f)...)
 	return f, q.err()
+}
+
+// sortText is sort as ?sort= writes it.
+func sortText(sort commonops.Sort) string {
+	if sort.Desc {
+		return "-" + sort.Field
+	}
+	return sort.Field
 }
 
 // parseSort reads "field", "-field", "field:asc" or "field:desc".

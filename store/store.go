@@ -11,6 +11,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/commonops/commonops"
@@ -32,7 +33,11 @@ type Store interface {
 	// GetTask returns one task of tenant, or ENOTFOUND.
 	GetTask(ctx context.Context, tenant, id string) (*commonops.Task, error)
 
-	// ListTasks returns one page of tenant's tasks matching f, and the total.
+	// ListTasks returns one page of tenant's tasks matching f, and the total
+	// (counted up to f.CountUpTo when it is set). The page starts after
+	// f.After when it is set (keyset pagination: the sort key, then the id,
+	// nulls last in either direction), at (f.Page-1)*f.PageSize otherwise; a
+	// cursor for another sort is EINVALID.
 	ListTasks(ctx context.Context, f commonops.ListFilter) ([]*commonops.Task, int, error)
 
 	// UpdateTask loads the task, calls fn on it and, if fn succeeds, saves the
@@ -102,6 +107,24 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// Close releases the store's connections.
 	Close() error
+}
+
+// ReadTimeoutDefault bounds each of the reads the API serves (GetTask,
+// ListTasks, ListLogs, ListEvents) in both drivers, unless their Config
+// says otherwise: a search over millions of tasks must not hold a
+// connection and a core for seconds while other requests queue behind it.
+const ReadTimeoutDefault = 5 * time.Second
+
+// ReadTimeoutError is the error of a read stopped after limit: EUNAVAILABLE
+// (503 with Retry-After), whose message tells the client to narrow the
+// query, since the same query is likely to take as long again. cause is kept
+// for the logs.
+func ReadTimeoutError(limit time.Duration, cause error) error {
+	return &commonops.Error{
+		Code:    commonops.EUNAVAILABLE,
+		Message: fmt.Sprintf("the query took longer than %s; narrow the filters or the search", limit),
+		Err:     cause,
+	}
 }
 
 // Idempotency is a stored Idempotency-Key and the response it produced.

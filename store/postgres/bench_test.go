@@ -50,12 +50,12 @@ const (
 	listRows   = 1_000_000
 )
 
-// seedList fills listSchema once with listRows tasks of one tenant over 90
+// seedList fills schema once with listRows tasks of one tenant over 90
 // days: 5 task types, 4 entity types, statuses weighted like a busy system.
-func seedList(b *testing.B) *postgres.Store {
+func seedList(b *testing.B, schema string) *postgres.Store {
 	b.Helper()
 	ctx := context.Background()
-	s, err := postgres.Open(ctx, postgres.Config{URL: testdb.PostgresURL(b), Schema: listSchema})
+	s, err := postgres.Open(ctx, postgres.Config{URL: testdb.PostgresURL(b), Schema: schema})
 	if err != nil {
 		b.Fatalf("open: %v", err)
 	}
@@ -67,7 +67,7 @@ func seedList(b *testing.B) *postgres.Store {
 	if n == listRows {
 		return s
 	}
-	b.Logf("seeding %d tasks into schema %s (once)", listRows, listSchema)
+	b.Logf("seeding %d tasks into schema %s (once)", listRows, schema)
 	if _, err := s.Pool().Exec(ctx, "TRUNCATE tasks CASCADE"); err != nil {
 		b.Fatalf("truncate: %v", err)
 	}
@@ -93,7 +93,7 @@ func seedList(b *testing.B) *postgres.Store {
 // BenchmarkListFiltered reads one page and the total over 1,000,000 tasks
 // of one tenant, the way GET /tasks does.
 func BenchmarkListFiltered(b *testing.B) {
-	s := seedList(b)
+	s := seedList(b, listSchema)
 	ctx := context.Background()
 	since := time.Now().Add(-7 * 24 * time.Hour)
 	cases := []struct {

@@ -38,3 +38,12 @@ func (s *Store) SendGroup(ctx context.Context, ws []GroupWrite) []error {
 func (s *Store) QueryRow(ctx context.Context, key, sql string, args []any, scan func(pgx.Row) error) error {
 	return s.queryRow(ctx, key, sql, args, scan)
 }
+
+// ReadForTest runs query, whose result it discards, the way the store's
+// bounded reads run theirs.
+func (s *Store) ReadForTest(ctx context.Context, query string) error {
+	return s.read(ctx, func(b *pgx.Batch) { b.Queue(query) }, func(br pgx.BatchResults) error {
+		_, err := br.Exec()
+		return err
+	})
+}

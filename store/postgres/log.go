@@ -72,38 +72,43 @@ func (s *Store) ListLogs(ctx context.Context, f commonops.LogFilter) ([]commonop
 		w.add("level = ?", string(f.Level))
 	}
 	cond := w.String()
-	b := &pgx.Batch{}
-	b.Queue(taskExistsSQL, f.TaskID, f.TenantID)
-	b.Queue("SELECT count(*) FROM task_logs WHERE "+cond, w.args...)
-	b.Queue(fmt.Sprintf(`SELECT id, tenant_id, task_id, attempt, level, message, details, created_at
-		FROM task_logs WHERE %s ORDER BY id LIMIT %d OFFSET %d`, cond, size, (page-1)*size), w.args...)
-	br := s.pool.SendBatch(ctx, b)
-	defer br.Close()
-	var exists bool
-	if err := br.QueryRow().Scan(&exists); err != nil {
-		return nil, 0, interpretError(fmt.Errorf("find task %s: %w", f.TaskID, err))
-	}
-	if !exists {
-		return nil, 0, notFound(f.TaskID)
-	}
 	var total int
-	if err := br.QueryRow().Scan(&total); err != nil {
-		return nil, 0, interpretError(fmt.Errorf("count logs of task %s: %w", f.TaskID, err))
-	}
-	rows, err := br.Query()
-	if err != nil {
-		return nil, 0, interpretError(fmt.Errorf("list logs of task %s: %w", f.TaskID, err))
-	}
-	logs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (commonops.LogEntry, error) {
-		var l commonops.LogEntry
-		var level string
-		var details []byte
-		err := r.Scan(&l.ID, &l.TenantID, &l.TaskID, &l.Attempt, &level, &l.Message, &details, &l.CreatedAt)
-		l.Level, l.Details, l.CreatedAt = commonops.LogLevel(level), rawJSON(details), l.CreatedAt.UTC()
-		return l, err
+	var logs []commonops.LogEntry
+	err := s.read(ctx, func(b *pgx.Batch) {
+		b.Queue(taskExistsSQL, f.TaskID, f.TenantID)
+		b.Queue("SELECT count(*) FROM task_logs WHERE "+cond, w.args...)
+		b.Queue(fmt.Sprintf(`SELECT id, tenant_id, task_id, attempt, level, message, details, created_at
+		FROM task_logs WHERE %s ORDER BY id LIMIT %d OFFSET %d`, cond, size, (page-1)*size), w.args...)
+	}, func(br pgx.BatchResults) error {
+		var exists bool
+		if err := br.QueryRow().Scan(&exists); err != nil {
+			return err
+		}
+		if !exists {
+			return notFound(f.TaskID)
+		}
+		if err := br.QueryRow().Scan(&total); err != nil {
+			return err
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		logs, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (commonops.LogEntry, error) {
+			var l commonops.LogEntry
+			var level string
+			var details []byte
+			err := r.Scan(&l.ID, &l.TenantID, &l.TaskID, &l.Attempt, &level, &l.Message, &details, &l.CreatedAt)
+			l.Level, l.Details, l.CreatedAt = commonops.LogLevel(level), rawJSON(details), l.CreatedAt.UTC()
+			return l, err
+		})
+		return err
 	})
 	if err != nil {
-		return nil, 0, interpretError(fmt.Errorf("list logs of task %s: %w", f.TaskID, err))
+		if commonops.ErrorCode(err) == commonops.ENOTFOUND {
+			return nil, 0, err
+		}
+		return nil, 0, fmt.Errorf("list logs of task %s: %w", f.TaskID, err)
 	}
 	if logs == nil {
 		logs = []commonops.LogEntry{}
@@ -120,32 +125,37 @@ func (s *Store) ListEvents(ctx context.Context, tenant, taskID string, afterID i
 	if limit <= 0 {
 		limit = commonops.PageSizeMax
 	}
-	b := &pgx.Batch{}
-	b.Queue(taskExistsSQL, taskID, tenant)
-	b.Queue(`SELECT id, tenant_id, task_id, event_type, event_data, created_at
+	var events []commonops.Event
+	err := s.read(ctx, func(b *pgx.Batch) {
+		b.Queue(taskExistsSQL, taskID, tenant)
+		b.Queue(`SELECT id, tenant_id, task_id, event_type, event_data, created_at
 		FROM task_events WHERE task_id = $1 AND tenant_id = $2 AND id > $3 ORDER BY id LIMIT $4`, taskID, tenant, afterID, limit)
-	br := s.pool.SendBatch(ctx, b)
-	defer br.Close()
-	var exists bool
-	if err := br.QueryRow().Scan(&exists); err != nil {
-		return nil, interpretError(fmt.Errorf("find task %s: %w", taskID, err))
-	}
-	if !exists {
-		return nil, notFound(taskID)
-	}
-	rows, err := br.Query()
-	if err != nil {
-		return nil, interpretError(fmt.Errorf("list events of task %s: %w", taskID, err))
-	}
-	events, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (commonops.Event, error) {
-		var e commonops.Event
-		var data []byte
-		err := r.Scan(&e.ID, &e.TenantID, &e.TaskID, &e.EventType, &data, &e.CreatedAt)
-		e.EventData, e.CreatedAt = rawJSON(data), e.CreatedAt.UTC()
-		return e, err
+	}, func(br pgx.BatchResults) error {
+		var exists bool
+		if err := br.QueryRow().Scan(&exists); err != nil {
+			return err
+		}
+		if !exists {
+			return notFound(taskID)
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		events, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (commonops.Event, error) {
+			var e commonops.Event
+			var data []byte
+			err := r.Scan(&e.ID, &e.TenantID, &e.TaskID, &e.EventType, &data, &e.CreatedAt)
+			e.EventData, e.CreatedAt = rawJSON(data), e.CreatedAt.UTC()
+			return e, err
+		})
+		return err
 	})
 	if err != nil {
-		return nil, interpretError(fmt.Errorf("list events of task %s: %w", taskID, err))
+		if commonops.ErrorCode(err) == commonops.ENOTFOUND {
+			return nil, err
+		}
+		return nil, fmt.Errorf("list events of task %s: %w", taskID, err)
 	}
 	if events == nil {
 		events = []commonops.Event{}

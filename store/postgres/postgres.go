@@ -70,6 +70,13 @@ type Config struct {
 	// Registerer, when set, registers the store's metrics (its write
 	// groups, see combine.go). Defaults to none.
 	Registerer prometheus.Registerer
+	// ReadTimeout bounds each statement of the reads the API serves
+	// (GetTask, ListTasks, ListLogs, ListEvents) on the server, through
+	// SET LOCAL statement_timeout (whole milliseconds, at least 1): the
+	// server stops the work, and the read fails with
+	// store.ReadTimeoutError (503). A negative value disables it.
+	// Defaults to store.ReadTimeoutDefault (5s).
+	ReadTimeout time.Duration
 }
 
 // Store is the PostgreSQL implementation of store.Store.
@@ -78,6 +85,8 @@ type Store struct {
 	schema string // the schema rows are written to, as the server resolves it
 	// deletePublished: see Config.DeletePublished.
 	deletePublished bool
+	// readTimeout: see Config.ReadTimeout; 0 when disabled.
+	readTimeout time.Duration
 
 	signal chan struct{} // OutboxSignal: local commits and other replicas' NOTIFYs
 	wake   chan struct{} // asks the notifier for one NOTIFY
@@ -115,6 +124,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s := &Store{pool: pool, schema: cfg.Schema, deletePublished: cfg.DeletePublished, signal: make(chan struct{}, 1), wake: make(chan struct{}, 1),
 		m: newMetrics(cfg.Registerer)}
+	switch {
+	case cfg.ReadTimeout == 0:
+		s.readTimeout = store.ReadTimeoutDefault
+	case cfg.ReadTimeout > 0:
+		s.readTimeout = cfg.ReadTimeout
+	}
 	if err := s.Migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -277,6 +292,7 @@ const (
 	codeDeadlockDetected     = "40P01"
 	codeLockNotAvailable     = "55P03"
 	codeInvalidTextRep       = "22P02"
+	codeQueryCanceled        = "57014" // statement_timeout, or a cancel request (the driver sends none)
 )
 
 // interpretError translates a pgx or PostgreSQL error once, at the edge of

@@ -52,7 +52,7 @@ func (s *Store) ListLogs(ctx context.Context, f commonops.LogFilter) ([]commonop
 	}
 	logs := []commonops.LogEntry{}
 	var total int
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.readBounded(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if _, err := loadTask(ctx, tx, f.TenantID, f.TaskID); err != nil {
 			return err
 		}
@@ -96,7 +96,7 @@ func (s *Store) ListEvents(ctx context.Context, tenant, taskID string, afterID i
 		limit = commonops.PageSizeMax
 	}
 	events := []commonops.Event{}
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.readBounded(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if _, err := loadTask(ctx, tx, tenant, taskID); err != nil {
 			return err
 		}

@@ -60,6 +60,13 @@ type Config struct {
 	// instead of marking them sent for PruneOutbox to delete later (the task
 	// history stays in task_events either way). Defaults to false.
 	DeletePublished bool
+	// ReadTimeout bounds each of the reads the API serves (GetTask,
+	// ListTasks, ListLogs, ListEvents), waiting for a connection included,
+	// through a context deadline: the driver interrupts the statement
+	// (sqlite3_interrupt), and the read fails with store.ReadTimeoutError
+	// (503). A negative value disables it. Defaults to
+	// store.ReadTimeoutDefault (5s).
+	ReadTimeout time.Duration
 }
 
 // Store implements store.Store on SQLite. Use Open to get one.
@@ -72,6 +79,8 @@ type Store struct {
 	now       func() time.Time
 	// deletePublished: see Config.DeletePublished.
 	deletePublished bool
+	// readTimeout: see Config.ReadTimeout; 0 when disabled.
+	readTimeout time.Duration
 }
 
 var _ store.Store = (*Store)(nil)
@@ -111,6 +120,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	writer.SetConnMaxLifetime(0)
 	writer.SetConnMaxIdleTime(0)
 	s := &Store{writer: writer, reader: writer, signal: make(chan struct{}, 1), now: time.Now, deletePublished: cfg.DeletePublished}
+	switch {
+	case cfg.ReadTimeout == 0:
+		s.readTimeout = store.ReadTimeoutDefault
+	case cfg.ReadTimeout > 0:
+		s.readTimeout = cfg.ReadTimeout
+	}
 	if err := writer.PingContext(ctx); err != nil {
 		writer.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", cfg.Path, interpretError(err))
@@ -233,6 +248,28 @@ func (s *Store) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	}
 	defer tx.Rollback()
 	return interpretError(fn(tx))
+}
+
+// errReadTimeout is the cause of a bounded read's deadline, which tells it
+// from the caller's own deadline or cancellation.
+var errReadTimeout = errors.New("read timeout")
+
+// readBounded is read for the reads the API serves: it ends after the read
+// timeout, interrupting the running statement (modernc's driver calls
+// sqlite3_interrupt when a statement's context is done), and answers
+// store.ReadTimeoutError then.
+// fn must run its statements with the context it is given.
+func (s *Store) readBounded(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	if s.readTimeout <= 0 {
+		return s.read(ctx, func(tx *sql.Tx) error { return fn(ctx, tx) })
+	}
+	rctx, cancel := context.WithTimeoutCause(ctx, s.readTimeout, errReadTimeout)
+	defer cancel()
+	err := s.read(rctx, func(tx *sql.Tx) error { return fn(rctx, tx) })
+	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(rctx), errReadTimeout) {
+		return store.ReadTimeoutError(s.readTimeout, err)
+	}
+	return err
 }
 
 // notify wakes an OutboxSignal reader without blocking.

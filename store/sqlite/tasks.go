@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -265,7 +266,7 @@ func (s *Store) CreateTask(ctx context.Context, t *commonops.Task, ch commonops.
 // GetTask returns one task of tenant, or ENOTFOUND.
 func (s *Store) GetTask(ctx context.Context, tenant, id string) (*commonops.Task, error) {
 	var t *commonops.Task
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.readBounded(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		t, err = loadTask(ctx, tx, tenant, id)
 		return err
@@ -364,14 +365,18 @@ func likeEscape(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
-// ListTasks returns one page of tenant's tasks matching f, and the total.
-// Sorting puts null values (scheduledAt, completedAt) last in either
-// direction and breaks ties by id.
+// ListTasks returns one page of tenant's tasks matching f, and the total
+// (up to f.CountUpTo when set), under the read timeout. Sorting puts null
+// values (scheduledAt, completedAt) last in either direction and breaks
+// ties by id.
+//
+// Search is a scan of the tenant's tasks (narrowed by the other filters'
+// indexes), bounded by the read timeout: SQLite has no index for a
+// substring match short of an FTS5 trigram table, which would cost every
+// progress report a rewrite of its index entries for a store that serves
+// one machine.
 func (s *Store) ListTasks(ctx context.Context, f commonops.ListFilter) ([]*commonops.Task, int, error) {
-	sortBy := f.Sort
-	if sortBy.Field == "" {
-		sortBy = commonops.DefaultSort
-	}
+	sortBy := f.SortOrDefault()
 	col, ok := store.SortColumns[sortBy.Field]
 	if !ok {
 		return nil, 0, commonops.Invalid(commonops.FieldError{Field: "sort", Message: "must be one of " + strings.Join(commonops.SortFields, ", ")})
@@ -406,20 +411,51 @@ func (s *Store) ListTasks(ctx context.Context, f commonops.ListFilter) ([]*commo
 		where = append(where, `(lower(file_name) LIKE ? ESCAPE '\' OR lower(message) LIKE ? ESCAPE '\' OR lower(error_message) LIKE ? ESCAPE '\' OR id LIKE ? ESCAPE '\')`)
 		args = append(args, sub, sub, sub, likeEscape(strings.ToLower(f.Search))+"%")
 	}
-	dir := "ASC"
-	if sortBy.Desc {
-		dir = "DESC"
-	}
 	cond := strings.Join(where, " AND ")
+	count, countArgs := "SELECT count(*) FROM tasks WHERE "+cond, slices.Clone(args)
+	if f.CountUpTo > 0 {
+		count = fmt.Sprintf("SELECT count(*) FROM (SELECT 1 FROM tasks WHERE %s LIMIT %d)", cond, f.CountUpTo)
+	}
+	nullable := col == "scheduled_at" || col == "completed_at"
+	dir, cmp := "ASC", ">"
+	if sortBy.Desc {
+		dir, cmp = "DESC", "<"
+	}
+	offset := (page - 1) * size
+	if c := f.After; c != nil {
+		if c.Sort != sortBy {
+			return nil, 0, commonops.Invalid(commonops.FieldError{Field: "cursor", Message: "was returned for another sort"})
+		}
+		var key any
+		switch k := c.Key.(type) {
+		case time.Time:
+			key = micros(k)
+		case commonops.Status:
+			key = string(k)
+		default:
+			key = k
+		}
+		switch {
+		case key == nil && nullable:
+			where, args = append(where, fmt.Sprintf("(%s IS NULL AND id %s ?)", col, cmp)), append(args, c.ID)
+		case key == nil:
+			return nil, 0, commonops.Invalid(commonops.FieldError{Field: "cursor", Message: "has no key for " + sortBy.Field})
+		case nullable:
+			where, args = append(where, fmt.Sprintf("(%s IS NULL OR (%s, id) %s (?, ?))", col, col, cmp)), append(args, key, c.ID)
+		default:
+			where, args = append(where, fmt.Sprintf("(%s, id) %s (?, ?)", col, cmp)), append(args, key, c.ID)
+		}
+		offset = 0
+	}
+	list := "SELECT " + taskColumns + " FROM tasks WHERE " + strings.Join(where, " AND ") +
+		fmt.Sprintf(" ORDER BY %s %s NULLS LAST, id %s LIMIT ? OFFSET ?", col, dir, dir)
 	var tasks []*commonops.Task
 	var total int
-	err := s.read(ctx, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM tasks WHERE "+cond, args...).Scan(&total); err != nil {
+	err := s.readBounded(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, count, countArgs...).Scan(&total); err != nil {
 			return err
 		}
-		rows, err := tx.QueryContext(ctx, "SELECT "+taskColumns+" FROM tasks WHERE "+cond+
-			fmt.Sprintf(" ORDER BY %s %s NULLS LAST, id %s LIMIT ? OFFSET ?", col, dir, dir),
-			append(args, size, (page-1)*size)...)
+		rows, err := tx.QueryContext(ctx, list, append(args, size, offset)...)
 		if err != nil {
 			return err
 		}

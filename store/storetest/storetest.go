@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CreateTask", createTests},
 		{"GetTask", getTests},
 		{"ListTasks", listTests},
+		{"Keyset", keysetTests},
 		{"TenantIsolation", isolationTests},
 		{"UpdateTask", updateTests},
 		{"UpdateTaskFrom", updateFromTests},
