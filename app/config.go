@@ -64,6 +64,10 @@ type Config struct {
 	// DBMaxConns is the PostgreSQL pool size of this process. Defaults to
 	// DBMaxConnsDefault (32).
 	DBMaxConns int
+	// ReadTimeout bounds each read the API serves (get, list, logs,
+	// events); one that takes longer answers 503. Negative: no bound.
+	// Defaults to store.ReadTimeoutDefault (5s).
+	ReadTimeout time.Duration
 	// DataDir holds the embedded SQLite database and the local files.
 	// Defaults to DataDirDefault ("./data").
 	DataDir string

@@ -30,7 +30,7 @@ func OpenStore(ctx context.Context, cfg Config, reg prometheus.Registerer) (stor
 	deletePublished := cfg.OutboxRetention == 0
 	u := cfg.DatabaseURL
 	if strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://") {
-		s, err := postgres.Open(ctx, postgres.Config{URL: u, MaxConns: int32(cfg.DBMaxConns), DeletePublished: deletePublished, Registerer: reg})
+		s, err := postgres.Open(ctx, postgres.Config{URL: u, MaxConns: int32(cfg.DBMaxConns), DeletePublished: deletePublished, ReadTimeout: cfg.ReadTimeout, Registerer: reg})
 		if err != nil {
 			return nil, "", fmt.Errorf("open PostgreSQL: %w", err)
 		}
@@ -43,7 +43,7 @@ func OpenStore(ctx context.Context, cfg Config, reg prometheus.Registerer) (stor
 		}
 		path = filepath.Join(cfg.DataDir, "commonops.db")
 	}
-	s, err := sqlite.Open(ctx, sqlite.Config{Path: path, DeletePublished: deletePublished})
+	s, err := sqlite.Open(ctx, sqlite.Config{Path: path, DeletePublished: deletePublished, ReadTimeout: cfg.ReadTimeout})
 	if err != nil {
 		return nil, "", fmt.Errorf("open SQLite %s: %w", path, err)
 	}

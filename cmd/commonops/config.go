@@ -17,6 +17,7 @@ import (
 	"github.com/commonops/commonops/maintenance"
 	"github.com/commonops/commonops/objectstore"
 	"github.com/commonops/commonops/operations"
+	"github.com/commonops/commonops/store"
 	"github.com/commonops/commonops/worker"
 )
 
@@ -45,6 +46,7 @@ func (o *options) settings() []setting {
 		{flag: "roles", env: "COMMONOPS_ROLES", def: app.RolesDefault, usage: "roles this process runs (comma list of api, worker, maintenance)", value: str(&c.Roles)},
 		{flag: "database-url", env: "COMMONOPS_DATABASE_URL", usage: "postgres://... for PostgreSQL; empty for the embedded SQLite file DATA_DIR/commonops.db", secret: true, value: str(&c.DatabaseURL)},
 		{flag: "db-max-conns", env: "COMMONOPS_DB_MAX_CONNS", def: strconv.Itoa(app.DBMaxConnsDefault), usage: "PostgreSQL connection pool size of this process (mind max_connections across replicas)", value: size(&c.DBMaxConns)},
+		{flag: "read-timeout", env: "COMMONOPS_READ_TIMEOUT", def: fmtDuration(store.ReadTimeoutDefault), usage: "bound of each read the API serves (get, list, logs, events); longer answers 503", value: duration(&c.ReadTimeout)},
 		{flag: "data-dir", env: "COMMONOPS_DATA_DIR", def: app.DataDirDefault, usage: "directory of the embedded SQLite database and local files", value: str(&c.DataDir)},
 		{flag: "public-url", env: "COMMONOPS_PUBLIC_URL", usage: "base URL clients reach this service at, for local-store file URLs; empty: http://localhost:PORT", value: str(&c.PublicURL)},
 		{flag: "storage", env: "COMMONOPS_STORAGE", def: app.StorageLocal, usage: "object storage: local (files under DATA_DIR/files, served by commonops) or s3", value: str(&c.Storage)},
