@@ -61,6 +61,10 @@ const (
 	BackoffMinDefault    = 100 * time.Millisecond
 	BackoffMaxDefault    = 30 * time.Second
 	StatsIntervalDefault = 5 * time.Second
+	// DatabaseBackoffMaxDefault caps the wait after a failure of the
+	// database (not of the publisher): publishing must resume within about
+	// a second of the database coming back, however long it was away.
+	DatabaseBackoffMaxDefault = time.Second
 )
 
 // Config tunes a Relay. The zero value is usable.
@@ -75,6 +79,10 @@ type Config struct {
 	// failed publish; signals do not cut it short. Default 100ms and 30s.
 	BackoffMin time.Duration
 	BackoffMax time.Duration
+	// DatabaseBackoffMax caps that wait when the outbox table could not be
+	// read or written (the database is down), which costs the database
+	// little to retry, instead of the publisher failing. Defaults to 1s.
+	DatabaseBackoffMax time.Duration
 	// StatsInterval is how often the backlog gauges are refreshed from
 	// OutboxStats. Defaults to 5s.
 	StatsInterval time.Duration
@@ -99,6 +107,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.BackoffMax < c.BackoffMin {
 		c.BackoffMax = c.BackoffMin
+	}
+	if c.DatabaseBackoffMax <= 0 {
+		c.DatabaseBackoffMax = DatabaseBackoffMaxDefault
 	}
 	if c.StatsInterval <= 0 {
 		c.StatsInterval = StatsIntervalDefault
@@ -170,6 +181,9 @@ func (r *Relay) run(ctx context.Context) {
 		if err != nil {
 			failures++
 			next = r.backoff(failures)
+			if !errors.Is(err, errPublish) {
+				next = min(next, r.cfg.DatabaseBackoffMax)
+			}
 			log.Warn("outbox relay: publish failed; backing off", "err", err, "failures", failures, "retry_in", next)
 		} else if failures > 0 {
 			log.Info("outbox relay: publishing again", "after_failures", failures)
@@ -183,6 +197,9 @@ func (r *Relay) run(ctx context.Context) {
 // errIncomplete is reported when a publisher accepts only part of a batch
 // without saying why.
 var errIncomplete = errors.New("publisher accepted only part of the batch")
+
+// errPublish marks an error of the publisher, as opposed to the database.
+var errPublish = errors.New("publish")
 
 // Drain publishes unsent rows in batches until none is left or a publish
 // fails, and returns how many rows it marked sent. The loop calls it on each
@@ -199,9 +216,10 @@ func (r *Relay) Drain(ctx context.Context) (int, error) {
 			}
 			if err != nil {
 				r.m.errors.Inc()
+				err = fmt.Errorf("%w: %w", errPublish, err)
 			} else if n < len(msgs) {
 				r.m.errors.Inc()
-				err = errIncomplete
+				err = fmt.Errorf("%w: %w", errPublish, errIncomplete)
 			}
 			return n, err
 		})
@@ -210,7 +228,7 @@ func (r *Relay) Drain(ctx context.Context) (int, error) {
 			return total, fmt.Errorf("deliver outbox: %w", err)
 		}
 		if n < offered {
-			return total, fmt.Errorf("deliver outbox: %w (%d of %d)", errIncomplete, n, offered)
+			return total, fmt.Errorf("deliver outbox: %w: %w (%d of %d)", errPublish, errIncomplete, n, offered)
 		}
 		if offered < r.cfg.BatchSize {
 			return total, nil
