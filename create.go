@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"path"
 	"regexp"
 	"strings"
@@ -117,13 +118,13 @@ func NewTask(id, tenant, requester string, in CreateInput, limits Limits, now ti
 	}
 	if in.Priority != nil {
 		if *in.Priority < PriorityMin || *in.Priority > PriorityMax {
-			add("priority", "must be between %d and %d", PriorityMin, PriorityMax)
+			add("priority", "must be from %d to %d", PriorityMin, PriorityMax)
 		}
 		t.Priority = *in.Priority
 	}
 	if in.MaxRetries != nil {
 		if *in.MaxRetries < 0 || *in.MaxRetries > MaxRetriesLimit {
-			add("maxRetries", "must be between 0 and %d", MaxRetriesLimit)
+			add("maxRetries", "must be from 0 to %d", MaxRetriesLimit)
 		}
 		t.MaxRetries = *in.MaxRetries
 	}
@@ -161,7 +162,7 @@ func NewTask(id, tenant, requester string, in CreateInput, limits Limits, now ti
 		case in.FileName == nil:
 			add("fileSize", "is only allowed with fileName")
 		case *in.FileSize < 0:
-			add("fileSize", "must not be negative")
+			add("fileSize", "must be from 0 to %d", int64(math.MaxInt64))
 		case *in.FileSize > limits.MaxFileSize:
 			return nil, Change{}, Errorf(ETOOLARGE, "fileSize %d is over the limit of %d bytes", *in.FileSize, limits.MaxFileSize)
 		}

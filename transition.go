@@ -200,6 +200,10 @@ type Progress struct {
 // MaxMessageLen bounds message and errorMessage (bytes).
 const MaxMessageLen = 4096
 
+// MaxAttempt bounds an attempt number a worker sends: both stores keep
+// attempts in 32-bit columns, so a larger one could only ever be stale.
+const MaxAttempt = math.MaxInt32
+
 // Validate checks p on its own, before it meets a task.
 func (p *Progress) Validate() error {
 	var fields []FieldError
@@ -208,7 +212,7 @@ func (p *Progress) Validate() error {
 		v    *int64
 	}{{"totalItems", p.TotalItems}, {"processedItems", p.ProcessedItems}, {"successItems", p.SuccessItems}, {"failedItems", p.FailedItems}} {
 		if c.v != nil && *c.v < 0 {
-			fields = append(fields, FieldError{c.name, "must not be negative"})
+			fields = append(fields, FieldError{c.name, fmt.Sprintf("must be from 0 to %d", int64(math.MaxInt64))})
 		}
 	}
 	if p.Progress != nil && (math.IsNaN(*p.Progress) || *p.Progress < 0 || *p.Progress > 100) {
@@ -217,8 +221,8 @@ func (p *Progress) Validate() error {
 	if p.Status != nil && *p.Status != StatusProcessing && *p.Status != StatusCompleted && *p.Status != StatusFailed {
 		fields = append(fields, FieldError{"status", "must be processing, completed or failed"})
 	}
-	if p.Attempt != nil && *p.Attempt < 1 {
-		fields = append(fields, FieldError{"attempt", "must be at least 1"})
+	if p.Attempt != nil && (*p.Attempt < 1 || *p.Attempt > MaxAttempt) {
+		fields = append(fields, FieldError{"attempt", fmt.Sprintf("must be from 1 to %d", MaxAttempt)})
 	}
 	for _, c := range []struct {
 		name string

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/operations"
 )
 
 // readBody reads the request body, refusing one over the limit with
@@ -75,9 +76,13 @@ func decodeError(err error) error {
 		if typ.Field == "" {
 			return commonops.Errorf(commonops.EMALFORMED, "the request body must be a JSON object, not %s", jsonKind(typ.Value))
 		}
+		want := expected(typ.Type)
+		if r, ok := operations.IntRanges[typ.Field]; ok && isInteger(typ.Type) {
+			want = "an integer " + r.String()
+		}
 		return commonops.Invalid(commonops.FieldError{
 			Field:   typ.Field,
-			Message: fmt.Sprintf("must be %s, not %s", expected(typ.Type), got(typ.Value)),
+			Message: fmt.Sprintf("must be %s, not %s", want, got(typ.Value)),
 		})
 	}
 	// encoding/json has no typed error for an unknown field; its message is
@@ -121,14 +126,14 @@ func expected(t reflect.Type) string {
 	if t == timeType {
 		return "an RFC 3339 date-time string"
 	}
+	if isInteger(t) {
+		return "an integer (within range)"
+	}
 	switch t.Kind() {
 	case reflect.String:
 		return "a string"
 	case reflect.Bool:
 		return "a boolean"
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return "an integer (within range)"
 	case reflect.Float32, reflect.Float64:
 		return "a number"
 	case reflect.Slice, reflect.Array:
@@ -137,6 +142,19 @@ func expected(t reflect.Type) string {
 		return "an object"
 	}
 	return "a " + t.String()
+}
+
+// isInteger reports whether t (or what it points to) is an integer type.
+func isInteger(t reflect.Type) bool {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return true
+	}
+	return false
 }
 
 // timeFieldError names the time field of dst (a pointer to a struct) whose

@@ -3,7 +3,6 @@ package operations
 import (
 	"fmt"
 	"strings"
-	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -44,8 +43,8 @@ func (fe fieldErrors) err() error {
 func checkClaim(workerID string, leaseSeconds int) error {
 	var fe fieldErrors
 	checkWorkerID(&fe, workerID)
-	if maxLease := int(LeaseMax / time.Second); leaseSeconds < 0 || leaseSeconds > maxLease {
-		fe.add("leaseSeconds", "must be from 0 (the default lease) to %d", maxLease)
+	if r := IntRanges["leaseSeconds"]; int64(leaseSeconds) < r.Min || int64(leaseSeconds) > r.Max {
+		fe.add("leaseSeconds", "must be %s (0: the default lease)", r)
 	}
 	return fe.err()
 }
@@ -59,10 +58,11 @@ func checkWorkerID(fe *fieldErrors, workerID string) {
 	}
 }
 
-// checkAttempt refuses an attempt number below 1; nil is no attempt.
+// checkAttempt refuses an attempt number outside 1 to
+// commonops.MaxAttempt; nil is no attempt.
 func checkAttempt(fe *fieldErrors, attempt *int) {
-	if attempt != nil && *attempt < 1 {
-		fe.add("attempt", "must be at least 1")
+	if r := IntRanges["attempt"]; attempt != nil && (int64(*attempt) < r.Min || int64(*attempt) > r.Max) {
+		fe.add("attempt", "must be %s", r)
 	}
 }
 
