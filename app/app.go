@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
 
 	"github.com/commonops/commonops"
 	"github.com/commonops/commonops/bus"
@@ -34,6 +35,9 @@ import (
 	"github.com/commonops/commonops/store"
 	"github.com/commonops/commonops/worker"
 )
+
+// ReadHeaderTimeout bounds the arrival of a request's header.
+const ReadHeaderTimeout = 10 * time.Second
 
 // App is one commonops process. New opens its dependencies, Start serves,
 // Stop (or the end of Run's context) shuts it down gracefully.
@@ -90,6 +94,7 @@ func New(ctx context.Context, cfg Config) (a *App, err error) {
 	if a.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
+	a.ln = netutil.LimitListener(a.ln, cfg.MaxConnections)
 	a.publicURL = cfg.PublicURL
 	if a.publicURL == "" {
 		a.publicURL = fmt.Sprintf("http://localhost:%d", a.ln.Addr().(*net.TCPAddr).Port)
@@ -174,7 +179,7 @@ func New(ctx context.Context, cfg Config) (a *App, err error) {
 		a.handler = internalMux(checks["database"], files, metrics)
 	}
 	if daprHandler != nil {
-		a.daprSrv = &http.Server{Handler: daprHandler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+		a.daprSrv = &http.Server{Handler: daprHandler, ReadHeaderTimeout: ReadHeaderTimeout, IdleTimeout: cfg.IdleTimeout, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 	}
 	return a, nil
 }
@@ -264,7 +269,12 @@ func (a *App) Start(ctx context.Context) error {
 			}
 		}()
 	}
-	a.srv = &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+	// Slow clients: the header must arrive within ReadHeaderTimeout, idle
+	// keep-alives close after IdleTimeout, and the API bounds each request's
+	// body and answer (httpapi.Config.ReadTimeout, WriteTimeout); file
+	// bodies and event streams, which run long, police themselves.
+	a.srv = &http.Server{Handler: a.handler, ReadHeaderTimeout: ReadHeaderTimeout, IdleTimeout: a.cfg.IdleTimeout,
+		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 	a.srv.RegisterOnShutdown(func() { close(a.streamsDone) })
 	a.served = make(chan error, 2)
 	go func() { a.served <- a.srv.Serve(a.ln) }()

@@ -38,6 +38,13 @@ const (
 	// PubSubEmbedded is the in-process bus; PubSubDapr a Dapr sidecar.
 	PubSubEmbedded = "embedded"
 	PubSubDapr     = "dapr"
+	// MaxConnectionsDefault caps the open HTTP connections of one process
+	// (the API, files): past it new connections wait in the listen backlog
+	// until one closes. Each costs some 20 KiB while idle.
+	MaxConnectionsDefault = 4096
+	// IdleTimeoutDefault closes a keep-alive connection that sends no new
+	// request for this long.
+	IdleTimeoutDefault = 60 * time.Second
 	// DaprAppAddrDefault is where the Dapr sidecar delivers events (its
 	// --app-port): loopback, as the sidecar runs beside the process, so the
 	// public API port never accepts a delivery.
@@ -71,6 +78,12 @@ type Config struct {
 	// DataDir holds the embedded SQLite database and the local files.
 	// Defaults to DataDirDefault ("./data").
 	DataDir string
+	// MaxConnections caps the open HTTP connections of the API listener.
+	// Defaults to MaxConnectionsDefault (4096).
+	MaxConnections int
+	// IdleTimeout closes keep-alive connections idle this long. Defaults to
+	// IdleTimeoutDefault (60s).
+	IdleTimeout time.Duration
 	// PublicURL is the base URL clients reach this service at, put in the
 	// local store's file URLs. Defaults to http://localhost:PORT.
 	PublicURL string
@@ -197,6 +210,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PubSub == "" {
 		c.PubSub = PubSubEmbedded
+	}
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = MaxConnectionsDefault
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = IdleTimeoutDefault
 	}
 	if c.DaprAppAddr == "" {
 		c.DaprAppAddr = DaprAppAddrDefault

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -77,6 +78,7 @@ func (s *server) outer(mux *http.ServeMux) http.Handler {
 		}
 		r = r.WithContext(ctx)
 		rec := &recorder{ResponseWriter: w}
+		s.deadlines(w, r, start)
 		defer func() {
 			v := recover()
 			if v == nil {
@@ -105,6 +107,24 @@ func (s *server) outer(mux *http.ServeMux) http.Handler {
 		}
 		mux.ServeHTTP(rec, r)
 	})
+}
+
+// deadlines bounds the time a client may take to send its request and to
+// read the answer, so slow or stalled clients give their connection up
+// (the server has no global timeouts: file bodies and event streams run
+// long). The local store's /files/ routes enforce a minimum rate instead,
+// and an event stream has no deadline; both start from none, not from one a
+// previous request on the same connection left.
+func (s *server) deadlines(w http.ResponseWriter, r *http.Request, start time.Time) {
+	rc := http.NewResponseController(w)
+	// Errors: only a writer without a connection (a test recorder) refuses.
+	if strings.HasPrefix(r.URL.Path, "/files/") || wantsStream(r) {
+		_ = rc.SetReadDeadline(time.Time{})
+		_ = rc.SetWriteDeadline(time.Time{})
+		return
+	}
+	_ = rc.SetReadDeadline(start.Add(s.readTO))
+	_ = rc.SetWriteDeadline(start.Add(s.writeTO))
 }
 
 func (s *server) logAndCount(r *http.Request, ri *requestInfo, rec *recorder, d time.Duration) {

@@ -28,6 +28,12 @@ const (
 	StreamHeartbeat = 15 * time.Second
 	// CheckTimeoutDefault bounds each health and readiness check.
 	CheckTimeoutDefault = 2 * time.Second
+	// ReadTimeoutDefault bounds reading an API request's body: a client
+	// sending it slower gives up its connection.
+	ReadTimeoutDefault = 30 * time.Second
+	// WriteTimeoutDefault bounds writing an API response (event streams
+	// excepted): a client reading it slower gives up its connection.
+	WriteTimeoutDefault = 60 * time.Second
 )
 
 // Config holds what the API needs. Service is required; every other field is
@@ -73,6 +79,14 @@ type Config struct {
 	// http.Server.RegisterOnShutdown) to let in-flight requests drain.
 	// Defaults to nil: streams end only with their request.
 	StreamsDone <-chan struct{}
+	// ReadTimeout bounds reading each API request, body included, counted
+	// from its start; the local store's /files/ routes set their own
+	// deadlines from a minimum transfer rate. Defaults to
+	// ReadTimeoutDefault (30s).
+	ReadTimeout time.Duration
+	// WriteTimeout bounds writing each API response but event streams.
+	// Defaults to WriteTimeoutDefault (60s).
+	WriteTimeout time.Duration
 }
 
 // server is what every handler shares.
@@ -89,6 +103,8 @@ type server struct {
 	metrics  http.Handler
 	observer *observer
 	done     <-chan struct{} // closes open event streams at shutdown
+	readTO   time.Duration
+	writeTO  time.Duration
 }
 
 // NewServer returns the HTTP handler of the whole API. It panics if
@@ -109,6 +125,8 @@ func NewServer(cfg Config) http.Handler {
 		metrics: cfg.Metrics,
 		checks:  map[string]func(context.Context) error{},
 		done:    cfg.StreamsDone,
+		readTO:  cfg.ReadTimeout,
+		writeTO: cfg.WriteTimeout,
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -121,6 +139,12 @@ func NewServer(cfg Config) http.Handler {
 	}
 	if s.timeout <= 0 {
 		s.timeout = CheckTimeoutDefault
+	}
+	if s.readTO <= 0 {
+		s.readTO = ReadTimeoutDefault
+	}
+	if s.writeTO <= 0 {
+		s.writeTO = WriteTimeoutDefault
 	}
 	s.checks["database"] = cfg.Service.Ping
 	if obj := cfg.Service.Objects; obj != nil {

@@ -43,6 +43,8 @@ func (o *options) settings() []setting {
 	c := &o.Config
 	return []setting{
 		{flag: "addr", env: "COMMONOPS_ADDR", def: app.AddrDefault, usage: "listen address of the HTTP server", value: str(&c.Addr)},
+		{flag: "max-connections", env: "COMMONOPS_MAX_CONNECTIONS", def: strconv.Itoa(app.MaxConnectionsDefault), usage: "open HTTP connections this process accepts; more wait in the listen backlog", value: size(&c.MaxConnections)},
+		{flag: "idle-timeout", env: "COMMONOPS_IDLE_TIMEOUT", def: fmtDuration(app.IdleTimeoutDefault), usage: "close keep-alive connections idle this long", value: duration(&c.IdleTimeout)},
 		{flag: "roles", env: "COMMONOPS_ROLES", def: app.RolesDefault, usage: "roles this process runs (comma list of api, worker, maintenance)", value: str(&c.Roles)},
 		{flag: "database-url", env: "COMMONOPS_DATABASE_URL", usage: "postgres://... for PostgreSQL; empty for the embedded SQLite file DATA_DIR/commonops.db", secret: true, value: str(&c.DatabaseURL)},
 		{flag: "db-max-conns", env: "COMMONOPS_DB_MAX_CONNS", def: strconv.Itoa(app.DBMaxConnsDefault), usage: "PostgreSQL connection pool size of this process (mind max_connections across replicas)", value: size(&c.DBMaxConns)},
