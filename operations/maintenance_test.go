@@ -83,7 +83,6 @@ func ref(task *commonops.Task) operations.TaskRef {
 	return operations.TaskRef{TenantID: task.TenantID, ID: task.ID}
 }
 
-
 // wantCode fails the test unless err has the domain code want ("" for nil).
 func wantCode(t *testing.T, what string, err error, want string) {
 	t.Helper()
