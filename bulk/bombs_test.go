@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/commonops/commonops/bulk/tabular"
 	"github.com/commonops/commonops/worker"
 )
 
@@ -112,7 +113,7 @@ type zipPart struct {
 // bombXLSX builds a workbook around the given sheet and shared strings
 // (nil for none) in memory: the parts compress a thousandfold, so the
 // archive stays small however big they are.
-func bombXLSX(t *testing.T, sheet, sst io.Reader, declaredSheet uint64) []byte {
+func bombXLSX(t testing.TB, sheet, sst io.Reader, declaredSheet uint64) []byte {
 	t.Helper()
 	ct := `<?xml version="1.0" encoding="UTF-8" standalone="yes"?>` +
 		`<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">` +
@@ -181,7 +182,7 @@ func bombXLSX(t *testing.T, sheet, sst io.Reader, declaredSheet uint64) []byte {
 
 // bombImporter is a dry-run importer of the product entity whose import
 // settings are limitsYAML (YAML keys of the entity's import block).
-func bombImporter(t *testing.T, limitsYAML string) *Importer {
+func bombImporter(t testing.TB, limitsYAML string) *Importer {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "product.schema.json"), []byte(productSchema), 0o644); err != nil {
@@ -205,7 +206,7 @@ func bombImporter(t *testing.T, limitsYAML string) *Importer {
 // bombCases are the attacks of the hardening issue, each with the import
 // settings it runs under and the words its failure must have. The record
 // and field limits are 1 MiB; the XLSX bombs expand to 56 MB or more.
-func bombCases(t *testing.T) []struct {
+func bombCases(t testing.TB) []struct {
 	name, limits, file, want string
 	open                     func() io.Reader
 } {
@@ -326,5 +327,53 @@ func TestImportErrorsCSVBounded(t *testing.T) {
 	}
 	if c := job.counts(); c[3] != 20 {
 		t.Errorf("got %d failed rows, want 20", c[3])
+	}
+}
+
+func TestLoadConfigLimits(t *testing.T) {
+	t.Parallel()
+	im := bombImporter(t, "maxRecordBytes: 4194304\nmaxErrorsBytes: 1024\nsink: {type: http, url: http://example.test/}")
+	got := im.Entity.Limits
+	if got.MaxRecordBytes != 4<<20 || got.MaxErrorsBytes != 1024 || im.Entity.Sink == nil {
+		t.Errorf("got limits %+v and sink %v, want maxRecordBytes 4 MiB, maxErrorsBytes 1024 and the sink", got, im.Entity.Sink)
+	}
+	d := got.WithDefaults()
+	if d.MaxRecordBytes != 4<<20 || d.MaxFieldBytes != tabular.MaxFieldBytesDefault || d.MaxErrorRowBytes != MaxErrorRowBytesDefault {
+		t.Errorf("got %+v with defaults, want the set values kept and the rest defaulted", d)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "s.json"), []byte(productSchema), 0o644)
+	p := filepath.Join(dir, "c.yaml")
+	os.WriteFile(p, []byte("entities:\n  product:\n    schema: s.json\n    import:\n      maxXLSXRatio: -1\n"), 0o644)
+	if _, err := LoadConfig(p); err == nil || !strings.Contains(err.Error(), "import.maxXLSXRatio") {
+		t.Errorf("got %v, want the negative maxXLSXRatio refused by name", err)
+	}
+}
+
+// BenchmarkImportBombs reports, for each attack of TestImportBombs, the
+// peak growth of the heap and the process's peak RSS (VmHWM, reset before
+// each attack through /proc/self/clear_refs), which the issue bounds at
+// 150 MB. Run with -benchtime=1x.
+func BenchmarkImportBombs(b *testing.B) {
+	for _, tc := range bombCases(b) {
+		b.Run(strings.ReplaceAll(tc.name, " ", "-"), func(b *testing.B) {
+			im := bombImporter(b, tc.limits)
+			var peak uint64
+			tc.open() // builds a workbook before the measure
+			runtime.GC()
+			os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+			for b.Loop() {
+				job := newFileJob(&testing.T{}, "import", "product", "", "", map[string]any{"dryRun": true})
+				name := tc.file
+				job.task.FileName, job.open = &name, tc.open
+				var err error
+				peak = max(peak, measureHeap(func() { err = im.Process(context.Background(), job) }))
+				if (err == nil) != (tc.want == "") {
+					b.Fatalf("got error %v, want %q", err, tc.want)
+				}
+			}
+			b.ReportMetric(float64(peak)/(1<<20), "heap-peak-MB")
+			b.ReportMetric(peakRSSMB(), "peakRSS-MB")
+		})
 	}
 }
