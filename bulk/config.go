@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/commonops/commonops/bulk/tabular"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -56,6 +58,9 @@ type Entity struct {
 	Sink *SinkConfig
 	// Source is where exports come from; nil when it cannot be exported.
 	Source *SourceConfig
+	// Limits bound what an import reads and writes (the settings of the
+	// entity's import block). Zero fields take their defaults.
+	Limits Limits
 
 	// fast checks records without the general validator when the schema
 	// stays within the common subset; nil otherwise.
@@ -130,6 +135,52 @@ type SourceConfig struct {
 	Timeout time.Duration `yaml:"timeout"`
 }
 
+// Limits bound what one import may read and write, so that a hostile or
+// broken file fails at once, naming the setting, instead of exhausting
+// memory. They are the keys of an entity's import block; zero fields take
+// their defaults. The reader limits are tabular.Limits.
+type Limits struct {
+	tabular.Limits `yaml:",inline"`
+	// MaxErrorRowBytes bounds what errors.csv keeps of one bad row's cells
+	// (or JSON Lines source): the rest is cut and marked. Defaults to
+	// MaxErrorRowBytesDefault (4 KiB).
+	MaxErrorRowBytes int64 `yaml:"maxErrorRowBytes"`
+	// MaxErrorsBytes bounds errors.csv: later bad rows are counted but not
+	// written, and a last line says how many. Defaults to
+	// MaxErrorsBytesDefault (64 MiB).
+	MaxErrorsBytes int64 `yaml:"maxErrorsBytes"`
+}
+
+// The defaults of the errors.csv limits: a bad row of a few dozen columns
+// is kept whole, and errors.csv holds several hundred thousand such rows.
+const (
+	MaxErrorRowBytesDefault = 4 << 10
+	MaxErrorsBytesDefault   = 64 << 20
+)
+
+// WithDefaults returns l with every zero field set to its default.
+func (l Limits) WithDefaults() Limits {
+	l.Limits = l.Limits.WithDefaults()
+	if l.MaxErrorRowBytes == 0 {
+		l.MaxErrorRowBytes = MaxErrorRowBytesDefault
+	}
+	if l.MaxErrorsBytes == 0 {
+		l.MaxErrorsBytes = MaxErrorsBytesDefault
+	}
+	return l
+}
+
+// Check refuses a negative limit, naming its setting.
+func (l Limits) Check() error {
+	if l.MaxErrorRowBytes < 0 {
+		return fmt.Errorf("maxErrorRowBytes: must be 0 (the default) or more, not %d", l.MaxErrorRowBytes)
+	}
+	if l.MaxErrorsBytes < 0 {
+		return fmt.Errorf("maxErrorsBytes: must be 0 (the default) or more, not %d", l.MaxErrorsBytes)
+	}
+	return l.Limits.Check()
+}
+
 // Batch and page defaults.
 const (
 	BatchSizeDefault   = 500
@@ -144,7 +195,8 @@ type fileConfig struct {
 		Key     []string  `yaml:"key"`
 		Columns []string  `yaml:"columns"`
 		Import  *struct {
-			Sink *SinkConfig `yaml:"sink"`
+			Sink   *SinkConfig `yaml:"sink"`
+			Limits Limits      `yaml:",inline"`
 		} `yaml:"import"`
 		Export *struct {
 			Source *SourceConfig `yaml:"source"`
@@ -190,6 +242,12 @@ func ParseConfig(b []byte, path string) (*Config, error) {
 		}
 		if len(e.Columns) == 0 {
 			e.Columns = defaultColumns(e)
+		}
+		if fe.Import != nil {
+			if err := fe.Import.Limits.Check(); err != nil {
+				return nil, fail("import.%v", err)
+			}
+			e.Limits = fe.Import.Limits
 		}
 		if fe.Import != nil && fe.Import.Sink != nil {
 			e.Sink = fe.Import.Sink

@@ -26,6 +26,9 @@ import (
 type fileJob struct {
 	task  *commonops.Task
 	input string // path; "" for none
+	// open, when set, gives the input instead of the file at input: a
+	// generated stream too big to write out.
+	open func() io.Reader
 
 	mu          sync.Mutex
 	outputs     map[string][]byte // committed outputs by name
@@ -70,6 +73,9 @@ func (j *fileJob) retry() *fileJob {
 func (j *fileJob) Task() *commonops.Task { return j.task.Clone() }
 
 func (j *fileJob) Input(ctx context.Context) (io.ReadCloser, error) {
+	if j.open != nil {
+		return io.NopCloser(j.open()), nil
+	}
 	if j.input == "" {
 		return nil, commonops.Errorf(commonops.ENOTFOUND, "no input")
 	}

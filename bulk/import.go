@@ -22,6 +22,9 @@ import (
 // sends valid records to a sink in batches. Bad rows go to errors.csv with
 // their row number, original columns and an error column.
 //
+// The entity's Limits bound every row the reader takes and errors.csv; a
+// file that breaks one fails the task for good, naming the setting.
+//
 // Task params: format (csv|jsonl|xlsx; sniffed when absent), delimiter,
 // encoding (utf-8|latin1|windows-1252), sheet, columnMapping (file column →
 // schema property; "" drops the column), dryRun (validate only), maxErrors
@@ -115,6 +118,8 @@ func (im *Importer) Process(ctx context.Context, job worker.Job) error {
 	if t.FileName != nil {
 		opts.FileName = *t.FileName
 	}
+	limits := im.Entity.Limits.WithDefaults()
+	opts.Limits = limits.Limits
 	var cp importCheckpoint
 	if len(t.Checkpoint) > 0 && string(t.Checkpoint) != "null" {
 		if err := json.Unmarshal(t.Checkpoint, &cp); err != nil {
@@ -133,7 +138,7 @@ func (im *Importer) Process(ctx context.Context, job worker.Job) error {
 	}
 	defer rd.Close()
 
-	run := &importRun{im: im, job: job, p: p, cp: cp, rd: rd, cr: cr}
+	run := &importRun{im: im, job: job, p: p, cp: cp, rd: rd, cr: cr, limits: limits}
 	if t.FileSize != nil {
 		run.size = *t.FileSize
 	}
@@ -175,6 +180,9 @@ func (im *Importer) readError(t *commonops.Task, cr *countingReader, err error) 
 	if cr.err != nil && !errors.Is(cr.err, io.EOF) && errors.Is(err, cr.err) {
 		return fmt.Errorf("import %s: read input: %w", t.ID, err)
 	}
+	if le, ok := errors.AsType[*tabular.LimitError](err); ok {
+		return worker.Permanent(commonops.Errorf(commonops.EINVALID, "the file cannot be read: %s (import.%s)", le.Msg, le.Setting))
+	}
 	return worker.Permanent(commonops.Errorf(commonops.EINVALID, "the file cannot be read: %v", err))
 }
 
@@ -207,20 +215,23 @@ type pending struct {
 }
 
 type importRun struct {
-	im   *Importer
-	job  worker.Job
-	p    importParams
-	cp   importCheckpoint
-	rd   tabular.Reader
-	cr   *countingReader
-	size int64
-	sink Sink
+	im     *Importer
+	job    worker.Job
+	p      importParams
+	cp     importCheckpoint
+	rd     tabular.Reader
+	cr     *countingReader
+	size   int64
+	sink   Sink
+	limits Limits // with defaults
 
 	cols    []colPlan
 	header  []string
 	errs    io.WriteCloser
 	errsCSV *csv.Writer
 	errBuf  []string
+	errSize int64 // bytes of errors.csv so far (as CSV, before buffering)
+	errLeft int64 // bad rows counted but not written, past MaxErrorsBytes
 
 	readBytes int64 // input bytes read, as of the last row taken
 	rows      int64 // rows read
@@ -229,8 +240,9 @@ type importRun struct {
 	committed int64 // valid rows stored (or, in a dry run, validated)
 	rejected  int64 // records the sink refused
 
-	batch    []Record
-	batchRow []pending
+	batch      []Record
+	batchRow   []pending
+	batchBytes int64 // input bytes of the rows in batch
 }
 
 // plan maps the header to schema properties and refuses a file that lacks a
@@ -280,8 +292,15 @@ func (r *importRun) plan() error {
 	return nil
 }
 
-// readChunk is how many rows the reading goroutine hands over at a time.
-const readChunk = 256
+// readChunk is how many rows the reading goroutine hands over at a time,
+// and chunkBytes the most input bytes a chunk holds (past it the chunk goes
+// early). With batchBytes, the most input bytes of a batch, they bound the
+// rows in flight however long each is: a few chunks and one batch.
+const (
+	readChunk  = 256
+	chunkBytes = 4 << 20
+	batchBytes = 16 << 20
+)
 
 // readRow is one row as the reading goroutine leaves it: a valid record to
 // send, or the message that says what is wrong with it.
@@ -292,6 +311,7 @@ type readRow struct {
 	rec   Record // nil unless the row is to be sent
 	msg   string
 	read  int64 // input bytes read when the row was
+	size  int64 // bytes of the row's cells or source line
 }
 
 // readChunkOf is rows in file order, then err (io.EOF at the end) if the
@@ -340,6 +360,7 @@ func (r *importRun) read(chunks chan<- readChunkOf, stop <-chan struct{}, resume
 	defer close(chunks)
 	var scratch Record // the record of a row that is validated only
 	rows := make([]readRow, 0, readChunk)
+	var size int64 // of the rows in the chunk
 	for {
 		row, err := r.rd.Next()
 		if err != nil {
@@ -358,15 +379,20 @@ func (r *importRun) read(chunks chan<- readChunkOf, stop <-chan struct{}, resume
 			into = nil
 		}
 		rec, msg := r.record(row, into)
-		rr := readRow{num: row.Num, raw: row.Raw, msg: msg, read: r.cr.n}
+		rr := readRow{num: row.Num, msg: msg, read: r.cr.n, size: int64(len(row.Raw))}
+		for _, c := range row.Cells {
+			rr.size += int64(len(c))
+		}
 		if msg != "" || send {
-			rr.cells = slices.Clone(row.Cells)
+			// Only errors.csv reads them: keep no more than it writes.
+			rr.cells = cutCells(row.Cells, r.limits.MaxErrorRowBytes)
+			rr.raw = cutCell(row.Raw, r.limits.MaxErrorRowBytes)
 		}
 		if msg == "" && send {
 			rr.rec = rec
 		}
 		rows = append(rows, rr)
-		if len(rows) == readChunk {
+		if size += rr.size; len(rows) == readChunk || size >= chunkBytes {
 			select { // an abort stops the reading before the next chunk
 			case <-stop:
 				return
@@ -377,7 +403,7 @@ func (r *importRun) read(chunks chan<- readChunkOf, stop <-chan struct{}, resume
 			case <-stop:
 				return
 			}
-			rows = make([]readRow, 0, readChunk)
+			rows, size = make([]readRow, 0, readChunk), 0
 		}
 	}
 }
@@ -402,7 +428,7 @@ func (r *importRun) take(ctx context.Context, row *readRow) error {
 	}
 	r.batch = append(r.batch, row.rec)
 	r.batchRow = append(r.batchRow, pending{num: row.num, cells: row.cells, raw: row.raw})
-	if len(r.batch) >= r.batchSize() {
+	if r.batchBytes += row.size; len(r.batch) >= r.batchSize() || r.batchBytes >= batchBytes {
 		return r.flush(ctx)
 	}
 	return nil
@@ -479,7 +505,7 @@ func (r *importRun) flush(ctx context.Context) error {
 			return err
 		}
 	}
-	r.batch, r.batchRow = r.batch[:0], r.batchRow[:0]
+	r.batch, r.batchRow, r.batchBytes = r.batch[:0], r.batchRow[:0], 0
 	r.cp.Row = last
 	r.cp.SinkRejected += int64(len(recErrs))
 	if err := r.job.Checkpoint(ctx, r.cp, r.update(false)); err != nil {
@@ -509,7 +535,13 @@ func (r *importRun) checkLimits(msg string) error {
 }
 
 // writeError adds a row to errors.csv, opening it on the first bad row.
+// Past MaxErrorsBytes the row is only counted, for the note closeErrors
+// writes.
 func (r *importRun) writeError(num int, cells []string, raw, msg string) error {
+	if r.errLeft > 0 {
+		r.errLeft++
+		return nil
+	}
 	if r.errs == nil {
 		w, err := r.job.Errors(context.Background())
 		if err != nil {
@@ -522,7 +554,9 @@ func (r *importRun) writeError(num int, cells []string, raw, msg string) error {
 		} else {
 			head = append(head, "record")
 		}
-		if err := r.errsCSV.Write(append(head, "error")); err != nil {
+		head = append(head, "error")
+		r.errSize = csvSize(head)
+		if err := r.errsCSV.Write(head); err != nil {
 			return fmt.Errorf("import %s: write errors.csv: %w", r.job.Task().ID, err)
 		}
 	}
@@ -538,16 +572,74 @@ func (r *importRun) writeError(num int, cells []string, raw, msg string) error {
 	} else {
 		r.errBuf = append(r.errBuf, raw)
 	}
-	r.errBuf = append(r.errBuf, strings.ToValidUTF8(msg, "\uFFFD"))
+	r.errBuf = append(r.errBuf, strings.ToValidUTF8(cutCell(msg, r.limits.MaxErrorRowBytes), "\uFFFD"))
+	n := csvSize(r.errBuf)
+	if r.errSize+n > r.limits.MaxErrorsBytes {
+		r.errLeft = 1
+		return nil
+	}
+	r.errSize += n
 	if err := r.errsCSV.Write(r.errBuf); err != nil {
 		return fmt.Errorf("import %s: write errors.csv: %w", r.job.Task().ID, err)
 	}
 	return nil
 }
 
+// csvSize is how many bytes a CSV writer makes of rec, at most.
+func csvSize(rec []string) int64 {
+	n := int64(len(rec)) + 1 // separators and \r\n
+	for _, f := range rec {
+		n += int64(len(f)) + 2 + int64(strings.Count(f, `"`))
+	}
+	return n
+}
+
+// cutMark ends a cell that errors.csv keeps only the start of.
+const cutMark = "…[cut]"
+
+// cutCell returns s, or its first max bytes (whole runes) and cutMark,
+// copied so that it holds no reference to s.
+func cutCell(s string, max int64) string {
+	if int64(len(s)) <= max {
+		return s
+	}
+	i := int(max)
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return strings.Clone(s[:i]) + cutMark
+}
+
+// cutCells returns a copy of cells that holds at most max bytes of them:
+// the cell where the budget runs out is cut and marked, the later ones are
+// left empty.
+func cutCells(cells []string, max int64) []string {
+	out := slices.Clone(cells)
+	left := max
+	for i, c := range out {
+		switch {
+		case int64(len(c)) <= left:
+			left -= int64(len(c))
+		case left >= 0:
+			out[i] = cutCell(c, left)
+			left = -1
+		default:
+			out[i] = ""
+		}
+	}
+	return out
+}
+
 func (r *importRun) closeErrors() error {
 	if r.errs == nil {
 		return nil
+	}
+	if r.errLeft > 0 {
+		note := fmt.Sprintf("errors.csv stops here: %d more bad rows were counted but not written, past its %s limit (import.maxErrorsBytes)",
+			r.errLeft, tabular.Size(r.limits.MaxErrorsBytes))
+		row := make([]string, len(r.errBuf))
+		row[len(row)-1] = note
+		r.errsCSV.Write(row)
 	}
 	r.errsCSV.Flush()
 	err := r.errsCSV.Error()

@@ -110,7 +110,7 @@ func TestImportCSVIntoSQLite(t *testing.T) {
 func TestImportBadInput(t *testing.T) {
 	t.Parallel()
 	xlsx := xlsxBytes(t, [][]any{{"sku", "name", "price"}, {"X-1", "Xylophone", 12.5}, {"X-2", "Yoyo", 3}})
-	big := strings.Repeat("x", 1<<20)
+	big := strings.Repeat("x", 1<<20-64) // a row just under MaxRecordBytesDefault
 	tests := []struct {
 		name     string
 		file     string
@@ -156,6 +156,8 @@ func TestImportBadInput(t *testing.T) {
 		{name: "one row, no final newline", file: "p.csv", content: "sku,name,price\nA,B,1", wantRows: 1},
 		{name: "header only", file: "p.csv", content: "sku,name,price\n", wantRows: 0},
 		{name: "a row of 1 MB", file: "p.csv", content: "sku,name,price,description\nA,B,1," + big + "\nC,D,2,short\n", wantRows: 2},
+		{name: "a row over 1 MiB", file: "p.csv", content: "sku,name,price,description\nA,B,1," + big + big + "\n",
+			wantErr: "row 2 is longer than the 1 MiB record limit (import.maxRecordBytes)"},
 		{name: "JSON Lines", file: "p.jsonl", content: `{"sku":"J","name":"Jam","price":2}` + "\n\n" + `{"sku":"K","price":"x"}` + "\nnot json\n", wantRows: 1, wantFail: 2,
 			check: func(t *testing.T, job *fileJob) {
 				rows := job.errorRows(t)

@@ -33,7 +33,7 @@ func newCSV(br *bufio.Reader, o Options) (Reader, error) {
 	default:
 		return nil, fmt.Errorf("unknown encoding %q (want utf-8, latin1 or windows-1252)", o.Encoding)
 	}
-	cr := csv.NewReader(src)
+	cr := csv.NewReader(newBoundedCSV(src, o.Delimiter, o.Limits))
 	if o.Delimiter != 0 {
 		cr.Comma = o.Delimiter
 	}

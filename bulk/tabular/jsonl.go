@@ -11,12 +11,13 @@ import (
 )
 
 type jsonlReader struct {
-	br   *bufio.Reader
-	line int
-	buf  []byte
+	br     *bufio.Reader
+	limits Limits
+	line   int
+	buf    []byte
 }
 
-func newJSONL(br *bufio.Reader) Reader { return &jsonlReader{br: br} }
+func newJSONL(br *bufio.Reader, l Limits) Reader { return &jsonlReader{br: br, limits: l} }
 
 func (r *jsonlReader) Format() Format   { return JSONL }
 func (r *jsonlReader) Header() []string { return nil }
@@ -27,8 +28,8 @@ func (r *jsonlReader) readLine() ([]byte, error) {
 	for {
 		chunk, err := r.br.ReadSlice('\n')
 		r.buf = append(r.buf, chunk...)
-		if len(r.buf) > RowSizeMax {
-			return nil, &SyntaxError{Line: r.line + 1, Err: fmt.Errorf("a line is longer than %d bytes", RowSizeMax)}
+		if int64(len(r.buf)) > r.limits.MaxRecordBytes {
+			return nil, limitErr("maxRecordBytes", "row %d is longer than the %s record limit", r.line+1, Size(r.limits.MaxRecordBytes))
 		}
 		if errors.Is(err, bufio.ErrBufferFull) {
 			continue
@@ -71,6 +72,11 @@ func (r *jsonlReader) Next() (Row, error) {
 		if rec == nil {
 			row.Err = errors.New("not a JSON object: null")
 			return row, nil
+		}
+		for k, v := range rec {
+			if s, ok := v.(string); ok && int64(len(s)) > r.limits.MaxFieldBytes {
+				return Row{}, limitErr("maxFieldBytes", "row %d, field %s is longer than the %s field limit", r.line, quoteName(k), Size(r.limits.MaxFieldBytes))
+			}
 		}
 		row.Record = rec
 		return row, nil

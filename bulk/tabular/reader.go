@@ -55,10 +55,6 @@ func ParseFormat(s string) (Format, error) {
 	return "", fmt.Errorf("unknown format %q (want csv, jsonl or xlsx)", s)
 }
 
-// RowSizeMax bounds one JSON Lines record, so a file without line breaks
-// cannot exhaust memory.
-const RowSizeMax = 16 << 20
-
 // ErrEmpty is returned by Open for a file with no content at all.
 var ErrEmpty = errors.New("the file is empty (no header row)")
 
@@ -78,6 +74,8 @@ type Options struct {
 	Sheet string
 	// TempDir is where an XLSX workbook is spooled. Defaults to os.TempDir.
 	TempDir string
+	// Limits bound rows and workbooks. Zero fields take their defaults.
+	Limits Limits
 }
 
 // Row is one record of the input. Exactly one of Cells (CSV, XLSX) or
@@ -129,6 +127,7 @@ var (
 // over the name: an XLSX workbook named .csv is read as XLSX, a file named
 // .xlsx that is not a ZIP archive is refused.
 func Open(r io.Reader, o Options) (Reader, error) {
+	o.Limits = o.Limits.WithDefaults()
 	br := bufio.NewReaderSize(r, 64<<10)
 	head, err := br.Peek(4)
 	if len(head) == 0 {
@@ -160,7 +159,7 @@ func Open(r io.Reader, o Options) (Reader, error) {
 	case XLSX:
 		return nil, errors.New("the file is not an XLSX workbook (no ZIP signature)")
 	case JSONL:
-		return newJSONL(br), nil
+		return newJSONL(br, o.Limits), nil
 	}
 	return newCSV(br, o)
 }

@@ -18,8 +18,8 @@ type xlsxReader struct {
 	header []string
 }
 
-// openXLSX spools r to a temporary file (XLSX needs random access) and
-// streams the chosen sheet's rows from it.
+// openXLSX spools r to a temporary file (XLSX needs random access), checks
+// the workbook against o.Limits and streams the chosen sheet's rows from it.
 func openXLSX(r io.Reader, o Options) (Reader, error) {
 	tmp, err := os.CreateTemp(o.TempDir, "commonops-import-*.xlsx")
 	if err != nil {
@@ -35,15 +35,25 @@ func openXLSX(r io.Reader, o Options) (Reader, error) {
 		x.Close()
 		return nil, fmt.Errorf("spool workbook: %w", err)
 	}
-	if err := x.open(o.Sheet); err != nil {
+	if err := checkXLSX(x.tmp, o.Limits); err != nil {
+		x.Close()
+		return nil, err
+	}
+	if err := x.open(o.Sheet, o); err != nil {
 		x.Close()
 		return nil, err
 	}
 	return x, nil
 }
 
-func (x *xlsxReader) open(sheet string) error {
-	f, err := excelize.OpenFile(x.tmp)
+func (x *xlsxReader) open(sheet string, o Options) error {
+	// checkXLSX has bounded every part; these are excelize's own bounds
+	// on the same, a second line.
+	f, err := excelize.OpenFile(x.tmp, excelize.Options{
+		UnzipSizeLimit:    2 * o.Limits.MaxXLSXEntryBytes,
+		UnzipXMLSizeLimit: xlsxInMemoryMax,
+		TmpDir:            o.TempDir,
+	})
 	if err != nil {
 		return fmt.Errorf("the file is a ZIP archive but not a readable XLSX workbook: %w", err)
 	}
