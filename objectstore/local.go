@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -201,7 +202,15 @@ func (l *Local) Stat(_ context.Context, key string) (Info, error) {
 	if !fi.Mode().IsRegular() {
 		return Info{}, notFound(key)
 	}
-	return Info{Key: key, Size: fi.Size(), LastModified: fi.ModTime().UTC()}, nil
+	return localInfo(key, fi), nil
+}
+
+// localInfo describes the file of key. Its ETag is the size and the
+// modification time to the nanosecond: a file is replaced whole (a new
+// temporary file renamed over it), so a rewrite changes the time.
+func localInfo(key string, fi fs.FileInfo) Info {
+	mt := fi.ModTime()
+	return Info{Key: key, Size: fi.Size(), LastModified: mt.UTC(), ETag: strconv.FormatInt(fi.Size(), 16) + "-" + strconv.FormatInt(mt.UnixNano(), 16)}
 }
 
 // Open streams key from disk, or returns ENOTFOUND.
