@@ -45,3 +45,35 @@ func TestConfirmOutputOnlyWhenCompleted(t *testing.T) {
 		t.Errorf("ConfirmOutput when completed: got %v, %v; want key, etag", task.OutputObject, task.OutputETag)
 	}
 }
+
+func TestAcceptsUploads(t *testing.T) {
+	done := commonops.StatusCompleted
+	awaiting := newTask(t, commonops.CreateInput{FileName: ptr("in.csv")})
+	if err := awaiting.AcceptsInput("in.csv"); err != nil {
+		t.Errorf("AcceptsInput while awaiting: got %v, want nil", err)
+	}
+	wantCode(t, awaiting.AcceptsInput("other.csv"), commonops.ECONFLICT)
+	cancelled := awaiting.Clone()
+	if _, err := cancelled.Cancel(t0); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, cancelled.AcceptsInput("in.csv"), commonops.ECONFLICT)
+	if _, err := awaiting.ConfirmInput("etag", t0); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, awaiting.AcceptsInput("in.csv"), commonops.ECONFLICT)
+
+	running := awaiting
+	wantCode(t, running.AcceptsOutput(1), commonops.ECONFLICT) // pending, not claimed yet
+	if _, err := running.Claim("w1", time.Minute, t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := running.AcceptsOutput(1); err != nil {
+		t.Errorf("AcceptsOutput of the running attempt: got %v, want nil", err)
+	}
+	wantCode(t, running.AcceptsOutput(2), commonops.ECONFLICT)
+	if _, err := running.ApplyProgress(commonops.Progress{Status: &done}, time.Minute, 0, t0); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, running.AcceptsOutput(1), commonops.ECONFLICT)
+}

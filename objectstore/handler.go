@@ -162,6 +162,10 @@ func (l *Local) servePut(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the upload has %d bytes, over the limit of %d", r.ContentLength, limit))
 		return
 	}
+	if err := l.checkPut(r.Context(), g.key); err != nil {
+		l.writeError(w, r, err)
+		return
+	}
 	fw, err := l.create(g.key)
 	if err != nil {
 		l.writeError(w, r, err)
@@ -172,7 +176,7 @@ func (l *Local) servePut(w http.ResponseWriter, r *http.Request) {
 	// most limit bytes of disk, removed at once.
 	body := &bodyReader{r: http.MaxBytesReader(w, r.Body, limit)}
 	buf := copyBufs.Get().(*[]byte)
-	n, err := io.CopyBuffer(writerOnly{fw.f}, body, *buf)
+	_, err = io.CopyBuffer(writerOnly{fw.f}, body, *buf)
 	copyBufs.Put(buf)
 	if err != nil {
 		fw.Abort()
@@ -187,6 +191,14 @@ func (l *Local) servePut(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	// The upload may have ended while the body streamed (the task
+	// completed, was cancelled, moved to another attempt): ask again
+	// before the file replaces anything.
+	if err := l.checkPut(r.Context(), g.key); err != nil {
+		fw.Abort()
+		l.writeError(w, r, err)
+		return
+	}
 	if err := fw.Close(); err != nil {
 		l.writeError(w, r, err)
 		return
@@ -194,9 +206,23 @@ func (l *Local) servePut(w http.ResponseWriter, r *http.Request) {
 	if _, ok := InputTaskID(g.key); ok && l.onUpload != nil {
 		// The upload is stored whatever the client does next, so a client
 		// that hangs up must not cancel its confirmation.
-		l.onUpload(context.WithoutCancel(r.Context()), g.key, n)
+		ctx := context.WithoutCancel(r.Context())
+		info, err := l.Stat(ctx, g.key)
+		if err != nil {
+			l.writeError(w, r, err)
+			return
+		}
+		l.onUpload(ctx, info)
 	}
 	w.WriteHeader(http.StatusOK)
+}
+
+// checkPut asks AllowPut, if set, whether key may still be written.
+func (l *Local) checkPut(ctx context.Context, key string) error {
+	if l.allowPut == nil {
+		return nil
+	}
+	return l.allowPut(ctx, key)
 }
 
 // copyBufs holds the buffers uploads are copied through: 1 MiB each, large

@@ -52,11 +52,19 @@ type LocalConfig struct {
 	// MaxSize bounds every upload, whatever its URL allows. Defaults to
 	// MaxSizeDefault.
 	MaxSize int64
+	// AllowPut, if set, is asked whether key may still be written before a
+	// PUT to a signed URL is taken and again before the file is kept: a
+	// signed URL lives until it expires, but the upload it was for may be
+	// over (the input confirmed, the attempt ended). An error refuses the
+	// PUT, its code giving the status (ECONFLICT 409, EFORBIDDEN 403,
+	// ENOTFOUND 404) and its message the detail. Defaults to nil (every
+	// validly signed PUT is taken).
+	AllowPut func(ctx context.Context, key string) error
 	// OnUpload, if set, is called after a PUT to an input key
 	// (tasks/{id}/input/{name}, see InputTaskID) is stored and before the
-	// client gets its answer, so the service can confirm the upload itself.
-	// Defaults to nil (nothing is called).
-	OnUpload func(ctx context.Context, key string, size int64)
+	// client gets its answer, with the stored object's Info, so the service
+	// can confirm the upload itself. Defaults to nil (nothing is called).
+	OnUpload func(ctx context.Context, info Info)
 	// Now is the clock that dates and checks URLs. Defaults to time.Now.
 	Now func() time.Time
 	// Logger receives the failures the handler cannot return to anyone.
@@ -73,7 +81,8 @@ type Local struct {
 	base     string
 	secret   []byte
 	maxSize  int64
-	onUpload func(ctx context.Context, key string, size int64)
+	allowPut func(ctx context.Context, key string) error
+	onUpload func(ctx context.Context, info Info)
 	now      func() time.Time
 	log      *slog.Logger
 }
@@ -87,6 +96,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 		dir:      cfg.Dir,
 		base:     strings.TrimSuffix(cfg.BaseURL, "/"),
 		maxSize:  cfg.MaxSize,
+		allowPut: cfg.AllowPut,
 		onUpload: cfg.OnUpload,
 		now:      cfg.Now,
 		log:      cfg.Logger,
