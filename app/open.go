@@ -72,6 +72,10 @@ func openObjects(ctx context.Context, cfg Config, publicURL string, svc *operati
 		MaxSize:  cfg.MaxFileSize,
 		Logger:   log,
 		AllowPut: svc.AllowPut,
+
+		MaxConcurrentUploads: cfg.MaxConcurrentUploads,
+		MinTransferRate:      cfg.MinTransferRate,
+		TransferGrace:        cfg.TransferGrace,
 		OnUpload: func(ctx context.Context, info objectstore.Info) {
 			id, ok := objectstore.InputTaskID(info.Key)
 			if !ok {

@@ -65,6 +65,22 @@ type LocalConfig struct {
 	// client gets its answer, with the stored object's Info, so the service
 	// can confirm the upload itself. Defaults to nil (nothing is called).
 	OnUpload func(ctx context.Context, info Info)
+	// MaxConcurrentUploads bounds the PUTs the handler takes at once; one
+	// more is answered 503 with Retry-After. A second PUT to a key that is
+	// being uploaded is answered 409 whatever this bound. Defaults to
+	// MaxConcurrentUploadsDefault (64).
+	MaxConcurrentUploads int
+	// MinTransferRate is the pace, in bytes a second, an upload body or a
+	// download must keep up: each byte buys 1/MinTransferRate seconds, and
+	// a transfer that falls TransferGrace behind is cut off (an upload with
+	// 408, its partial file removed). Negative: no minimum. Defaults to
+	// MinTransferRateDefault (1 KiB/s).
+	MinTransferRate int64
+	// TransferGrace is how long a transfer may go without its bytes: the
+	// time the first bytes of a body have to arrive, and the most a
+	// transfer may fall behind or run ahead of MinTransferRate. Defaults to
+	// TransferGraceDefault (10s).
+	TransferGrace time.Duration
 	// Now is the clock that dates and checks URLs. Defaults to time.Now.
 	Now func() time.Time
 	// Logger receives the failures the handler cannot return to anyone.
@@ -85,6 +101,9 @@ type Local struct {
 	onUpload func(ctx context.Context, info Info)
 	now      func() time.Time
 	log      *slog.Logger
+	slots    *uploadSlots
+	rate     int64
+	grace    time.Duration
 }
 
 var _ Store = (*Local)(nil)
@@ -109,6 +128,20 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 	}
 	if l.now == nil {
 		l.now = time.Now
+	}
+	maxUploads := cfg.MaxConcurrentUploads
+	if maxUploads <= 0 {
+		maxUploads = MaxConcurrentUploadsDefault
+	}
+	l.slots = newUploadSlots(maxUploads)
+	switch l.rate, l.grace = cfg.MinTransferRate, cfg.TransferGrace; {
+	case l.rate == 0:
+		l.rate = MinTransferRateDefault
+	case l.rate < 0:
+		l.rate = 0
+	}
+	if l.grace <= 0 {
+		l.grace = TransferGraceDefault
 	}
 	if l.log == nil {
 		l.log = slog.Default()
