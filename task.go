@@ -100,6 +100,15 @@ type Task struct {
 	Version     int64      `json:"version"`
 	// LastProgressEventAt throttles progress events to one a second.
 	LastProgressEventAt *time.Time `json:"-"`
+	// InputETag is the ETag of the input file when its upload was
+	// confirmed, and OutputObject and OutputETag the key and ETag of the
+	// output file when the task completed (docs/design.md §4). A download
+	// of a file whose ETag has changed since is refused: an upload URL that
+	// cannot be revoked (S3) may have overwritten it. Internal: not in the
+	// task's JSON.
+	InputETag    *string `json:"-"`
+	OutputObject *string `json:"-"`
+	OutputETag   *string `json:"-"`
 }
 
 // Runnable reports whether a worker may claim t at now.

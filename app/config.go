@@ -118,6 +118,17 @@ type Config struct {
 	// MaxFileSize is the largest input file accepted. Defaults to
 	// commonops.MaxFileSizeDefault (5 GiB).
 	MaxFileSize int64
+	// MaxConcurrentUploads bounds the PUTs the local store takes at once;
+	// one more is answered 503 with Retry-After. Defaults to
+	// objectstore.MaxConcurrentUploadsDefault (64).
+	MaxConcurrentUploads int
+	// MinTransferRate is the pace, in bytes a second, an upload body or a
+	// download of the local store must keep up, TransferGrace the most it
+	// may fall behind; a slower upload is aborted with 408. Negative: no
+	// minimum. Default to objectstore.MinTransferRateDefault (1 KiB/s) and
+	// objectstore.TransferGraceDefault (10s).
+	MinTransferRate int64
+	TransferGrace   time.Duration
 	// MaxParamsBytes is the largest params object accepted. Defaults to
 	// commonops.MaxParamsBytesDefault (64 KiB).
 	MaxParamsBytes int
@@ -253,6 +264,12 @@ func (c Config) Validate() error {
 	}
 	if c.URLExpiry < 0 || c.URLExpiry > objectstore.URLExpiryMax {
 		return fmt.Errorf("url-expiry: want between 1s and %s, got %s", objectstore.URLExpiryMax, c.URLExpiry)
+	}
+	if c.MaxConcurrentUploads < 0 {
+		return fmt.Errorf("max-concurrent-uploads: want at least 1, got %d", c.MaxConcurrentUploads)
+	}
+	if c.TransferGrace < 0 {
+		return fmt.Errorf("transfer-grace: want a positive duration, got %s", c.TransferGrace)
 	}
 	if c.Lease != 0 && c.Lease < time.Second {
 		return fmt.Errorf("lease: want at least 1s, got %s", c.Lease)

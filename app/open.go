@@ -51,7 +51,8 @@ func OpenStore(ctx context.Context, cfg Config, reg prometheus.Registerer) (stor
 }
 
 // openObjects opens the configured object store. The local store is also
-// served by commonops (the returned handler) and confirms uploads itself.
+// served by commonops (the returned handler), confirms uploads itself and
+// takes a PUT only while the service says its upload is open.
 func openObjects(ctx context.Context, cfg Config, publicURL string, svc *operations.Service) (objectstore.Store, http.Handler, error) {
 	if cfg.Storage == StorageS3 {
 		s3, err := objectstore.NewS3(ctx, objectstore.S3Config{
@@ -66,16 +67,21 @@ func openObjects(ctx context.Context, cfg Config, publicURL string, svc *operati
 	}
 	log := cfg.Logger
 	local, err := objectstore.NewLocal(objectstore.LocalConfig{
-		Dir:     filepath.Join(cfg.DataDir, "files"),
-		BaseURL: publicURL,
-		MaxSize: cfg.MaxFileSize,
-		Logger:  log,
-		OnUpload: func(ctx context.Context, key string, size int64) {
-			id, ok := objectstore.InputTaskID(key)
+		Dir:      filepath.Join(cfg.DataDir, "files"),
+		BaseURL:  publicURL,
+		MaxSize:  cfg.MaxFileSize,
+		Logger:   log,
+		AllowPut: svc.AllowPut,
+
+		MaxConcurrentUploads: cfg.MaxConcurrentUploads,
+		MinTransferRate:      cfg.MinTransferRate,
+		TransferGrace:        cfg.TransferGrace,
+		OnUpload: func(ctx context.Context, info objectstore.Info) {
+			id, ok := objectstore.InputTaskID(info.Key)
 			if !ok {
 				return
 			}
-			if err := svc.UploadReceived(ctx, id, size); err != nil && commonops.ErrorCode(err) != commonops.ECONFLICT {
+			if err := svc.UploadReceived(ctx, id, info); err != nil && commonops.ErrorCode(err) != commonops.ECONFLICT {
 				log.Warn("confirm upload", "task", id, "err", err)
 			}
 		},

@@ -228,6 +228,34 @@ func testStore(t *testing.T, h harness) {
 		}
 	})
 
+	t.Run("ETagChangesOnOverwrite", func(t *testing.T) {
+		t.Parallel()
+		s, ctx := h.open(t), context.Background()
+		key := objectstore.AttemptOutputKey(uuid.NewString(), 2, "out.csv")
+		put, err := s.PresignPut(ctx, key, objectstore.PutOptions{Expires: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The same size twice: only the ETag tells the two objects apart.
+		if resp := do(t, put.Method, put.URL, put.Headers, []byte("first")); resp.StatusCode != http.StatusOK {
+			t.Fatalf("first PUT: got %d %s, want 200", resp.StatusCode, resp.body)
+		}
+		first, err := s.Stat(ctx, key)
+		if err != nil || first.ETag == "" {
+			t.Fatalf("Stat: got %+v, %v; want an ETag", first, err)
+		}
+		if again, err := s.Stat(ctx, key); err != nil || again.ETag != first.ETag {
+			t.Errorf("Stat again: got ETag %q (err %v), want %q unchanged", again.ETag, err, first.ETag)
+		}
+		if resp := do(t, put.Method, put.URL, put.Headers, []byte("again")); resp.StatusCode != http.StatusOK {
+			t.Fatalf("second PUT: got %d %s, want 200", resp.StatusCode, resp.body)
+		}
+		second, err := s.Stat(ctx, key)
+		if err != nil || second.ETag == "" || second.ETag == first.ETag {
+			t.Errorf("Stat after overwrite: got ETag %q (err %v), want one other than %q", second.ETag, err, first.ETag)
+		}
+	})
+
 	t.Run("AbortStoresNothing", func(t *testing.T) {
 		t.Parallel()
 		s, ctx := h.open(t), context.Background()

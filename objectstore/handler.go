@@ -15,7 +15,6 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/commonops/commonops"
@@ -103,7 +102,10 @@ func (l *Local) verify(r *http.Request, method string) (grant, int, string) {
 // Handler serves the signed URLs: PUT, GET and HEAD on /files/{key...}.
 // Mount it at FilesPath without stripping the prefix. A tampered, expired or
 // unsigned URL gets 403, a malformed key 400, an upload over its limit 413,
-// all as application/problem+json.
+// a PUT AllowPut refuses its code's status (409 once the upload is over), a
+// second PUT to a key being uploaded 409, one over MaxConcurrentUploads 503
+// with Retry-After, a body slower than MinTransferRate 408, all as
+// application/problem+json.
 func (l *Local) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.Method {
@@ -143,15 +145,21 @@ func (l *Local) serveGet(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Disposition", ContentDisposition(name))
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "private, max-age=0")
+	h.Set("ETag", `"`+localInfo(g.key, fi).ETag+`"`)
+	// A client that stops reading is cut off, at the write deadline of
+	// the chunk it does not take.
+	rc := http.NewResponseController(w)
+	pw := &pacedWriter{ResponseWriter: w, p: &pace{set: rc.SetWriteDeadline, rate: l.rate, grace: l.grace}}
+	pw.p.start()
 	// ServeContent answers Range and conditional requests and, over a
 	// plain connection, sends the file with sendfile.
-	http.ServeContent(w, r, "", fi.ModTime(), f)
+	http.ServeContent(pw, r, "", fi.ModTime(), f)
 }
 
 func (l *Local) servePut(w http.ResponseWriter, r *http.Request) {
 	g, status, detail := l.verify(r, http.MethodPut)
 	if status != 0 {
-		writeProblem(w, status, detail)
+		refuse(w, status, detail)
 		return
 	}
 	limit := l.maxSize
@@ -159,32 +167,58 @@ func (l *Local) servePut(w http.ResponseWriter, r *http.Request) {
 		limit = min(limit, g.limit)
 	}
 	if r.ContentLength > limit {
-		writeProblem(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the upload has %d bytes, over the limit of %d", r.ContentLength, limit))
+		refuse(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the upload has %d bytes, over the limit of %d", r.ContentLength, limit))
+		return
+	}
+	if status, detail := l.slots.take(g.key); status != 0 {
+		if status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", retryAfter)
+		}
+		refuse(w, status, detail)
+		return
+	}
+	defer l.slots.give(g.key)
+	if err := l.checkPut(r.Context(), g.key); err != nil {
+		w.Header().Set("Connection", "close")
+		l.writeError(w, r, err)
+		endRead(w)
 		return
 	}
 	fw, err := l.create(g.key)
 	if err != nil {
+		w.Header().Set("Connection", "close")
 		l.writeError(w, r, err)
+		endRead(w)
 		return
 	}
 	// MaxBytesReader stops at limit+1 bytes and has the server close the
 	// connection, so an oversized body without Content-Length costs at
 	// most limit bytes of disk, removed at once.
 	body := &bodyReader{r: http.MaxBytesReader(w, r.Body, limit)}
-	buf := copyBufs.Get().(*[]byte)
-	n, err := io.CopyBuffer(writerOnly{fw.f}, body, *buf)
-	copyBufs.Put(buf)
+	rc := http.NewResponseController(w)
+	_, err = receive(writerOnly{fw.f}, body, &pace{set: rc.SetReadDeadline, rate: l.rate, grace: l.grace})
 	if err != nil {
 		fw.Abort()
 		var tooLarge *http.MaxBytesError
 		switch {
 		case errors.As(body.err, &tooLarge):
 			writeProblem(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the upload is over the limit of %d bytes", limit))
+		case tooSlow(body.err):
+			w.Header().Set("Connection", "close")
+			writeProblem(w, http.StatusRequestTimeout, fmt.Sprintf("the upload was slower than the minimum of %d bytes a second: it was aborted and nothing was kept", l.rate))
 		case body.err != nil:
 			writeProblem(w, http.StatusBadRequest, "the upload was interrupted or malformed: "+body.err.Error())
 		default:
 			l.writeError(w, r, writeError("write", g.key, err))
 		}
+		return
+	}
+	// The upload may have ended while the body streamed (the task
+	// completed, was cancelled, moved to another attempt): ask again
+	// before the file replaces anything.
+	if err := l.checkPut(r.Context(), g.key); err != nil {
+		fw.Abort()
+		l.writeError(w, r, err)
 		return
 	}
 	if err := fw.Close(); err != nil {
@@ -194,18 +228,43 @@ func (l *Local) servePut(w http.ResponseWriter, r *http.Request) {
 	if _, ok := InputTaskID(g.key); ok && l.onUpload != nil {
 		// The upload is stored whatever the client does next, so a client
 		// that hangs up must not cancel its confirmation.
-		l.onUpload(context.WithoutCancel(r.Context()), g.key, n)
+		ctx := context.WithoutCancel(r.Context())
+		info, err := l.Stat(ctx, g.key)
+		if err != nil {
+			l.writeError(w, r, err)
+			return
+		}
+		l.onUpload(ctx, info)
 	}
 	w.WriteHeader(http.StatusOK)
 }
 
-// copyBufs holds the buffers uploads are copied through: 1 MiB each, large
-// enough that a fast disk and loopback run at full speed, one per upload in
-// flight.
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
+// checkPut asks AllowPut, if set, whether key may still be written.
+func (l *Local) checkPut(ctx context.Context, key string) error {
+	if l.allowPut == nil {
+		return nil
+	}
+	return l.allowPut(ctx, key)
+}
 
-// writerOnly hides the file's ReadFrom, so io.CopyBuffer uses the buffer
-// given instead of a 32 KiB one of its own.
+// refuse answers a PUT whose body it will not read, and closes the
+// connection after the answer without waiting for that body: a client
+// that sent headers and stalls holds nothing once refused.
+func refuse(w http.ResponseWriter, status int, detail string) {
+	w.Header().Set("Connection", "close")
+	writeProblem(w, status, detail)
+	endRead(w)
+}
+
+// endRead ends the reading of the request's body: once the handler
+// returns, the server discards what is left of it only as far as it has
+// already arrived.
+func endRead(w http.ResponseWriter) {
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now()) // not every writer supports it
+}
+
+// writerOnly hides the file's ReadFrom, so the copy goes through the
+// buffer given.
 type writerOnly struct{ io.Writer }
 
 // bodyReader remembers the error reading a request body, to tell a bad or

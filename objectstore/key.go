@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"path"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -70,18 +71,87 @@ func validatePrefix(prefix string) error {
 	return ValidateKey(strings.TrimSuffix(prefix, "/"))
 }
 
+// Kinds of task file, as ParseKey names them.
+const (
+	KindInput  = "input"
+	KindOutput = "output"
+	KindErrors = "errors"
+)
+
+// InputKey is where a task's input file lives. A task has one upload URL,
+// handed out once when it is created, so the key needs nothing more.
+func InputKey(taskID, fileName string) string { return "tasks/" + taskID + "/input/" + fileName }
+
+// OutputKey is where the service itself (the built-in worker, through
+// Store.Create) writes a task's output file. No upload URL is ever signed
+// for it.
+func OutputKey(taskID, fileName string) string { return "tasks/" + taskID + "/output/" + fileName }
+
+// AttemptOutputKey is where the upload URL of one attempt puts a task's
+// output file: a URL of an earlier attempt, which an S3 store cannot
+// revoke, can only overwrite its own attempt's file. The directory is a
+// sibling of output/, so it never collides with an OutputKey.
+func AttemptOutputKey(taskID string, attempt int, fileName string) string {
+	return "tasks/" + taskID + "/output-" + strconv.Itoa(attempt) + "/" + fileName
+}
+
+// ErrorsKey is where a task's error report lives.
+func ErrorsKey(taskID string) string { return "tasks/" + taskID + "/errors.csv" }
+
+// TaskPrefix holds every object of a task.
+func TaskPrefix(taskID string) string { return "tasks/" + taskID + "/" }
+
+// FileKey is a task file key taken apart.
+type FileKey struct {
+	TaskID string
+	// Kind is KindInput, KindOutput or KindErrors.
+	Kind string
+	// Attempt is the attempt of an AttemptOutputKey; 0 for the others.
+	Attempt int
+	// Name is the file name; "errors.csv" for KindErrors.
+	Name string
+}
+
+// ParseKey takes apart a key built by InputKey, OutputKey,
+// AttemptOutputKey or ErrorsKey; ok is false for any other key.
+func ParseKey(key string) (k FileKey, ok bool) {
+	rest, found := strings.CutPrefix(key, "tasks/")
+	if !found {
+		return FileKey{}, false
+	}
+	id, rest, found := strings.Cut(rest, "/")
+	if !found || id == "" {
+		return FileKey{}, false
+	}
+	if rest == "errors.csv" {
+		return FileKey{TaskID: id, Kind: KindErrors, Name: rest}, true
+	}
+	dir, name, found := strings.Cut(rest, "/")
+	if !found || name == "" || strings.Contains(name, "/") {
+		return FileKey{}, false
+	}
+	switch {
+	case dir == "input":
+		return FileKey{TaskID: id, Kind: KindInput, Name: name}, true
+	case dir == "output":
+		return FileKey{TaskID: id, Kind: KindOutput, Name: name}, true
+	}
+	n, found := strings.CutPrefix(dir, "output-")
+	attempt, err := strconv.Atoi(n)
+	if !found || err != nil || attempt < 1 || strconv.Itoa(attempt) != n {
+		return FileKey{}, false
+	}
+	return FileKey{TaskID: id, Kind: KindOutput, Attempt: attempt, Name: name}, true
+}
+
 // InputTaskID returns the task ID of an input key (tasks/{id}/input/{name}),
 // so that an upload callback knows which task the file belongs to.
 func InputTaskID(key string) (taskID string, ok bool) {
-	rest, found := strings.CutPrefix(key, "tasks/")
-	if !found {
+	k, ok := ParseKey(key)
+	if !ok || k.Kind != KindInput {
 		return "", false
 	}
-	id, name, found := strings.Cut(rest, "/input/")
-	if !found || id == "" || strings.Contains(id, "/") || name == "" || strings.Contains(name, "/") {
-		return "", false
-	}
-	return id, true
+	return k.TaskID, true
 }
 
 // escapeKey escapes each segment of key for a URL path, keeping the slashes.

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -51,11 +52,35 @@ type LocalConfig struct {
 	// MaxSize bounds every upload, whatever its URL allows. Defaults to
 	// MaxSizeDefault.
 	MaxSize int64
+	// AllowPut, if set, is asked whether key may still be written before a
+	// PUT to a signed URL is taken and again before the file is kept: a
+	// signed URL lives until it expires, but the upload it was for may be
+	// over (the input confirmed, the attempt ended). An error refuses the
+	// PUT, its code giving the status (ECONFLICT 409, EFORBIDDEN 403,
+	// ENOTFOUND 404) and its message the detail. Defaults to nil (every
+	// validly signed PUT is taken).
+	AllowPut func(ctx context.Context, key string) error
 	// OnUpload, if set, is called after a PUT to an input key
 	// (tasks/{id}/input/{name}, see InputTaskID) is stored and before the
-	// client gets its answer, so the service can confirm the upload itself.
-	// Defaults to nil (nothing is called).
-	OnUpload func(ctx context.Context, key string, size int64)
+	// client gets its answer, with the stored object's Info, so the service
+	// can confirm the upload itself. Defaults to nil (nothing is called).
+	OnUpload func(ctx context.Context, info Info)
+	// MaxConcurrentUploads bounds the PUTs the handler takes at once; one
+	// more is answered 503 with Retry-After. A second PUT to a key that is
+	// being uploaded is answered 409 whatever this bound. Defaults to
+	// MaxConcurrentUploadsDefault (64).
+	MaxConcurrentUploads int
+	// MinTransferRate is the pace, in bytes a second, an upload body or a
+	// download must keep up: each byte buys 1/MinTransferRate seconds, and
+	// a transfer that falls TransferGrace behind is cut off (an upload with
+	// 408, its partial file removed). Negative: no minimum. Defaults to
+	// MinTransferRateDefault (1 KiB/s).
+	MinTransferRate int64
+	// TransferGrace is how long a transfer may go without its bytes: the
+	// time the first bytes of a body have to arrive, and the most a
+	// transfer may fall behind or run ahead of MinTransferRate. Defaults to
+	// TransferGraceDefault (10s).
+	TransferGrace time.Duration
 	// Now is the clock that dates and checks URLs. Defaults to time.Now.
 	Now func() time.Time
 	// Logger receives the failures the handler cannot return to anyone.
@@ -72,9 +97,13 @@ type Local struct {
 	base     string
 	secret   []byte
 	maxSize  int64
-	onUpload func(ctx context.Context, key string, size int64)
+	allowPut func(ctx context.Context, key string) error
+	onUpload func(ctx context.Context, info Info)
 	now      func() time.Time
 	log      *slog.Logger
+	slots    *uploadSlots
+	rate     int64
+	grace    time.Duration
 }
 
 var _ Store = (*Local)(nil)
@@ -86,6 +115,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 		dir:      cfg.Dir,
 		base:     strings.TrimSuffix(cfg.BaseURL, "/"),
 		maxSize:  cfg.MaxSize,
+		allowPut: cfg.AllowPut,
 		onUpload: cfg.OnUpload,
 		now:      cfg.Now,
 		log:      cfg.Logger,
@@ -98,6 +128,20 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 	}
 	if l.now == nil {
 		l.now = time.Now
+	}
+	maxUploads := cfg.MaxConcurrentUploads
+	if maxUploads <= 0 {
+		maxUploads = MaxConcurrentUploadsDefault
+	}
+	l.slots = newUploadSlots(maxUploads)
+	switch l.rate, l.grace = cfg.MinTransferRate, cfg.TransferGrace; {
+	case l.rate == 0:
+		l.rate = MinTransferRateDefault
+	case l.rate < 0:
+		l.rate = 0
+	}
+	if l.grace <= 0 {
+		l.grace = TransferGraceDefault
 	}
 	if l.log == nil {
 		l.log = slog.Default()
@@ -201,7 +245,15 @@ func (l *Local) Stat(_ context.Context, key string) (Info, error) {
 	if !fi.Mode().IsRegular() {
 		return Info{}, notFound(key)
 	}
-	return Info{Key: key, Size: fi.Size(), LastModified: fi.ModTime().UTC()}, nil
+	return localInfo(key, fi), nil
+}
+
+// localInfo describes the file of key. Its ETag is the size and the
+// modification time to the nanosecond: a file is replaced whole (a new
+// temporary file renamed over it), so a rewrite changes the time.
+func localInfo(key string, fi fs.FileInfo) Info {
+	mt := fi.ModTime()
+	return Info{Key: key, Size: fi.Size(), LastModified: mt.UTC(), ETag: strconv.FormatInt(fi.Size(), 16) + "-" + strconv.FormatInt(mt.UnixNano(), 16)}
 }
 
 // Open streams key from disk, or returns ENOTFOUND.

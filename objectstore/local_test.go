@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -182,10 +183,13 @@ func TestLocalOnUpload(t *testing.T) {
 		mu    sync.Mutex
 		calls []call
 	)
-	l := newLocal(t, objectstore.LocalConfig{OnUpload: func(ctx context.Context, key string, size int64) {
+	l := newLocal(t, objectstore.LocalConfig{OnUpload: func(ctx context.Context, info objectstore.Info) {
 		mu.Lock()
 		defer mu.Unlock()
-		calls = append(calls, call{key, size})
+		calls = append(calls, call{info.Key, info.Size})
+		if info.ETag == "" {
+			t.Errorf("OnUpload of %s: got no ETag, want one", info.Key)
+		}
 	}})
 	ctx, id := context.Background(), uuid.NewString()
 	in, out := objectstore.InputKey(id, "in.csv"), objectstore.OutputKey(id, "out.csv")
@@ -203,6 +207,84 @@ func TestLocalOnUpload(t *testing.T) {
 	if len(calls) != 1 || calls[0] != (call{in, 5}) {
 		t.Errorf("got OnUpload calls %+v, want one for %s with 5 bytes", calls, in)
 	}
+}
+
+// TestLocalAllowPut: a signed URL is refused, with AllowPut's code and
+// message, once the service says its upload is over, before the body is
+// read or, when the upload ended while the body streamed, before the file
+// replaces the one kept.
+func TestLocalAllowPut(t *testing.T) {
+	t.Parallel()
+	var (
+		mu     sync.Mutex
+		closed = map[string]bool{}
+		asked  = make(chan string, 1)
+	)
+	dir := t.TempDir()
+	l := newLocal(t, objectstore.LocalConfig{Dir: dir, AllowPut: func(_ context.Context, key string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		select {
+		case asked <- key:
+		default:
+		}
+		if closed[key] {
+			return commonops.Errorf(commonops.ECONFLICT, "the upload of %s is over", key)
+		}
+		return nil
+	}})
+	ctx := context.Background()
+	key := objectstore.InputKey(uuid.NewString(), "in.csv")
+	u, err := l.PresignPut(ctx, key, objectstore.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp := do(t, "PUT", u.URL, nil, []byte("first")); resp.StatusCode != http.StatusOK {
+		t.Fatalf("first PUT: got %d %s, want 200", resp.StatusCode, resp.body)
+	}
+	<-asked
+	mu.Lock()
+	closed[key] = true
+	mu.Unlock()
+	resp := do(t, "PUT", u.URL, nil, []byte("second"))
+	if resp.StatusCode != http.StatusConflict || !strings.Contains(string(resp.body), "is over") {
+		t.Errorf("PUT after the upload ended: got %d %s, want 409 with AllowPut's message", resp.StatusCode, resp.body)
+	}
+	<-asked
+	if got := string(read(t, l, key)); got != "first" {
+		t.Errorf("stored file: got %q, want %q", got, "first")
+	}
+
+	// The upload ends while the body streams: checked again at the end.
+	mu.Lock()
+	closed[key] = false
+	mu.Unlock()
+	pr, pw := io.Pipe()
+	status := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodPut, u.URL, pr)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			status <- 0
+			return
+		}
+		resp.Body.Close()
+		status <- resp.StatusCode
+	}()
+	pw.Write([]byte("sec"))
+	<-asked // the check before the body
+	mu.Lock()
+	closed[key] = true
+	mu.Unlock()
+	pw.Write([]byte("ond"))
+	pw.Close()
+	if got := <-status; got != http.StatusConflict {
+		t.Errorf("PUT whose upload ended while it streamed: got %d, want 409", got)
+	}
+	if got := string(read(t, l, key)); got != "first" {
+		t.Errorf("stored file after the refused upload: got %q, want %q", got, "first")
+	}
+	assertFiles(t, dir, key)
 }
 
 func TestLocalSecretPersists(t *testing.T) {

@@ -3,7 +3,10 @@
 // S3-compatible store through pre-signed URLs. Both sit behind Store.
 //
 // Keys follow docs/design.md §4: tasks/{id}/input/{fileName},
-// tasks/{id}/output/{fileName} and tasks/{id}/errors.csv.
+// tasks/{id}/output/{fileName} (written by the service),
+// tasks/{id}/output-{attempt}/{fileName} (uploaded through the URL of one
+// attempt) and tasks/{id}/errors.csv. The functions below are the only place
+// that builds them; ParseKey reads them back.
 package objectstore
 
 import (
@@ -79,16 +82,9 @@ type Info struct {
 	Key          string
 	Size         int64
 	LastModified time.Time
+	// ETag changes whenever the object is written again, so a caller that
+	// recorded it can tell the object it confirmed from a later overwrite:
+	// the S3 ETag, or on the local store the file's size and modification
+	// time in nanoseconds.
+	ETag string
 }
-
-// InputKey is where a task's input file lives.
-func InputKey(taskID, fileName string) string { return "tasks/" + taskID + "/input/" + fileName }
-
-// OutputKey is where a task's output file lives.
-func OutputKey(taskID, fileName string) string { return "tasks/" + taskID + "/output/" + fileName }
-
-// ErrorsKey is where a task's error report lives.
-func ErrorsKey(taskID string) string { return "tasks/" + taskID + "/errors.csv" }
-
-// TaskPrefix holds every object of a task.
-func TaskPrefix(taskID string) string { return "tasks/" + taskID + "/" }

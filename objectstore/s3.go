@@ -221,7 +221,7 @@ func (s *S3) PresignGet(ctx context.Context, key string, o GetOptions) (*SignedU
 	return &SignedURL{URL: u.String(), Method: "GET", Headers: map[string]string{}, ExpiresAt: exp}, nil
 }
 
-// Stat asks the store (HEAD) for key's size and time, or ENOTFOUND.
+// Stat asks the store (HEAD) for key's size, time and ETag, or ENOTFOUND.
 func (s *S3) Stat(ctx context.Context, key string) (Info, error) {
 	if err := ValidateKey(key); err != nil {
 		return Info{}, err
@@ -230,7 +230,7 @@ func (s *S3) Stat(ctx context.Context, key string) (Info, error) {
 	if err != nil {
 		return Info{}, s3Error("stat", key, err)
 	}
-	return Info{Key: key, Size: oi.Size, LastModified: oi.LastModified.UTC()}, nil
+	return Info{Key: key, Size: oi.Size, LastModified: oi.LastModified.UTC(), ETag: strings.Trim(oi.ETag, `"`)}, nil
 }
 
 // Open streams key from the store, or returns ENOTFOUND.

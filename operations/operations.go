@@ -257,8 +257,9 @@ func (s *Service) Delete(ctx context.Context, tenant, id string) error {
 }
 
 // ConfirmUpload verifies that the task's input file is in the object store
-// (and has the announced size) and makes the task runnable. Calling it again
-// after success is harmless.
+// (and has the announced size) and makes the task runnable; the task records
+// the file's ETag (see DownloadURL). Calling it again after success is
+// harmless.
 func (s *Service) ConfirmUpload(ctx context.Context, tenant, id string) (*commonops.Task, error) {
 	t, err := s.Store.GetTask(ctx, tenant, id)
 	if err != nil {
@@ -282,7 +283,7 @@ func (s *Service) ConfirmUpload(ctx context.Context, tenant, id string) (*common
 		return nil, &commonops.Error{Code: commonops.ECONFLICT, Message: fmt.Sprintf("the uploaded file has %d bytes, but fileSize announced %d", info.Size, *t.FileSize), Task: t}
 	}
 	now := s.now()
-	return s.Store.UpdateTask(ctx, tenant, id, func(t *commonops.Task) (commonops.Change, error) { return t.ConfirmUpload(now) })
+	return s.Store.UpdateTask(ctx, tenant, id, func(t *commonops.Task) (commonops.Change, error) { return t.ConfirmInput(info.ETag, now) })
 }
 
 // Claim gives task id to workerID for a lease of leaseSeconds (0 for the
@@ -328,7 +329,17 @@ func (s *Service) Progress(ctx context.Context, tenant, id string, p commonops.P
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	return s.Store.UpdateTask(ctx, tenant, id, s.applyProgress(p))
+	var out *objectstore.Info
+	if p.Status != nil && *p.Status == commonops.StatusCompleted {
+		t, err := s.Store.GetTask(ctx, tenant, id)
+		if err != nil {
+			return nil, err
+		}
+		if out, err = s.outputOnCompletion(ctx, t, p); err != nil {
+			return nil, err
+		}
+	}
+	return s.Store.UpdateTask(ctx, tenant, id, s.applyProgress(p, out))
 }
 
 // ProgressFrom is Progress for the in-process worker holding known, the
@@ -339,13 +350,23 @@ func (s *Service) ProgressFrom(ctx context.Context, known *commonops.Task, p com
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	return s.Store.UpdateTaskFrom(ctx, known, s.applyProgress(p))
+	out, err := s.outputOnCompletion(ctx, known, p)
+	if err != nil {
+		return nil, err
+	}
+	return s.Store.UpdateTaskFrom(ctx, known, s.applyProgress(p, out))
 }
 
-func (s *Service) applyProgress(p commonops.Progress) func(*commonops.Task) (commonops.Change, error) {
+// applyProgress applies p; a report that completes the task records out,
+// the output file found for it (see outputOnCompletion).
+func (s *Service) applyProgress(p commonops.Progress, out *objectstore.Info) func(*commonops.Task) (commonops.Change, error) {
 	now, lease := s.now(), s.lease(0)
 	return func(t *commonops.Task) (commonops.Change, error) {
-		return t.ApplyProgress(p, lease, s.RetryDelay(t.RetryCount), now)
+		ch, err := t.ApplyProgress(p, lease, s.RetryDelay(t.RetryCount), now)
+		if err == nil && ch.Event == commonops.EventCompleted {
+			confirmOutput(t, out)
+		}
+		return ch, err
 	}
 }
 
@@ -430,8 +451,9 @@ func (s *Service) AppendLogs(ctx context.Context, tenant, id string, attempt *in
 }
 
 // OutputURL gives the worker of attempt a pre-signed URL to upload its
-// output file to; the name is recorded when the worker reports
-// outputFileName (or completes). EINVALID for a missing or unusable file
+// output file to, under a key of that attempt (objectstore.AttemptOutputKey)
+// which the local store refuses once the attempt ends; the name is recorded
+// when the worker reports outputFileName (or completes). EINVALID for a missing or unusable file
 // name, a content type that is not a short printable media type, or an
 // attempt below 1; EUNAVAILABLE without an object store.
 func (s *Service) OutputURL(ctx context.Context, tenant, id string, attempt *int, fileName, contentType string) (*objectstore.SignedURL, error) {
@@ -460,7 +482,7 @@ func (s *Service) OutputURL(ctx context.Context, tenant, id string, attempt *int
 	if err := t.CheckAttempt(attempt); err != nil {
 		return nil, err
 	}
-	return s.Objects.PresignPut(ctx, objectstore.OutputKey(t.ID, name), objectstore.PutOptions{ContentType: contentType, Expires: s.Defaults().URLExpiry})
+	return s.Objects.PresignPut(ctx, objectstore.AttemptOutputKey(t.ID, t.Attempt, name), objectstore.PutOptions{ContentType: contentType, Expires: s.Defaults().URLExpiry})
 }
 
 // Which files a download can name.
@@ -479,8 +501,9 @@ type Download struct {
 
 // DownloadURL returns a pre-signed URL for the task's output, errors or input
 // file: ENOTFOUND when there is no such file, ECONFLICT when the task is not
-// in a state that has it yet; EINVALID when which is not one of the file
-// kinds ("" is output); EUNAVAILABLE without an object store.
+// in a state that has it yet or the file changed after it was confirmed (its
+// ETag is not the one the task recorded); EINVALID when which is not one of
+// the file kinds ("" is output); EUNAVAILABLE without an object store.
 func (s *Service) DownloadURL(ctx context.Context, tenant, id, which string) (*Download, error) {
 	switch which {
 	case "", FileOutput, FileErrors, FileInput:
@@ -498,6 +521,7 @@ func (s *Service) DownloadURL(ctx context.Context, tenant, id, which string) (*D
 		return nil, err
 	}
 	var key, name string
+	var etag *string // the ETag the task recorded of the file, if any
 	switch which {
 	case FileOutput:
 		if t.OutputFileName == nil {
@@ -506,7 +530,18 @@ func (s *Service) DownloadURL(ctx context.Context, tenant, id, which string) (*D
 			}
 			return nil, commonops.Errorf(commonops.ENOTFOUND, "no output: task %s has no output file", t.ID)
 		}
-		key, name = objectstore.OutputKey(t.ID, *t.OutputFileName), *t.OutputFileName
+		name = *t.OutputFileName
+		if t.OutputObject != nil {
+			key, etag = *t.OutputObject, t.OutputETag
+			break
+		}
+		// No output recorded: the task did not complete (or completed
+		// before tasks recorded it); serve what its last attempt left.
+		info, err := s.findOutput(ctx, t, name)
+		if err != nil && commonops.ErrorCode(err) != commonops.ENOTFOUND {
+			return nil, fmt.Errorf("find output of task %s: %w", t.ID, err)
+		}
+		key = cmpKey(info.Key, objectstore.OutputKey(t.ID, name))
 	case FileErrors:
 		key, name = objectstore.ErrorsKey(t.ID), "errors.csv"
 		if t.ErrorsFileName != nil {
@@ -519,15 +554,12 @@ func (s *Service) DownloadURL(ctx context.Context, tenant, id, which string) (*D
 		if t.UploadStatus != commonops.UploadUploaded {
 			return nil, &commonops.Error{Code: commonops.ECONFLICT, Message: fmt.Sprintf("the input file of task %s is %s, not uploaded", t.ID, t.UploadStatus), Task: t}
 		}
-		key, name = objectstore.InputKey(t.ID, *t.FileName), *t.FileName
+		key, name, etag = objectstore.InputKey(t.ID, *t.FileName), *t.FileName, t.InputETag
 	default:
 		return nil, commonops.Invalid(commonops.FieldError{Field: "file", Message: "must be output, errors or input"})
 	}
-	if _, err := s.Objects.Stat(ctx, key); err != nil {
-		if commonops.ErrorCode(err) == commonops.ENOTFOUND {
-			return nil, commonops.Errorf(commonops.ENOTFOUND, "no %s: the file of task %s is not in storage", which, t.ID)
-		}
-		return nil, fmt.Errorf("stat %s: %w", key, err)
+	if err := s.statConfirmed(ctx, t, which, key, etag); err != nil {
+		return nil, err
 	}
 	u, err := s.Objects.PresignGet(ctx, key, objectstore.GetOptions{FileName: name, Expires: s.Defaults().URLExpiry})
 	if err != nil {
@@ -563,16 +595,16 @@ func IsConflict(err error) bool {
 }
 
 // UploadReceived is the local object store telling that the input file of
-// task taskID arrived with size bytes. It confirms the upload unless the size
-// differs from the announced fileSize (then the client's upload-complete
-// call explains the mismatch).
-func (s *Service) UploadReceived(ctx context.Context, taskID string, size int64) error {
+// task taskID arrived, as info describes it. It confirms the upload, the
+// task recording the file's ETag, unless the size differs from the announced
+// fileSize (then the client's upload-complete call explains the mismatch).
+func (s *Service) UploadReceived(ctx context.Context, taskID string, info objectstore.Info) error {
 	now := s.now()
 	_, err := s.Store.UpdateTask(ctx, "", taskID, func(t *commonops.Task) (commonops.Change, error) {
-		if t.FileSize != nil && *t.FileSize != size {
-			return commonops.Change{}, commonops.Errorf(commonops.ECONFLICT, "uploaded %d bytes, announced %d", size, *t.FileSize)
+		if t.FileSize != nil && *t.FileSize != info.Size {
+			return commonops.Change{}, commonops.Errorf(commonops.ECONFLICT, "uploaded %d bytes, announced %d", info.Size, *t.FileSize)
 		}
-		return t.ConfirmUpload(now)
+		return t.ConfirmInput(info.ETag, now)
 	})
 	return err
 }

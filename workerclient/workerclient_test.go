@@ -103,7 +103,7 @@ func TestRemoteWorkerLifecycle(t *testing.T) {
 		if final.Status != commonops.StatusCompleted || final.ProcessedItems != 3 || *final.OutputFileName != "out.csv" {
 			t.Fatalf("complete: got %s processed %d output %v", final.Status, final.ProcessedItems, final.OutputFileName)
 		}
-		r, err := objs.Open(ctx, objectstore.OutputKey(task.ID, "out.csv"))
+		r, err := objs.Open(ctx, objectstore.AttemptOutputKey(task.ID, 1, "out.csv")) // where attempt 1's URL puts it
 		if err != nil {
 			t.Fatal(err)
 		}

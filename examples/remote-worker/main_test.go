@@ -59,10 +59,14 @@ func TestRunOneTask(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if task.Status != commonops.StatusCompleted || task.ProcessedItems != 3 || task.OutputFileName == nil {
-		t.Fatalf("got %s, %d processed, output %v; want completed, 3, a file", task.Status, task.ProcessedItems, task.OutputFileName)
+	if task.Status != commonops.StatusCompleted || task.ProcessedItems != 3 || task.OutputFileName == nil || task.OutputObject == nil {
+		t.Fatalf("got %s, %d processed, output %v at %v; want completed, 3, a file", task.Status, task.ProcessedItems, task.OutputFileName, task.OutputObject)
 	}
-	r, err := objs.Open(ctx, objectstore.OutputKey(task.ID, *task.OutputFileName))
+	// The output URL of attempt 1 put it under that attempt's key.
+	if want := objectstore.AttemptOutputKey(task.ID, 1, *task.OutputFileName); *task.OutputObject != want {
+		t.Errorf("got output object %s, want %s", *task.OutputObject, want)
+	}
+	r, err := objs.Open(ctx, *task.OutputObject)
 	if err != nil {
 		t.Fatal(err)
 	}

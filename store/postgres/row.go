@@ -31,6 +31,7 @@ var taskColumnList = []column{
 	{"scheduled_at", "timestamptz"}, {"started_at", "timestamptz"}, {"completed_at", "timestamptz"},
 	{"created_at", "timestamptz"}, {"updated_at", "timestamptz"}, {"version", "bigint"},
 	{"last_progress_event_at", "timestamptz"},
+	{"input_etag", "text"}, {"output_object", "text"}, {"output_etag", "text"},
 }
 
 // taskColumns is the select list that scanTask reads.
@@ -68,6 +69,7 @@ func taskArgs(t *commonops.Task) []any {
 		t.ScheduledAt, t.StartedAt, t.CompletedAt,
 		t.CreatedAt, t.UpdatedAt, t.Version,
 		t.LastProgressEventAt,
+		t.InputETag, t.OutputObject, t.OutputETag,
 	}
 }
 
@@ -104,6 +106,7 @@ func scanTask(row pgx.Row, extra ...any) (*commonops.Task, error) {
 		&t.ScheduledAt, &t.StartedAt, &t.CompletedAt,
 		&t.CreatedAt, &t.UpdatedAt, &t.Version,
 		&t.LastProgressEventAt,
+		&t.InputETag, &t.OutputObject, &t.OutputETag,
 	}, extra...)...)
 	if err != nil {
 		return nil, err

@@ -21,9 +21,10 @@ const taskColumns = `id, tenant_id, task_type, entity_type, status, priority, pa
 	file_name, file_size, content_type, upload_status, upload_expires_at, output_file_name, errors_file_name,
 	progress, total_items, processed_items, success_items, failed_items, message, error_message,
 	attempt, retry_count, max_retries, cancel_requested, checkpoint, lease_owner, lease_expires_at,
-	available_at, scheduled_at, started_at, completed_at, created_at, updated_at, version, last_progress_event_at`
+	available_at, scheduled_at, started_at, completed_at, created_at, updated_at, version, last_progress_event_at,
+	input_etag, output_object, output_etag`
 
-const taskColumnCount = 37
+const taskColumnCount = 40
 
 // querier is what both *sql.DB and *sql.Tx offer.
 type querier interface {
@@ -72,6 +73,7 @@ func taskArgs(t *commonops.Task) []any {
 		t.Progress, nullInt(t.TotalItems), t.ProcessedItems, t.SuccessItems, t.FailedItems, nullString(t.Message), nullString(t.ErrorMessage),
 		t.Attempt, t.RetryCount, t.MaxRetries, boolInt(t.CancelRequested), nullJSON(t.Checkpoint), nullString(t.LeaseOwner), nullMicros(t.LeaseExpiresAt),
 		nullMicros(t.AvailableAt), nullMicros(t.ScheduledAt), nullMicros(t.StartedAt), nullMicros(t.CompletedAt), micros(t.CreatedAt), micros(t.UpdatedAt), t.Version, nullMicros(t.LastProgressEventAt),
+		nullString(t.InputETag), nullString(t.OutputObject), nullString(t.OutputETag),
 	}
 }
 
@@ -98,6 +100,7 @@ func scanTask(r scanner) (*commonops.Task, error) {
 		status, uploadStatus, params                                         string
 		fileName, contentType, outputFileName, errorsFileName                sql.NullString
 		message, errorMessage, checkpoint, leaseOwner                        sql.NullString
+		inputETag, outputObject, outputETag                                  sql.NullString
 		fileSize, totalItems                                                 sql.NullInt64
 		uploadExpiresAt, leaseExpiresAt, availableAt, scheduledAt, startedAt sql.NullInt64
 		completedAt, lastProgressEventAt                                     sql.NullInt64
@@ -108,7 +111,8 @@ func scanTask(r scanner) (*commonops.Task, error) {
 		&fileName, &fileSize, &contentType, &uploadStatus, &uploadExpiresAt, &outputFileName, &errorsFileName,
 		&t.Progress, &totalItems, &t.ProcessedItems, &t.SuccessItems, &t.FailedItems, &message, &errorMessage,
 		&t.Attempt, &t.RetryCount, &t.MaxRetries, &cancelRequested, &checkpoint, &leaseOwner, &leaseExpiresAt,
-		&availableAt, &scheduledAt, &startedAt, &completedAt, &createdAt, &updatedAt, &t.Version, &lastProgressEventAt)
+		&availableAt, &scheduledAt, &startedAt, &completedAt, &createdAt, &updatedAt, &t.Version, &lastProgressEventAt,
+		&inputETag, &outputObject, &outputETag)
 	if err != nil {
 		return nil, err
 	}
@@ -124,6 +128,7 @@ func scanTask(r scanner) (*commonops.Task, error) {
 	t.UploadExpiresAt, t.LeaseExpiresAt, t.AvailableAt = fromNullMicros(uploadExpiresAt), fromNullMicros(leaseExpiresAt), fromNullMicros(availableAt)
 	t.ScheduledAt, t.StartedAt, t.CompletedAt = fromNullMicros(scheduledAt), fromNullMicros(startedAt), fromNullMicros(completedAt)
 	t.LastProgressEventAt = fromNullMicros(lastProgressEventAt)
+	t.InputETag, t.OutputObject, t.OutputETag = strPtr(inputETag), strPtr(outputObject), strPtr(outputETag)
 	t.CreatedAt, t.UpdatedAt = fromMicros(createdAt), fromMicros(updatedAt)
 	t.CancelRequested = cancelRequested != 0
 	return &t, nil

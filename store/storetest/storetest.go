@@ -192,6 +192,11 @@ func canon(t *testing.T, tk *commonops.Task) map[string]any {
 	if c.LastProgressEventAt != nil {
 		m["lastProgressEventAt"] = c.LastProgressEventAt.Format(time.RFC3339Nano)
 	}
+	for name, p := range map[string]*string{"inputETag": c.InputETag, "outputObject": c.OutputObject, "outputETag": c.OutputETag} {
+		if p != nil {
+			m[name] = *p
+		}
+	}
 	if cp, ok := m["checkpoint"]; ok && cp == nil {
 		delete(m, "checkpoint")
 	}

@@ -1,0 +1,10 @@
+-- 0007: a task records the files it confirmed (docs/design.md §4): the ETag
+-- of its input when the upload was confirmed, the key and ETag of its
+-- output when it completed. A download of a file whose ETag has changed
+-- since is refused, so an overwrite through an upload URL that cannot be
+-- revoked (S3) is never served. NULL for tasks confirmed before this
+-- migration: their files are served unchecked, as before.
+ALTER TABLE tasks
+    ADD COLUMN input_etag    text,
+    ADD COLUMN output_object text,
+    ADD COLUMN output_etag   text;
