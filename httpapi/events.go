@@ -75,10 +75,6 @@ func wantsStream(r *http.Request) bool {
 	return false
 }
 
-// streamBuffer is how many events a stream may fall behind the feed before
-// it is cut off with a resync event.
-const streamBuffer = feed.BufferDefault
-
 // streamRetry is the reconnection delay an event stream asks EventSource
 // clients for.
 const streamRetry = 2 * time.Second
@@ -100,8 +96,8 @@ const streamsRetryAfter = "5"
 // the event JSON. A comment line goes out after StreamHeartbeat of silence.
 // Once the task is terminal and its events are sent, a final "end" event
 // carrying the task's status closes the stream: a client should then stop
-// rather than reconnect. A stream that falls streamBuffer events behind
-// gets a final "resync" event instead: the client reconnects with
+// rather than reconnect. A stream that falls Config.StreamBuffer events
+// behind gets a final "resync" event instead: the client reconnects with
 // Last-Event-ID and catches up from the store. Beyond the caps
 // (Config.MaxStreams, MaxTenantStreams) a stream is refused with 429.
 func (s *server) stream(w http.ResponseWriter, r *http.Request, tenant, id string, after int64) error {
@@ -233,7 +229,7 @@ func (s *server) subscribe(ctx context.Context, f feed.Filter) (*feed.Subscripti
 			}
 		})
 	}
-	return s.feed.Subscribe(ctx, f, streamBuffer)
+	return s.feed.Subscribe(ctx, f, s.buffer)
 }
 
 // writeEvent writes e as one Server-Sent Event.

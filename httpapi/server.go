@@ -27,6 +27,9 @@ const (
 	MaxStreamsDefault = 1000
 	// MaxTenantStreamsDefault bounds one tenant's open event streams.
 	MaxTenantStreamsDefault = 100
+	// StreamBufferDefault is how many events an event stream may fall
+	// behind before it is cut off with a resync event.
+	StreamBufferDefault = feed.BufferDefault
 	// StreamHeartbeat is how long an event stream stays silent before it
 	// sends a comment line, so proxies keep the connection open.
 	StreamHeartbeat = 15 * time.Second
@@ -78,6 +81,11 @@ type Config struct {
 	// in this server; one more is refused with 429 and Retry-After.
 	// Defaults to MaxTenantStreamsDefault (100).
 	MaxTenantStreams int
+	// StreamBuffer is how many events a stream may fall behind (its client
+	// reading slower than the task changes) before it ends with a resync
+	// event, on which the client reconnects with Last-Event-ID. Defaults to
+	// StreamBufferDefault (256).
+	StreamBuffer int
 	// CheckTimeout bounds each health and readiness check; a check that has
 	// not answered by then is reported down. Defaults to
 	// CheckTimeoutDefault (2s).
@@ -98,6 +106,7 @@ type server struct {
 	ownFeed  bool      // feed was made here: subscribe starts it
 	feedOnce sync.Once // starts an own feed
 	streams  *streamCounts
+	buffer   int // Config.StreamBuffer
 	timeout  time.Duration
 	checks   map[string]func(context.Context) error
 	ready    func(context.Context) error
@@ -120,6 +129,7 @@ func NewServer(cfg Config) http.Handler {
 		maxBody: cfg.MaxBodyBytes,
 		feed:    cfg.Feed,
 		streams: &streamCounts{max: cfg.MaxStreams, maxTenant: cfg.MaxTenantStreams},
+		buffer:  cfg.StreamBuffer,
 		timeout: cfg.CheckTimeout,
 		ready:   cfg.Ready,
 		files:   cfg.Files,
@@ -136,6 +146,9 @@ func NewServer(cfg Config) http.Handler {
 	}
 	if s.feed == nil {
 		s.feed, s.ownFeed = feed.New(cfg.Service.Store, feed.Config{Logger: s.log}), true
+	}
+	if s.buffer <= 0 {
+		s.buffer = StreamBufferDefault
 	}
 	if s.streams.max <= 0 {
 		s.streams.max = MaxStreamsDefault
