@@ -39,7 +39,7 @@ const (
 	// BatchDefault bounds one read.
 	BatchDefault = 500
 	// BufferDefault is a subscription's buffer of undelivered events.
-	BufferDefault = 256
+	BufferDefault = 64
 )
 
 // gapRetry is how soon the reader reads again while a gap is open: the
