@@ -124,7 +124,9 @@ func New(src Source, cfg Config) *Feed {
 
 // Start runs the reader until ctx ends or Stop is called, and returns at
 // once; it does nothing on a running feed. The reader starts at the newest
-// event: subscribers replay older ones from the store themselves.
+// event: subscribers replay older ones from the store themselves. (On
+// PostgreSQL an event whose transaction was still open at that instant, with
+// an id below the newest, is not fed: a start-up window of milliseconds.)
 func (f *Feed) Start(ctx context.Context) {
 	runCtx, stopped, ok := f.life.StartInit(ctx)
 	if !ok {
@@ -153,8 +155,8 @@ func (f *Feed) Subscribers() int {
 // Subscribe registers a subscription to the events filter selects, with a
 // buffer of buffer events (BufferDefault when 0 or less). It waits, within
 // ctx, until the reader knows where it starts; ErrStopped when the feed is
-// not running. The subscription receives every matching event with an id
-// above its From, in id order.
+// not running, EUNAVAILABLE when ctx ends first. The subscription receives
+// every matching event with an id above its From, in id order.
 func (f *Feed) Subscribe(ctx context.Context, filter Filter, buffer int) (*Subscription, error) {
 	if buffer <= 0 {
 		buffer = BufferDefault
@@ -168,7 +170,7 @@ func (f *Feed) Subscribe(ctx context.Context, filter Filter, buffer int) (*Subsc
 	select {
 	case <-ready:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, &commonops.Error{Code: commonops.EUNAVAILABLE, Message: "the event feed has not started yet", Err: ctx.Err()}
 	}
 	s := &Subscription{f: f, filter: filter, events: make(chan commonops.Event, buffer), lost: make(chan struct{})}
 	f.mu.Lock()

@@ -82,6 +82,10 @@ const streamRetry = 2 * time.Second
 // streamsRetryAfter is the Retry-After of a stream refused by a cap.
 const streamsRetryAfter = "5"
 
+// streamSubscribeTimeout bounds the wait for a feed that has not started
+// (its first read failing): the stream is then refused with 503.
+const streamSubscribeTimeout = 5 * time.Second
+
 // stream sends the task's events after `after` as Server-Sent Events, then
 // the new ones as they are committed.
 //
@@ -229,6 +233,8 @@ func (s *server) subscribe(ctx context.Context, f feed.Filter) (*feed.Subscripti
 			}
 		})
 	}
+	ctx, cancel := context.WithTimeout(ctx, streamSubscribeTimeout)
+	defer cancel()
 	return s.feed.Subscribe(ctx, f, s.buffer)
 }
 
