@@ -136,7 +136,7 @@ func TestListFilters(t *testing.T) {
 func TestEventStream(t *testing.T) {
 	t.Parallel()
 	eachStore(t, func(t *testing.T, st store.Store) {
-		e := newEnv(t, st, func(c *Config) { c.StreamPoll = 10 * time.Millisecond })
+		e := newEnv(t, st)
 		task := e.create(simple)
 
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

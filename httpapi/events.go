@@ -1,16 +1,20 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"mime"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/feed"
 )
 
 // eventsBatchMax bounds one page of GET /tasks/{id}/events, and one read of
@@ -71,17 +75,54 @@ func wantsStream(r *http.Request) bool {
 	return false
 }
 
+// streamRetry is the reconnection delay an event stream asks EventSource
+// clients for.
+const streamRetry = 2 * time.Second
+
+// streamsRetryAfter is the Retry-After of a stream refused by a cap.
+const streamsRetryAfter = "5"
+
+// streamSubscribeTimeout bounds the wait for a feed that has not started
+// (its first read failing): the stream is then refused with 503.
+const streamSubscribeTimeout = 5 * time.Second
+
 // stream sends the task's events after `after` as Server-Sent Events, then
-// polls every s.poll and sends new ones as they are committed.
+// the new ones as they are committed.
+//
+// It subscribes to the process's event feed first, then replays the
+// history from the store up to the subscription's From (one read, in pages
+// of eventsBatchMax), then sends what the feed delivers: every event once,
+// in id order, across the switch. A stream costs the database nothing while
+// the task is quiet.
+//
 // Each event is a default ("message") event whose id: is the event id (so a
 // reconnecting EventSource resumes through Last-Event-ID) and whose data is
 // the event JSON. A comment line goes out after StreamHeartbeat of silence.
 // Once the task is terminal and its events are sent, a final "end" event
 // carrying the task's status closes the stream: a client should then stop
-// rather than reconnect.
+// rather than reconnect. A stream that falls Config.StreamBuffer events
+// behind gets a final "resync" event instead: the client reconnects with
+// Last-Event-ID and catches up from the store. Beyond the caps
+// (Config.MaxStreams, MaxTenantStreams) a stream is refused with 429.
 func (s *server) stream(w http.ResponseWriter, r *http.Request, tenant, id string, after int64) error {
 	ctx := r.Context()
-	if _, err := s.svc.Get(ctx, tenant, id); err != nil {
+	release, refused := s.streams.acquire(tenant)
+	if release == nil {
+		w.Header().Set("Retry-After", streamsRetryAfter)
+		s.writeProblem(w, r, problem{Type: problemBase + "too-many-streams", Title: "Too many event streams",
+			Status: http.StatusTooManyRequests, Detail: refused})
+		return nil
+	}
+	defer release()
+	sub, err := s.subscribe(ctx, feed.Filter{TenantID: tenant, TaskID: id})
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	// Read the task before its events: the event of the change that made
+	// it terminal was committed with it, so it is in the read that follows.
+	t, err := s.svc.Get(ctx, tenant, id)
+	if err != nil {
 		return err // before any byte is sent: still a problem response
 	}
 	rc := http.NewResponseController(w)
@@ -91,57 +132,56 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, tenant, id strin
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	if _, err := fmt.Fprintf(w, "retry: %d\n\n", s.poll.Milliseconds()*4); err != nil {
+	if _, err := fmt.Fprintf(w, "retry: %d\n\n", streamRetry.Milliseconds()); err != nil {
 		return nil
 	}
 	_ = rc.Flush()
-
-	ticker := time.NewTicker(s.poll)
-	defer ticker.Stop()
-	lastWrite := time.Now()
-	for {
-		// Read the task before its events: the event of the change that made
-		// it terminal was committed with it, so it is in the read that follows.
-		t, err := s.svc.Get(ctx, tenant, id)
-		if err != nil {
-			if ctx.Err() == nil {
-				s.log.WarnContext(ctx, "event stream ended", "request_id", info(r).id, "task", id, "err", err)
-			}
-			return nil // headers are sent; the stream simply ends
+	ended := func(err error) error {
+		if err != nil && ctx.Err() == nil {
+			s.log.WarnContext(ctx, "event stream ended", "request_id", info(r).id, "task", id, "err", err)
 		}
-		for {
-			events, err := s.svc.EventsAfter(ctx, tenant, id, after, eventsBatchMax)
-			if err != nil {
-				if ctx.Err() == nil {
-					s.log.WarnContext(ctx, "event stream ended", "request_id", info(r).id, "task", id, "err", err)
-				}
-				return nil
-			}
-			for _, e := range events {
-				data, err := json.Marshal(e)
-				if err != nil {
-					return fmt.Errorf("encode event %d: %w", e.ID, err)
-				}
-				if _, err := fmt.Fprintf(w, "id: %d\ndata: %s\n\n", e.ID, data); err != nil {
-					return nil
-				}
-				after = e.ID
-				lastWrite = time.Now()
-			}
-			if len(events) < eventsBatchMax {
+		return nil // headers are sent; the stream simply ends
+	}
+
+	// The history up to the feed's start: a terminal task's in full, as
+	// it takes no more events from the feed.
+	until := sub.From()
+	if t.Status.Terminal() {
+		until = math.MaxInt64
+	}
+	terminal := false
+	for more := true; more; {
+		events, err := s.svc.EventsAfter(ctx, tenant, id, after, eventsBatchMax)
+		if err != nil {
+			return ended(err)
+		}
+		more = len(events) == eventsBatchMax
+		for _, e := range events {
+			if e.ID > until {
+				more = false
 				break
 			}
+			if err := writeEvent(w, e); err != nil {
+				return ended(err)
+			}
+			after, terminal = e.ID, terminal || endsTask(e)
 		}
-		if t.Status.Terminal() {
-			_, _ = fmt.Fprintf(w, "event: end\ndata: {\"status\":%q}\n\n", t.Status)
-			_ = rc.Flush()
-			return nil
-		}
-		if time.Since(lastWrite) >= StreamHeartbeat {
-			if _, err := fmt.Fprint(w, ": heartbeat\n\n"); err != nil {
+	}
+	heartbeat := time.NewTimer(StreamHeartbeat)
+	defer heartbeat.Stop()
+	for {
+		if terminal || t.Status.Terminal() {
+			if !t.Status.Terminal() { // confirm: a retry may have reopened it since
+				if t, err = s.svc.Get(ctx, tenant, id); err != nil {
+					return ended(err)
+				}
+			}
+			if t.Status.Terminal() {
+				_, _ = fmt.Fprintf(w, "event: end\ndata: {\"status\":%q}\n\n", t.Status)
+				_ = rc.Flush()
 				return nil
 			}
-			lastWrite = time.Now()
+			terminal = false
 		}
 		if err := rc.Flush(); err != nil {
 			return nil
@@ -151,7 +191,101 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, tenant, id strin
 			return nil
 		case <-s.done:
 			return nil
-		case <-ticker.C:
+		case <-sub.Lost():
+			// Fell behind (or the feed stopped): the client resumes from
+			// the store through Last-Event-ID.
+			_, _ = fmt.Fprint(w, "event: resync\ndata: {}\n\n")
+			_ = rc.Flush()
+			return nil
+		case <-heartbeat.C:
+			if _, err := fmt.Fprint(w, ": heartbeat\n\n"); err != nil {
+				return nil
+			}
+			heartbeat.Reset(StreamHeartbeat)
+		case e := <-sub.Events():
+			// Send what is buffered, then flush once.
+			for sending := true; sending; {
+				if e.ID > after {
+					if err := writeEvent(w, e); err != nil {
+						return nil
+					}
+					after, terminal = e.ID, terminal || endsTask(e)
+				}
+				select {
+				case e = <-sub.Events():
+				default:
+					sending = false
+				}
+			}
+			heartbeat.Reset(StreamHeartbeat)
 		}
 	}
+}
+
+// subscribe subscribes to the feed, starting the server's own feed at the
+// first stream when Config.Feed was not given.
+func (s *server) subscribe(ctx context.Context, f feed.Filter) (*feed.Subscription, error) {
+	if s.ownFeed {
+		s.feedOnce.Do(func() {
+			s.feed.Start(context.Background())
+			if s.done != nil {
+				go func() { <-s.done; s.feed.Stop() }()
+			}
+		})
+	}
+	ctx, cancel := context.WithTimeout(ctx, streamSubscribeTimeout)
+	defer cancel()
+	return s.feed.Subscribe(ctx, f, s.buffer)
+}
+
+// writeEvent writes e as one Server-Sent Event.
+func writeEvent(w io.Writer, e commonops.Event) error {
+	data, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("encode event %d: %w", e.ID, err)
+	}
+	_, err = fmt.Fprintf(w, "id: %d\ndata: %s\n\n", e.ID, data)
+	return err
+}
+
+// endsTask reports whether e moved its task to a terminal status.
+func endsTask(e commonops.Event) bool {
+	var d struct {
+		To commonops.Status `json:"to"`
+	}
+	return json.Unmarshal(e.EventData, &d) == nil && d.To.Terminal()
+}
+
+// streamCounts enforces the caps on open event streams.
+type streamCounts struct {
+	max, maxTenant int
+	mu             sync.Mutex
+	total          int
+	byTenant       map[string]int
+}
+
+// acquire counts one more stream of tenant and returns its release, or
+// nil and why when a cap is reached.
+func (c *streamCounts) acquire(tenant string) (release func(), refused string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.total >= c.max:
+		return nil, fmt.Sprintf("this server has %d event streams open, its limit; try again later", c.max)
+	case c.byTenant[tenant] >= c.maxTenant:
+		return nil, fmt.Sprintf("the tenant has %d event streams open, its limit; close one or try again later", c.maxTenant)
+	}
+	if c.byTenant == nil {
+		c.byTenant = map[string]int{}
+	}
+	c.total++
+	c.byTenant[tenant]++
+	return sync.OnceFunc(func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.total--
+		if c.byTenant[tenant]--; c.byTenant[tenant] == 0 {
+			delete(c.byTenant, tenant)
+		}
+	}), ""
 }

@@ -40,13 +40,15 @@ func newEnv(t testing.TB, st store.Store, edit ...func(*Config)) *env {
 	}
 	t.Cleanup(func() { objects.Close() })
 	svc := &operations.Service{Store: st, Objects: objects}
-	cfg := Config{Service: svc, Files: objects.Handler()}
+	done := make(chan struct{}) // ends open streams, and stops the server's own feed
+	cfg := Config{Service: svc, Files: objects.Handler(), StreamsDone: done}
 	for _, f := range edit {
 		f(&cfg)
 	}
 	srv.Config.Handler = NewServer(cfg)
 	srv.Start()
 	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(done) }) // first: Close waits for open streams
 	return &env{t: t, srv: srv, svc: svc}
 }
 

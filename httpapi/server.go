@@ -10,10 +10,12 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/commonops/commonops/feed"
 	"github.com/commonops/commonops/operations"
 )
 
@@ -21,8 +23,13 @@ import (
 const (
 	// MaxBodyBytesDefault bounds a request body. 1 MiB.
 	MaxBodyBytesDefault = 1 << 20
-	// StreamPollDefault is how often an event stream looks for new events.
-	StreamPollDefault = 500 * time.Millisecond
+	// MaxStreamsDefault bounds the event streams open at once in a server.
+	MaxStreamsDefault = 1000
+	// MaxTenantStreamsDefault bounds one tenant's open event streams.
+	MaxTenantStreamsDefault = 100
+	// StreamBufferDefault is how many events an event stream may fall
+	// behind before it is cut off with a resync event.
+	StreamBufferDefault = feed.BufferDefault
 	// StreamHeartbeat is how long an event stream stays silent before it
 	// sends a comment line, so proxies keep the connection open.
 	StreamHeartbeat = 15 * time.Second
@@ -67,9 +74,24 @@ type Config struct {
 	// Ready is an extra readiness check for /readyz, beside the database.
 	// Defaults to none.
 	Ready func(context.Context) error
-	// StreamPoll is how often an event stream polls the store. Defaults to
-	// StreamPollDefault (500ms).
-	StreamPoll time.Duration
+	// Feed delivers committed events to the event streams: one reader of
+	// the store for the whole process (see package feed), started and
+	// stopped by the caller. Defaults to a feed of Service.Store that the
+	// server starts at its first stream and stops when StreamsDone closes.
+	Feed *feed.Feed
+	// MaxStreams bounds the event streams open at once in this server;
+	// one more is refused with 429 and Retry-After. Defaults to
+	// MaxStreamsDefault (1,000).
+	MaxStreams int
+	// MaxTenantStreams bounds the event streams one tenant has open at once
+	// in this server; one more is refused with 429 and Retry-After.
+	// Defaults to MaxTenantStreamsDefault (100).
+	MaxTenantStreams int
+	// StreamBuffer is how many events a stream may fall behind (its client
+	// reading slower than the task changes) before it ends with a resync
+	// event, on which the client reconnects with Last-Event-ID. Defaults to
+	// StreamBufferDefault (64).
+	StreamBuffer int
 	// CheckTimeout bounds each health and readiness check; a check that has
 	// not answered by then is reported down. Defaults to
 	// CheckTimeoutDefault (2s).
@@ -94,7 +116,11 @@ type server struct {
 	svc      *operations.Service
 	log      *slog.Logger
 	maxBody  int64
-	poll     time.Duration
+	feed     *feed.Feed
+	ownFeed  bool      // feed was made here: subscribe starts it
+	feedOnce sync.Once // starts an own feed
+	streams  *streamCounts
+	buffer   int // Config.StreamBuffer
 	timeout  time.Duration
 	checks   map[string]func(context.Context) error
 	ready    func(context.Context) error
@@ -117,7 +143,9 @@ func NewServer(cfg Config) http.Handler {
 		svc:     cfg.Service,
 		log:     cfg.Logger,
 		maxBody: cfg.MaxBodyBytes,
-		poll:    cfg.StreamPoll,
+		feed:    cfg.Feed,
+		streams: &streamCounts{max: cfg.MaxStreams, maxTenant: cfg.MaxTenantStreams},
+		buffer:  cfg.StreamBuffer,
 		timeout: cfg.CheckTimeout,
 		ready:   cfg.Ready,
 		files:   cfg.Files,
@@ -134,8 +162,17 @@ func NewServer(cfg Config) http.Handler {
 	if s.maxBody <= 0 {
 		s.maxBody = MaxBodyBytesDefault
 	}
-	if s.poll <= 0 {
-		s.poll = StreamPollDefault
+	if s.feed == nil {
+		s.feed, s.ownFeed = feed.New(cfg.Service.Store, feed.Config{Logger: s.log}), true
+	}
+	if s.buffer <= 0 {
+		s.buffer = StreamBufferDefault
+	}
+	if s.streams.max <= 0 {
+		s.streams.max = MaxStreamsDefault
+	}
+	if s.streams.maxTenant <= 0 {
+		s.streams.maxTenant = MaxTenantStreamsDefault
 	}
 	if s.timeout <= 0 {
 		s.timeout = CheckTimeoutDefault

@@ -82,6 +82,14 @@ type Store interface {
 	ListLogs(ctx context.Context, f commonops.LogFilter) ([]commonops.LogEntry, int, error)
 	// ListEvents returns a task's events with id > afterID, oldest first.
 	ListEvents(ctx context.Context, tenant, taskID string, afterID int64, limit int) ([]commonops.Event, error)
+	// ListEventsAfter returns up to limit events of every task and tenant
+	// with id > afterID, in id order (the primary key), and last: the
+	// largest event id stored (0 when none), so that a reader can start at
+	// the head. It serves the event feed (a background role). Ids are
+	// assigned at insert, so on PostgreSQL a row may commit after rows with
+	// larger ids: a reader that must not skip one waits for gaps to fill
+	// (see feed.Feed).
+	ListEventsAfter(ctx context.Context, afterID int64, limit int) (events []commonops.Event, last int64, err error)
 
 	// DeliverOutbox locks up to limit unsent outbox rows (oldest first,
 	// skipping rows another relay holds), calls publish with them and marks

@@ -90,12 +90,14 @@ type Store struct {
 
 	signal chan struct{} // OutboxSignal: local commits and other replicas' NOTIFYs
 	wake   chan struct{} // asks the notifier for one NOTIFY
-	writes chan *write   // to the flushers (see combine.go)
-	closed <-chan struct{}
-	m      *metrics
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	once   sync.Once
+	// commits: see CommitSignal.
+	commits commitSignals
+	writes  chan *write // to the flushers (see combine.go)
+	closed  <-chan struct{}
+	m       *metrics
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	once    sync.Once
 }
 
 var _ store.Store = (*Store)(nil)
@@ -176,11 +178,25 @@ func (s *Store) Close() error {
 // in this process or in any replica using the same schema.
 func (s *Store) OutboxSignal() <-chan struct{} { return s.signal }
 
-// notify wakes a waiting relay of this process without ever blocking.
+// notify wakes a waiting relay and the event feeds of this process without
+// ever blocking.
 func (s *Store) notify() {
 	select {
 	case s.signal <- struct{}{}:
 	default:
+	}
+	s.commits.signal()
+}
+
+// committed is called after a commit that recorded ch and wrote
+// outboxRows: outbox rows wake the relays (see outboxWritten); an event
+// without one (a claim's) wakes only this process's event feeds.
+func (s *Store) committed(ch commonops.Change, outboxRows int) {
+	switch {
+	case outboxRows > 0:
+		s.outboxWritten()
+	case !ch.None():
+		s.commits.signal()
 	}
 }
 

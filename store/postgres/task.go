@@ -158,9 +158,7 @@ func (s *Store) CreateTask(ctx context.Context, t *commonops.Task, ch commonops.
 			return err
 		}
 		if inserted == 1 {
-			if written > 0 {
-				s.outboxWritten()
-			}
+			s.committed(ch, written)
 			return nil
 		}
 		if idem == nil {
@@ -498,9 +496,7 @@ func (s *Store) UpdateTask(ctx context.Context, tenant, id string, fn func(*comm
 		if updated != 1 {
 			return errRetry
 		}
-		if written > 0 {
-			s.outboxWritten()
-		}
+		s.committed(ch, written)
 		saved = t
 		return nil
 	})
@@ -544,9 +540,7 @@ func (s *Store) UpdateTaskFrom(ctx context.Context, known *commonops.Task, fn fu
 	if updated != 1 {
 		return s.UpdateTask(ctx, known.TenantID, known.ID, fn)
 	}
-	if written > 0 {
-		s.outboxWritten()
-	}
+	s.committed(ch, written)
 	return t, nil
 }
 
@@ -677,7 +671,10 @@ func (s *Store) ClaimTask(ctx context.Context, tenant, id string, p store.ClaimP
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 			return notFound(id)
-		case err != nil || claimed:
+		case err == nil && claimed:
+			s.commits.signal() // the started event, which has no outbox row
+			return nil
+		case err != nil:
 			return err
 		}
 		if err := t.CheckKind(p.Kinds); err != nil {
@@ -768,6 +765,9 @@ func (s *Store) ClaimNext(ctx context.Context, p store.ClaimParams) ([]*commonop
 	})
 	if err != nil {
 		return nil, fmt.Errorf("claim tasks for %s: %w", p.WorkerID, err)
+	}
+	if len(claimed) > 0 {
+		s.commits.signal() // their started events, which have no outbox rows
 	}
 	slices.SortFunc(claimed, func(a, b *commonops.Task) int {
 		return cmp.Or(cmp.Compare(b.Priority, a.Priority), a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))

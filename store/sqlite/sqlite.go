@@ -75,7 +75,8 @@ type Store struct {
 	reader *sql.DB // read-only pool; the writer itself for :memory:
 
 	signal    chan struct{}
-	deliverMu sync.Mutex // one DeliverOutbox at a time (rows are not lockable in SQLite)
+	commits   commitSignals // see CommitSignal
+	deliverMu sync.Mutex    // one DeliverOutbox at a time (rows are not lockable in SQLite)
 	now       func() time.Time
 	// deletePublished: see Config.DeletePublished.
 	deletePublished bool

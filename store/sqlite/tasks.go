@@ -265,6 +265,9 @@ func (s *Store) CreateTask(ctx context.Context, t *commonops.Task, ch commonops.
 	if wroteOutbox && prior == nil {
 		s.notify()
 	}
+	if prior == nil && !ch.None() {
+		s.commits.signal()
+	}
 	return prior, nil
 }
 
@@ -288,8 +291,9 @@ func (s *Store) GetTask(ctx context.Context, tenant, id string) (*commonops.Task
 // answers ECONFLICT. A fn that changes nothing writes nothing.
 func (s *Store) UpdateTask(ctx context.Context, tenant, id string, fn func(*commonops.Task) (commonops.Change, error)) (*commonops.Task, error) {
 	var saved *commonops.Task
-	var wroteOutbox bool
+	var wroteOutbox, recorded bool
 	err := s.write(ctx, func(tx *sql.Tx) error {
+		recorded = false
 		cur, err := loadTask(ctx, tx, tenant, id)
 		if err != nil {
 			return err
@@ -318,7 +322,7 @@ func (s *Store) UpdateTask(ctx context.Context, tenant, id string, fn func(*comm
 		if wroteOutbox, err = s.recordChange(ctx, tx, next, ch); err != nil {
 			return err
 		}
-		saved = next
+		saved, recorded = next, !ch.None()
 		return nil
 	})
 	if err != nil {
@@ -330,6 +334,9 @@ func (s *Store) UpdateTask(ctx context.Context, tenant, id string, fn func(*comm
 	}
 	if wroteOutbox {
 		s.notify()
+	}
+	if recorded {
+		s.commits.signal()
 	}
 	return saved, nil
 }
@@ -572,6 +579,9 @@ func (s *Store) ClaimNext(ctx context.Context, p store.ClaimParams) ([]*commonop
 	}
 	if wroteOutbox {
 		s.notify()
+	}
+	if len(claimed) > 0 {
+		s.commits.signal()
 	}
 	return claimed, nil
 }
