@@ -28,6 +28,7 @@ import (
 	"github.com/commonops/commonops"
 	"github.com/commonops/commonops/bus"
 	"github.com/commonops/commonops/dapr"
+	"github.com/commonops/commonops/feed"
 	"github.com/commonops/commonops/httpapi"
 	"github.com/commonops/commonops/maintenance"
 	"github.com/commonops/commonops/operations"
@@ -54,6 +55,7 @@ type App struct {
 	svc       *operations.Service
 	registry  *worker.Registry
 	relay     *outbox.Relay
+	feed      *feed.Feed   // committed events, for the API's event streams
 	pool      *worker.Pool // nil without the worker role
 	runner    *maintenance.Runner
 	bus       *bus.Bus // nil on Dapr
@@ -171,8 +173,10 @@ func New(ctx context.Context, cfg Config) (a *App, err error) {
 	}
 	metrics := promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg})
 	if a.roles[RoleAPI] {
+		a.feed = feed.New(a.svc, feed.Config{Logger: a.log})
 		a.handler = httpapi.NewServer(httpapi.Config{
-			Service: a.svc, Checks: checks, Files: files, Metrics: metrics,
+			Service: a.svc, Checks: checks, Files: files, Metrics: metrics, Feed: a.feed,
+			MaxStreams: cfg.MaxStreams, MaxTenantStreams: cfg.MaxTenantStreams,
 			Logger: a.log, MaxBodyBytes: cfg.MaxBodyBytes, Registerer: a.reg, StreamsDone: a.streamsDone,
 		})
 	} else {
@@ -255,6 +259,9 @@ func (a *App) Start(ctx context.Context) error {
 		})
 	}
 	a.relay.Start(runCtx)
+	if a.feed != nil {
+		a.feed.Start(runCtx)
+	}
 	if a.pool != nil {
 		a.pool.Start(runCtx)
 	}
@@ -355,6 +362,9 @@ func (a *App) Stop() {
 		a.unsubscribe()
 	}
 	a.relay.Stop()
+	if a.feed != nil {
+		a.feed.Stop()
+	}
 	a.cancelRun()
 	a.close()
 	a.log.Info("stopped")

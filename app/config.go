@@ -129,6 +129,11 @@ type Config struct {
 	// objectstore.TransferGraceDefault (10s).
 	MinTransferRate int64
 	TransferGrace   time.Duration
+	// MaxStreams and MaxTenantStreams bound the open event streams of this
+	// process, and of one tenant; one more is answered 429. Default to
+	// httpapi.MaxStreamsDefault (1,000) and httpapi.MaxTenantStreamsDefault
+	// (100).
+	MaxStreams, MaxTenantStreams int
 	// MaxParamsBytes is the largest params object accepted. Defaults to
 	// commonops.MaxParamsBytesDefault (64 KiB).
 	MaxParamsBytes int

@@ -76,7 +76,7 @@ type Config struct {
 	Ready func(context.Context) error
 	// Feed delivers committed events to the event streams: one reader of
 	// the store for the whole process (see package feed), started and
-	// stopped by the caller. Defaults to a feed of Service.Store that the
+	// stopped by the caller. Defaults to a feed of the Service that the
 	// server starts at its first stream and stops when StreamsDone closes.
 	Feed *feed.Feed
 	// MaxStreams bounds the event streams open at once in this server;
@@ -163,7 +163,7 @@ func NewServer(cfg Config) http.Handler {
 		s.maxBody = MaxBodyBytesDefault
 	}
 	if s.feed == nil {
-		s.feed, s.ownFeed = feed.New(cfg.Service.Store, feed.Config{Logger: s.log}), true
+		s.feed, s.ownFeed = feed.New(cfg.Service, feed.Config{Logger: s.log}), true
 	}
 	if s.buffer <= 0 {
 		s.buffer = StreamBufferDefault
