@@ -3,19 +3,23 @@ package commonops
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Error codes. Each maps to exactly one HTTP status in httpapi; callers test
 // for them with ErrorCode, never by matching strings.
 const (
-	EINVALID     = "invalid"     // the input breaks a rule (422; 400 for malformed syntax).
-	EMALFORMED   = "malformed"   // the input cannot be parsed at all (400).
-	ENOTFOUND    = "not_found"   // no such task for this tenant (404).
-	ECONFLICT    = "conflict"    // wrong state, stale attempt or lost optimistic race (409).
-	ETOOLARGE    = "too_large"   // a body, file or field is over its limit (413).
-	EFORBIDDEN   = "forbidden"   // a signed URL is tampered with or expired (403).
-	EUNAVAILABLE = "unavailable" // a dependency is down; try again later (503).
-	EINTERNAL    = "internal"    // a bug or an unexpected failure (500).
+	EINVALID      = "invalid"      // the input breaks a rule (422; 400 for malformed syntax).
+	EMALFORMED    = "malformed"    // the input cannot be parsed at all (400).
+	ENOTFOUND     = "not_found"    // no such task for this tenant (404).
+	ECONFLICT     = "conflict"     // wrong state, stale attempt or lost optimistic race (409).
+	ETOOLARGE     = "too_large"    // a body, file or field is over its limit (413).
+	EUNAUTHORIZED = "unauthorized" // no credentials, or credentials that do not verify (401).
+	EFORBIDDEN    = "forbidden"    // the caller may not do this, or a signed URL is tampered with or expired (403).
+	ETOOMANY      = "too_many"     // a rate limit or quota on counts is reached; Error.RetryAfter says when to try again (429).
+	ESTORAGEFULL  = "storage_full" // a quota on stored bytes is reached (507).
+	EUNAVAILABLE  = "unavailable"  // a dependency is down; try again later (503).
+	EINTERNAL     = "internal"     // a bug or an unexpected failure (500).
 )
 
 // Error is the one domain error type. Code drives the HTTP status, Message is
@@ -29,6 +33,9 @@ type Error struct {
 	Task *Task
 	// Err is the underlying cause, kept for logs and errors.Is; never shown.
 	Err error
+	// RetryAfter, with ETOOMANY or EUNAVAILABLE, is when the caller may try
+	// again; zero when unknown.
+	RetryAfter time.Duration
 }
 
 // FieldError names one invalid field of a request.

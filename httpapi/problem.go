@@ -2,7 +2,10 @@ package httpapi
 
 import (
 	"encoding/json"
+	"math"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/commonops/commonops"
 )
@@ -19,14 +22,17 @@ type problemKind struct {
 
 // problemKinds is the one table from domain error code to HTTP status.
 var problemKinds = map[string]problemKind{
-	commonops.EINVALID:     {http.StatusUnprocessableEntity, "invalid", "Invalid request"},
-	commonops.EMALFORMED:   {http.StatusBadRequest, "malformed", "Malformed request"},
-	commonops.ENOTFOUND:    {http.StatusNotFound, "not-found", "Not found"},
-	commonops.ECONFLICT:    {http.StatusConflict, "conflict", "Conflict"},
-	commonops.ETOOLARGE:    {http.StatusRequestEntityTooLarge, "too-large", "Too large"},
-	commonops.EFORBIDDEN:   {http.StatusForbidden, "forbidden", "Forbidden"},
-	commonops.EUNAVAILABLE: {http.StatusServiceUnavailable, "unavailable", "Service unavailable"},
-	commonops.EINTERNAL:    {http.StatusInternalServerError, "internal", "Internal error"},
+	commonops.EINVALID:      {http.StatusUnprocessableEntity, "invalid", "Invalid request"},
+	commonops.EMALFORMED:    {http.StatusBadRequest, "malformed", "Malformed request"},
+	commonops.ENOTFOUND:     {http.StatusNotFound, "not-found", "Not found"},
+	commonops.ECONFLICT:     {http.StatusConflict, "conflict", "Conflict"},
+	commonops.ETOOLARGE:     {http.StatusRequestEntityTooLarge, "too-large", "Too large"},
+	commonops.EUNAUTHORIZED: {http.StatusUnauthorized, "unauthorized", "Unauthorized"},
+	commonops.EFORBIDDEN:    {http.StatusForbidden, "forbidden", "Forbidden"},
+	commonops.ETOOMANY:      {http.StatusTooManyRequests, "too-many-requests", "Too many requests"},
+	commonops.ESTORAGEFULL:  {http.StatusInsufficientStorage, "storage-full", "Insufficient storage"},
+	commonops.EUNAVAILABLE:  {http.StatusServiceUnavailable, "unavailable", "Service unavailable"},
+	commonops.EINTERNAL:     {http.StatusInternalServerError, "internal", "Internal error"},
 }
 
 // problem is an RFC 9457 problem document, with the extension members
@@ -61,7 +67,13 @@ func (s *server) problem(w http.ResponseWriter, r *http.Request, err error) {
 		p.Detail = "an unexpected error occurred; quote the request id when reporting it"
 	case commonops.EUNAVAILABLE:
 		s.log.WarnContext(r.Context(), "dependency unavailable", "request_id", info(r).id, "route", info(r).route, "err", err)
-		w.Header().Set("Retry-After", "5")
+		w.Header().Set("Retry-After", retryAfter(err, 5*time.Second))
+		p.Detail = commonops.ErrorMessage(err)
+	case commonops.ETOOMANY:
+		w.Header().Set("Retry-After", retryAfter(err, time.Second))
+		p.Detail = commonops.ErrorMessage(err)
+	case commonops.EUNAUTHORIZED:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="commonops"`)
 		p.Detail = commonops.ErrorMessage(err)
 	default:
 		p.Detail = commonops.ErrorMessage(err)
@@ -74,6 +86,16 @@ func (s *server) problem(w http.ResponseWriter, r *http.Request, err error) {
 		}
 	}
 	s.writeProblem(w, r, p)
+}
+
+// retryAfter is the Retry-After value of err: its RetryAfter rounded up to
+// whole seconds, or def.
+func retryAfter(err error, def time.Duration) string {
+	d := def
+	if e := domainError(err); e != nil && e.RetryAfter > 0 {
+		d = e.RetryAfter
+	}
+	return strconv.Itoa(int(math.Ceil(d.Seconds())))
 }
 
 // writeProblem writes p as application/problem+json.
