@@ -345,9 +345,9 @@ func TestPanicRecovered(t *testing.T) {
 	var logs lockedBuffer
 	e := sqliteEnv(t, func(c *Config) {
 		c.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
-		c.Dapr = http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom in handler") })
+		c.Files = http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom in handler") })
 	})
-	r := e.do("POST", "/dapr/subscribe", "{}").want(t, http.StatusInternalServerError)
+	r := e.do("PUT", "/files/tasks/x", "{}").want(t, http.StatusInternalServerError)
 	p := r.problem(t)
 	if p.Type != problemBase+"internal" || strings.Contains(string(r.body), "boom") || strings.Contains(string(r.body), "goroutine") {
 		t.Fatalf("got %s, want a generic internal problem", r.body)
@@ -457,11 +457,14 @@ func TestChunkedBodyOverLimit(t *testing.T) {
 func TestUnconfiguredMounts(t *testing.T) {
 	t.Parallel()
 	e := sqliteEnv(t)
-	for _, path := range []string{"/metrics", "/dapr/subscribe"} {
+	for _, path := range []string{"/metrics"} {
 		if p := e.do("GET", path, nil).want(t, http.StatusNotFound).problem(t); !strings.Contains(p.Detail, "not enabled") {
 			t.Errorf("%s: got detail %q, want not enabled", path, p.Detail)
 		}
 	}
+	// Dapr deliveries have their own listener (app): the API takes none.
+	e.do("POST", "/dapr/events/operations.task.created", "{}").want(t, http.StatusNotFound)
+	e.do("GET", "/dapr/subscribe", nil).want(t, http.StatusNotFound)
 }
 
 var _ = operations.FileOutput
@@ -471,14 +474,14 @@ var _ = operations.FileOutput
 func TestPanicAfterHeaders(t *testing.T) {
 	t.Parallel()
 	e := sqliteEnv(t, func(c *Config) {
-		c.Dapr = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		c.Files = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			w.WriteHeader(http.StatusOK)
 			_, _ = w.Write([]byte("partial"))
 			http.NewResponseController(w).Flush()
 			panic("boom mid-answer")
 		})
 	})
-	resp, err := e.srv.Client().Get(e.srv.URL + "/dapr/x")
+	resp, err := e.srv.Client().Get(e.srv.URL + "/files/x")
 	if err != nil {
 		t.Fatalf("get: %v", err)
 	}

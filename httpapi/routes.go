@@ -56,6 +56,5 @@ func (s *server) routes() []route {
 		{method: "GET", path: "/openapi.json", handler: handleOpenAPI()},
 		// Subtrees of other packages.
 		{path: "/files/", handler: handleOptional(s, s.files, "the local file store is not enabled"), mount: true},
-		{path: "/dapr/", handler: handleOptional(s, s.dapr, "Dapr pub/sub is not enabled"), mount: true},
 	}
 }

@@ -56,9 +56,6 @@ type Config struct {
 	// Files serves the local object store's signed URLs, mounted at /files/
 	// (the handler sees the full path). Defaults to none (404).
 	Files http.Handler
-	// Dapr serves the Dapr subscription routes, mounted at /dapr/ (the
-	// handler sees the full path). Defaults to none (404).
-	Dapr http.Handler
 	// Metrics serves /metrics. Defaults to none (404).
 	Metrics http.Handler
 	// Registerer receives the request metrics
@@ -125,7 +122,6 @@ type server struct {
 	checks   map[string]func(context.Context) error
 	ready    func(context.Context) error
 	files    http.Handler
-	dapr     http.Handler
 	metrics  http.Handler
 	observer *observer
 	done     <-chan struct{} // closes open event streams at shutdown
@@ -149,7 +145,6 @@ func NewServer(cfg Config) http.Handler {
 		timeout: cfg.CheckTimeout,
 		ready:   cfg.Ready,
 		files:   cfg.Files,
-		dapr:    cfg.Dapr,
 		metrics: cfg.Metrics,
 		checks:  map[string]func(context.Context) error{},
 		done:    cfg.StreamsDone,
