@@ -43,11 +43,11 @@ func (o *options) settings() []setting {
 	c := &o.Config
 	return []setting{
 		{flag: "addr", env: "COMMONOPS_ADDR", def: app.AddrDefault, usage: "listen address of the HTTP server", value: str(&c.Addr)},
-		{flag: "max-connections", env: "COMMONOPS_MAX_CONNECTIONS", def: strconv.Itoa(app.MaxConnectionsDefault), usage: "open HTTP connections this process accepts; more wait in the listen backlog", value: size(&c.MaxConnections)},
+		{flag: "max-connections", env: "COMMONOPS_MAX_CONNECTIONS", def: strconv.Itoa(app.MaxConnectionsDefault), usage: "open HTTP connections this process accepts; more wait in the listen backlog", value: number(&c.MaxConnections)},
 		{flag: "idle-timeout", env: "COMMONOPS_IDLE_TIMEOUT", def: fmtDuration(app.IdleTimeoutDefault), usage: "close keep-alive connections idle this long", value: duration(&c.IdleTimeout)},
 		{flag: "roles", env: "COMMONOPS_ROLES", def: app.RolesDefault, usage: "roles this process runs (comma list of api, worker, maintenance)", value: str(&c.Roles)},
 		{flag: "database-url", env: "COMMONOPS_DATABASE_URL", usage: "postgres://... for PostgreSQL; empty for the embedded SQLite file DATA_DIR/commonops.db", secret: true, value: str(&c.DatabaseURL)},
-		{flag: "db-max-conns", env: "COMMONOPS_DB_MAX_CONNS", def: strconv.Itoa(app.DBMaxConnsDefault), usage: "PostgreSQL connection pool size of this process (mind max_connections across replicas)", value: size(&c.DBMaxConns)},
+		{flag: "db-max-conns", env: "COMMONOPS_DB_MAX_CONNS", def: strconv.Itoa(app.DBMaxConnsDefault), usage: "PostgreSQL connection pool size of this process (mind max_connections across replicas)", value: number(&c.DBMaxConns)},
 		{flag: "read-timeout", env: "COMMONOPS_READ_TIMEOUT", def: fmtDuration(store.ReadTimeoutDefault), usage: "bound of each read the API serves (get, list, logs, events); longer answers 503", value: duration(&c.ReadTimeout)},
 		{flag: "data-dir", env: "COMMONOPS_DATA_DIR", def: app.DataDirDefault, usage: "directory of the embedded SQLite database and local files", value: str(&c.DataDir)},
 		{flag: "public-url", env: "COMMONOPS_PUBLIC_URL", usage: "base URL clients reach this service at, for local-store file URLs; empty: http://localhost:PORT", value: str(&c.PublicURL)},
@@ -63,11 +63,11 @@ func (o *options) settings() []setting {
 		{flag: "s3-create-bucket", env: "COMMONOPS_S3_CREATE_BUCKET", def: "false", usage: "create the bucket at start if missing", value: boolean(&c.S3CreateBucket)},
 		{flag: "url-expiry", env: "COMMONOPS_URL_EXPIRY", def: fmtDuration(objectstore.URLExpiryDefault), usage: "lifetime of upload and download URLs (at most " + fmtDuration(objectstore.URLExpiryMax) + ")", value: duration(&c.URLExpiry)},
 		{flag: "max-file-size", env: "COMMONOPS_MAX_FILE_SIZE", def: fmtSize(commonops.MaxFileSizeDefault), usage: "largest input file accepted", value: size(&c.MaxFileSize)},
-		{flag: "max-concurrent-uploads", env: "COMMONOPS_MAX_CONCURRENT_UPLOADS", def: strconv.Itoa(objectstore.MaxConcurrentUploadsDefault), usage: "uploads the local store takes at once; one more is answered 503", value: size(&c.MaxConcurrentUploads)},
+		{flag: "max-concurrent-uploads", env: "COMMONOPS_MAX_CONCURRENT_UPLOADS", def: strconv.Itoa(objectstore.MaxConcurrentUploadsDefault), usage: "uploads the local store takes at once; one more is answered 503", value: number(&c.MaxConcurrentUploads)},
 		{flag: "min-transfer-rate", env: "COMMONOPS_MIN_TRANSFER_RATE", def: fmtSize(objectstore.MinTransferRateDefault), usage: "bytes a second a local-store upload or download must keep up (after transfer-grace); slower is cut", value: size(&c.MinTransferRate)},
 		{flag: "transfer-grace", env: "COMMONOPS_TRANSFER_GRACE", def: fmtDuration(objectstore.TransferGraceDefault), usage: "how far a local-store transfer may fall behind min-transfer-rate", value: duration(&c.TransferGrace)},
-		{flag: "max-streams", env: "COMMONOPS_MAX_STREAMS", def: strconv.Itoa(httpapi.MaxStreamsDefault), usage: "open event streams this process serves; one more is answered 429", value: size(&c.MaxStreams)},
-		{flag: "max-tenant-streams", env: "COMMONOPS_MAX_TENANT_STREAMS", def: strconv.Itoa(httpapi.MaxTenantStreamsDefault), usage: "open event streams of one tenant; one more is answered 429", value: size(&c.MaxTenantStreams)},
+		{flag: "max-streams", env: "COMMONOPS_MAX_STREAMS", def: strconv.Itoa(httpapi.MaxStreamsDefault), usage: "open event streams this process serves; one more is answered 429", value: number(&c.MaxStreams)},
+		{flag: "max-tenant-streams", env: "COMMONOPS_MAX_TENANT_STREAMS", def: strconv.Itoa(httpapi.MaxTenantStreamsDefault), usage: "open event streams of one tenant; one more is answered 429", value: number(&c.MaxTenantStreams)},
 		{flag: "max-params-bytes", env: "COMMONOPS_MAX_PARAMS_BYTES", def: fmtSize(commonops.MaxParamsBytesDefault), usage: "largest params object accepted", value: size(&c.MaxParamsBytes)},
 		{flag: "max-body-bytes", env: "COMMONOPS_MAX_BODY_BYTES", def: fmtSize(httpapi.MaxBodyBytesDefault), usage: "largest request body accepted", value: size(&c.MaxBodyBytes)},
 		{flag: "pubsub", env: "COMMONOPS_PUBSUB", def: app.PubSubEmbedded, usage: "pub/sub: embedded (in-process bus) or dapr (a Dapr sidecar)", value: str(&c.PubSub)},
@@ -75,7 +75,7 @@ func (o *options) settings() []setting {
 		{flag: "dapr-app-addr", env: "COMMONOPS_DAPR_APP_ADDR", def: app.DaprAppAddrDefault, usage: "listen address of the Dapr subscription routes, apart from the API (the sidecar's --app-port); outside loopback set APP_API_TOKEN", value: str(&c.DaprAppAddr)},
 		{flag: "dapr-pubsub", env: "COMMONOPS_DAPR_PUBSUB", def: dapr.PubSubNameDefault, usage: "name of the Dapr pub/sub component", value: str(&c.DaprPubSub)},
 		{flag: "lease", env: "COMMONOPS_LEASE", def: fmtDuration(operations.LeaseDefault), usage: "lease a worker holds a task for between heartbeats (at least 1s)", value: duration(&c.Lease)},
-		{flag: "worker-concurrency", env: "COMMONOPS_WORKER_CONCURRENCY", def: strconv.Itoa(worker.ConcurrencyDefault), usage: "tasks the built-in worker runs at once (most wait on I/O; cap heavy types with worker-type-concurrency)", value: size(&c.WorkerConcurrency)},
+		{flag: "worker-concurrency", env: "COMMONOPS_WORKER_CONCURRENCY", def: strconv.Itoa(worker.ConcurrencyDefault), usage: "tasks the built-in worker runs at once (most wait on I/O; cap heavy types with worker-type-concurrency)", value: number(&c.WorkerConcurrency)},
 		{flag: "worker-type-concurrency", env: "COMMONOPS_WORKER_TYPE_CONCURRENCY", usage: "per-taskType caps within worker-concurrency, e.g. import=2,export=4; empty: none", value: caps(&c.WorkerTypeConcurrency)},
 		{flag: "poll-interval", env: "COMMONOPS_POLL_INTERVAL", def: fmtDuration(worker.PollIntervalDefault), usage: "fallback poller interval: finds runnable tasks no event started", value: duration(&c.PollInterval)},
 		{flag: "upload-sweep-interval", env: "COMMONOPS_UPLOAD_SWEEP_INTERVAL", def: fmtDuration(maintenance.UploadSweepIntervalDefault), usage: "how often maintenance looks for uploads nobody confirmed", value: duration(&c.UploadSweepInterval)},
@@ -252,6 +252,18 @@ func size[T int | int64](p *T) *value {
 			return err
 		}
 		*p = T(n)
+		return nil
+	}}
+}
+
+// number reads a whole number (no size suffixes: "4096", not "4KiB").
+func number(p *int) *value {
+	return &value{get: func() string { return strconv.Itoa(*p) }, set: func(s string) error {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 0 {
+			return fmt.Errorf("want a non-negative whole number, got %q", s)
+		}
+		*p = n
 		return nil
 	}}
 }
