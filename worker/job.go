@@ -64,6 +64,18 @@ func (j *job) Input(ctx context.Context) (io.ReadCloser, error) {
 		return nil, commonops.Errorf(commonops.ENOTFOUND, "task %s has no input file", j.task.ID)
 	}
 	key := objectstore.InputKey(j.task.ID, *j.task.FileName)
+	if want := j.task.InputETag; want != nil {
+		// The input is the file whose upload was confirmed: one written over
+		// it later (a pre-signed PUT cannot be revoked on S3) is refused.
+		info, err := j.pool.objects.Stat(ctx, key)
+		if err != nil {
+			return nil, fmt.Errorf("check input %s: %w", key, err)
+		}
+		if info.ETag != *want {
+			return nil, Permanent(&commonops.Error{Code: commonops.ECONFLICT, Message: fmt.Sprintf(
+				"the input file %q changed after its upload was confirmed; create a new task with the file", *j.task.FileName)})
+		}
+	}
 	r, err := j.pool.objects.Open(ctx, key)
 	if err != nil {
 		return nil, fmt.Errorf("open input %s: %w", key, err)
