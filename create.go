@@ -205,6 +205,30 @@ func ValidText(s string) bool {
 	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }
 
+// Printable reports whether s is valid UTF-8 made of printable characters
+// and spaces (no control or format characters): identity headers, worker
+// ids and other names quoted back in messages and logs.
+func Printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) && r != ' ' {
+			return false
+		}
+	}
+	return true
+}
+
+// Shorten cuts s to at most n bytes, marking the cut with "...", for
+// quoting client input back in a message.
+func Shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "..."
+}
+
 // Truncate cuts s to at most n bytes without splitting a UTF-8 character.
 func Truncate(s string, n int) string {
 	if len(s) <= n {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/commonops/commonops"
 	"github.com/commonops/commonops/store"
 )
 
@@ -159,12 +160,12 @@ func (f *fuzzer) report(req request, status int, body []byte, bad []string) {
 	var hdr strings.Builder
 	for _, k := range sortedKeys(req.header) {
 		for _, v := range req.header[k] {
-			fmt.Fprintf(&hdr, "\n  %s: %q", k, truncate(v, 200))
+			fmt.Fprintf(&hdr, "\n  %s: %q", k, commonops.Shorten(v, 200))
 		}
 	}
 	f.t.Errorf("%s: %s\nrequest #%d (reproduce: go test ./httpapi -run 'TestContractFuzz/%s' -contractfuzz.seed=%d -contractfuzz.n=%d):\n%s %s%s\n  body %q\nresponse %d: %s",
 		req.op, strings.Join(bad, "; "), f.n, f.t.Name()[strings.LastIndex(f.t.Name(), "/")+1:], f.seed, f.n,
-		req.method, truncate(u, 500), hdr.String(), truncate(string(req.body), 500), status, truncate(string(body), 500))
+		req.method, commonops.Shorten(u, 500), hdr.String(), commonops.Shorten(string(req.body), 500), status, commonops.Shorten(string(body), 500))
 }
 
 func firstWords(s string) string {
@@ -615,7 +616,7 @@ func (f *fuzzer) send(req request) (int, string, []byte) {
 	}
 	hr, err := http.NewRequestWithContext(ctx, req.method, u, rd)
 	if err != nil {
-		f.t.Fatalf("request #%d %s %s: %v", f.n, req.method, truncate(u, 200), err)
+		f.t.Fatalf("request #%d %s %s: %v", f.n, req.method, commonops.Shorten(u, 200), err)
 	}
 	if req.hasBody && req.header.Get("Content-Type") == "" {
 		hr.Header.Set("Content-Type", "application/json")
@@ -625,7 +626,7 @@ func (f *fuzzer) send(req request) (int, string, []byte) {
 	}
 	resp, err := f.env.srv.Client().Do(hr)
 	if err != nil {
-		f.t.Fatalf("request #%d %s %s: %v", f.n, req.method, truncate(u, 200), err)
+		f.t.Fatalf("request #%d %s %s: %v", f.n, req.method, commonops.Shorten(u, 200), err)
 	}
 	defer resp.Body.Close()
 	if req.stream && resp.StatusCode == http.StatusOK {
@@ -633,7 +634,7 @@ func (f *fuzzer) send(req request) (int, string, []byte) {
 	}
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		f.t.Fatalf("request #%d %s %s: read: %v", f.n, req.method, truncate(u, 200), err)
+		f.t.Fatalf("request #%d %s %s: read: %v", f.n, req.method, commonops.Shorten(u, 200), err)
 	}
 	return resp.StatusCode, resp.Header.Get("Content-Type"), body
 }
@@ -768,6 +769,6 @@ func (f *fuzzer) side(req *http.Request) {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode >= 500 {
-		f.t.Errorf("%s %s (after request #%d, seed %d): got %d: %s", req.Method, req.URL, f.n, f.seed, resp.StatusCode, truncate(string(body), 300))
+		f.t.Errorf("%s %s (after request #%d, seed %d): got %d: %s", req.Method, req.URL, f.n, f.seed, resp.StatusCode, commonops.Shorten(string(body), 300))
 	}
 }

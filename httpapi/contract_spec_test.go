@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/commonops/commonops"
 )
 
 // spec is the part of openapi.json the contract fuzzer and the document
@@ -182,7 +184,7 @@ func (s *spec) validate(sch map[string]any, v any, where string) []string {
 	}
 	if ts := types(sch); len(ts) > 0 && !slices.Contains(ts, jsonType(v)) &&
 		!(jsonType(v) == "integer" && slices.Contains(ts, "number")) {
-		fail("got %s %s, want %v", jsonType(v), truncate(fmt.Sprint(v), 40), ts)
+		fail("got %s %s, want %v", jsonType(v), commonops.Shorten(fmt.Sprint(v), 40), ts)
 		return bad
 	}
 	switch v := v.(type) {

@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -31,7 +29,7 @@ func identity(r *http.Request) (tenant, user string, err error) {
 			return commonops.DefaultTenant
 		case len(v) > MaxIdentityLen:
 			fields = append(fields, commonops.FieldError{Field: header, Message: fmt.Sprintf("must be at most %d characters", MaxIdentityLen)})
-		case !printable(v):
+		case !commonops.Printable(v):
 			fields = append(fields, commonops.FieldError{Field: header, Message: "must be printable text"})
 		}
 		return v
@@ -51,7 +49,7 @@ func taskID(r *http.Request) (string, error) {
 	if err != nil || len(raw) != 36 {
 		return "", &commonops.Error{
 			Code:    commonops.EMALFORMED,
-			Message: fmt.Sprintf("task id %q is not a UUID", truncate(raw, 64)),
+			Message: fmt.Sprintf("task id %q is not a UUID", commonops.Shorten(raw, 64)),
 			Fields:  []commonops.FieldError{{Field: "id", Message: "must be a UUID like 0b7e9d5c-2f0a-4c55-9a3e-6f1d2c3b4a59"}},
 		}
 	}
@@ -88,7 +86,7 @@ func (q *query) text(name string) string {
 }
 
 func (q *query) printable(name, v string) string {
-	if !printable(v) {
+	if !commonops.Printable(v) {
 		q.fail(name, "must be printable text")
 		return ""
 	}
@@ -152,19 +150,6 @@ func (q *query) err() error {
 	return nil
 }
 
-// printable reports whether s is valid UTF-8 without control characters.
-func printable(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if !unicode.IsPrint(r) && r != ' ' {
-			return false
-		}
-	}
-	return true
-}
-
 func printableASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] < 0x20 || s[i] > 0x7e {
@@ -172,13 +157,6 @@ func printableASCII(s string) bool {
 		}
 	}
 	return true
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return strings.ToValidUTF8(s[:n], "") + "..."
 }
 
 // domainError returns the *commonops.Error in err's chain, or nil.

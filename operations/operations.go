@@ -461,7 +461,7 @@ func (s *Service) OutputURL(ctx context.Context, tenant, id string, attempt *int
 	if fileName == "" {
 		fe.add("fileName", "is required")
 	}
-	if len(contentType) > commonops.MaxContentTypeLen || !printable(contentType) {
+	if len(contentType) > commonops.MaxContentTypeLen || !commonops.Printable(contentType) {
 		fe.add("contentType", "must be a media type of at most %d characters", commonops.MaxContentTypeLen)
 	}
 	checkAttempt(&fe, attempt)

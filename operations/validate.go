@@ -3,8 +3,6 @@ package operations
 import (
 	"fmt"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/commonops/commonops"
 )
@@ -53,7 +51,7 @@ func checkWorkerID(fe *fieldErrors, workerID string) {
 	switch {
 	case workerID == "":
 		fe.add("workerId", "is required")
-	case len(workerID) > MaxWorkerIDLen || !printable(workerID):
+	case len(workerID) > MaxWorkerIDLen || !commonops.Printable(workerID):
 		fe.add("workerId", "must be printable text of at most %d characters", MaxWorkerIDLen)
 	}
 }
@@ -79,7 +77,7 @@ func ListProblems(f commonops.ListFilter) []commonops.FieldError {
 	checkLen(&fe, "search", f.Search, MaxSearchLen)
 	for _, st := range f.Statuses {
 		if !st.Valid() {
-			fe.add("status", "unknown status %q; valid statuses are %s", truncate(string(st), 32), joinStatuses())
+			fe.add("status", "unknown status %q; valid statuses are %s", commonops.Shorten(string(st), 32), joinStatuses())
 		}
 	}
 	if f.StartDate != nil && f.EndDate != nil && !f.StartDate.Before(*f.EndDate) {
@@ -119,27 +117,6 @@ func joinStatuses() string {
 		names[i] = string(st)
 	}
 	return strings.Join(names, ", ")
-}
-
-// printable reports whether s is valid UTF-8 of printable characters and
-// spaces (no control or format characters).
-func printable(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if !unicode.IsPrint(r) && r != ' ' {
-			return false
-		}
-	}
-	return true
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return strings.ToValidUTF8(s[:n], "") + "..."
 }
 
 // errNoObjects answers the file calls of a Service without an object store.

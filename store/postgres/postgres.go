@@ -91,7 +91,7 @@ type Store struct {
 	signal chan struct{} // OutboxSignal: local commits and other replicas' NOTIFYs
 	wake   chan struct{} // asks the notifier for one NOTIFY
 	// commits: see CommitSignal.
-	commits commitSignals
+	commits store.Signals
 	writes  chan *write // to the flushers (see combine.go)
 	closed  <-chan struct{}
 	m       *metrics
@@ -185,7 +185,7 @@ func (s *Store) notify() {
 	case s.signal <- struct{}{}:
 	default:
 	}
-	s.commits.signal()
+	s.commits.Signal()
 }
 
 // committed is called after a commit that recorded ch and wrote
@@ -196,7 +196,7 @@ func (s *Store) committed(ch commonops.Change, outboxRows int) {
 	case outboxRows > 0:
 		s.outboxWritten()
 	case !ch.None():
-		s.commits.signal()
+		s.commits.Signal()
 	}
 }
 

@@ -672,7 +672,7 @@ func (s *Store) ClaimTask(ctx context.Context, tenant, id string, p store.ClaimP
 		case errors.Is(err, pgx.ErrNoRows):
 			return notFound(id)
 		case err == nil && claimed:
-			s.commits.signal() // the started event, which has no outbox row
+			s.commits.Signal() // the started event, which has no outbox row
 			return nil
 		case err != nil:
 			return err
@@ -767,7 +767,7 @@ func (s *Store) ClaimNext(ctx context.Context, p store.ClaimParams) ([]*commonop
 		return nil, fmt.Errorf("claim tasks for %s: %w", p.WorkerID, err)
 	}
 	if len(claimed) > 0 {
-		s.commits.signal() // their started events, which have no outbox rows
+		s.commits.Signal() // their started events, which have no outbox rows
 	}
 	slices.SortFunc(claimed, func(a, b *commonops.Task) int {
 		return cmp.Or(cmp.Compare(b.Priority, a.Priority), a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"sync"
 
 	"github.com/commonops/commonops"
 )
@@ -53,46 +52,9 @@ func (s *Store) ListEventsAfter(ctx context.Context, afterID int64, limit int) (
 	return events, last, nil
 }
 
-// commitSignals hands each listener a channel of its own that receives
-// (without blocking the sender) after commits that wrote task events.
-// OutboxSignal's one channel belongs to the relay: a second reader of it
-// would take wake-ups the relay needs.
-type commitSignals struct {
-	mu   sync.Mutex
-	subs map[chan struct{}]struct{}
-}
-
-// subscribe registers a listener; stop unregisters it.
-func (c *commitSignals) subscribe() (<-chan struct{}, func()) {
-	ch := make(chan struct{}, 1)
-	c.mu.Lock()
-	if c.subs == nil {
-		c.subs = map[chan struct{}]struct{}{}
-	}
-	c.subs[ch] = struct{}{}
-	c.mu.Unlock()
-	return ch, func() {
-		c.mu.Lock()
-		delete(c.subs, ch)
-		c.mu.Unlock()
-	}
-}
-
-// signal wakes every listener without blocking.
-func (c *commitSignals) signal() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for ch := range c.subs {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
-}
-
 // CommitSignal returns a channel of its own that receives (without blocking
 // the sender) after a commit of this store that wrote task events; stop
 // unregisters it. The event feed (feed.Feed) waits on it.
 func (s *Store) CommitSignal() (signal <-chan struct{}, stop func()) {
-	return s.commits.subscribe()
+	return s.commits.Subscribe()
 }

@@ -75,7 +75,7 @@ type Store struct {
 	reader *sql.DB // read-only pool; the writer itself for :memory:
 
 	signal    chan struct{}
-	commits   commitSignals // see CommitSignal
+	commits   store.Signals // see CommitSignal
 	deliverMu sync.Mutex    // one DeliverOutbox at a time (rows are not lockable in SQLite)
 	now       func() time.Time
 	// deletePublished: see Config.DeletePublished.

@@ -266,7 +266,7 @@ func (s *Store) CreateTask(ctx context.Context, t *commonops.Task, ch commonops.
 		s.notify()
 	}
 	if prior == nil && !ch.None() {
-		s.commits.signal()
+		s.commits.Signal()
 	}
 	return prior, nil
 }
@@ -336,7 +336,7 @@ func (s *Store) UpdateTask(ctx context.Context, tenant, id string, fn func(*comm
 		s.notify()
 	}
 	if recorded {
-		s.commits.signal()
+		s.commits.Signal()
 	}
 	return saved, nil
 }
@@ -581,7 +581,7 @@ func (s *Store) ClaimNext(ctx context.Context, p store.ClaimParams) ([]*commonop
 		s.notify()
 	}
 	if len(claimed) > 0 {
-		s.commits.signal()
+		s.commits.Signal()
 	}
 	return claimed, nil
 }
