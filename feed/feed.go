@@ -99,6 +99,7 @@ type Feed struct {
 	byTask  map[taskKey]map[*Subscription]struct{}
 	byAll   map[string]map[*Subscription]struct{} // tenant-wide subscriptions
 	count   int
+	woken   chan struct{} // a first subscriber after idle: read at once
 
 	gapSince time.Time // when the reader first stopped at last+1; zero: no gap
 }
@@ -119,7 +120,7 @@ func New(src Source, cfg Config) *Feed {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Feed{src: src, cfg: cfg, ready: make(chan struct{})}
+	return &Feed{src: src, cfg: cfg, ready: make(chan struct{}), woken: make(chan struct{}, 1)}
 }
 
 // Start runs the reader until ctx ends or Stop is called, and returns at
@@ -204,6 +205,12 @@ func (f *Feed) add(s *Subscription) {
 		f.byAll[s.filter.TenantID][s] = struct{}{}
 	}
 	f.count++
+	if f.count == 1 {
+		select {
+		case f.woken <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // remove unindexes s and reports whether it was indexed; f.mu is held.
@@ -246,16 +253,50 @@ func (f *Feed) run(ctx context.Context) {
 	retry := time.NewTimer(0)
 	<-retry.C
 	for {
+		ticked := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-signal:
+		case <-f.woken:
 		case <-tick.C:
+			ticked = true
 		case <-retry.C:
+		}
+		if f.idle() {
+			// Nobody listens: reading every event would only load the
+			// database (a busy queue commits thousands a second). Keep the
+			// position current once a tick instead; a first subscriber
+			// then starts at most a tick behind.
+			if ticked {
+				f.skipToNewest(ctx)
+			}
+			continue
 		}
 		if f.poll(ctx) {
 			retry.Reset(gapRetry)
 		}
+	}
+}
+
+// idle reports whether the feed has no subscriber.
+func (f *Feed) idle() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.count == 0
+}
+
+// skipToNewest moves the position of an idle feed to the newest event, with
+// one read of the largest event id.
+func (f *Feed) skipToNewest(ctx context.Context) {
+	_, last, err := f.src.ListEventsAfter(ctx, math.MaxInt64, 1)
+	if err != nil {
+		return // the next tick tries again; a subscriber reads from the old position
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.count == 0 && last > f.last {
+		f.last = last
 	}
 }
 
