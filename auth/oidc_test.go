@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	gojwt "github.com/golang-jwt/jwt/v5"
+	"github.com/zitadel/oidc/v3/pkg/crypto"
 
 	"github.com/commonops/commonops"
 )
@@ -196,6 +197,23 @@ func TestOIDCRejects(t *testing.T) {
 		})
 	}
 
+	t.Run("no kid", func(t *testing.T) {
+		signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: opKey.key}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		token, err := crypto.Sign(p.claims(), signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kid := kidOf(t, token); kid != "" {
+			t.Fatalf("got kid %q, want none", kid)
+		}
+		if _, err := o.Verify(t.Context(), token); err != nil {
+			t.Errorf("got %v, want a token without kid verified against the published keys", err)
+		}
+	})
+
 	t.Run("within the clock skew", func(t *testing.T) {
 		for name, change := range map[string]func(map[string]any){
 			"expired 10s ago":     func(c map[string]any) { c["exp"] = now.Add(-10 * time.Second).Unix() },
@@ -227,7 +245,7 @@ func TestOIDCKeyRotation(t *testing.T) {
 	if _, err := o.Verify(t.Context(), first); err != nil {
 		t.Fatalf("Verify before rotation: %v", err)
 	}
-	old, current := p.storage.rotate(t)
+	old, current := p.storage.rotate()
 	rotated := p.token(t, "svc")
 	if got := kidOf(t, rotated); got != current.id {
 		t.Fatalf("OP signs with kid %q after rotation, want %q", got, current.id)
@@ -341,7 +359,7 @@ func TestOIDCCache(t *testing.T) {
 
 	// The OP withdraws its key and the verifier learns it (an unknown kid
 	// refetches the set): only the cache can still answer for token.
-	p.storage.rotate(t)
+	p.storage.rotate()
 	p.storage.withdraw(key)
 	clock.Advance(jwksRefetchInterval)
 	_, err = o.Verify(t.Context(), p.sign(t, &testKey{id: "unknown", key: key.key}, p.claims()))

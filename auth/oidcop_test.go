@@ -48,7 +48,7 @@ func startProvider(t testing.TB, clients map[string]map[string]any) *testProvide
 	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	p := &testProvider{issuer: "https://" + srv.Listener.Addr().String(), server: srv}
-	key := newTestKey(t)
+	key := newTestKey()
 	p.storage = &testStorage{
 		Storage:   storage.NewStorage(storage.NewUserStore(p.issuer)),
 		signing:   key,
@@ -139,8 +139,8 @@ type testStorage struct {
 
 // rotate makes a new key the signing key and publishes it beside the old
 // ones, which stay published until withdrawn.
-func (s *testStorage) rotate(t testing.TB) (old, current *testKey) {
-	key := newTestKey(t)
+func (s *testStorage) rotate() (old, current *testKey) {
+	key := newTestKey()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old, s.signing = s.signing, key
@@ -241,7 +241,7 @@ var rsaKeys = sync.OnceValue(func() []*rsa.PrivateKey {
 
 var nextKey atomic.Int64
 
-func newTestKey(testing.TB) *testKey {
+func newTestKey() *testKey {
 	keys := rsaKeys()
 	return &testKey{id: uuid.NewString(), key: keys[int(nextKey.Add(1))%len(keys)]}
 }
