@@ -52,6 +52,11 @@ type Service struct {
 	Now func() time.Time
 	// Rand returns jitter in [0, 1). Defaults to rand.Float64.
 	Rand func() float64
+	// Quotas bound what each tenant may create and hold (quota.go).
+	// Defaults to none.
+	Quotas Quotas
+
+	quota *quotaCache // made on first use (cache); a Service may be copied before
 }
 
 // now is the current time at the precision both stores keep (microseconds),
@@ -149,7 +154,9 @@ const MaxIdempotencyKeyLen = 255
 // Create validates and stores a new task. With a file name it also returns
 // a pre-signed upload URL. A repeated idempotency key with the same request
 // hash returns the first answer and replayed=true; with another hash it is
-// EINVALID.
+// EINVALID. A create a quota forbids (s.Quotas) is ETOOMANY or
+// ESTORAGEFULL and stores nothing; the check comes before the key is
+// looked up, so a replay is refused too while its tenant is over a quota.
 func (s *Service) Create(ctx context.Context, r CreateRequest) (c *Created, replayed bool, err error) {
 	if len(r.IdempotencyKey) > MaxIdempotencyKeyLen {
 		return nil, false, commonops.Invalid(commonops.FieldError{Field: "Idempotency-Key", Message: fmt.Sprintf("must be at most %d characters", MaxIdempotencyKeyLen)})
@@ -163,6 +170,9 @@ func (s *Service) Create(ctx context.Context, r CreateRequest) (c *Created, repl
 	}
 	t, ch, err := commonops.NewTask(id.String(), r.TenantID, r.Requester, r.Input, s.Limits, now)
 	if err != nil {
+		return nil, false, err
+	}
+	if err := s.checkQuotas(ctx, t.TenantID, t.TaskType, now); err != nil {
 		return nil, false, err
 	}
 	c = &Created{Task: t}
@@ -204,6 +214,7 @@ func (s *Service) Create(ctx context.Context, r CreateRequest) (c *Created, repl
 		}
 		return &first, true, nil
 	}
+	s.created(t.TenantID)
 	return c, false, nil
 }
 
