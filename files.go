@@ -2,26 +2,39 @@ package commonops
 
 import "time"
 
-// ConfirmInput is ConfirmUpload of the input object whose ETag is etag: the
-// task keeps the ETag of the file it confirmed, so that a later overwrite
-// through the still valid upload URL is never taken for it. Confirming an
-// upload already confirmed changes nothing, the ETag included.
-func (t *Task) ConfirmInput(etag string, now time.Time) (Change, error) {
+// ConfirmInput is ConfirmUpload of the input object whose ETag is etag and
+// whose size is size bytes: the task keeps the ETag of the file it
+// confirmed, so that a later overwrite through the still valid upload URL
+// is never taken for it, and counts its size in StoredBytes. Confirming an
+// upload already confirmed changes nothing, the ETag and size included.
+func (t *Task) ConfirmInput(etag string, size int64, now time.Time) (Change, error) {
 	ch, err := t.ConfirmUpload(now)
 	if err == nil && !ch.None() {
 		t.InputETag = &etag
+		t.StoredBytes += max(size, 0)
 	}
 	return ch, err
 }
 
 // ConfirmOutput records the object a completed task's output file is:
-// its key and its ETag when the task completed. A task that is not
-// completed, or has no output file, keeps none.
-func (t *Task) ConfirmOutput(key, etag string) {
-	if t.Status != StatusCompleted || t.OutputFileName == nil {
+// its key and its ETag when the task completed, and its size in
+// StoredBytes. A task that is not completed, or has no output file, or has
+// one recorded already, keeps none.
+func (t *Task) ConfirmOutput(key, etag string, size int64) {
+	if t.Status != StatusCompleted || t.OutputFileName == nil || t.OutputObject != nil {
 		return
 	}
 	t.OutputObject, t.OutputETag = &key, &etag
+	t.StoredBytes += max(size, 0)
+}
+
+// ConfirmErrors counts, in StoredBytes, the size of the errors file a task
+// left when it completed. A task that is not completed counts none.
+func (t *Task) ConfirmErrors(size int64) {
+	if t.Status != StatusCompleted {
+		return
+	}
+	t.StoredBytes += max(size, 0)
 }
 
 // AcceptsInput returns nil while the task waits for its input file name,

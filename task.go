@@ -109,6 +109,12 @@ type Task struct {
 	InputETag    *string `json:"-"`
 	OutputObject *string `json:"-"`
 	OutputETag   *string `json:"-"`
+	// StoredBytes is what the task's files hold in the object store, as
+	// far as the task knows: its input once the upload was confirmed, its
+	// output and errors files once it completed. A tenant's usage against
+	// the stored-bytes quota is the sum over its tasks. Internal: not in
+	// the task's JSON.
+	StoredBytes int64 `json:"-"`
 }
 
 // Runnable reports whether a worker may claim t at now.

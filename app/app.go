@@ -110,6 +110,7 @@ func New(ctx context.Context, cfg Config) (a *App, err error) {
 		Limits:    commonops.Limits{MaxParamsBytes: cfg.MaxParamsBytes, MaxFileSize: cfg.MaxFileSize},
 		Lease:     cfg.Lease,
 		URLExpiry: cfg.URLExpiry,
+		Quotas:    cfg.quotas(),
 	}
 	objects, files, err := openObjects(ctx, cfg, a.publicURL, a.svc)
 	if err != nil {

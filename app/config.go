@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/commonops/commonops/objectstore"
+	"github.com/commonops/commonops/operations"
 )
 
 // Roles a process can run.
@@ -141,6 +142,25 @@ type Config struct {
 	// httpapi.MaxBodyBytesDefault (1 MiB).
 	MaxBodyBytes int64
 
+	// QuotaCreatesPerMinute bounds the tasks one tenant creates in any
+	// minute, across replicas; one more is answered 429. Negative: no
+	// quota. Defaults to operations.QuotaCreatesPerMinuteDefault (600).
+	QuotaCreatesPerMinute int
+	// QuotaConcurrentHeavy bounds one tenant's unfinished (scheduled,
+	// pending or processing) tasks of QuotaHeavyTypes; a create of one
+	// more is answered 429. Negative: no quota. Defaults to
+	// operations.QuotaConcurrentHeavyDefault (20).
+	QuotaConcurrentHeavy int
+	// QuotaHeavyTypes is the comma list of task types QuotaConcurrentHeavy
+	// counts. Defaults to operations.QuotaHeavyTypesDefault
+	// ("import,export").
+	QuotaHeavyTypes string
+	// QuotaStoredBytes bounds the bytes one tenant's task files hold; at
+	// or over it creates are answered 507 until deletes free some (tasks
+	// already running may pass it). Negative: no quota. Defaults to
+	// operations.QuotaStoredBytesDefault (100 GiB).
+	QuotaStoredBytes int64
+
 	// PubSub is PubSubEmbedded or PubSubDapr. Defaults to PubSubEmbedded.
 	PubSub string
 	// DaprURL is the sidecar's HTTP URL. Defaults to
@@ -239,6 +259,18 @@ func (c Config) withDefaults() Config {
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = ShutdownTimeoutDefault
 	}
+	if c.QuotaCreatesPerMinute == 0 {
+		c.QuotaCreatesPerMinute = operations.QuotaCreatesPerMinuteDefault
+	}
+	if c.QuotaConcurrentHeavy == 0 {
+		c.QuotaConcurrentHeavy = operations.QuotaConcurrentHeavyDefault
+	}
+	if c.QuotaHeavyTypes == "" {
+		c.QuotaHeavyTypes = operations.QuotaHeavyTypesDefault
+	}
+	if c.QuotaStoredBytes == 0 {
+		c.QuotaStoredBytes = operations.QuotaStoredBytesDefault
+	}
 	if c.Version == "" {
 		c.Version = "dev"
 	}
@@ -288,6 +320,17 @@ func (c Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// quotas are the operations.Quotas of c (with its defaults applied): a
+// negative setting is no quota.
+func (c Config) quotas() operations.Quotas {
+	return operations.Quotas{
+		CreatesPerMinute: max(c.QuotaCreatesPerMinute, 0),
+		ConcurrentHeavy:  max(c.QuotaConcurrentHeavy, 0),
+		HeavyTypes:       operations.ParseHeavyTypes(c.QuotaHeavyTypes),
+		StoredBytes:      max(c.QuotaStoredBytes, 0),
+	}
 }
 
 // parseRoles reads a comma list of roles.

@@ -73,6 +73,37 @@ func (s *Service) outputOnCompletion(ctx context.Context, t *commonops.Task, p c
 	return &info, nil
 }
 
+// completionFiles are the files a report that completes a task leaves it
+// with: its output (nil when none) and the size of its errors file (0 when
+// none), for the task to record.
+type completionFiles struct {
+	output     *objectstore.Info
+	errorsSize int64
+}
+
+// filesOnCompletion returns the files a progress report p that completes t
+// leaves it with (see outputOnCompletion); none when p does not complete t.
+func (s *Service) filesOnCompletion(ctx context.Context, t *commonops.Task, p commonops.Progress) (completionFiles, error) {
+	var f completionFiles
+	if s.Objects == nil || p.Status == nil || *p.Status != commonops.StatusCompleted {
+		return f, nil
+	}
+	out, err := s.outputOnCompletion(ctx, t, p)
+	if err != nil {
+		return f, err
+	}
+	f.output = out
+	info, err := s.Objects.Stat(ctx, objectstore.ErrorsKey(t.ID))
+	switch {
+	case commonops.ErrorCode(err) == commonops.ENOTFOUND:
+	case err != nil:
+		return f, fmt.Errorf("find errors file of task %s: %w", t.ID, err)
+	default:
+		f.errorsSize = info.Size
+	}
+	return f, nil
+}
+
 // confirmOutput records out, when set, as the output of a task that p's
 // transition completed with that file.
 func confirmOutput(t *commonops.Task, out *objectstore.Info) {
@@ -80,7 +111,7 @@ func confirmOutput(t *commonops.Task, out *objectstore.Info) {
 		return
 	}
 	if k, ok := objectstore.ParseKey(out.Key); ok && k.Name == *t.OutputFileName {
-		t.ConfirmOutput(out.Key, out.ETag)
+		t.ConfirmOutput(out.Key, out.ETag, out.Size)
 	}
 }
 

@@ -52,6 +52,11 @@ type Service struct {
 	Now func() time.Time
 	// Rand returns jitter in [0, 1). Defaults to rand.Float64.
 	Rand func() float64
+	// Quotas bound what each tenant may create and hold (quota.go).
+	// Defaults to none.
+	Quotas Quotas
+
+	quota *quotaCache // made on first use (cache); a Service may be copied before
 }
 
 // now is the current time at the precision both stores keep (microseconds),
@@ -149,7 +154,9 @@ const MaxIdempotencyKeyLen = 255
 // Create validates and stores a new task. With a file name it also returns
 // a pre-signed upload URL. A repeated idempotency key with the same request
 // hash returns the first answer and replayed=true; with another hash it is
-// EINVALID.
+// EINVALID. A create a quota forbids (s.Quotas) is ETOOMANY or
+// ESTORAGEFULL and stores nothing; the check comes before the key is
+// looked up, so a replay is refused too while its tenant is over a quota.
 func (s *Service) Create(ctx context.Context, r CreateRequest) (c *Created, replayed bool, err error) {
 	if len(r.IdempotencyKey) > MaxIdempotencyKeyLen {
 		return nil, false, commonops.Invalid(commonops.FieldError{Field: "Idempotency-Key", Message: fmt.Sprintf("must be at most %d characters", MaxIdempotencyKeyLen)})
@@ -163,6 +170,9 @@ func (s *Service) Create(ctx context.Context, r CreateRequest) (c *Created, repl
 	}
 	t, ch, err := commonops.NewTask(id.String(), r.TenantID, r.Requester, r.Input, s.Limits, now)
 	if err != nil {
+		return nil, false, err
+	}
+	if err := s.checkQuotas(ctx, t.TenantID, t.TaskType, now); err != nil {
 		return nil, false, err
 	}
 	c = &Created{Task: t}
@@ -204,6 +214,7 @@ func (s *Service) Create(ctx context.Context, r CreateRequest) (c *Created, repl
 		}
 		return &first, true, nil
 	}
+	s.created(t.TenantID)
 	return c, false, nil
 }
 
@@ -283,7 +294,7 @@ func (s *Service) ConfirmUpload(ctx context.Context, tenant, id string) (*common
 		return nil, &commonops.Error{Code: commonops.ECONFLICT, Message: fmt.Sprintf("the uploaded file has %d bytes, but fileSize announced %d", info.Size, *t.FileSize), Task: t}
 	}
 	now := s.now()
-	return s.Store.UpdateTask(ctx, tenant, id, func(t *commonops.Task) (commonops.Change, error) { return t.ConfirmInput(info.ETag, now) })
+	return s.Store.UpdateTask(ctx, tenant, id, func(t *commonops.Task) (commonops.Change, error) { return t.ConfirmInput(info.ETag, info.Size, now) })
 }
 
 // Claim gives task id to workerID for a lease of leaseSeconds (0 for the
@@ -329,13 +340,13 @@ func (s *Service) Progress(ctx context.Context, tenant, id string, p commonops.P
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	var out *objectstore.Info
+	var out completionFiles
 	if p.Status != nil && *p.Status == commonops.StatusCompleted {
 		t, err := s.Store.GetTask(ctx, tenant, id)
 		if err != nil {
 			return nil, err
 		}
-		if out, err = s.outputOnCompletion(ctx, t, p); err != nil {
+		if out, err = s.filesOnCompletion(ctx, t, p); err != nil {
 			return nil, err
 		}
 	}
@@ -350,7 +361,7 @@ func (s *Service) ProgressFrom(ctx context.Context, known *commonops.Task, p com
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	out, err := s.outputOnCompletion(ctx, known, p)
+	out, err := s.filesOnCompletion(ctx, known, p)
 	if err != nil {
 		return nil, err
 	}
@@ -358,13 +369,14 @@ func (s *Service) ProgressFrom(ctx context.Context, known *commonops.Task, p com
 }
 
 // applyProgress applies p; a report that completes the task records out,
-// the output file found for it (see outputOnCompletion).
-func (s *Service) applyProgress(p commonops.Progress, out *objectstore.Info) func(*commonops.Task) (commonops.Change, error) {
+// the files found for it (see filesOnCompletion).
+func (s *Service) applyProgress(p commonops.Progress, out completionFiles) func(*commonops.Task) (commonops.Change, error) {
 	now, lease := s.now(), s.lease(0)
 	return func(t *commonops.Task) (commonops.Change, error) {
 		ch, err := t.ApplyProgress(p, lease, s.RetryDelay(t.RetryCount), now)
 		if err == nil && ch.Event == commonops.EventCompleted {
-			confirmOutput(t, out)
+			confirmOutput(t, out.output)
+			t.ConfirmErrors(out.errorsSize)
 		}
 		return ch, err
 	}
@@ -604,7 +616,7 @@ func (s *Service) UploadReceived(ctx context.Context, taskID string, info object
 		if t.FileSize != nil && *t.FileSize != info.Size {
 			return commonops.Change{}, commonops.Errorf(commonops.ECONFLICT, "uploaded %d bytes, announced %d", info.Size, *t.FileSize)
 		}
-		return t.ConfirmInput(info.ETag, now)
+		return t.ConfirmInput(info.ETag, info.Size, now)
 	})
 	return err
 }

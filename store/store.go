@@ -111,6 +111,11 @@ type Store interface {
 	TryLead(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
 	Resign(ctx context.Context, name, holder string) error
 
+	// TenantUsage measures what tenant holds, for the quotas (see Usage and
+	// UsageQuery); each count stops at its bound, so its cost does not
+	// grow with the tenant's history.
+	TenantUsage(ctx context.Context, tenant string, q UsageQuery) (Usage, error)
+
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Close releases the store's connections.
@@ -133,6 +138,36 @@ func ReadTimeoutError(limit time.Duration, cause error) error {
 		Message: fmt.Sprintf("the query took longer than %s; narrow the filters or the search", limit),
 		Err:     cause,
 	}
+}
+
+// UsageQuery says which of a tenant's figures TenantUsage measures. A
+// figure whose bound is 0 (or, for the heavy tasks, with no types; for the
+// bytes, false) is not measured and reads 0.
+type UsageQuery struct {
+	// CreatedAfter and CreatedUpTo count the tasks created after the time,
+	// up to CreatedUpTo.
+	CreatedAfter time.Time
+	CreatedUpTo  int
+	// HeavyTypes and HeavyUpTo count the unfinished (scheduled, pending or
+	// processing) tasks of these task types, up to HeavyUpTo.
+	HeavyTypes []string
+	HeavyUpTo  int
+	// StoredBytes sums the tasks' StoredBytes.
+	StoredBytes bool
+}
+
+// Usage is what a tenant holds, as TenantUsage measured it.
+type Usage struct {
+	// Created is the count of tasks created after UsageQuery.CreatedAfter
+	// (at most CreatedUpTo), FirstCreated the creation time of the oldest
+	// of them (zero when none).
+	Created      int
+	FirstCreated time.Time
+	// Heavy is the count of unfinished tasks of UsageQuery.HeavyTypes (at
+	// most HeavyUpTo).
+	Heavy int
+	// StoredBytes is the sum of the tenant's tasks' StoredBytes.
+	StoredBytes int64
 }
 
 // Idempotency is a stored Idempotency-Key and the response it produced.

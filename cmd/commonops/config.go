@@ -70,6 +70,10 @@ func (o *options) settings() []setting {
 		{flag: "max-tenant-streams", env: "COMMONOPS_MAX_TENANT_STREAMS", def: strconv.Itoa(httpapi.MaxTenantStreamsDefault), usage: "open event streams of one tenant; one more is answered 429", value: number(&c.MaxTenantStreams)},
 		{flag: "max-params-bytes", env: "COMMONOPS_MAX_PARAMS_BYTES", def: fmtSize(commonops.MaxParamsBytesDefault), usage: "largest params object accepted", value: size(&c.MaxParamsBytes)},
 		{flag: "max-body-bytes", env: "COMMONOPS_MAX_BODY_BYTES", def: fmtSize(httpapi.MaxBodyBytesDefault), usage: "largest request body accepted", value: size(&c.MaxBodyBytes)},
+		{flag: "quota-creates-per-minute", env: "COMMONOPS_QUOTA_CREATES_PER_MINUTE", def: strconv.Itoa(operations.QuotaCreatesPerMinuteDefault), usage: "tasks one tenant may create in any minute, across replicas; one more is answered 429; 0: no quota", value: quota(&c.QuotaCreatesPerMinute)},
+		{flag: "quota-concurrent-heavy", env: "COMMONOPS_QUOTA_CONCURRENT_HEAVY", def: strconv.Itoa(operations.QuotaConcurrentHeavyDefault), usage: "unfinished (scheduled, pending, processing) tasks of the heavy types one tenant may have; creating one more is answered 429; 0: no quota", value: quota(&c.QuotaConcurrentHeavy)},
+		{flag: "quota-heavy-types", env: "COMMONOPS_QUOTA_HEAVY_TYPES", def: operations.QuotaHeavyTypesDefault, usage: "task types quota-concurrent-heavy counts (comma list)", value: str(&c.QuotaHeavyTypes)},
+		{flag: "quota-stored-bytes", env: "COMMONOPS_QUOTA_STORED_BYTES", def: fmtSize(operations.QuotaStoredBytesDefault), usage: "bytes the files of one tenant's tasks may hold; at or over it creates are answered 507 until deletes free some; 0: no quota", value: quota(&c.QuotaStoredBytes)},
 		{flag: "pubsub", env: "COMMONOPS_PUBSUB", def: app.PubSubEmbedded, usage: "pub/sub: embedded (in-process bus) or dapr (a Dapr sidecar)", value: str(&c.PubSub)},
 		{flag: "dapr-url", env: "COMMONOPS_DAPR_URL", usage: "Dapr sidecar HTTP URL; empty: http://127.0.0.1:$DAPR_HTTP_PORT (3500)", value: str(&c.DaprURL)},
 		{flag: "dapr-app-addr", env: "COMMONOPS_DAPR_APP_ADDR", def: app.DaprAppAddrDefault, usage: "listen address of the Dapr subscription routes, apart from the API (the sidecar's --app-port); outside loopback set APP_API_TOKEN", value: str(&c.DaprAppAddr)},
@@ -264,6 +268,22 @@ func number(p *int) *value {
 			return fmt.Errorf("want a non-negative whole number, got %q", s)
 		}
 		*p = n
+		return nil
+	}}
+}
+
+// quota is size for a quota, where 0 is no quota: the Config field holds
+// it as -1, since a zero field takes the default.
+func quota[T int | int64](p *T) *value {
+	return &value{get: func() string { return fmtSize(int64(max(*p, 0))) }, set: func(s string) error {
+		n, err := parseSize(s)
+		if err != nil {
+			return err
+		}
+		*p = T(n)
+		if n == 0 {
+			*p = -1
+		}
 		return nil
 	}}
 }

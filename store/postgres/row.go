@@ -32,6 +32,7 @@ var taskColumnList = []column{
 	{"created_at", "timestamptz"}, {"updated_at", "timestamptz"}, {"version", "bigint"},
 	{"last_progress_event_at", "timestamptz"},
 	{"input_etag", "text"}, {"output_object", "text"}, {"output_etag", "text"},
+	{"stored_bytes", "bigint"},
 }
 
 // taskColumns is the select list that scanTask reads.
@@ -70,6 +71,7 @@ func taskArgs(t *commonops.Task) []any {
 		t.CreatedAt, t.UpdatedAt, t.Version,
 		t.LastProgressEventAt,
 		t.InputETag, t.OutputObject, t.OutputETag,
+		t.StoredBytes,
 	}
 }
 
@@ -107,6 +109,7 @@ func scanTask(row pgx.Row, extra ...any) (*commonops.Task, error) {
 		&t.CreatedAt, &t.UpdatedAt, &t.Version,
 		&t.LastProgressEventAt,
 		&t.InputETag, &t.OutputObject, &t.OutputETag,
+		&t.StoredBytes,
 	}, extra...)...)
 	if err != nil {
 		return nil, err

@@ -22,9 +22,9 @@ const taskColumns = `id, tenant_id, task_type, entity_type, status, priority, pa
 	progress, total_items, processed_items, success_items, failed_items, message, error_message,
 	attempt, retry_count, max_retries, cancel_requested, checkpoint, lease_owner, lease_expires_at,
 	available_at, scheduled_at, started_at, completed_at, created_at, updated_at, version, last_progress_event_at,
-	input_etag, output_object, output_etag`
+	input_etag, output_object, output_etag, stored_bytes`
 
-const taskColumnCount = 40
+const taskColumnCount = 41
 
 // querier is what both *sql.DB and *sql.Tx offer.
 type querier interface {
@@ -73,7 +73,7 @@ func taskArgs(t *commonops.Task) []any {
 		t.Progress, nullInt(t.TotalItems), t.ProcessedItems, t.SuccessItems, t.FailedItems, nullString(t.Message), nullString(t.ErrorMessage),
 		t.Attempt, t.RetryCount, t.MaxRetries, boolInt(t.CancelRequested), nullJSON(t.Checkpoint), nullString(t.LeaseOwner), nullMicros(t.LeaseExpiresAt),
 		nullMicros(t.AvailableAt), nullMicros(t.ScheduledAt), nullMicros(t.StartedAt), nullMicros(t.CompletedAt), micros(t.CreatedAt), micros(t.UpdatedAt), t.Version, nullMicros(t.LastProgressEventAt),
-		nullString(t.InputETag), nullString(t.OutputObject), nullString(t.OutputETag),
+		nullString(t.InputETag), nullString(t.OutputObject), nullString(t.OutputETag), t.StoredBytes,
 	}
 }
 
@@ -112,7 +112,7 @@ func scanTask(r scanner) (*commonops.Task, error) {
 		&t.Progress, &totalItems, &t.ProcessedItems, &t.SuccessItems, &t.FailedItems, &message, &errorMessage,
 		&t.Attempt, &t.RetryCount, &t.MaxRetries, &cancelRequested, &checkpoint, &leaseOwner, &leaseExpiresAt,
 		&availableAt, &scheduledAt, &startedAt, &completedAt, &createdAt, &updatedAt, &t.Version, &lastProgressEventAt,
-		&inputETag, &outputObject, &outputETag)
+		&inputETag, &outputObject, &outputETag, &t.StoredBytes)
 	if err != nil {
 		return nil, err
 	}

@@ -51,6 +51,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Outbox", outboxTests},
 		{"Leadership", leaderTests},
 		{"Lifecycle", lifecycleTests},
+		{"TenantUsage", usageTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
@@ -192,6 +193,9 @@ func canon(t *testing.T, tk *commonops.Task) map[string]any {
 	}
 	if c.LastProgressEventAt != nil {
 		m["lastProgressEventAt"] = c.LastProgressEventAt.Format(time.RFC3339Nano)
+	}
+	if c.StoredBytes != 0 {
+		m["storedBytes"] = c.StoredBytes
 	}
 	for name, p := range map[string]*string{"inputETag": c.InputETag, "outputObject": c.OutputObject, "outputETag": c.OutputETag} {
 		if p != nil {
