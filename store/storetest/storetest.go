@@ -47,6 +47,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Sweep", sweepTests},
 		{"Logs", logTests},
 		{"Events", eventTests},
+		{"Actor", actorTests},
 		{"EventsAfter", eventsAfterTests},
 		{"Outbox", outboxTests},
 		{"Leadership", leaderTests},
