@@ -614,7 +614,7 @@ const runnableWhere = `status = 'pending' AND NOT cancel_requested
 	  AND (available_at IS NULL OR available_at <= $3)`
 
 // claimEvents records the started events of the rows a claim statement's
-// CTE u returns; the parameter actor holds the actor (” for none, see
+// CTE u returns; the parameter actor holds the actor (empty for none, see
 // commonops.Actor).
 func claimEvents(actor string) string {
 	return `,

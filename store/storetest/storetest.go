@@ -48,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Logs", logTests},
 		{"Events", eventTests},
 		{"Actor", actorTests},
+		{"APIKeys", apiKeyTests},
 		{"EventsAfter", eventsAfterTests},
 		{"Outbox", outboxTests},
 		{"Leadership", leaderTests},
