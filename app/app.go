@@ -26,6 +26,7 @@ import (
 	"golang.org/x/net/netutil"
 
 	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/auth"
 	"github.com/commonops/commonops/bus"
 	"github.com/commonops/commonops/dapr"
 	"github.com/commonops/commonops/feed"
@@ -62,6 +63,7 @@ type App struct {
 	handler   http.Handler
 	daprLn    net.Listener // the Dapr subscription routes; nil unless Dapr delivers to a worker
 	daprSrv   *http.Server
+	keys      *auth.Keys // API keys; nil in the none mode
 
 	mu          sync.Mutex
 	started     bool
@@ -123,7 +125,7 @@ func New(ctx context.Context, cfg Config) (a *App, err error) {
 	var publisher outbox.Publisher
 	pubsubCheck := func(context.Context) error { return nil }
 	if cfg.PubSub == PubSubDapr {
-		p := dapr.NewPublisher(dapr.PublisherConfig{BaseURL: cfg.DaprURL, PubSubName: cfg.DaprPubSub})
+		p := dapr.NewPublisher(dapr.PublisherConfig{BaseURL: cfg.DaprURL, PubSubName: cfg.DaprPubSub, APIToken: cfg.DaprAPIToken})
 		publisher, pubsubCheck = p, p.Check
 	} else {
 		a.bus = bus.New()
@@ -175,10 +177,16 @@ func New(ctx context.Context, cfg Config) (a *App, err error) {
 	metrics := promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg})
 	if a.roles[RoleAPI] {
 		a.feed = feed.New(a.svc, feed.Config{Logger: a.log})
+		authn, err := a.authenticator(ctx)
+		if err != nil {
+			return nil, err
+		}
 		a.handler = httpapi.NewServer(httpapi.Config{
 			Service: a.svc, Checks: checks, Files: files, Metrics: metrics, Feed: a.feed,
 			MaxStreams: cfg.MaxStreams, MaxTenantStreams: cfg.MaxTenantStreams,
 			Logger: a.log, MaxBodyBytes: cfg.MaxBodyBytes, Registerer: a.reg, StreamsDone: a.streamsDone,
+			Auth: authn, RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst,
+			TenantRateLimit: cfg.TenantRateLimit, TenantRateBurst: cfg.TenantRateBurst,
 		})
 	} else {
 		a.handler = internalMux(checks["database"], files, metrics)
@@ -260,6 +268,9 @@ func (a *App) Start(ctx context.Context) error {
 		})
 	}
 	a.relay.Start(runCtx)
+	if a.keys != nil {
+		a.keys.Start(runCtx)
+	}
 	if a.feed != nil {
 		a.feed.Start(runCtx)
 	}
@@ -290,7 +301,13 @@ func (a *App) Start(ctx context.Context) error {
 		go func() { a.served <- a.daprSrv.Serve(a.daprLn) }()
 	}
 	a.log.Info("commonops started", "addr", a.Addr(), "roles", a.cfg.Roles, "store", a.storeName,
-		"storage", a.cfg.Storage, "pubsub", a.cfg.PubSub, "daprAppAddr", a.DaprAppAddr(), "publicUrl", a.publicURL, "version", a.cfg.Version)
+		"storage", a.cfg.Storage, "pubsub", a.cfg.PubSub, "daprAppAddr", a.DaprAppAddr(), "publicUrl", a.publicURL,
+		"auth", a.cfg.Auth, "version", a.cfg.Version)
+	if a.cfg.Auth == string(auth.ModeNone) && a.roles[RoleAPI] && !loopback(a.ln.Addr()) {
+		a.log.Warn("THE API IS OPEN: auth is none and the API listens beyond this machine, so anyone who reaches "+a.Addr()+
+			" can read, cancel and delete any tenant's tasks and act as a worker; set COMMONOPS_AUTH=gateway or oidc (see the README, Identity and access), or listen on 127.0.0.1",
+			"addr", a.Addr())
+	}
 	return nil
 }
 
@@ -366,6 +383,9 @@ func (a *App) Stop() {
 	if a.feed != nil {
 		a.feed.Stop()
 	}
+	if a.keys != nil {
+		a.keys.Stop()
+	}
 	a.cancelRun()
 	a.close()
 	a.log.Info("stopped")
@@ -382,4 +402,33 @@ func (a *App) close() {
 	if a.store != nil {
 		a.store.Close()
 	}
+}
+
+// authenticator is the API's Authenticator for cfg.Auth, nil in the none
+// mode; it keeps the API keys' verifier, which Start and Stop run.
+func (a *App) authenticator(ctx context.Context) (*auth.Authenticator, error) {
+	cfg := a.cfg
+	if cfg.Auth == string(auth.ModeNone) {
+		return nil, nil
+	}
+	a.keys = auth.NewKeys(a.store, auth.KeysConfig{Logger: a.log})
+	ac := auth.Config{
+		Mode: auth.Mode(cfg.Auth), GatewaySecret: cfg.GatewaySecret,
+		GatewaySecretHeader: cfg.GatewaySecretHeader, TenantHeader: cfg.TenantHeader,
+		UserHeader: cfg.UserHeader, RolesHeader: cfg.RolesHeader,
+		PlatformAdminRole: cfg.PlatformAdminRole, Keys: a.keys,
+	}
+	if ac.Mode == auth.ModeOIDC {
+		o, err := auth.NewOIDC(ctx, auth.OIDCConfig{
+			Issuer: cfg.OIDCIssuer, Audience: cfg.OIDCAudience,
+			TenantClaim: cfg.OIDCTenantClaim, SubjectClaim: cfg.OIDCSubjectClaim,
+			RolesClaim: cfg.OIDCRolesClaim, TaskTypesClaim: cfg.OIDCTaskTypesClaim,
+			PlatformAdminRole: cfg.PlatformAdminRole,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("oidc issuer %s: %w", cfg.OIDCIssuer, err)
+		}
+		ac.OIDC = o
+	}
+	return auth.NewAuthenticator(ac)
 }

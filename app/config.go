@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/commonops/commonops/auth"
 	"github.com/commonops/commonops/objectstore"
 	"github.com/commonops/commonops/operations"
 )
@@ -53,6 +54,13 @@ const (
 	// ShutdownTimeoutDefault bounds a graceful stop: in-flight requests
 	// and running tasks.
 	ShutdownTimeoutDefault = 30 * time.Second
+	// RateLimitDefault and RateBurstDefault are the rate limit of one
+	// caller with auth on; TenantRateLimitDefault and
+	// TenantRateBurstDefault of one tenant.
+	RateLimitDefault       = 50
+	RateBurstDefault       = 100
+	TenantRateLimitDefault = 500
+	TenantRateBurstDefault = 1000
 )
 
 // Config is every setting of the stock server. Field names follow the
@@ -180,6 +188,46 @@ type Config struct {
 	// Defaults to "": deliveries are not checked.
 	DaprAppToken string
 
+	// DaprAPIToken is the token the sidecar requires of its app (its
+	// DAPR_API_TOKEN), sent as dapr-api-token on every call to it.
+	// Defaults to "": none sent.
+	DaprAPIToken string
+
+	// Auth is how callers are authenticated: none (the identity headers
+	// are trusted; anyone reaching the port is every role of any tenant),
+	// gateway or oidc; API keys work in the last two. Defaults to none.
+	Auth string
+	// GatewaySecret is the secret the API gateway sends in
+	// GatewaySecretHeader; required with the gateway mode.
+	GatewaySecret string
+	// GatewaySecretHeader, TenantHeader, UserHeader and RolesHeader name
+	// the headers of the gateway mode. Default to X-Gateway-Secret,
+	// X-Tenant-Id, X-User-Id and X-User-Roles.
+	GatewaySecretHeader, TenantHeader, UserHeader, RolesHeader string
+	// PlatformAdminRole is the role value (gateway roles header, token
+	// roles claim) that makes a caller a platform admin, who may act in
+	// every tenant. Defaults to auth.PlatformAdminRoleDefault
+	// ("platform-admin").
+	PlatformAdminRole string
+	// OIDCIssuer and OIDCAudience are the issuer whose tokens the oidc mode
+	// accepts and the audience they must name; the issuer is required with
+	// the oidc mode. Default to "".
+	OIDCIssuer, OIDCAudience string
+	// OIDCTenantClaim, OIDCSubjectClaim, OIDCRolesClaim and
+	// OIDCTaskTypesClaim name the token claims of the principal. Default to
+	// tenant, sub, roles and task_types.
+	OIDCTenantClaim, OIDCSubjectClaim, OIDCRolesClaim, OIDCTaskTypesClaim string
+	// RateLimit is the requests per second one caller (API key, token
+	// subject, gateway user) may make, in bursts of RateBurst;
+	// TenantRateLimit and TenantRateBurst the same for a whole tenant. The
+	// limits hold per replica. Negative: no limit. Default, with auth on,
+	// to RateLimitDefault (50/s, bursts of 100) and TenantRateLimitDefault
+	// (500/s, bursts of 1000); off in the none mode.
+	RateLimit       float64
+	RateBurst       int
+	TenantRateLimit float64
+	TenantRateBurst int
+
 	// Lease is how long a claim holds a task between heartbeats. Defaults
 	// to operations.LeaseDefault (30s).
 	Lease time.Duration
@@ -274,6 +322,17 @@ func (c Config) withDefaults() Config {
 	if c.Version == "" {
 		c.Version = "dev"
 	}
+	if c.Auth == "" {
+		c.Auth = string(auth.ModeNone)
+	}
+	if c.Auth != string(auth.ModeNone) {
+		if c.RateLimit == 0 {
+			c.RateLimit, c.RateBurst = RateLimitDefault, max(c.RateBurst, RateBurstDefault)
+		}
+		if c.TenantRateLimit == 0 {
+			c.TenantRateLimit, c.TenantRateBurst = TenantRateLimitDefault, max(c.TenantRateBurst, TenantRateBurstDefault)
+		}
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -313,6 +372,19 @@ func (c Config) Validate() error {
 	}
 	if c.WorkerConcurrency < 0 {
 		return fmt.Errorf("worker-concurrency: want at least 1, got %d", c.WorkerConcurrency)
+	}
+	switch auth.Mode(c.Auth) {
+	case auth.ModeNone:
+	case auth.ModeGateway:
+		if c.GatewaySecret == "" {
+			return errors.New("auth gateway needs gateway-secret (COMMONOPS_GATEWAY_SECRET), the secret the gateway sends on every request")
+		}
+	case auth.ModeOIDC:
+		if c.OIDCIssuer == "" {
+			return errors.New("auth oidc needs oidc-issuer (COMMONOPS_OIDC_ISSUER)")
+		}
+	default:
+		return fmt.Errorf("auth: want none, gateway or oidc, got %q", c.Auth)
 	}
 	for name, n := range c.WorkerTypeConcurrency {
 		if name == "" || n < 1 {

@@ -88,7 +88,7 @@ func BenchmarkSlowClients(b *testing.B) {
 			if _, err := http.ReadResponse(bufio.NewReader(idle), nil); err != nil {
 				b.Fatal(err)
 			}
-			fmt.Fprintf(dial(), "GET /api/v1/opera")                                                                                                     // headers a byte at a time
+			fmt.Fprintf(dial(), "GET /api/v1/opera")                                                                                                    // headers a byte at a time
 			fmt.Fprintf(dial(), "POST /api/v1/operations/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{") // a body that stalls
 			u, _ := url.Parse(uploads[i])
 			fmt.Fprintf(dial(), "PUT %s HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\nx", u.RequestURI()) // an upload that stalls

@@ -67,7 +67,15 @@ type PublisherConfig struct {
 	// of many traces), only each event's traceparent attribute. Defaults to
 	// false.
 	Bulk bool
+	// APIToken is the sidecar's DAPR_API_TOKEN: when set, every call to
+	// the sidecar (publishes and health checks) carries it as
+	// dapr-api-token, without which such a sidecar refuses them. Defaults
+	// to "": no token.
+	APIToken string
 }
+
+// APITokenHeader carries PublisherConfig.APIToken.
+const APITokenHeader = "dapr-api-token"
 
 // Bounds of one bulk publish request (daprd refuses bodies over 4 MiB).
 const (
@@ -93,6 +101,7 @@ type Publisher struct {
 	client *http.Client
 	conc   int
 	bulk   bool
+	token  string
 }
 
 // NewPublisher returns a Publisher for cfg.
@@ -118,6 +127,7 @@ func NewPublisher(cfg PublisherConfig) *Publisher {
 		client: cfg.HTTPClient,
 		conc:   cfg.Concurrency,
 		bulk:   cfg.Bulk,
+		token:  cfg.APIToken,
 	}
 }
 
@@ -240,6 +250,7 @@ func (p *Publisher) publishOne(ctx context.Context, m outbox.Message) error {
 		return fmt.Errorf("publish %d to %s: %w", m.ID, m.Topic, err)
 	}
 	req.Header.Set("Content-Type", "application/cloudevents+json")
+	p.authorize(req)
 	if m.TraceParent != "" {
 		// daprd continues the trace of the request's traceparent and writes
 		// its own span into the delivered event's traceparent.
@@ -264,6 +275,9 @@ func (p *Publisher) publishOne(ctx context.Context, m outbox.Message) error {
 // 204); it serves the pubsub health check.
 func (p *Publisher) Check(ctx context.Context) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.base+"/v1.0/healthz", nil)
+	if err == nil {
+		p.authorize(req)
+	}
 	if err != nil {
 		return fmt.Errorf("check dapr sidecar: %w", err)
 	}
@@ -355,6 +369,7 @@ func (p *Publisher) postBulk(ctx context.Context, c *bulkChunk) ([]int, error) {
 		return c.index, fmt.Errorf("bulk publish to %s: %w", c.topic, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	p.authorize(req)
 	resp, err := p.client.Do(req)
 	if err != nil {
 		return c.index, &commonops.Error{Code: commonops.EUNAVAILABLE, Message: "pub/sub sidecar unreachable",
@@ -383,4 +398,11 @@ func (p *Publisher) postBulk(ctx context.Context, c *bulkChunk) ([]int, error) {
 	}
 	return failed, &commonops.Error{Code: commonops.EUNAVAILABLE, Message: "pub/sub sidecar refused events",
 		Err: fmt.Errorf("bulk publish %d events to %s: sidecar answered %s: %s", len(c.entries), c.topic, resp.Status, bytes.TrimSpace(raw[:min(len(raw), 1<<10)]))}
+}
+
+// authorize adds the sidecar's API token to req, when there is one.
+func (p *Publisher) authorize(req *http.Request) {
+	if p.token != "" {
+		req.Header.Set(APITokenHeader, p.token)
+	}
 }

@@ -16,7 +16,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/auth"
 	"github.com/commonops/commonops/internal/prom"
+	"github.com/commonops/commonops/operations"
 )
 
 // requestInfo is what the middleware learns about a request as it goes; the
@@ -26,6 +28,7 @@ type requestInfo struct {
 	route  string // the ServeMux pattern; "" when no route matched
 	tenant string
 	user   string
+	actor  string // who the request runs as (auth.Principal.Actor); "" before authentication
 }
 
 type infoKey struct{}
@@ -150,26 +153,89 @@ func (s *server) logAndCount(r *http.Request, ri *requestInfo, rec *recorder, d 
 		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
 		slog.Int64("bytes", rec.bytes),
 		slog.String("tenant", ri.tenant),
+		slog.String("actor", ri.actor),
 	)
 }
 
 // instrument wraps one route: it names the route for the log and metrics
-// and, for tenant routes, reads and checks the identity headers.
+// and, for every route but the public ones, authenticates the request,
+// applies the rate limits and checks the route's policy before the handler
+// runs.
 func (s *server) instrument(rt route) http.Handler {
 	pattern := rt.pattern()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ri := info(r)
 		ri.route = pattern
-		if rt.tenant {
-			tenant, user, err := identity(r)
+		if !rt.policy.public {
+			ctx, err := s.admit(r, rt.policy)
 			if err != nil {
 				s.problem(w, r, err)
 				return
 			}
-			ri.tenant, ri.user = tenant, user
+			r = r.WithContext(ctx)
 		}
 		rt.handler.ServeHTTP(w, r)
 	})
+}
+
+// admit establishes r's principal, spends its rate-limit tokens and checks
+// pol, and returns the context the handler runs with: it carries the
+// principal, its actor (recorded on the task events it causes) and its
+// operations.Scope.
+func (s *server) admit(r *http.Request, pol policy) (context.Context, error) {
+	ri := info(r)
+	p, err := s.principal(r)
+	if err != nil {
+		return nil, err
+	}
+	ri.tenant, ri.user, ri.actor = p.Tenant, p.Subject, p.Actor()
+	if err := s.perPrincipal.take(ri.actor, "this caller"); err != nil {
+		return nil, err
+	}
+	if err := s.perTenant.take(p.Tenant, "tenant "+p.Tenant); err != nil {
+		return nil, err
+	}
+	sc, err := pol.scope(p)
+	if err != nil {
+		return nil, err
+	}
+	ctx := commonops.WithActor(auth.WithPrincipal(r.Context(), p), ri.actor)
+	if sc.OwnedBy != "" || len(sc.TaskTypes) > 0 {
+		ctx = operations.WithScope(ctx, sc)
+	}
+	return ctx, nil
+}
+
+// principal is who r runs as. In the none mode the identity headers name
+// it, with every role; otherwise the Authenticator establishes it, and an
+// X-Tenant-Id naming another tenant than the credential's is EFORBIDDEN
+// unless the principal is a platform admin, who acts in that tenant.
+func (s *server) principal(r *http.Request) (*auth.Principal, error) {
+	if s.auth == nil {
+		tenant, user, err := identity(r)
+		if err != nil {
+			return nil, err
+		}
+		return &auth.Principal{Tenant: tenant, Subject: user, Mode: auth.ModeNone, Roles: auth.Roles, PlatformAdmin: true}, nil
+	}
+	p, err := s.auth.Authenticate(r)
+	if err != nil {
+		return nil, err
+	}
+	header := s.auth.TenantHeader()
+	want := strings.TrimSpace(r.Header.Get(header))
+	if want == "" || want == p.Tenant {
+		return p, nil
+	}
+	if !p.PlatformAdmin {
+		return nil, commonops.Errorf(commonops.EFORBIDDEN, "%s names another tenant than the credential's; only a platform admin acts in other tenants", header)
+	}
+	if len(want) > MaxIdentityLen || !commonops.Printable(want) {
+		return nil, commonops.Invalid(commonops.FieldError{Field: header, Message: fmt.Sprintf("must be at most %d printable characters", MaxIdentityLen)})
+	}
+	in := *p
+	in.Tenant = want
+	return &in, nil
 }
 
 // recorder remembers the status and size of a response.

@@ -182,7 +182,8 @@ func TestOpenAPIIntegerRanges(t *testing.T) {
 }
 
 // TestOpenAPIErrorStatuses checks the statuses every route can give
-// whatever its handler does: 422 for bad identity headers on task routes,
+// whatever its handler does: 401, 403 and 429 (authentication, policy,
+// rate limits) and 422 for bad identity headers on authenticated routes,
 // 400 and 404 for the {id} of a task, 400, 413 and 422 for a body; and that
 // every error answer of the task API is a problem document (the probes
 // answer 503 with their own report).
@@ -191,12 +192,12 @@ func TestOpenAPIErrorStatuses(t *testing.T) {
 	sp := loadSpec(t)
 	tenant := map[string]bool{}
 	for _, rt := range (&server{}).routes() {
-		tenant[rt.method+" "+rt.path] = rt.tenant
+		tenant[rt.method+" "+rt.path] = !rt.policy.public
 	}
 	for _, op := range sp.ops {
 		var want []string
 		if tenant[op.String()] {
-			want = append(want, "422", "503")
+			want = append(want, "401", "403", "422", "429", "503")
 		}
 		if strings.Contains(op.path, "{id}") {
 			want = append(want, "400", "404")

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/commonops/commonops/auth"
 	"github.com/commonops/commonops/feed"
 	"github.com/commonops/commonops/operations"
 )
@@ -106,6 +107,23 @@ type Config struct {
 	// WriteTimeout bounds writing each API response but event streams.
 	// Defaults to WriteTimeoutDefault (60s).
 	WriteTimeout time.Duration
+	// Auth authenticates the requests of the gateway and oidc modes (API
+	// keys included). Defaults to nil: the none mode, where X-Tenant-Id
+	// and X-User-Id name a principal holding every role.
+	Auth *auth.Authenticator
+	// RateLimit is the requests per second one principal (API key, token
+	// subject or user) may make, in bursts of RateBurst; TenantRateLimit
+	// and TenantRateBurst are the same for all the principals of a tenant
+	// together. Token buckets in memory: the limits hold per replica. A
+	// request past one is answered 429 with Retry-After before any
+	// database work. Zero or negative: no limit. Default to none here (the
+	// app sets its own defaults when auth is on).
+	RateLimit       float64
+	RateBurst       int
+	TenantRateLimit float64
+	TenantRateBurst int
+	// Now is the clock of the rate limits. Defaults to time.Now.
+	Now func() time.Time
 }
 
 // server is what every handler shares.
@@ -127,6 +145,9 @@ type server struct {
 	done     <-chan struct{} // closes open event streams at shutdown
 	readTO   time.Duration
 	writeTO  time.Duration
+	auth     *auth.Authenticator // nil: the none mode
+	// perPrincipal and perTenant are the rate limits.
+	perPrincipal, perTenant *limiter
 }
 
 // NewServer returns the HTTP handler of the whole API. It panics if
@@ -150,7 +171,14 @@ func NewServer(cfg Config) http.Handler {
 		done:    cfg.StreamsDone,
 		readTO:  cfg.ReadTimeout,
 		writeTO: cfg.WriteTimeout,
+		auth:    cfg.Auth,
 	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	s.perPrincipal = newLimiter(cfg.RateLimit, cfg.RateBurst, now)
+	s.perTenant = newLimiter(cfg.TenantRateLimit, cfg.TenantRateBurst, now)
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -191,6 +219,7 @@ func NewServer(cfg Config) http.Handler {
 
 	mux := http.NewServeMux()
 	for _, rt := range s.routes() {
+		mustDeclare(rt)
 		mux.Handle(rt.pattern(), s.instrument(rt))
 	}
 	return s.outer(mux)

@@ -44,6 +44,9 @@ func handleCreate(s *server) http.Handler {
 		if err := decodeJSON(body, &in); err != nil {
 			return err
 		}
+		if err := operations.MayCreate(r.Context(), in.TaskType); err != nil {
+			return err
+		}
 		key := strings.TrimSpace(r.Header.Get("Idempotency-Key"))
 		if !printableASCII(key) {
 			return commonops.Invalid(commonops.FieldError{Field: "Idempotency-Key", Message: "must be printable ASCII"})

@@ -29,6 +29,9 @@ func (s *Service) ListPage(ctx context.Context, f commonops.ListFilter) (ListPag
 	if fe := ListProblems(f); len(fe) > 0 {
 		return ListPage{}, commonops.Invalid(fe...)
 	}
+	if !scopeOf(ctx).narrowList(&f) {
+		return ListPage{Page: max(f.Page, 1), PageSize: f.PageSize}, nil
+	}
 	sort := f.SortOrDefault()
 	if f.After != nil && f.After.Sort != sort {
 		return ListPage{}, commonops.Invalid(commonops.FieldError{Field: "cursor", Message: "was returned for another sort; send the sort it was returned for"})

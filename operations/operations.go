@@ -230,7 +230,7 @@ func (s *Service) maxFileSize(t *commonops.Task) int64 {
 
 // Get returns one task of tenant.
 func (s *Service) Get(ctx context.Context, tenant, id string) (*commonops.Task, error) {
-	return s.Store.GetTask(ctx, tenant, id)
+	return s.getScoped(ctx, tenant, id)
 }
 
 // List returns a page of tenant's tasks. A filter out of bounds (see
@@ -245,14 +245,14 @@ func (s *Service) List(ctx context.Context, f commonops.ListFilter) ([]*commonop
 // Cancel cancels a task that has not ended.
 func (s *Service) Cancel(ctx context.Context, tenant, id string) (*commonops.Task, error) {
 	now := s.now()
-	return s.Store.UpdateTask(ctx, tenant, id, func(t *commonops.Task) (commonops.Change, error) { return t.Cancel(now) })
+	return s.Store.UpdateTask(ctx, tenant, id, scoped(ctx, func(t *commonops.Task) (commonops.Change, error) { return t.Cancel(now) }))
 }
 
 // Retry puts a failed or cancelled task back to pending; force goes past
 // maxRetries.
 func (s *Service) Retry(ctx context.Context, tenant, id string, force bool) (*commonops.Task, error) {
 	now := s.now()
-	return s.Store.UpdateTask(ctx, tenant, id, func(t *commonops.Task) (commonops.Change, error) { return t.Retry(force, now) })
+	return s.Store.UpdateTask(ctx, tenant, id, scoped(ctx, func(t *commonops.Task) (commonops.Change, error) { return t.Retry(force, now) }))
 }
 
 // Delete deletes a terminal task with its logs, events and files.
@@ -272,7 +272,7 @@ func (s *Service) Delete(ctx context.Context, tenant, id string) error {
 // the file's ETag (see DownloadURL). Calling it again after success is
 // harmless.
 func (s *Service) ConfirmUpload(ctx context.Context, tenant, id string) (*commonops.Task, error) {
-	t, err := s.Store.GetTask(ctx, tenant, id)
+	t, err := s.getScoped(ctx, tenant, id)
 	if err != nil {
 		return nil, err
 	}
@@ -306,7 +306,8 @@ func (s *Service) Claim(ctx context.Context, tenant, id, workerID string, leaseS
 		return nil, err
 	}
 	now, lease := s.now(), s.lease(leaseSeconds)
-	return s.Store.ClaimTask(ctx, tenant, id, store.ClaimParams{WorkerID: workerID, Lease: lease, Now: now})
+	t, err := s.Store.ClaimTask(ctx, tenant, id, store.ClaimParams{WorkerID: workerID, Lease: lease, Now: now, Kinds: scopeOf(ctx).kinds()})
+	return claimScoped(ctx, t, err)
 }
 
 // ClaimEvent claims, for workerID with the default lease, the task a
@@ -342,7 +343,7 @@ func (s *Service) Progress(ctx context.Context, tenant, id string, p commonops.P
 	}
 	var out completionFiles
 	if p.Status != nil && *p.Status == commonops.StatusCompleted {
-		t, err := s.Store.GetTask(ctx, tenant, id)
+		t, err := s.getScoped(ctx, tenant, id)
 		if err != nil {
 			return nil, err
 		}
@@ -350,7 +351,7 @@ func (s *Service) Progress(ctx context.Context, tenant, id string, p commonops.P
 			return nil, err
 		}
 	}
-	return s.Store.UpdateTask(ctx, tenant, id, s.applyProgress(p, out))
+	return s.Store.UpdateTask(ctx, tenant, id, scoped(ctx, s.applyProgress(p, out)))
 }
 
 // ProgressFrom is Progress for the in-process worker holding known, the
@@ -459,6 +460,9 @@ func (s *Service) AppendLogs(ctx context.Context, tenant, id string, attempt *in
 	if len(fields) > 0 {
 		return commonops.Invalid(fields...)
 	}
+	if err := s.checkScope(ctx, tenant, id); err != nil {
+		return err
+	}
 	return s.Store.AppendLogs(ctx, tenant, id, attempt, logs)
 }
 
@@ -487,7 +491,7 @@ func (s *Service) OutputURL(ctx context.Context, tenant, id string, attempt *int
 	if err != nil {
 		return nil, commonops.Invalid(commonops.FieldError{Field: "fileName", Message: err.Error()})
 	}
-	t, err := s.Store.GetTask(ctx, tenant, id)
+	t, err := s.getScoped(ctx, tenant, id)
 	if err != nil {
 		return nil, err
 	}
@@ -528,7 +532,7 @@ func (s *Service) DownloadURL(ctx context.Context, tenant, id, which string) (*D
 	if s.Objects == nil {
 		return nil, errNoObjects()
 	}
-	t, err := s.Store.GetTask(ctx, tenant, id)
+	t, err := s.getScoped(ctx, tenant, id)
 	if err != nil {
 		return nil, err
 	}
@@ -586,7 +590,7 @@ func (s *Service) Logs(ctx context.Context, f commonops.LogFilter) ([]commonops.
 	if fe := LogProblems(f); len(fe) > 0 {
 		return nil, 0, commonops.Invalid(fe...)
 	}
-	if _, err := s.Store.GetTask(ctx, f.TenantID, f.TaskID); err != nil {
+	if _, err := s.getScoped(ctx, f.TenantID, f.TaskID); err != nil {
 		return nil, 0, err
 	}
 	return s.Store.ListLogs(ctx, f)
@@ -594,7 +598,7 @@ func (s *Service) Logs(ctx context.Context, f commonops.LogFilter) ([]commonops.
 
 // Events returns a task's events after afterID; ENOTFOUND for an unknown task.
 func (s *Service) Events(ctx context.Context, tenant, id string, afterID int64, limit int) ([]commonops.Event, error) {
-	if _, err := s.Store.GetTask(ctx, tenant, id); err != nil {
+	if _, err := s.getScoped(ctx, tenant, id); err != nil {
 		return nil, err
 	}
 	return s.Store.ListEvents(ctx, tenant, id, afterID, limit)

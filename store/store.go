@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/auth"
 	"github.com/commonops/commonops/outbox"
 )
 
@@ -115,6 +116,23 @@ type Store interface {
 	// UsageQuery); each count stops at its bound, so its cost does not
 	// grow with the tenant's history.
 	TenantUsage(ctx context.Context, tenant string, q UsageQuery) (Usage, error)
+	// CreateAPIKey stores a new API key (auth.APIKey.Hash, never the key).
+	// ECONFLICT when its id or hash is taken.
+	CreateAPIKey(ctx context.Context, k *auth.APIKey) error
+	// GetAPIKeyByHash returns the key whose hash is hash, revoked and
+	// expired ones included (the caller tells why it refuses them), or
+	// ENOTFOUND. It serves authentication across tenants.
+	GetAPIKeyByHash(ctx context.Context, hash string) (*auth.APIKey, error)
+	// ListAPIKeys returns tenant's keys, revoked ones included, newest
+	// first.
+	ListAPIKeys(ctx context.Context, tenant string) ([]*auth.APIKey, error)
+	// RevokeAPIKey marks tenant's key id revoked at now and returns it; a
+	// key revoked before keeps its first revocation time. ENOTFOUND for a
+	// key of another tenant or none.
+	RevokeAPIKey(ctx context.Context, tenant, id string, now time.Time) (*auth.APIKey, error)
+	// TouchAPIKeys records when keys were last used, by key id; a time
+	// older than the one stored is ignored, as is an unknown id.
+	TouchAPIKeys(ctx context.Context, used map[string]time.Time) error
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error

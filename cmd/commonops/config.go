@@ -12,6 +12,7 @@ import (
 
 	"github.com/commonops/commonops"
 	"github.com/commonops/commonops/app"
+	"github.com/commonops/commonops/auth"
 	"github.com/commonops/commonops/dapr"
 	"github.com/commonops/commonops/httpapi"
 	"github.com/commonops/commonops/maintenance"
@@ -78,6 +79,23 @@ func (o *options) settings() []setting {
 		{flag: "dapr-url", env: "COMMONOPS_DAPR_URL", usage: "Dapr sidecar HTTP URL; empty: http://127.0.0.1:$DAPR_HTTP_PORT (3500)", value: str(&c.DaprURL)},
 		{flag: "dapr-app-addr", env: "COMMONOPS_DAPR_APP_ADDR", def: app.DaprAppAddrDefault, usage: "listen address of the Dapr subscription routes, apart from the API (the sidecar's --app-port); outside loopback set APP_API_TOKEN", value: str(&c.DaprAppAddr)},
 		{flag: "dapr-pubsub", env: "COMMONOPS_DAPR_PUBSUB", def: dapr.PubSubNameDefault, usage: "name of the Dapr pub/sub component", value: str(&c.DaprPubSub)},
+		{flag: "auth", env: "COMMONOPS_AUTH", def: string(auth.ModeNone), usage: "authentication: none (identity headers trusted; keep the port private), gateway (an API gateway with a shared secret) or oidc (bearer JWTs); API keys work in gateway and oidc", value: str(&c.Auth)},
+		{flag: "gateway-secret", env: "COMMONOPS_GATEWAY_SECRET", usage: "secret the API gateway sends on every request (gateway mode)", secret: true, value: str(&c.GatewaySecret)},
+		{flag: "gateway-secret-header", env: "COMMONOPS_GATEWAY_SECRET_HEADER", def: auth.GatewaySecretHeaderDefault, usage: "header of the gateway secret", value: str(&c.GatewaySecretHeader)},
+		{flag: "tenant-header", env: "COMMONOPS_TENANT_HEADER", def: auth.TenantHeaderDefault, usage: "header of the tenant (gateway mode), or of a platform admin's chosen tenant", value: str(&c.TenantHeader)},
+		{flag: "user-header", env: "COMMONOPS_USER_HEADER", def: auth.UserHeaderDefault, usage: "header of the user the gateway authenticated", value: str(&c.UserHeader)},
+		{flag: "roles-header", env: "COMMONOPS_ROLES_HEADER", def: auth.RolesHeaderDefault, usage: "header of the user's roles, a comma list (gateway mode)", value: str(&c.RolesHeader)},
+		{flag: "platform-admin-role", env: "COMMONOPS_PLATFORM_ADMIN_ROLE", def: auth.PlatformAdminRoleDefault, usage: "role value (gateway roles header, token roles claim) of a platform admin, who may act in every tenant", value: str(&c.PlatformAdminRole)},
+		{flag: "oidc-issuer", env: "COMMONOPS_OIDC_ISSUER", usage: "OIDC issuer URL whose tokens the oidc mode accepts", value: str(&c.OIDCIssuer)},
+		{flag: "oidc-audience", env: "COMMONOPS_OIDC_AUDIENCE", usage: "audience an OIDC token must name", value: str(&c.OIDCAudience)},
+		{flag: "oidc-tenant-claim", env: "COMMONOPS_OIDC_TENANT_CLAIM", def: "tenant", usage: "token claim of the tenant", value: str(&c.OIDCTenantClaim)},
+		{flag: "oidc-subject-claim", env: "COMMONOPS_OIDC_SUBJECT_CLAIM", def: "sub", usage: "token claim of the subject", value: str(&c.OIDCSubjectClaim)},
+		{flag: "oidc-roles-claim", env: "COMMONOPS_OIDC_ROLES_CLAIM", def: "roles", usage: "token claim of the roles", value: str(&c.OIDCRolesClaim)},
+		{flag: "oidc-task-types-claim", env: "COMMONOPS_OIDC_TASK_TYPES_CLAIM", def: "task_types", usage: "token claim of the task types a worker may claim", value: str(&c.OIDCTaskTypesClaim)},
+		{flag: "rate-limit", env: "COMMONOPS_RATE_LIMIT", usage: "requests/s of one caller (key, token subject, user), per replica; empty: " + strconv.Itoa(app.RateLimitDefault) + " with auth on, off with none; negative: off", value: rate(&c.RateLimit)},
+		{flag: "rate-burst", env: "COMMONOPS_RATE_BURST", usage: "burst of one caller; empty: " + strconv.Itoa(app.RateBurstDefault) + " with auth on", value: size(&c.RateBurst)},
+		{flag: "tenant-rate-limit", env: "COMMONOPS_TENANT_RATE_LIMIT", usage: "requests/s of one tenant, per replica; empty: " + strconv.Itoa(app.TenantRateLimitDefault) + " with auth on, off with none; negative: off", value: rate(&c.TenantRateLimit)},
+		{flag: "tenant-rate-burst", env: "COMMONOPS_TENANT_RATE_BURST", usage: "burst of one tenant; empty: " + strconv.Itoa(app.TenantRateBurstDefault) + " with auth on", value: size(&c.TenantRateBurst)},
 		{flag: "lease", env: "COMMONOPS_LEASE", def: fmtDuration(operations.LeaseDefault), usage: "lease a worker holds a task for between heartbeats (at least 1s)", value: duration(&c.Lease)},
 		{flag: "worker-concurrency", env: "COMMONOPS_WORKER_CONCURRENCY", def: strconv.Itoa(worker.ConcurrencyDefault), usage: "tasks the built-in worker runs at once (most wait on I/O; cap heavy types with worker-type-concurrency)", value: number(&c.WorkerConcurrency)},
 		{flag: "worker-type-concurrency", env: "COMMONOPS_WORKER_TYPE_CONCURRENCY", usage: "per-taskType caps within worker-concurrency, e.g. import=2,export=4; empty: none", value: caps(&c.WorkerTypeConcurrency)},
@@ -99,6 +117,10 @@ func (o *options) settings() []setting {
 // sends it on every delivery, and the app refuses deliveries without it.
 const appTokenEnv = "APP_API_TOKEN"
 
+// apiTokenEnv is Dapr's other convention: a sidecar run with
+// DAPR_API_TOKEN refuses calls without it, so the app sends it on each.
+const apiTokenEnv = "DAPR_API_TOKEN"
+
 // source tells where a setting's value came from.
 type source string
 
@@ -110,17 +132,24 @@ const (
 
 // parseOptions reads args (after the subcommand) over the environment over
 // the defaults, and reports where each setting came from.
-func parseOptions(name string, args []string, getenv func(string) string, stderr io.Writer) (*options, map[string]source, error) {
+// extra adds flags of a subcommand beside the settings.
+func parseOptions(name string, args []string, getenv func(string) string, stderr io.Writer, extra ...func(*flag.FlagSet)) (*options, map[string]source, error) {
 	o := &options{}
 	sources := map[string]source{}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	for _, add := range extra {
+		add(fs)
+	}
 	settings := o.settings()
 	for _, s := range settings {
 		if s.def != "" {
 			if err := s.value.Set(s.def); err != nil {
 				panic(fmt.Sprintf("default of --%s: %v", s.flag, err)) // a programming error
 			}
+		}
+		if fs.Lookup(s.flag) != nil {
+			continue // the subcommand's own flag of that name wins (apikey --roles)
 		}
 		fs.Var(s.value, s.flag, s.usage+" ($"+s.env+")")
 		sources[s.flag] = fromDefault
@@ -144,6 +173,7 @@ func parseOptions(name string, args []string, getenv func(string) string, stderr
 		o.DaprURL = dapr.DefaultBaseURL(getenv)
 	}
 	o.DaprAppToken = getenv(appTokenEnv)
+	o.DaprAPIToken = getenv(apiTokenEnv)
 	return o, sources, o.Validate()
 }
 
@@ -164,6 +194,11 @@ func printEffective(w io.Writer, o *options, sources map[string]source) {
 		token = "set"
 	}
 	fmt.Fprintf(w, "| — | `%s` | %s | environment | — |\n", appTokenEnv, token)
+	token = "unset: no dapr-api-token sent"
+	if o.DaprAPIToken != "" {
+		token = "set"
+	}
+	fmt.Fprintf(w, "| — | `%s` | %s | environment | — |\n", apiTokenEnv, token)
 }
 
 // printTable writes the settings and their defaults as a Markdown table
@@ -284,6 +319,23 @@ func quota[T int | int64](p *T) *value {
 		if n == 0 {
 			*p = -1
 		}
+		return nil
+	}}
+}
+
+// rate reads requests per second (a decimal number; negative: off).
+func rate(p *float64) *value {
+	return &value{get: func() string {
+		if *p == 0 {
+			return ""
+		}
+		return strconv.FormatFloat(*p, 'f', -1, 64)
+	}, set: func(s string) error {
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return fmt.Errorf("want requests per second such as 50 or 0.5, got %q", s)
+		}
+		*p = f
 		return nil
 	}}
 }

@@ -7,6 +7,8 @@
 //	commonops migrate [flags]   apply database migrations and exit
 //	commonops config [flags]    print the settings in force (secrets masked)
 //	commonops config --markdown print every setting and its default (README)
+//	commonops apikey create|list|revoke --tenant T [flags]
+//	                            manage API keys in the database (the first admin key)
 //	commonops version           print the version
 package main
 
@@ -59,12 +61,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		printEffective(stdout, o, sources)
 		return nil
+	case "apikey":
+		return apikey(ctx, args, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "commonops", version)
 		return nil
 	case "help", "-h", "--help":
-		fmt.Fprintln(stdout, "usage: commonops [serve|migrate|config|version] [flags]; commonops serve -h lists the flags")
+		fmt.Fprintln(stdout, "usage: commonops [serve|migrate|config|apikey|version] [flags]; commonops serve -h lists the flags")
 		return nil
 	}
-	return fmt.Errorf("unknown command %q (want serve, migrate, config or version)", cmd)
+	return fmt.Errorf("unknown command %q (want serve, migrate, config, apikey or version)", cmd)
 }

@@ -56,6 +56,7 @@ type options struct {
 	maxRetries  int
 	redeliver   time.Duration
 	waitForSubs bool
+	apiToken    string
 }
 
 // Option changes how Start runs the sidecar.
@@ -69,6 +70,10 @@ func InMemory() Option { return func(o *options) { o.inMemory = true } }
 // answered RETRY before it goes to the dead-letter topic (the resiliency
 // policy; 200ms apart). Defaults to 20.
 func InboundRetries(n int) Option { return func(o *options) { o.maxRetries = n } }
+
+// APIToken starts the sidecar with DAPR_API_TOKEN=token: it then refuses
+// every call of the app that lacks the dapr-api-token header.
+func APIToken(token string) Option { return func(o *options) { o.apiToken = token } }
 
 // Readiness timeouts.
 const (
@@ -106,6 +111,7 @@ func Start(t testing.TB, appPort int, opts ...Option) Sidecar {
 		bin:     bin,
 		logPath: filepath.Join(dir, "daprd.log"),
 		subs:    o.waitForSubs,
+		token:   o.apiToken,
 	}
 	// Free ports are picked, closed and handed to daprd, so a parallel test
 	// can take one in between: start again on fresh ports when that happens.
@@ -172,6 +178,8 @@ type sidecar struct {
 	subs    bool
 	logPath string
 
+	token string // DAPR_API_TOKEN; "" for none
+
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -185,6 +193,9 @@ func (s *sidecar) start() error {
 	}
 	cmd := exec.Command(s.bin, s.args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if s.token != "" {
+		cmd.Env = append(os.Environ(), "DAPR_API_TOKEN="+s.token)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
@@ -246,8 +257,20 @@ func (s *sidecar) waitReady(exited <-chan struct{}) error {
 	return fmt.Errorf("not ready after %s: %w", startTimeout, last)
 }
 
+// get is GET path of the sidecar, with its API token.
+func (s *sidecar) get(client *http.Client, path string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodGet, s.base+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	if s.token != "" {
+		req.Header.Set("dapr-api-token", s.token)
+	}
+	return client.Do(req)
+}
+
 func (s *sidecar) ready(client *http.Client) error {
-	resp, err := client.Get(s.base + "/v1.0/healthz")
+	resp, err := s.get(client, "/v1.0/healthz")
 	if err != nil {
 		return err
 	}
@@ -258,7 +281,7 @@ func (s *sidecar) ready(client *http.Client) error {
 	if !s.subs {
 		return nil
 	}
-	resp, err = client.Get(s.base + "/v1.0/metadata")
+	resp, err = s.get(client, "/v1.0/metadata")
 	if err != nil {
 		return err
 	}

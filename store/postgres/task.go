@@ -93,8 +93,8 @@ func (s *Store) changeArgs(ctx context.Context, t *commonops.Task, ch commonops.
 	var data, payload any
 	if ch.Event != "" {
 		data = "{}"
-		if len(ch.Data) > 0 {
-			b, err := json.Marshal(ch.Data)
+		if len(ch.Data) > 0 || commonops.Actor(ctx) != "" {
+			b, err := json.Marshal(commonops.EventData(ctx, ch.Data))
 			if err != nil {
 				return nil, fmt.Errorf("encode event data of task %s: %w", t.ID, err)
 			}
@@ -614,14 +614,18 @@ const runnableWhere = `status = 'pending' AND NOT cancel_requested
 	  AND (available_at IS NULL OR available_at <= $3)`
 
 // claimEvents records the started events of the rows a claim statement's
-// CTE u returns.
-var claimEvents = `,
+// CTE u returns; the parameter actor holds the actor (empty for none, see
+// commonops.Actor).
+func claimEvents(actor string) string {
+	return `,
 e AS (
 	INSERT INTO task_events (tenant_id, task_id, event_type, event_data, created_at)
 	SELECT tenant_id, id, '` + commonops.EventStarted + `',
-		json_build_object('from', 'pending', 'to', 'processing', 'attempt', attempt, 'workerId', $1::text), $3
+		json_strip_nulls(json_build_object('from', 'pending', 'to', 'processing', 'attempt', attempt, 'workerId', $1::text,
+			'actor', NULLIF(` + actor + `::text, ''))), $3
 	FROM u
 )`
+}
 
 // claimTaskSQL claims task $4 of tenant $5 (empty for any) if it is
 // runnable and of one of the kinds $6 (task types) and $7 (entity types)
@@ -644,7 +648,7 @@ u AS (
 	UPDATE tasks SET ` + claimSet + `
 	FROM k WHERE tasks.ctid = k.ctid AND ` + runnableWhere + `
 	RETURNING ` + qualified("tasks", taskColumnList) + `
-)` + claimEvents + `
+)` + claimEvents("$8") + `
 SELECT ` + taskColumns + `, true FROM u
 UNION ALL
 SELECT ` + taskColumns + `, false FROM tasks
@@ -663,7 +667,7 @@ func (s *Store) ClaimTask(ctx context.Context, tenant, id string, p store.ClaimP
 	var t *commonops.Task
 	err := retry(ctx, func() error {
 		var claimed bool
-		err := s.queryRow(ctx, id, claimTaskSQL, []any{p.WorkerID, exp, now, id, tenant, taskTypes, entityTypes}, func(r pgx.Row) error {
+		err := s.queryRow(ctx, id, claimTaskSQL, []any{p.WorkerID, exp, now, id, tenant, taskTypes, entityTypes, commonops.Actor(ctx)}, func(r pgx.Row) error {
 			var err error
 			t, err = scanTask(r, &claimed)
 			return err
@@ -723,7 +727,7 @@ u AS (
 	UPDATE tasks SET ` + claimSet + `
 	FROM c WHERE tasks.id = c.id
 	RETURNING ` + qualified("tasks", taskColumnList) + `
-)` + claimEvents + `
+)` + claimEvents("$7") + `
 SELECT ` + taskColumns + ` FROM u`
 
 // ClaimNext claims up to p.Limit runnable tasks in one round trip: the
@@ -738,7 +742,7 @@ func (s *Store) ClaimNext(ctx context.Context, p store.ClaimParams) ([]*commonop
 		types = append(types, k.TaskType)
 		entities = append(entities, k.EntityType)
 	}
-	args := []any{p.WorkerID, exp, now, max(p.Limit, 1), types, entities}
+	args := []any{p.WorkerID, exp, now, max(p.Limit, 1), types, entities, commonops.Actor(ctx)}
 	var claimed []*commonops.Task
 	err := retry(ctx, func() error {
 		b := &pgx.Batch{}

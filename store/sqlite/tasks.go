@@ -198,9 +198,9 @@ func (s *Store) recordChange(ctx context.Context, q querier, t *commonops.Task, 
 		return false, nil
 	}
 	data := []byte("{}")
-	if len(ch.Data) > 0 {
+	if d := commonops.EventData(ctx, ch.Data); len(d) > 0 {
 		var err error
-		if data, err = json.Marshal(ch.Data); err != nil {
+		if data, err = json.Marshal(d); err != nil {
 			return false, fmt.Errorf("encode event data: %w", err)
 		}
 	}

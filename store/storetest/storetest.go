@@ -47,6 +47,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Sweep", sweepTests},
 		{"Logs", logTests},
 		{"Events", eventTests},
+		{"Actor", actorTests},
+		{"APIKeys", apiKeyTests},
 		{"EventsAfter", eventsAfterTests},
 		{"Outbox", outboxTests},
 		{"Leadership", leaderTests},
