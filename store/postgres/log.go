@@ -12,10 +12,12 @@ import (
 
 // appendLogsSQL inserts the lines only if the task exists and, with an
 // attempt ($3), is still on that attempt: one round trip, and the task row
-// is key-share locked so a concurrent delete cannot slip in between.
-const appendLogsSQL = `WITH t AS (
-	SELECT attempt FROM tasks WHERE id = $1 AND tenant_id = $2 FOR KEY SHARE
+// is key-share locked so a concurrent delete cannot slip in between. The
+// row is found by id alone and its tenant checked after (as byID).
+const appendLogsSQL = `WITH r AS MATERIALIZED (
+	SELECT tenant_id, attempt FROM tasks WHERE id = $1 FOR KEY SHARE
 ),
+t AS (SELECT attempt FROM r WHERE tenant_id = $2),
 ins AS (
 	INSERT INTO task_logs (tenant_id, task_id, attempt, level, message, details, created_at)
 	SELECT $2, $1, l.attempt, l.level, l.message, l.details::json, l.created_at
@@ -117,7 +119,8 @@ func (s *Store) ListLogs(ctx context.Context, f commonops.LogFilter) ([]commonop
 }
 
 // taskExistsSQL tells ENOTFOUND apart from an empty list.
-const taskExistsSQL = "SELECT EXISTS (SELECT 1 FROM tasks WHERE id = $1 AND tenant_id = $2)"
+// The task is found by id alone (as byID).
+var taskExistsSQL = fmt.Sprintf(byID, "tenant_id", "") + "SELECT EXISTS (SELECT 1 FROM t WHERE tenant_id = $2)"
 
 // ListEvents returns a task's events with id > afterID, oldest first (a
 // limit of 0 or less means commonops.PageSizeMax), or ENOTFOUND.

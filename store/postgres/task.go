@@ -192,7 +192,16 @@ func (s *Store) getIdempotency(ctx context.Context, tenant, key string) (*store.
 	return &i, nil
 }
 
-var getTaskSQL = "SELECT " + taskColumns + " FROM tasks WHERE id = $1 AND tenant_id = $2"
+// byID finds the task by its id alone and checks its tenant after: the
+// MATERIALIZED CTE keeps the tenant condition out of the scan, so the only
+// condition the planner can serve from an index is the id, whose unique
+// btrees it costs at one row without statistics. With the tenant beside
+// the id, a generic plan made while tasks is young and never analysed may
+// walk a (tenant_id, ...) index and filter on id, reading every task of the
+// tenant on each call. See "Plans" in docs/design.md.
+const byID = "WITH t AS MATERIALIZED (SELECT %s FROM tasks WHERE id = $1%s) "
+
+var getTaskSQL = fmt.Sprintf(byID, taskColumns, "") + "SELECT " + taskColumns + " FROM t WHERE tenant_id = $2"
 
 // GetTask returns one task of tenant, or ENOTFOUND.
 func (s *Store) GetTask(ctx context.Context, tenant, id string) (*commonops.Task, error) {
@@ -424,7 +433,10 @@ func (s *Store) saveArgs(ctx context.Context, t *commonops.Task, old int64, ch c
 	return append(append(taskArgs(t), old), cargs...), nil
 }
 
-var lockTaskSQL = "SELECT " + taskColumns + " FROM tasks WHERE id = $1 AND ($2 = '' OR tenant_id = $2) FOR UPDATE"
+// lockTaskSQL locks the task by id (byID) and checks its tenant ($2, empty
+// for any) after; a guessed id of another tenant is locked until UpdateTask
+// rolls back, and never read.
+var lockTaskSQL = fmt.Sprintf(byID, taskColumns, " FOR UPDATE") + "SELECT " + taskColumns + " FROM t WHERE $2 = '' OR tenant_id = $2"
 
 // UpdateTask locks the task, calls fn and saves the result with ch's rows,
 // in two round trips: BEGIN with SELECT ... FOR UPDATE, then the write with
@@ -635,24 +647,30 @@ e AS (
 // concurrent change of the row waits for its lock and then matches nothing
 // (the row has a new ctid); ClaimTask tries again.
 //
-// The row is found by key (CTE k) and updated by its ctid: with the runnable
-// conditions beside "id = $4" the planner, whose statistics of a busy queue
-// are always behind, walks the claim index instead of the primary key.
-var claimTaskSQL = `WITH k AS (
-	SELECT ctid FROM tasks WHERE id = $4 AND ($5 = '' OR tenant_id = $5)
+// The row is found by key alone (CTE r, as byID), checked in k and updated
+// by its ctid: with the runnable conditions beside "id = $4" the planner,
+// whose statistics of a busy queue are always behind, walks the claim index
+// instead of the primary key, and with the tenant beside it a tenant index.
+var claimTaskSQL = `WITH r AS MATERIALIZED (
+	SELECT ctid, tenant_id, task_type, entity_type FROM tasks WHERE id = $4
+),
+k AS (
+	SELECT ctid FROM r WHERE ($5 = '' OR tenant_id = $5)
 	  AND ($6::text[] IS NULL OR EXISTS (
 		SELECT 1 FROM unnest($6::text[], $7::text[]) AS kind(task_type, entity_type)
-		WHERE kind.task_type IN ('*', tasks.task_type) AND kind.entity_type IN ('*', tasks.entity_type)))
+		WHERE kind.task_type IN ('*', r.task_type) AND kind.entity_type IN ('*', r.entity_type)))
 ),
 u AS (
 	UPDATE tasks SET ` + claimSet + `
 	FROM k WHERE tasks.ctid = k.ctid AND ` + runnableWhere + `
 	RETURNING ` + qualified("tasks", taskColumnList) + `
-)` + claimEvents("$8") + `
+)` + claimEvents("$8") + `,
+f AS MATERIALIZED (
+	SELECT ` + taskColumns + ` FROM tasks WHERE id = $4 AND NOT EXISTS (SELECT 1 FROM u)
+)
 SELECT ` + taskColumns + `, true FROM u
 UNION ALL
-SELECT ` + taskColumns + `, false FROM tasks
-WHERE id = $4 AND ($5 = '' OR tenant_id = $5) AND NOT EXISTS (SELECT 1 FROM u)`
+SELECT ` + taskColumns + `, false FROM f WHERE $5 = '' OR tenant_id = $5`
 
 // ClaimTask claims one task in a single statement when it is runnable.
 // When it is not, the same statement returns it, and Claim applied to it
