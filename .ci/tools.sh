@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real components the tests run against, outside the repository,
-# skipping what is already there: versitygw (S3 server) and daprd (Dapr sidecar).
+# skipping what is already there: versitygw (S3 server), daprd (Dapr sidecar)
+# and jq (the README blocks' test runs them with curl and jq).
 # Prints the directory holding the binaries on its last line.
 set -euo pipefail
 
@@ -36,6 +37,13 @@ if [ ! -x "$TOOLS_DIR/daprd" ]; then
     GOFLAGS=-mod=mod go mod tidy >&2 || true
     GOFLAGS=-mod=mod go build -tags stablecomponents -o "$TOOLS_DIR/daprd" github.com/dapr/dapr/cmd/daprd >&2
   )
+fi
+
+if ! command -v jq >/dev/null; then
+  echo "installing jq" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get install -y -qq jq >/dev/null
 fi
 
 echo "$TOOLS_DIR"

@@ -27,6 +27,7 @@ import (
 
 	"github.com/commonops/commonops"
 	"github.com/commonops/commonops/auth"
+	"github.com/commonops/commonops/bulk"
 	"github.com/commonops/commonops/bus"
 	"github.com/commonops/commonops/dapr"
 	"github.com/commonops/commonops/feed"
@@ -134,9 +135,20 @@ func New(ctx context.Context, cfg Config) (a *App, err error) {
 	a.relay = outbox.NewRelay(a.store, publisher, outbox.Config{Logger: a.log, Registerer: a.reg})
 
 	a.registry = worker.NewRegistry()
+	// The entity configuration: the worker registers its processors, and
+	// the API refuses at create what they could never run. An API without
+	// the worker role checks only with a configuration file, as its
+	// workers may be configured where it cannot see.
+	var entities *bulk.Config
+	if a.roles[RoleWorker] || a.roles[RoleAPI] && cfg.ConfigFile != "" {
+		if entities, err = loadEntities(cfg); err != nil {
+			return nil, err
+		}
+		a.svc.Validators = bulkValidators(entities, a.registry)
+	}
 	var daprHandler http.Handler
 	if a.roles[RoleWorker] {
-		if err := registerBuiltins(a.registry, cfg, a.svc); err != nil {
+		if err := registerBuiltins(a.registry, entities, a.svc); err != nil {
 			return nil, err
 		}
 		a.pool = worker.NewPool(worker.Config{
@@ -201,8 +213,8 @@ func New(ctx context.Context, cfg Config) (a *App, err error) {
 // the configured import and export entities, the task-history export, and
 // noop, which completes at once (a canary for the whole pipeline and the
 // unit of the benchmarks).
-func registerBuiltins(r *worker.Registry, cfg Config, svc *operations.Service) error {
-	if err := registerBulk(r, cfg, svc); err != nil {
+func registerBuiltins(r *worker.Registry, entities *bulk.Config, svc *operations.Service) error {
+	if err := registerBulk(r, entities, svc); err != nil {
 		return err
 	}
 	r.Register("noop", "*", worker.ProcessorFunc(func(context.Context, worker.Job) error { return nil }))

@@ -92,20 +92,45 @@ func openObjects(ctx context.Context, cfg Config, publicURL string, svc *operati
 	return local, local.Handler(), nil
 }
 
-// registerBulk registers the import and export processors of the entities
-// in cfg.ConfigFile and the built-in task-history export.
-func registerBulk(r *worker.Registry, cfg Config, svc *operations.Service) error {
-	entities := &bulk.Config{}
-	if cfg.ConfigFile != "" {
-		var err error
-		if entities, err = bulk.LoadConfig(cfg.ConfigFile); err != nil {
-			return fmt.Errorf("entity config: %w", err)
-		}
+// loadEntities reads the entity configuration, cfg.ConfigFile; without
+// one it is empty (only the built-in task export).
+func loadEntities(cfg Config) (*bulk.Config, error) {
+	if cfg.ConfigFile == "" {
+		return &bulk.Config{}, nil
 	}
+	entities, err := bulk.LoadConfig(cfg.ConfigFile)
+	if err != nil {
+		return nil, fmt.Errorf("entity config: %w", err)
+	}
+	return entities, nil
+}
+
+// registerBulk registers the import and export processors of entities and
+// the built-in task-history export.
+func registerBulk(r *worker.Registry, entities *bulk.Config, svc *operations.Service) error {
 	if err := bulk.Register(r, entities, svc); err != nil {
 		return fmt.Errorf("register processors: %w", err)
 	}
 	return nil
+}
+
+// bulkValidators are the create checks of the built-in import and export
+// for entities, except for an entity none of them configures that a
+// processor registered on this worker (App.Register) runs: its processor
+// owns its params.
+func bulkValidators(entities *bulk.Config, r *worker.Registry) map[string]operations.CreateCheck {
+	checks := bulk.Validators(entities)
+	for taskType, check := range checks {
+		checks[taskType] = func(in commonops.CreateInput) []commonops.FieldError {
+			if _, configured := entities.Entities[in.EntityType]; !configured && in.EntityType != bulk.TaskEntity {
+				if _, ok := r.Lookup(taskType, in.EntityType); ok {
+					return nil
+				}
+			}
+			return check(in)
+		}
+	}
+	return checks
 }
 
 // pprofMux serves the runtime profiles, on their own listener so they are

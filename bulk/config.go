@@ -61,6 +61,11 @@ type Entity struct {
 	// Limits bound what an import reads and writes (the settings of the
 	// entity's import block). Zero fields take their defaults.
 	Limits Limits
+	// Params validates the entity's own task params (JSON Schema 2020-12):
+	// the params of its import and export tasks without the processors'
+	// options (ImportOptions, ExportOptions), checked when the task is
+	// created. Nil when the entity declares none.
+	Params *jsonschema.Schema
 
 	// fast checks records without the general validator when the schema
 	// stays within the common subset; nil otherwise.
@@ -192,6 +197,7 @@ const (
 type fileConfig struct {
 	Entities map[string]struct {
 		Schema  yaml.Node `yaml:"schema"`
+		Params  yaml.Node `yaml:"params"`
 		Key     []string  `yaml:"key"`
 		Columns []string  `yaml:"columns"`
 		Import  *struct {
@@ -234,6 +240,13 @@ func ParseConfig(b []byte, path string) (*Config, error) {
 		e := &Entity{Name: name, Key: fe.Key, Columns: fe.Columns}
 		if err := e.loadSchema(filepath.Dir(path), &fe.Schema); err != nil {
 			return nil, fail("%v", err)
+		}
+		if fe.Params.Kind != 0 {
+			sch, _, err := compileSchema(filepath.Dir(path), &fe.Params, "mem:///entities/"+name+".params.schema.json")
+			if err != nil {
+				return nil, fail("params: %v", err)
+			}
+			e.Params = sch
 		}
 		for _, k := range e.Key {
 			if _, ok := e.Fields[k]; !ok {
@@ -364,17 +377,33 @@ func validIdent(s string) bool {
 	return true
 }
 
-// loadSchema compiles the entity's schema: inline (a YAML mapping or a JSON
-// string) or a file path relative to the configuration's directory.
+// loadSchema compiles the entity's record schema: inline (a YAML mapping
+// or a JSON string) or a file path relative to the configuration's
+// directory.
 func (e *Entity) loadSchema(dir string, n *yaml.Node) error {
+	if n.Kind == 0 {
+		return errors.New("schema is missing")
+	}
+	sch, doc, err := compileSchema(dir, n, "mem:///entities/"+e.Name+".schema.json")
+	if err != nil {
+		return err
+	}
+	e.Schema = sch
+	e.fast = compileFast(doc)
+	e.Fields, e.Required = fieldsOf(doc)
+	return nil
+}
+
+// compileSchema compiles the JSON Schema in n: inline (a YAML mapping or a
+// JSON string, known as inlineLoc) or a file path relative to dir. It
+// returns the schema and the document it was compiled from.
+func compileSchema(dir string, n *yaml.Node, inlineLoc string) (*jsonschema.Schema, any, error) {
 	c := jsonschema.NewCompiler()
 	c.DefaultDraft(jsonschema.Draft2020)
 	c.AssertFormat()
 	var loc string
 	var doc any
 	switch {
-	case n.Kind == 0:
-		return errors.New("schema is missing")
 	case n.Kind == yaml.ScalarNode && !strings.HasPrefix(strings.TrimSpace(n.Value), "{"):
 		p := n.Value
 		if !filepath.IsAbs(p) {
@@ -382,16 +411,16 @@ func (e *Entity) loadSchema(dir string, n *yaml.Node) error {
 		}
 		f, err := os.Open(p)
 		if err != nil {
-			return fmt.Errorf("schema: %w", err)
+			return nil, nil, fmt.Errorf("schema: %w", err)
 		}
 		defer f.Close()
 		doc, err = jsonschema.UnmarshalJSON(f)
 		if err != nil {
-			return fmt.Errorf("schema %s: %w", p, err)
+			return nil, nil, fmt.Errorf("schema %s: %w", p, err)
 		}
 		abs, err := filepath.Abs(p)
 		if err != nil {
-			return fmt.Errorf("schema %s: %w", p, err)
+			return nil, nil, fmt.Errorf("schema %s: %w", p, err)
 		}
 		loc = abs
 	default:
@@ -401,29 +430,26 @@ func (e *Entity) loadSchema(dir string, n *yaml.Node) error {
 		} else {
 			var v any
 			if err := n.Decode(&v); err != nil {
-				return fmt.Errorf("schema: %w", err)
+				return nil, nil, fmt.Errorf("schema: %w", err)
 			}
 			var err error
 			if raw, err = json.Marshal(v); err != nil {
-				return fmt.Errorf("schema: %w", err)
+				return nil, nil, fmt.Errorf("schema: %w", err)
 			}
 		}
 		var err error
 		doc, err = jsonschema.UnmarshalJSON(bytes.NewReader(raw))
 		if err != nil {
-			return fmt.Errorf("schema (inline): %w", err)
+			return nil, nil, fmt.Errorf("schema (inline): %w", err)
 		}
-		loc = "mem:///entities/" + e.Name + ".schema.json"
+		loc = inlineLoc
 	}
 	if err := c.AddResource(loc, doc); err != nil {
-		return fmt.Errorf("schema %s: %w", loc, err)
+		return nil, nil, fmt.Errorf("schema %s: %w", loc, err)
 	}
 	sch, err := c.Compile(loc)
 	if err != nil {
-		return fmt.Errorf("schema %s does not compile: %w", loc, err)
+		return nil, nil, fmt.Errorf("schema %s does not compile: %w", loc, err)
 	}
-	e.Schema = sch
-	e.fast = compileFast(doc)
-	e.Fields, e.Required = fieldsOf(doc)
-	return nil
+	return sch, doc, nil
 }

@@ -30,6 +30,12 @@ type Exporter struct {
 	Now func() time.Time
 }
 
+// columnSource is a Source whose columns depend on the task: the task
+// export adds the extra columns its params ask for.
+type columnSource interface {
+	Columns(base []string) ([]string, error)
+}
+
 type exportParams struct {
 	Format   string `json:"format"`
 	Compress string `json:"compress"`
@@ -40,6 +46,13 @@ func (ex *Exporter) Process(ctx context.Context, job worker.Job) error {
 	t := job.Task()
 	var p exportParams
 	params := map[string]any{}
+	var fe problems
+	if raw, ok := decodeParams(&fe, t.Params); ok {
+		checkExportOptions(&fe, raw)
+	}
+	if len(fe) > 0 {
+		return invalidParams("%s: %s", fe[0].Field, fe[0].Message)
+	}
 	if len(t.Params) > 0 && string(t.Params) != "null" {
 		if err := json.Unmarshal(t.Params, &p); err != nil {
 			return invalidParams("params: %v", err)
@@ -60,6 +73,12 @@ func (ex *Exporter) Process(ctx context.Context, job worker.Job) error {
 		return fmt.Errorf("export %s: open source: %w", t.ID, err)
 	}
 	defer src.Close()
+	columns := ex.Columns
+	if cs, ok := src.(columnSource); ok {
+		if columns, err = cs.Columns(columns); err != nil {
+			return err
+		}
+	}
 
 	var total *int64
 	if n, ok, err := src.Count(ctx, params); err != nil {
@@ -91,15 +110,15 @@ func (ex *Exporter) Process(ctx context.Context, job worker.Job) error {
 		gz = gzip.NewWriter(out)
 		dst = gz
 	}
-	w, err := tabular.NewWriter(dst, format, ex.Columns)
+	w, err := tabular.NewWriter(dst, format, columns)
 	if err != nil {
 		return fmt.Errorf("export %s: %w", t.ID, err)
 	}
 	var n int64
-	values := make([]any, len(ex.Columns))
+	values := make([]any, len(columns))
 	err = src.Read(ctx, params, func(page []Record) error {
 		for _, r := range page {
-			for i, c := range ex.Columns {
+			for i, c := range columns {
 				values[i] = r[c]
 			}
 			if err := w.Write(values); err != nil {
@@ -150,7 +169,7 @@ func Register(reg *worker.Registry, cfg *Config, tasks Tasks) error {
 		Entity:  TaskEntity,
 		Columns: TaskColumns,
 		Open: func(ctx context.Context, job worker.Job) (Source, error) {
-			return &taskSource{tasks: tasks, tenant: job.Task().TenantID}, nil
+			return &taskSource{tasks: tasks, self: job.Task()}, nil
 		},
 	})
 	if cfg == nil {

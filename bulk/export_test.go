@@ -221,3 +221,52 @@ func TestBindNamed(t *testing.T) {
 		t.Errorf("got args %v, want [1 <nil>]", args)
 	}
 }
+
+// The task export leaves itself out of the history it writes (rows and
+// totalItems), and params.columns adds the task's params and tenant.
+func TestExportTaskHistoryExcludesItself(t *testing.T) {
+	t.Parallel()
+	st := testdb.SQLite(t)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	ids := []string{"00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000002"}
+	inputs := []commonops.CreateInput{
+		{TaskType: "import", EntityType: "product", Params: json.RawMessage(`{"dryRun":true}`)},
+		{TaskType: "export", EntityType: "task", Params: json.RawMessage(`{"columns":["params","tenantId"]}`)},
+	}
+	for i, in := range inputs {
+		task, ch, err := commonops.NewTask(ids[i], "acme", "tester", in, commonops.Limits{}, now.Add(time.Duration(i)*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.CreateTask(ctx, task, ch, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg := worker.NewRegistry()
+	if err := Register(reg, nil, &operations.Service{Store: st}); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := reg.Lookup("export", "task")
+	job := newFileJob(t, "export", "task", "", "", map[string]any{"columns": []string{"params", "tenantId"}})
+	job.task.ID, job.task.TenantID, job.task.CreatedAt = ids[1], "acme", now.Add(time.Second)
+	if err := p.Process(ctx, job); err != nil {
+		t.Fatalf("Process: %v", err)
+	}
+	for _, out := range job.outputs {
+		header, rows := readOutput(t, out, tabular.CSV, false)
+		if want := append(slices.Clone(TaskColumns), "params", "tenantId"); !slices.Equal(header, want) {
+			t.Errorf("got header %v, want %v", header, want)
+		}
+		if len(rows) != 1 || rows[0][0] != ids[0] {
+			t.Fatalf("got rows %q, want only the import %s (not the export itself)", rows, ids[0])
+		}
+		n := len(rows[0])
+		if rows[0][n-2] != `{"dryRun":true}` || rows[0][n-1] != "acme" {
+			t.Errorf("got params %q and tenant %q, want {\"dryRun\":true} and acme", rows[0][n-2], rows[0][n-1])
+		}
+	}
+	if got := job.counts()[0]; got != 1 {
+		t.Errorf("got totalItems %d, want 1", got)
+	}
+}

@@ -72,6 +72,13 @@ func invalidParams(format string, args ...any) error {
 
 func (p *importParams) parse(raw json.RawMessage) (tabular.Options, error) {
 	var o tabular.Options
+	var fe problems
+	if params, ok := decodeParams(&fe, raw); ok {
+		checkImportOptions(&fe, params)
+	}
+	if len(fe) > 0 {
+		return o, invalidParams("%s: %s", fe[0].Field, fe[0].Message)
+	}
 	if len(raw) > 0 && string(raw) != "null" {
 		if err := json.Unmarshal(raw, p); err != nil {
 			return o, invalidParams("params: %v", err)
@@ -84,25 +91,11 @@ func (p *importParams) parse(raw json.RawMessage) (tabular.Options, error) {
 		}
 		o.Format = f
 	}
-	switch p.Delimiter {
-	case "":
-	case `\t`, "tab":
-		o.Delimiter = '\t'
-	default:
-		r, n := utf8.DecodeRuneInString(p.Delimiter)
-		if n != len(p.Delimiter) || r == '"' || r == '\r' || r == '\n' || r == utf8.RuneError {
-			return o, invalidParams("params.delimiter: %q is not one character other than a quote or a line break", p.Delimiter)
-		}
-		o.Delimiter = r
+	d, err := parseDelimiter(p.Delimiter)
+	if err != nil {
+		return o, invalidParams("params.delimiter: %v", err)
 	}
-	switch p.OnError {
-	case "", "skip", "abort":
-	default:
-		return o, invalidParams("params.onError: %q (want skip or abort)", p.OnError)
-	}
-	if p.MaxErrors < 0 {
-		return o, invalidParams("params.maxErrors: must be 0 (no limit) or more")
-	}
+	o.Delimiter = d
 	o.Encoding, o.Sheet = p.Encoding, p.Sheet
 	return o, nil
 }

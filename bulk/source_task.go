@@ -2,6 +2,8 @@ package bulk
 
 import (
 	"context"
+	"encoding/json"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,19 +25,41 @@ type Tasks interface {
 	ExportTasks(ctx context.Context, f commonops.ListFilter, page func([]*commonops.Task) error) error
 }
 
-// taskSource reads one tenant's task history, oldest first,
-// filtered by the task params status (a comma list or a list), taskType,
-// entityType, startDate and endDate (RFC 3339 or YYYY-MM-DD; createdAt in
-// [startDate, endDate)).
+// taskSource reads the task history of the export task's tenant, oldest
+// first, without the export task itself, filtered by the task params status
+// (a comma list or a list), taskType, entityType, startDate and endDate
+// (RFC 3339 or YYYY-MM-DD; createdAt in [startDate, endDate)). Its params
+// columns adds TaskExtraColumns after TaskColumns.
 type taskSource struct {
-	tasks  Tasks
-	tenant string
+	tasks Tasks
+	// self is the export task: its tenant's tasks are read, and it is left
+	// out of them (a running export is not history yet).
+	self *commonops.Task
 }
 
 func (s *taskSource) Close() error { return nil }
 
+// Columns returns base with the extra columns the export's params ask for.
+func (s *taskSource) Columns(base []string) ([]string, error) {
+	var params map[string]json.RawMessage
+	if err := json.Unmarshal(s.self.Params, &params); err != nil || params["columns"] == nil || isNull(params["columns"]) {
+		return base, nil
+	}
+	extra, err := parseTaskColumns(params["columns"])
+	if err != nil {
+		return nil, invalidParams("params.columns: %v", err)
+	}
+	cols := slices.Clone(base)
+	for _, c := range extra {
+		if !slices.Contains(cols, c) {
+			cols = append(cols, c)
+		}
+	}
+	return cols, nil
+}
+
 func (s *taskSource) filter(params map[string]any) (commonops.ListFilter, error) {
-	f := commonops.ListFilter{TenantID: s.tenant, Sort: commonops.Sort{Field: "createdAt"}, PageSize: commonops.PageSizeMax}
+	f := commonops.ListFilter{TenantID: s.self.TenantID, Sort: commonops.Sort{Field: "createdAt"}, PageSize: commonops.PageSizeMax}
 	str := func(k string) string { v, _ := params[k].(string); return v }
 	f.TaskType, f.EntityType = str("taskType"), str("entityType")
 	var statuses []string
@@ -53,8 +77,8 @@ func (s *taskSource) filter(params map[string]any) (commonops.ListFilter, error)
 		if st == "" {
 			continue
 		}
-		if !commonops.Status(st).Valid() {
-			return f, invalidParams("params.status: unknown status %q", st)
+		if err := checkStatus(st); err != nil {
+			return f, invalidParams("params.status: %v", err)
 		}
 		f.Statuses = append(f.Statuses, commonops.Status(st))
 	}
@@ -66,15 +90,27 @@ func (s *taskSource) filter(params map[string]any) (commonops.ListFilter, error)
 		if v == "" {
 			continue
 		}
-		t, err := time.Parse(time.RFC3339Nano, v)
+		t, err := parseDate(v)
 		if err != nil {
-			if t, err = time.Parse(time.DateOnly, v); err != nil {
-				return f, invalidParams("params.%s: %q is not an RFC 3339 time or a date", d.key, v)
-			}
+			return f, invalidParams("params.%s: %v", d.key, err)
 		}
 		*d.dst = &t
 	}
 	return f, nil
+}
+
+// matches tells whether t is one of the tasks f selects.
+func matches(t *commonops.Task, f commonops.ListFilter) bool {
+	switch {
+	case t.TenantID != f.TenantID,
+		f.TaskType != "" && t.TaskType != f.TaskType,
+		f.EntityType != "" && t.EntityType != f.EntityType,
+		len(f.Statuses) > 0 && !slices.Contains(f.Statuses, t.Status),
+		f.StartDate != nil && t.CreatedAt.Before(*f.StartDate),
+		f.EndDate != nil && !t.CreatedAt.Before(*f.EndDate):
+		return false
+	}
+	return true
 }
 
 func (s *taskSource) Count(ctx context.Context, params map[string]any) (int64, bool, error) {
@@ -85,6 +121,9 @@ func (s *taskSource) Count(ctx context.Context, params map[string]any) (int64, b
 	total, err := s.tasks.CountTasks(ctx, f)
 	if err != nil {
 		return 0, false, err
+	}
+	if total > 0 && matches(s.self, f) {
+		total--
 	}
 	return total, true, nil
 }
@@ -98,7 +137,9 @@ func (s *taskSource) Read(ctx context.Context, params map[string]any, page func(
 	return s.tasks.ExportTasks(ctx, f, func(tasks []*commonops.Task) error {
 		recs = recs[:0]
 		for _, t := range tasks {
-			recs = append(recs, taskRecord(t))
+			if t.ID != s.self.ID {
+				recs = append(recs, taskRecord(t))
+			}
 		}
 		return page(recs)
 	})
@@ -130,5 +171,6 @@ func taskRecord(t *commonops.Task) Record {
 		"message": opt(t.Message), "errorMessage": opt(t.ErrorMessage), "attempt": int64(t.Attempt),
 		"retryCount": int64(t.RetryCount), "maxRetries": int64(t.MaxRetries), "createdAt": t.CreatedAt,
 		"scheduledAt": opt(t.ScheduledAt), "startedAt": opt(t.StartedAt), "completedAt": opt(t.CompletedAt),
+		"params": string(t.Params), "tenantId": t.TenantID,
 	}
 }

@@ -55,6 +55,11 @@ type Service struct {
 	// Quotas bound what each tenant may create and hold (quota.go).
 	// Defaults to none.
 	Quotas Quotas
+	// Validators check the creates of their task type (validators.go): a
+	// task a processor could never run is refused with the problems the
+	// check names, and nothing is stored. bulk.Validators provides those of
+	// the built-in import and export. Defaults to none.
+	Validators map[string]CreateCheck
 
 	quota *quotaCache // made on first use (cache); a Service may be copied before
 }
@@ -154,7 +159,8 @@ const MaxIdempotencyKeyLen = 255
 // Create validates and stores a new task. With a file name it also returns
 // a pre-signed upload URL. A repeated idempotency key with the same request
 // hash returns the first answer and replayed=true; with another hash it is
-// EINVALID. A create a quota forbids (s.Quotas) is ETOOMANY or
+// EINVALID. A create the check of its task type refuses (s.Validators) is
+// EINVALID and stores nothing. A create a quota forbids (s.Quotas) is ETOOMANY or
 // ESTORAGEFULL and stores nothing; the check comes before the key is
 // looked up, so a replay is refused too while its tenant is over a quota.
 func (s *Service) Create(ctx context.Context, r CreateRequest) (c *Created, replayed bool, err error) {
@@ -170,6 +176,9 @@ func (s *Service) Create(ctx context.Context, r CreateRequest) (c *Created, repl
 	}
 	t, ch, err := commonops.NewTask(id.String(), r.TenantID, r.Requester, r.Input, s.Limits, now)
 	if err != nil {
+		return nil, false, err
+	}
+	if err := s.checkCreate(r.Input); err != nil {
 		return nil, false, err
 	}
 	if err := s.checkQuotas(ctx, t.TenantID, t.TaskType, now); err != nil {

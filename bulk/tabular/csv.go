@@ -24,14 +24,11 @@ func newCSV(br *bufio.Reader, o Options) (Reader, error) {
 	}
 	var src io.Reader = br
 	checkUTF8 := true
-	switch strings.ToLower(strings.ReplaceAll(o.Encoding, "_", "-")) {
-	case "", "utf-8", "utf8":
-	case "latin1", "latin-1", "iso-8859-1", "iso8859-1":
-		src, checkUTF8 = charmap.ISO8859_1.NewDecoder().Reader(br), false
-	case "windows-1252", "cp1252":
-		src, checkUTF8 = charmap.Windows1252.NewDecoder().Reader(br), false
-	default:
-		return nil, fmt.Errorf("unknown encoding %q (want utf-8, latin1 or windows-1252)", o.Encoding)
+	switch cm, err := charmapOf(o.Encoding); {
+	case err != nil:
+		return nil, err
+	case cm != nil:
+		src, checkUTF8 = cm.NewDecoder().Reader(br), false
 	}
 	cr := csv.NewReader(newBoundedCSV(src, o.Delimiter, o.Limits))
 	if o.Delimiter != 0 {
@@ -97,4 +94,24 @@ func (r *csvReader) Next() (Row, error) {
 		}
 	}
 	return row, nil
+}
+
+// CheckEncoding refuses an encoding name a CSV file cannot be read in: the
+// names are utf-8 (the default), latin1 and windows-1252, with aliases.
+func CheckEncoding(name string) error {
+	_, err := charmapOf(name)
+	return err
+}
+
+// charmapOf returns the decoder of a named encoding, nil for UTF-8.
+func charmapOf(name string) (*charmap.Charmap, error) {
+	switch strings.ToLower(strings.ReplaceAll(name, "_", "-")) {
+	case "", "utf-8", "utf8":
+		return nil, nil
+	case "latin1", "latin-1", "iso-8859-1", "iso8859-1":
+		return charmap.ISO8859_1, nil
+	case "windows-1252", "cp1252":
+		return charmap.Windows1252, nil
+	}
+	return nil, fmt.Errorf("unknown encoding %q (want utf-8, latin1 or windows-1252)", name)
 }
