@@ -435,7 +435,7 @@ func (a *App) authenticator(ctx context.Context) (*auth.Authenticator, error) {
 			Issuer: cfg.OIDCIssuer, Audience: cfg.OIDCAudience,
 			TenantClaim: cfg.OIDCTenantClaim, SubjectClaim: cfg.OIDCSubjectClaim,
 			RolesClaim: cfg.OIDCRolesClaim, TaskTypesClaim: cfg.OIDCTaskTypesClaim,
-			PlatformAdminRole: cfg.PlatformAdminRole,
+			PlatformAdminRole: cfg.PlatformAdminRole, HTTPClient: cfg.OIDCHTTPClient,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("oidc issuer %s: %w", cfg.OIDCIssuer, err)

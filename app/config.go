@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 
@@ -217,6 +218,10 @@ type Config struct {
 	// OIDCTaskTypesClaim name the token claims of the principal. Default to
 	// tenant, sub, roles and task_types.
 	OIDCTenantClaim, OIDCSubjectClaim, OIDCRolesClaim, OIDCTaskTypesClaim string
+	// OIDCHTTPClient fetches the issuer's discovery document and keys: set
+	// it to trust a private CA (tests, an in-house issuer). Not a flag.
+	// Defaults to nil: a client with a 10s timeout.
+	OIDCHTTPClient *http.Client
 	// RateLimit is the requests per second one caller (API key, token
 	// subject, gateway user) may make, in bursts of RateBurst;
 	// TenantRateLimit and TenantRateBurst the same for a whole tenant. The

@@ -16,10 +16,11 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/crypto"
 
 	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/internal/oidctest"
 )
 
 // newTestOIDC starts a verifier for p on a clock the test advances.
-func newTestOIDC(t testing.TB, p *testProvider, cfg OIDCConfig) (*OIDC, *testClock) {
+func newTestOIDC(t testing.TB, p *oidctest.Provider, cfg OIDCConfig) (*OIDC, *testClock) {
 	t.Helper()
 	clock := &testClock{}
 	o, err := newOIDC(t.Context(), cfg, clock.Now)
@@ -56,7 +57,7 @@ func kidOf(t *testing.T, token string) string {
 
 func TestOIDCVerifyIssuedTokens(t *testing.T) {
 	t.Parallel()
-	p := startProvider(t, map[string]map[string]any{
+	p := oidctest.Start(t, map[string]map[string]any{
 		"acme-submitter":  {"tenant": "acme", "roles": []string{"submitter", "viewer", "bogus", "viewer"}, "task_types": "resize,thumbnail"},
 		"ops-string":      {"tenant": "ops", "roles": "operator admin,platform-admin"},
 		"no-valid-role":   {"tenant": "acme", "roles": []string{"root", "superuser"}},
@@ -65,7 +66,7 @@ func TestOIDCVerifyIssuedTokens(t *testing.T) {
 		"no-tenant":       {"roles": []string{"admin"}},
 		"numeric-tenant":  {"tenant": 42, "roles": []string{"admin"}},
 	})
-	cfg := p.config()
+	cfg := oidcConfig(p)
 	cfg.PlatformAdminRole = "platform-admin"
 	o, _ := newTestOIDC(t, p, cfg)
 
@@ -86,7 +87,7 @@ func TestOIDCVerifyIssuedTokens(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.client, func(t *testing.T) {
-			got, err := o.Verify(t.Context(), p.token(t, tt.client))
+			got, err := o.Verify(t.Context(), p.Token(t, tt.client))
 			if tt.wantErr != "" {
 				wantUnauthorized(t, err, tt.wantErr)
 				return
@@ -103,14 +104,14 @@ func TestOIDCVerifyIssuedTokens(t *testing.T) {
 
 func TestOIDCConfigurableClaims(t *testing.T) {
 	t.Parallel()
-	p := startProvider(t, map[string]map[string]any{
+	p := oidctest.Start(t, map[string]map[string]any{
 		"svc": {"org": "acme", "uid": "alice", "groups": []string{"operator"}, "types": []string{"resize"}, "tenant": "ignored"},
 	})
-	cfg := p.config()
+	cfg := oidcConfig(p)
 	cfg.TenantClaim, cfg.SubjectClaim, cfg.RolesClaim, cfg.TaskTypesClaim = "org", "uid", "groups", "types"
 	o, _ := newTestOIDC(t, p, cfg)
 
-	got, err := o.Verify(t.Context(), p.token(t, "svc"))
+	got, err := o.Verify(t.Context(), p.Token(t, "svc"))
 	if err != nil {
 		t.Fatalf("Verify: %v", err)
 	}
@@ -122,42 +123,42 @@ func TestOIDCConfigurableClaims(t *testing.T) {
 
 func TestOIDCRejects(t *testing.T) {
 	t.Parallel()
-	p := startProvider(t, map[string]map[string]any{"svc": {"tenant": "acme", "roles": []string{"viewer"}}})
-	o, _ := newTestOIDC(t, p, p.config())
-	opKey := p.storage.signingKey()
+	p := oidctest.Start(t, map[string]map[string]any{"svc": {"tenant": "acme", "roles": []string{"viewer"}}})
+	o, _ := newTestOIDC(t, p, oidcConfig(p))
+	opKey := p.SigningKey()
 
 	// spoil signs the OP's valid claims, changed by change, with its key.
 	spoil := func(change func(map[string]any)) string {
-		c := p.claims()
+		c := p.Claims()
 		change(c)
-		return p.sign(t, opKey, c)
+		return p.Sign(t, opKey, c)
 	}
 	// The classic algorithm confusion: the OP's RSA public key, as a
 	// verifier would hold it, used as an HMAC secret.
-	der, err := x509.MarshalPKIXPublicKey(&opKey.key.PublicKey)
+	der, err := x509.MarshalPKIXPublicKey(&opKey.Private().PublicKey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	publicPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
-	hs256 := gojwt.NewWithClaims(gojwt.SigningMethodHS256, gojwt.MapClaims(p.claims()))
-	hs256.Header["kid"] = opKey.id
+	hs256 := gojwt.NewWithClaims(gojwt.SigningMethodHS256, gojwt.MapClaims(p.Claims()))
+	hs256.Header["kid"] = opKey.ID()
 	hs256Token, err := hs256.SignedString(publicPEM)
 	if err != nil {
 		t.Fatal(err)
 	}
-	noneToken, err := gojwt.NewWithClaims(gojwt.SigningMethodNone, gojwt.MapClaims(p.claims())).
+	noneToken, err := gojwt.NewWithClaims(gojwt.SigningMethodNone, gojwt.MapClaims(p.Claims())).
 		SignedString(gojwt.UnsafeAllowNoneSignatureType)
 	if err != nil {
 		t.Fatal(err)
 	}
-	unpublished := &testKey{id: "not-published", key: opKey.key}
-	var otherRSA *testKey // another key's material under the OP's kid
-	for _, k := range rsaKeys() {
-		if !k.Equal(opKey.key) {
-			otherRSA = &testKey{id: opKey.id, key: k}
+	unpublished := oidctest.NewKey("not-published", opKey.Private())
+	var otherRSA *oidctest.Key // another key's material under the OP's kid
+	for _, k := range oidctest.RSAKeys() {
+		if !k.Equal(opKey.Private()) {
+			otherRSA = oidctest.NewKey(opKey.ID(), k)
 		}
 	}
-	issued := p.token(t, "svc")
+	issued := p.Token(t, "svc")
 	parts := strings.Split(issued, ".")
 	head, payload, sig := parts[0], parts[1], parts[2]
 
@@ -173,15 +174,15 @@ func TestOIDCRejects(t *testing.T) {
 		{"oversized", strings.Repeat("a", maxTokenSize+1), "malformed bearer token"},
 		{"alg none", noneToken, `token algorithm "none" is not accepted`},
 		{"HS256 with the RSA public key", hs256Token, `token algorithm "HS256" is not accepted`},
-		{"unknown kid", p.sign(t, unpublished, p.claims()), `token signed with unknown key "not-published"`},
+		{"unknown kid", p.Sign(t, unpublished, p.Claims()), `token signed with unknown key "not-published"`},
 		{"bad signature", head + "." + payload + "." + flip(sig), "token signature does not verify"},
-		{"another key under the OP's kid", p.sign(t, otherRSA, p.claims()), "token signature does not verify"},
+		{"another key under the OP's kid", p.Sign(t, otherRSA, p.Claims()), "token signature does not verify"},
 		{"payload changed", head + "." + strings.Replace(payload, payload[10:14], "AAAA", 1) + "." + sig, "token signature does not verify"},
 		{"expired", spoil(func(c map[string]any) { c["exp"] = now.Add(-2 * time.Minute).Unix() }), "token expired at"},
 		{"not yet valid", spoil(func(c map[string]any) { c["nbf"] = now.Add(5 * time.Minute).Unix() }), "token not valid before"},
 		{"issued in the future", spoil(func(c map[string]any) { c["iat"] = now.Add(5 * time.Minute).Unix() }), "token issued in the future"},
-		{"wrong issuer", spoil(func(c map[string]any) { c["iss"] = "https://evil.example" }), fmt.Sprintf("token issued by %q, want %q", "https://evil.example", p.issuer)},
-		{"no issuer", spoil(func(c map[string]any) { delete(c, "iss") }), fmt.Sprintf("token issued by \"\", want %q", p.issuer)},
+		{"wrong issuer", spoil(func(c map[string]any) { c["iss"] = "https://evil.example" }), fmt.Sprintf("token issued by %q, want %q", "https://evil.example", p.Issuer())},
+		{"no issuer", spoil(func(c map[string]any) { delete(c, "iss") }), fmt.Sprintf("token issued by \"\", want %q", p.Issuer())},
 		{"wrong audience", spoil(func(c map[string]any) { c["aud"] = []string{"other", "another"} }), `token is for audience ["other" "another"], want "commonops"`},
 		{"no exp", spoil(func(c map[string]any) { delete(c, "exp") }), "token has no exp"},
 		{"no subject", spoil(func(c map[string]any) { delete(c, "sub") }), `token has no subject: claim "sub" is missing or not a string`},
@@ -198,11 +199,11 @@ func TestOIDCRejects(t *testing.T) {
 	}
 
 	t.Run("no kid", func(t *testing.T) {
-		signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: opKey.key}, nil)
+		signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: opKey.Private()}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		token, err := crypto.Sign(p.claims(), signer)
+		token, err := crypto.Sign(p.Claims(), signer)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -218,8 +219,8 @@ func TestOIDCRejects(t *testing.T) {
 		for name, change := range map[string]func(map[string]any){
 			"expired 10s ago":     func(c map[string]any) { c["exp"] = now.Add(-10 * time.Second).Unix() },
 			"valid in 10s":        func(c map[string]any) { c["nbf"] = now.Add(10 * time.Second).Unix() },
-			"audience among many": func(c map[string]any) { c["aud"] = []string{"other", testAudience} },
-			"audience as string":  func(c map[string]any) { c["aud"] = testAudience },
+			"audience among many": func(c map[string]any) { c["aud"] = []string{"other", oidctest.Audience} },
+			"audience as string":  func(c map[string]any) { c["aud"] = oidctest.Audience },
 		} {
 			if _, err := o.Verify(t.Context(), spoil(change)); err != nil {
 				t.Errorf("%s: got %v, want it verified", name, err)
@@ -238,23 +239,23 @@ func flip(s string) string {
 
 func TestOIDCKeyRotation(t *testing.T) {
 	t.Parallel()
-	p := startProvider(t, map[string]map[string]any{"svc": {"tenant": "acme", "roles": []string{"worker"}}})
-	o, clock := newTestOIDC(t, p, p.config())
+	p := oidctest.Start(t, map[string]map[string]any{"svc": {"tenant": "acme", "roles": []string{"worker"}}})
+	o, clock := newTestOIDC(t, p, oidcConfig(p))
 
-	first, second := p.token(t, "svc"), p.token(t, "svc")
+	first, second := p.Token(t, "svc"), p.Token(t, "svc")
 	if _, err := o.Verify(t.Context(), first); err != nil {
 		t.Fatalf("Verify before rotation: %v", err)
 	}
-	old, current := p.storage.rotate()
-	rotated := p.token(t, "svc")
-	if got := kidOf(t, rotated); got != current.id {
-		t.Fatalf("OP signs with kid %q after rotation, want %q", got, current.id)
+	old, current := p.Rotate()
+	rotated := p.Token(t, "svc")
+	if got := kidOf(t, rotated); got != current.ID() {
+		t.Fatalf("OP signs with kid %q after rotation, want %q", got, current.ID())
 	}
 
 	// Right after the start-up fetch, the new kid may not refetch yet.
 	_, err := o.Verify(t.Context(), rotated)
-	wantUnauthorized(t, err, fmt.Sprintf("token signed with unknown key %q", current.id))
-	if got := p.jwksFetches.Load(); got != 1 {
+	wantUnauthorized(t, err, fmt.Sprintf("token signed with unknown key %q", current.ID()))
+	if got := p.JWKSFetches(); got != 1 {
 		t.Fatalf("got %d JWKS fetches within the refetch interval, want 1", got)
 	}
 
@@ -262,7 +263,7 @@ func TestOIDCKeyRotation(t *testing.T) {
 	if _, err := o.Verify(t.Context(), rotated); err != nil {
 		t.Fatalf("Verify with the new key: %v", err)
 	}
-	if got := p.jwksFetches.Load(); got != 2 {
+	if got := p.JWKSFetches(); got != 2 {
 		t.Fatalf("got %d JWKS fetches, want 2: one at start-up, one for the new kid", got)
 	}
 	// Old-key tokens verify while the old key is published: second was
@@ -273,15 +274,15 @@ func TestOIDCKeyRotation(t *testing.T) {
 
 	// The OP withdraws the old key; once the key set is stale the verifier
 	// fetches it again and the old key stops verifying.
-	longOld := p.claims()
+	longOld := p.Claims()
 	longOld["exp"] = time.Now().Add(3 * time.Hour).Unix()
-	oldToken := p.sign(t, old, longOld)
-	newToken := p.sign(t, current, longOld)
-	p.storage.withdraw(old)
+	oldToken := p.Sign(t, old, longOld)
+	newToken := p.Sign(t, current, longOld)
+	p.Withdraw(old)
 	clock.Advance(jwksMaxAge + time.Second)
 	_, err = o.Verify(t.Context(), oldToken)
-	wantUnauthorized(t, err, fmt.Sprintf("token signed with unknown key %q", old.id))
-	if got := p.jwksFetches.Load(); got != 3 {
+	wantUnauthorized(t, err, fmt.Sprintf("token signed with unknown key %q", old.ID()))
+	if got := p.JWKSFetches(); got != 3 {
 		t.Fatalf("got %d JWKS fetches, want 3: the stale set fetched again", got)
 	}
 	if _, err := o.Verify(t.Context(), newToken); err != nil {
@@ -291,11 +292,11 @@ func TestOIDCKeyRotation(t *testing.T) {
 
 func TestOIDCRefetchRateLimit(t *testing.T) {
 	t.Parallel()
-	p := startProvider(t, map[string]map[string]any{})
-	o, clock := newTestOIDC(t, p, p.config())
+	p := oidctest.Start(t, map[string]map[string]any{})
+	o, clock := newTestOIDC(t, p, oidcConfig(p))
 	// unknownKid signs valid claims with a key the OP does not publish.
 	unknownKid := func(i int) string {
-		return p.sign(t, &testKey{id: fmt.Sprintf("unknown-%d", i), key: rsaKeys()[0]}, p.claims())
+		return p.Sign(t, oidctest.NewKey(fmt.Sprintf("unknown-%d", i), oidctest.RSAKeys()[0]), p.Claims())
 	}
 	// storm sends n unknown-kid tokens at once.
 	storm := func(n int) {
@@ -314,39 +315,39 @@ func TestOIDCRefetchRateLimit(t *testing.T) {
 		wg.Wait()
 	}
 
-	if got := p.jwksFetches.Load(); got != 1 {
+	if got := p.JWKSFetches(); got != 1 {
 		t.Fatalf("got %d JWKS fetches at start-up, want 1", got)
 	}
 	storm(20)
-	if got := p.jwksFetches.Load(); got != 1 {
+	if got := p.JWKSFetches(); got != 1 {
 		t.Errorf("got %d JWKS fetches after 20 unknown kids within the interval, want 1", got)
 	}
 	clock.Advance(jwksRefetchInterval)
 	storm(50)
-	if got := p.jwksFetches.Load(); got != 2 {
+	if got := p.JWKSFetches(); got != 2 {
 		t.Errorf("got %d JWKS fetches after 50 concurrent unknown kids past the interval, want 2", got)
 	}
 	clock.Advance(jwksRefetchInterval / 2)
 	storm(20)
-	if got := p.jwksFetches.Load(); got != 2 {
+	if got := p.JWKSFetches(); got != 2 {
 		t.Errorf("got %d JWKS fetches half an interval later, want 2", got)
 	}
 	clock.Advance(jwksRefetchInterval / 2)
 	storm(20)
-	if got := p.jwksFetches.Load(); got != 3 {
+	if got := p.JWKSFetches(); got != 3 {
 		t.Errorf("got %d JWKS fetches a full interval later, want 3", got)
 	}
 }
 
 func TestOIDCCache(t *testing.T) {
 	t.Parallel()
-	p := startProvider(t, map[string]map[string]any{"svc": {"tenant": "acme", "roles": []string{"viewer", "submitter"}}})
-	o, clock := newTestOIDC(t, p, p.config())
-	key := p.storage.signingKey()
-	token := p.token(t, "svc")
-	shortClaims := p.claims()
+	p := oidctest.Start(t, map[string]map[string]any{"svc": {"tenant": "acme", "roles": []string{"viewer", "submitter"}}})
+	o, clock := newTestOIDC(t, p, oidcConfig(p))
+	key := p.SigningKey()
+	token := p.Token(t, "svc")
+	shortClaims := p.Claims()
 	shortClaims["exp"] = time.Now().Add(40 * time.Second).Unix()
-	short := p.sign(t, key, shortClaims)
+	short := p.Sign(t, key, shortClaims)
 
 	first, err := o.Verify(t.Context(), token)
 	if err != nil {
@@ -359,12 +360,12 @@ func TestOIDCCache(t *testing.T) {
 
 	// The OP withdraws its key and the verifier learns it (an unknown kid
 	// refetches the set): only the cache can still answer for token.
-	p.storage.rotate()
-	p.storage.withdraw(key)
+	p.Rotate()
+	p.Withdraw(key)
 	clock.Advance(jwksRefetchInterval)
-	_, err = o.Verify(t.Context(), p.sign(t, &testKey{id: "unknown", key: key.key}, p.claims()))
+	_, err = o.Verify(t.Context(), p.Sign(t, oidctest.NewKey("unknown", key.Private()), p.Claims()))
 	wantUnauthorized(t, err, `token signed with unknown key "unknown"`)
-	if got := p.jwksFetches.Load(); got != 2 {
+	if got := p.JWKSFetches(); got != 2 {
 		t.Fatalf("got %d JWKS fetches, want 2", got)
 	}
 
@@ -380,19 +381,19 @@ func TestOIDCCache(t *testing.T) {
 	// short is cached until its exp (40s), not the cache's minute.
 	clock.Advance(41*time.Second - jwksRefetchInterval)
 	_, err = o.Verify(t.Context(), short)
-	wantUnauthorized(t, err, fmt.Sprintf("token signed with unknown key %q", key.id))
+	wantUnauthorized(t, err, fmt.Sprintf("token signed with unknown key %q", key.ID()))
 	if _, err := o.Verify(t.Context(), token); err != nil {
 		t.Fatalf("Verify a cached token within the minute: %v", err)
 	}
 	// token is cached for a minute at most.
 	clock.Advance(verifiedTTL)
 	_, err = o.Verify(t.Context(), token)
-	wantUnauthorized(t, err, fmt.Sprintf("token signed with unknown key %q", key.id))
+	wantUnauthorized(t, err, fmt.Sprintf("token signed with unknown key %q", key.ID()))
 }
 
 func TestNewOIDCFails(t *testing.T) {
 	t.Parallel()
-	p := startProvider(t, map[string]map[string]any{})
+	p := oidctest.Start(t, map[string]map[string]any{})
 	tests := []struct {
 		name   string
 		change func(*OIDCConfig)
@@ -406,7 +407,7 @@ func TestNewOIDCFails(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := p.config()
+			cfg := oidcConfig(p)
 			tt.change(&cfg)
 			_, err := NewOIDC(t.Context(), cfg)
 			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
@@ -419,9 +420,9 @@ func TestNewOIDCFails(t *testing.T) {
 // BenchmarkOIDCVerify measures a verification answered from the cache
 // against one that checks the signature and claims (RS256, 2048 bits).
 func BenchmarkOIDCVerify(b *testing.B) {
-	p := startProvider(b, map[string]map[string]any{"svc": {"tenant": "acme", "roles": []string{"viewer"}}})
-	o, _ := newTestOIDC(b, p, p.config())
-	token := p.token(b, "svc")
+	p := oidctest.Start(b, map[string]map[string]any{"svc": {"tenant": "acme", "roles": []string{"viewer"}}})
+	o, _ := newTestOIDC(b, p, oidcConfig(p))
+	token := p.Token(b, "svc")
 	b.Run("cached", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
