@@ -43,6 +43,7 @@ if ! command -v jq >/dev/null; then
   echo "installing jq" >&2
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq >/dev/null
   $sudo apt-get install -y -qq jq >/dev/null
 fi
 
