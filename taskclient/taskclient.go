@@ -260,7 +260,8 @@ func (c *Client) Download(ctx context.Context, id, which string) (*File, error) 
 
 // LogOptions select a page of a task's log.
 type LogOptions struct {
-	// Level is the lowest level shown (debug, info, warn, error); "" for all.
+	// Level keeps only the lines of this level (debug, info, warn or
+	// error); "" keeps every line.
 	Level string
 	// Page is 1-based; PageSize at most 1000. Zero leaves them to the server.
 	Page, PageSize int

@@ -438,12 +438,17 @@ func TestTaskTerminalOutput(t *testing.T) {
 	}
 	on := &bar{w: &buf, on: true}
 	on.draw(0.5, "half")
+	on.clear()
 	on.draw(1, "all")
 	on.done()
-	if want := "\r\x1b[K[" + strings.Repeat("#", 15) + strings.Repeat("-", 15) + "]  50% half\r\x1b[K[" + strings.Repeat("#", 30) + "] 100% all\n"; buf.String() != want {
+	if want := "\r\x1b[K[" + strings.Repeat("#", 15) + strings.Repeat("-", 15) + "]  50% half\r\x1b[K\r\x1b[K[" + strings.Repeat("#", 30) + "] 100% all\n"; buf.String() != want {
 		t.Fatalf("bar: got %q, want %q", buf.String(), want)
 	}
 	if got := (printer{color: true}).status(commonops.StatusFailed); got != "\x1b[31mfailed\x1b[0m" {
 		t.Fatalf("coloured status: got %q", got)
+	}
+	var usage bytes.Buffer
+	if err := run(context.Background(), []string{"task", "--help"}, func(string) string { return "" }, &usage, io.Discard); err != nil || !strings.Contains(usage.String(), "watch ") {
+		t.Fatalf("task --help: got %v %q, want the command list", err, usage.String())
 	}
 }

@@ -41,6 +41,15 @@ func (b *bar) draw(fraction float64, label string) {
 	b.drawn = true
 }
 
+// clear erases the bar, so a line printed next takes its place; the next
+// draw puts it back below.
+func (b *bar) clear() {
+	if b.drawn {
+		fmt.Fprint(b.w, "\r\x1b[K")
+		b.drawn = false
+	}
+}
+
 // done ends the line, so what follows starts on a fresh one.
 func (b *bar) done() {
 	if b.drawn {

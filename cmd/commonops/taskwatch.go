@@ -91,7 +91,7 @@ func (c *taskCmd) streamEvent(b *bar, e commonops.Event) error {
 	case formatJSONL:
 		return json.NewEncoder(c.stdout).Encode(e)
 	case formatTable:
-		b.done()
+		b.clear()
 		_, err := fmt.Fprintln(c.stdout, eventLine(e))
 		return err
 	}
