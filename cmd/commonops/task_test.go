@@ -344,7 +344,7 @@ func TestTaskIdentityAndErrors(t *testing.T) {
 	if err != nil {
 		t.Fatalf("create through the default profile: %v %s", err, errOut)
 	}
-	if got := one[commonops.Task](t, out); got.TenantID != "" && got.TenantID != "acme" {
+	if got := one[commonops.Task](t, out); got.TenantID != "acme" {
 		t.Fatalf("got tenant %q, want acme", got.TenantID)
 	}
 	if strings.Contains(out+errOut, "s3cret-token") {
