@@ -63,6 +63,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	case "apikey":
 		return apikey(ctx, args, getenv, stdout, stderr)
+	case "task":
+		return taskCommand(ctx, args, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "commonops", version)
 		return nil
