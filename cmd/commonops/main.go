@@ -69,8 +69,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stdout, "commonops", version)
 		return nil
 	case "help", "-h", "--help":
-		fmt.Fprintln(stdout, "usage: commonops [serve|migrate|config|apikey|version] [flags]; commonops serve -h lists the flags")
+		fmt.Fprintln(stdout, "usage: commonops [serve|migrate|config|apikey|task|version] [flags]; commonops serve -h lists the flags, commonops task -h the task commands")
 		return nil
 	}
-	return fmt.Errorf("unknown command %q (want serve, migrate, config, apikey or version)", cmd)
+	return fmt.Errorf("unknown command %q (want serve, migrate, config, apikey, task or version)", cmd)
 }
