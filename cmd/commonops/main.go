@@ -9,6 +9,8 @@
 //	commonops config --markdown print every setting and its default (README)
 //	commonops apikey create|list|revoke --tenant T [flags]
 //	                            manage API keys in the database (the first admin key)
+//	commonops task create|list|get|watch|logs|events|cancel|retry|delete|download
+//	                            the task API from the command line (see task -h)
 //	commonops version           print the version
 package main
 
