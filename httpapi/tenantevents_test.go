@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strconv"
@@ -22,24 +21,7 @@ const tenantEventsPath = prefix + "/events"
 // none) and Last-Event-ID last ("" for none).
 func (e *env) openTenantStream(ctx context.Context, q url.Values, last string, headers ...string) (<-chan sseEvent, *http.Response) {
 	e.t.Helper()
-	req, _ := http.NewRequestWithContext(ctx, "GET", e.srv.URL+tenantEventsPath+"?"+q.Encode(), nil)
-	req.Header.Set("Accept", "text/event-stream")
-	if last != "" {
-		req.Header.Set("Last-Event-ID", last)
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := e.srv.Client().Do(req)
-	if err != nil {
-		e.t.Fatalf("open tenant stream: %v", err)
-	}
-	e.t.Cleanup(func() { resp.Body.Close() })
-	events := make(chan sseEvent)
-	if resp.StatusCode == http.StatusOK {
-		go readSSE(resp.Body, events)
-	}
-	return events, resp
+	return e.openSSE(ctx, tenantEventsPath+"?"+q.Encode(), last, headers...)
 }
 
 // tenantPage is GET /events?q as JSON: the events' ids.
@@ -314,37 +296,6 @@ func TestTenantEventStreamSlowReaderGetsResync(t *testing.T) {
 	eachStore(t, func(t *testing.T, st store.Store) {
 		e := newEnv(t, st, func(c *Config) { c.StreamBuffer = 2 })
 		task := e.create(simple)
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		req := httptest.NewRequestWithContext(ctx, "GET", tenantEventsPath, nil)
-		req.Header.Set("Accept", "text/event-stream")
-		w := &blockedWriter{header: http.Header{}, gate: make(chan struct{}), wrote: make(chan struct{}, 1)}
-		served := make(chan struct{})
-		go func() { defer close(served); e.srv.Config.Handler.ServeHTTP(w, req) }()
-		for !containsLine(w.String(), "data: ") { // the created event
-			select {
-			case <-w.wrote:
-			case <-ctx.Done():
-				t.Fatalf("got %q, want the created event", w.String())
-			}
-		}
-		w.mu.Lock()
-		w.block = true
-		w.mu.Unlock()
-		for n := range 10 {
-			if err := note(st, task.ID, n); err != nil {
-				t.Fatal(err)
-			}
-		}
-		time.Sleep(300 * time.Millisecond) // the feed delivers while the writer is blocked
-		close(w.gate)
-		select {
-		case <-served:
-		case <-ctx.Done():
-			t.Fatalf("the stream did not end; got %q", w.String())
-		}
-		if body := w.String(); !containsLine(body, "event: resync") {
-			t.Fatalf("got %q, want it to end with a resync event", body)
-		}
+		slowReader(t, e, st, tenantEventsPath, task.ID)
 	})
 }
