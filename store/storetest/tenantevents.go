@@ -143,3 +143,30 @@ var tenantEventsTests = []test{
 		}
 	}},
 }
+
+// EventKindsBackfill checks the migration that added the task's kind,
+// status and requester to task_events: it records a task's history, calls
+// remigrate, which must take the columns away, forget the migration and
+// apply it again, and wants the history's fields filled from the task and
+// each event's "to".
+func EventKindsBackfill(t *testing.T, s store.Store, remigrate func(ctx context.Context) error) {
+	t.Helper()
+	ctx := context.Background()
+	tk := create(t, s, tenantA, at(0), commonops.CreateInput{TaskType: "export", EntityType: "order", RequestedBy: ptr("alice")})
+	claim(t, s, tk, at(1))
+	cancel(t, s, tk, at(2))
+	if err := remigrate(ctx); err != nil {
+		t.Fatalf("migrate again: %v", err)
+	}
+	events := listTenantEvents(t, s, commonops.EventFilter{TenantID: tenantA})
+	want := []commonops.Status{commonops.StatusPending, commonops.StatusProcessing, commonops.StatusCancelled}
+	if len(events) != len(want) {
+		t.Fatalf("got %d events, want %d", len(events), len(want))
+	}
+	for i, e := range events {
+		if e.TaskType != "export" || e.EntityType != "order" || e.RequestedBy != "alice" || e.Status != want[i] {
+			t.Errorf("event %d after the migration: got %s/%s by %q, %s; want export/order by alice, %s",
+				i, e.TaskType, e.EntityType, e.RequestedBy, e.Status, want[i])
+		}
+	}
+}
