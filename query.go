@@ -36,6 +36,29 @@ type ListFilter struct {
 	CountUpTo int
 }
 
+// EventFilter selects a tenant's events (GET /events): those with an id
+// above AfterID whose fields match every filter that is set.
+type EventFilter struct {
+	TenantID    string
+	AfterID     int64
+	TaskType    string
+	EntityType  string
+	RequestedBy string
+	Statuses    []Status // the task's status after the change; any of them
+	// Limit bounds a page. Defaults to PageSizeMax, at most PageSizeMax.
+	Limit int
+}
+
+// Match reports whether e is one of f's events, AfterID aside: the
+// predicate of a live tenant stream, which the stores' filter mirrors.
+func (f EventFilter) Match(e Event) bool {
+	return e.TenantID == f.TenantID &&
+		(f.TaskType == "" || e.TaskType == f.TaskType) &&
+		(f.EntityType == "" || e.EntityType == f.EntityType) &&
+		(f.RequestedBy == "" || e.RequestedBy == f.RequestedBy) &&
+		(len(f.Statuses) == 0 || slices.Contains(f.Statuses, e.Status))
+}
+
 // SortOrDefault is the list's order: Sort, or DefaultSort when Sort is zero.
 func (f ListFilter) SortOrDefault() Sort {
 	if f.Sort.Field == "" {

@@ -172,12 +172,21 @@ type LogEntry struct {
 	CreatedAt time.Time       `json:"createdAt"`
 }
 
-// Event is one row of a task's history (task_events).
+// Event is one row of a task's history (task_events). It carries the
+// task's kind, its status after the change and its requester as they were
+// when the change committed, so that a tenant's events can be filtered (and
+// scoped to a submitter) without reading the task, which may be gone.
 type Event struct {
-	ID        int64           `json:"id"`
-	TenantID  string          `json:"-"`
-	TaskID    string          `json:"taskId"`
-	EventType string          `json:"eventType"`
-	EventData json.RawMessage `json:"eventData"`
-	CreatedAt time.Time       `json:"createdAt"`
+	ID         int64  `json:"id"`
+	TenantID   string `json:"-"`
+	TaskID     string `json:"taskId"`
+	TaskType   string `json:"taskType"`
+	EntityType string `json:"entityType"`
+	Status     Status `json:"status"`
+	// RequestedBy scopes a submitter's stream; it is not sent, as the
+	// task's own requestedBy is one GET away for those who may see it.
+	RequestedBy string          `json:"-"`
+	EventType   string          `json:"eventType"`
+	EventData   json.RawMessage `json:"eventData"`
+	CreatedAt   time.Time       `json:"createdAt"`
 }

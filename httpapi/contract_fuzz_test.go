@@ -216,7 +216,7 @@ func (f *fuzzer) build(op *operation) request {
 			}
 		}
 	}
-	if op.id == "listEvents" && f.chance(3) {
+	if (op.id == "listEvents" || op.id == "listTenantEvents") && f.chance(3) {
 		req.header.Set("Accept", "text/event-stream")
 		req.stream = true
 	}

@@ -28,7 +28,7 @@ type eventsPage struct {
 
 // handleEvents serves GET /tasks/{id}/events: the task's history after
 // ?after= (up to ?limit=) as JSON or, with Accept: text/event-stream, as a
-// live Server-Sent Events stream (see stream).
+// live Server-Sent Events stream (see stream and taskEvents).
 func handleEvents(s *server) http.Handler {
 	return s.api(func(w http.ResponseWriter, r *http.Request) error {
 		id, err := taskID(r)
@@ -36,33 +36,46 @@ func handleEvents(s *server) http.Handler {
 			return err
 		}
 		q := newQuery(r)
-		after := int64(q.int("after", 0, 0, math.MaxInt))
-		limit := q.int("limit", eventsBatchMax, 1, eventsBatchMax)
-		sse := wantsStream(r)
-		if last := strings.TrimSpace(r.Header.Get("Last-Event-ID")); sse && last != "" {
-			n, err := strconv.ParseInt(last, 10, 64)
-			if err != nil || n < 0 {
-				q.fail("Last-Event-ID", "must be the id of an event")
-			}
-			after = max(after, n)
-		}
+		after, limit, sse := eventsQuery(r, q)
 		if err := q.err(); err != nil {
 			return err
 		}
 		tenant := info(r).tenant
 		if sse {
-			return s.stream(w, r, tenant, id, after)
+			return s.stream(w, r, tenant, after, &taskEvents{s: s, tenant: tenant, id: id})
 		}
 		events, err := s.svc.Events(r.Context(), tenant, id, after, limit)
 		if err != nil {
 			return err
 		}
-		if events == nil {
-			events = []commonops.Event{}
-		}
-		s.writeJSON(w, r, http.StatusOK, eventsPage{Events: events})
+		s.writeEvents(w, r, events)
 		return nil
 	})
+}
+
+// eventsQuery reads what every events route takes: ?after= (an event id),
+// ?limit= and, for a stream (Accept: text/event-stream), Last-Event-ID,
+// which wins over a smaller ?after=.
+func eventsQuery(r *http.Request, q *query) (after int64, limit int, sse bool) {
+	after = int64(q.int("after", 0, 0, math.MaxInt))
+	limit = q.int("limit", eventsBatchMax, 1, eventsBatchMax)
+	sse = wantsStream(r)
+	if last := strings.TrimSpace(r.Header.Get("Last-Event-ID")); sse && last != "" {
+		n, err := strconv.ParseInt(last, 10, 64)
+		if err != nil || n < 0 {
+			q.fail("Last-Event-ID", "must be the id of an event")
+		}
+		after = max(after, n)
+	}
+	return after, limit, sse
+}
+
+// writeEvents answers a page of events as JSON.
+func (s *server) writeEvents(w http.ResponseWriter, r *http.Request, events []commonops.Event) {
+	if events == nil {
+		events = []commonops.Event{}
+	}
+	s.writeJSON(w, r, http.StatusOK, eventsPage{Events: events})
 }
 
 // wantsStream reports whether the client accepts an event stream.
@@ -86,25 +99,43 @@ const streamsRetryAfter = "5"
 // (its first read failing): the stream is then refused with 503.
 const streamSubscribeTimeout = 5 * time.Second
 
-// stream sends the task's events after `after` as Server-Sent Events, then
-// the new ones as they are committed.
+// eventSource is what one event stream sends: a task's events (taskEvents)
+// or a tenant's (tenantEvents). stream does the rest, the same for both.
+type eventSource interface {
+	// filter selects the stream's events from the feed.
+	filter() feed.Filter
+	// open runs once subscribed and before any byte is sent, so its error is
+	// still a problem response. It returns the id the replay stops at, given
+	// the feed's position from.
+	open(ctx context.Context, from int64) (until int64, err error)
+	// replay reads up to eventsBatchMax of the stream's events after an id.
+	replay(ctx context.Context, after int64) ([]commonops.Event, error)
+	// sent is told of each event the stream sent.
+	sent(e commonops.Event)
+	// end reports whether the stream is over, and the data of its final
+	// "end" event.
+	end(ctx context.Context) (data string, over bool, err error)
+}
+
+// stream sends src's events after `after` as Server-Sent Events, then the
+// new ones as they are committed.
 //
 // It subscribes to the process's event feed first, then replays the
-// history from the store up to the subscription's From (one read, in pages
-// of eventsBatchMax), then sends what the feed delivers: every event once,
+// history from the store up to the subscription's From (in pages of
+// eventsBatchMax), then sends what the feed delivers: every event once,
 // in id order, across the switch. A stream costs the database nothing while
-// the task is quiet.
+// no event of it is written.
 //
 // Each event is a default ("message") event whose id: is the event id (so a
 // reconnecting EventSource resumes through Last-Event-ID) and whose data is
 // the event JSON. A comment line goes out after StreamHeartbeat of silence.
-// Once the task is terminal and its events are sent, a final "end" event
-// carrying the task's status closes the stream: a client should then stop
-// rather than reconnect. A stream that falls Config.StreamBuffer events
-// behind gets a final "resync" event instead: the client reconnects with
-// Last-Event-ID and catches up from the store. Beyond the caps
-// (Config.MaxStreams, MaxTenantStreams) a stream is refused with 429.
-func (s *server) stream(w http.ResponseWriter, r *http.Request, tenant, id string, after int64) error {
+// When src says it is over, a final "end" event closes the stream: a client
+// should then stop rather than reconnect. A stream that falls
+// Config.StreamBuffer events behind gets a final "resync" event instead:
+// the client reconnects with Last-Event-ID and catches up from the store.
+// Beyond the caps (Config.MaxStreams, MaxTenantStreams, which task and
+// tenant streams share) a stream is refused with 429.
+func (s *server) stream(w http.ResponseWriter, r *http.Request, tenant string, after int64, src eventSource) error {
 	ctx := r.Context()
 	release, refused := s.streams.acquire(tenant)
 	if release == nil {
@@ -114,14 +145,12 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, tenant, id strin
 		return nil
 	}
 	defer release()
-	sub, err := s.subscribe(ctx, feed.Filter{TenantID: tenant, TaskID: id})
+	sub, err := s.subscribe(ctx, src.filter())
 	if err != nil {
 		return err
 	}
 	defer sub.Close()
-	// Read the task before its events: the event of the change that made
-	// it terminal was committed with it, so it is in the read that follows.
-	t, err := s.svc.Get(ctx, tenant, id)
+	until, err := src.open(ctx, sub.From())
 	if err != nil {
 		return err // before any byte is sent: still a problem response
 	}
@@ -138,20 +167,14 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, tenant, id strin
 	_ = rc.Flush()
 	ended := func(err error) error {
 		if err != nil && ctx.Err() == nil {
-			s.log.WarnContext(ctx, "event stream ended", "request_id", info(r).id, "task", id, "err", err)
+			s.log.WarnContext(ctx, "event stream ended", "request_id", info(r).id, "path", r.URL.Path, "err", err)
 		}
 		return nil // headers are sent; the stream simply ends
 	}
 
-	// The history up to the feed's start: a terminal task's in full, as
-	// it takes no more events from the feed.
-	until := sub.From()
-	if t.Status.Terminal() {
-		until = math.MaxInt64
-	}
-	terminal := false
+	// The history up to the feed's start.
 	for more := true; more; {
-		events, err := s.svc.EventsAfter(ctx, tenant, id, after, eventsBatchMax)
+		events, err := src.replay(ctx, after)
 		if err != nil {
 			return ended(err)
 		}
@@ -164,24 +187,21 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, tenant, id strin
 			if err := writeEvent(w, e); err != nil {
 				return ended(err)
 			}
-			after, terminal = e.ID, terminal || endsTask(e)
+			after = e.ID
+			src.sent(e)
 		}
 	}
 	heartbeat := time.NewTimer(StreamHeartbeat)
 	defer heartbeat.Stop()
 	for {
-		if terminal || t.Status.Terminal() {
-			if !t.Status.Terminal() { // confirm: a retry may have reopened it since
-				if t, err = s.svc.Get(ctx, tenant, id); err != nil {
-					return ended(err)
-				}
-			}
-			if t.Status.Terminal() {
-				_, _ = fmt.Fprintf(w, "event: end\ndata: {\"status\":%q}\n\n", t.Status)
-				_ = rc.Flush()
-				return nil
-			}
-			terminal = false
+		data, over, err := src.end(ctx)
+		if err != nil {
+			return ended(err)
+		}
+		if over {
+			_, _ = fmt.Fprintf(w, "event: end\ndata: %s\n\n", data)
+			_ = rc.Flush()
+			return nil
 		}
 		if err := rc.Flush(); err != nil {
 			return nil
@@ -209,7 +229,8 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, tenant, id strin
 					if err := writeEvent(w, e); err != nil {
 						return nil
 					}
-					after, terminal = e.ID, terminal || endsTask(e)
+					after = e.ID
+					src.sent(e)
 				}
 				select {
 				case e = <-sub.Events():
@@ -220,6 +241,57 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, tenant, id strin
 			heartbeat.Reset(StreamHeartbeat)
 		}
 	}
+}
+
+// taskEvents is the stream of one task: once the task is terminal and its
+// events are sent, a final "end" event carrying its status closes it.
+type taskEvents struct {
+	s          *server
+	tenant, id string
+	t          *commonops.Task
+	terminal   bool // an event sent moved the task to a terminal status
+}
+
+func (te *taskEvents) filter() feed.Filter { return feed.Filter{TenantID: te.tenant, TaskID: te.id} }
+
+// open reads the task before its events: the event of the change that made
+// it terminal was committed with it, so it is in the replay that follows.
+// A terminal task's history is replayed in full, as it takes no more
+// events from the feed.
+func (te *taskEvents) open(ctx context.Context, from int64) (int64, error) {
+	t, err := te.s.svc.Get(ctx, te.tenant, te.id)
+	if err != nil {
+		return 0, err
+	}
+	te.t = t
+	if t.Status.Terminal() {
+		return math.MaxInt64, nil
+	}
+	return from, nil
+}
+
+func (te *taskEvents) replay(ctx context.Context, after int64) ([]commonops.Event, error) {
+	return te.s.svc.EventsAfter(ctx, te.tenant, te.id, after, eventsBatchMax)
+}
+
+func (te *taskEvents) sent(e commonops.Event) { te.terminal = te.terminal || endsTask(e) }
+
+func (te *taskEvents) end(ctx context.Context) (string, bool, error) {
+	if !te.terminal && !te.t.Status.Terminal() {
+		return "", false, nil
+	}
+	if !te.t.Status.Terminal() { // confirm: a retry may have reopened it since
+		t, err := te.s.svc.Get(ctx, te.tenant, te.id)
+		if err != nil {
+			return "", false, err
+		}
+		te.t = t
+	}
+	if te.t.Status.Terminal() {
+		return fmt.Sprintf(`{"status":%q}`, te.t.Status), true, nil
+	}
+	te.terminal = false
+	return "", false, nil
 }
 
 // subscribe subscribes to the feed, starting the server's own feed at the

@@ -21,7 +21,14 @@ import (
 // ("" for none) and returns its events and the response.
 func (e *env) openStream(ctx context.Context, id, last string, headers ...string) (<-chan sseEvent, *http.Response) {
 	e.t.Helper()
-	req, _ := http.NewRequestWithContext(ctx, "GET", e.srv.URL+taskPath(id, "/events"), nil)
+	return e.openSSE(ctx, taskPath(id, "/events"), last, headers...)
+}
+
+// openSSE opens the event stream at path with Last-Event-ID last ("" for
+// none) and returns its events and the response.
+func (e *env) openSSE(ctx context.Context, path, last string, headers ...string) (<-chan sseEvent, *http.Response) {
+	e.t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.srv.URL+path, nil)
 	req.Header.Set("Accept", "text/event-stream")
 	if last != "" {
 		req.Header.Set("Last-Event-ID", last)
@@ -236,45 +243,54 @@ func TestEventStreamSlowReaderGetsResync(t *testing.T) {
 	t.Parallel()
 	eachStore(t, func(t *testing.T, st store.Store) {
 		e := newEnv(t, st, func(c *Config) { c.StreamBuffer = 2 })
-		h := e.srv.Config.Handler
 		task := e.create(simple)
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		req := httptest.NewRequestWithContext(ctx, "GET", taskPath(task.ID, "/events"), nil)
-		req.Header.Set("Accept", "text/event-stream")
-		w := &blockedWriter{header: http.Header{}, gate: make(chan struct{}), wrote: make(chan struct{}, 1)}
-		served := make(chan struct{})
-		go func() { defer close(served); h.ServeHTTP(w, req) }()
-		for !containsLine(w.String(), "data: ") { // the created event
-			select {
-			case <-w.wrote:
-			case <-ctx.Done():
-				t.Fatalf("got %q, want the created event", w.String())
-			}
-		}
-		w.mu.Lock()
-		w.block = true
-		w.mu.Unlock()
-		for n := range 10 {
-			if err := note(st, task.ID, n); err != nil {
-				t.Fatal(err)
-			}
-		}
-		time.Sleep(300 * time.Millisecond) // the feed delivers while the writer is blocked
-		close(w.gate)
-		select {
-		case <-served:
-		case <-ctx.Done():
-			t.Fatalf("the stream did not end; got %q", w.String())
-		}
-		body := w.String()
-		if !containsLine(body, "event: resync") {
-			t.Fatalf("got %q, want it to end with a resync event", body)
-		}
+		body := slowReader(t, e, st, taskPath(task.ID, "/events"), task.ID)
 		if containsLine(body, "event: end") {
 			t.Errorf("got an end event, want resync only")
 		}
 	})
+}
+
+// slowReader opens the stream at path on e (whose Config.StreamBuffer is
+// 2), blocks its writes once the first event is out while task records 10
+// events, then unblocks them: the stream must end with a resync event. It
+// returns what the stream wrote.
+func slowReader(t *testing.T, e *env, st store.Store, path, task string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req := httptest.NewRequestWithContext(ctx, "GET", path, nil)
+	req.Header.Set("Accept", "text/event-stream")
+	w := &blockedWriter{header: http.Header{}, gate: make(chan struct{}), wrote: make(chan struct{}, 1)}
+	served := make(chan struct{})
+	go func() { defer close(served); e.srv.Config.Handler.ServeHTTP(w, req) }()
+	for !containsLine(w.String(), "data: ") { // the created event
+		select {
+		case <-w.wrote:
+		case <-ctx.Done():
+			t.Fatalf("got %q, want the created event", w.String())
+		}
+	}
+	w.mu.Lock()
+	w.block = true
+	w.mu.Unlock()
+	for n := range 10 {
+		if err := note(st, task, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // the feed delivers while the writer is blocked
+	close(w.gate)
+	select {
+	case <-served:
+	case <-ctx.Done():
+		t.Fatalf("the stream did not end; got %q", w.String())
+	}
+	body := w.String()
+	if !containsLine(body, "event: resync") {
+		t.Fatalf("got %q, want it to end with a resync event", body)
+	}
+	return body
 }
 
 // containsLine reports whether body has a line that starts with prefix.

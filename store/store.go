@@ -83,6 +83,11 @@ type Store interface {
 	ListLogs(ctx context.Context, f commonops.LogFilter) ([]commonops.LogEntry, int, error)
 	// ListEvents returns a task's events with id > afterID, oldest first.
 	ListEvents(ctx context.Context, tenant, taskID string, afterID int64, limit int) ([]commonops.Event, error)
+	// ListTenantEvents returns up to f.Limit events of f.TenantID with an id
+	// above f.AfterID whose task type, entity type, status after the change
+	// and requester match f's (unset: any), oldest first. A deleted task's
+	// events are gone with it.
+	ListTenantEvents(ctx context.Context, f commonops.EventFilter) ([]commonops.Event, error)
 	// ListEventsAfter returns up to limit events of every task and tenant
 	// with id > afterID, in id order (the primary key), and last: the
 	// largest event id stored (0 when none), so that a reader can start at

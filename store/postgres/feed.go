@@ -10,7 +10,7 @@ import (
 )
 
 // listEventsAfterSQL walks task_events by its primary key.
-const listEventsAfterSQL = `SELECT id, tenant_id, task_id, event_type, event_data, created_at
+const listEventsAfterSQL = `SELECT ` + eventColumns + `
 	FROM task_events WHERE id > $1 ORDER BY id LIMIT $2`
 
 // lastEventSQL is the head of task_events: a backward step on the primary key.
@@ -40,13 +40,7 @@ func (s *Store) ListEventsAfter(ctx context.Context, afterID int64, limit int) (
 		if err != nil {
 			return err
 		}
-		events, err = pgx.AppendRows(events, rows, func(r pgx.CollectableRow) (commonops.Event, error) {
-			var e commonops.Event
-			var data []byte
-			err := r.Scan(&e.ID, &e.TenantID, &e.TaskID, &e.EventType, &data, &e.CreatedAt)
-			e.EventData, e.CreatedAt = rawJSON(data), e.CreatedAt.UTC()
-			return e, err
-		})
+		events, err = pgx.AppendRows(events, rows, scanEvent)
 		return err
 	})
 	if err != nil {

@@ -21,7 +21,7 @@ import (
 var nTaskCols = len(taskColumnList)
 
 // changeCTEs writes the task_events row and the outbox row of a change for
-// the task the CTE named src returns (id, tenant_id). Parameters from p:
+// the task the CTE named src returns (srcColumns). Parameters from p:
 // event type, event data, event time, topic, payload, traceparent (NULL for
 // none; see commonops.TraceParent). The statement's last
 // column counts the outbox rows (SELECT count(*) FROM o).
@@ -34,8 +34,8 @@ var nTaskCols = len(taskColumnList)
 func changeCTEs(src string, p int) string {
 	return fmt.Sprintf(`,
 e AS (
-	INSERT INTO task_events (tenant_id, task_id, event_type, event_data, created_at)
-	SELECT tenant_id, id, $%[2]d::text, $%[3]d::json, $%[4]d::timestamptz FROM %[1]s WHERE $%[2]d::text <> ''
+	INSERT INTO task_events (tenant_id, task_id, task_type, entity_type, status, requested_by, event_type, event_data, created_at)
+	SELECT tenant_id, id, task_type, entity_type, status, requested_by, $%[2]d::text, $%[3]d::json, $%[4]d::timestamptz FROM %[1]s WHERE $%[2]d::text <> ''
 ),
 o AS (
 	INSERT INTO outbox (tenant_id, task_id, topic, payload, traceparent)
@@ -44,6 +44,10 @@ o AS (
 )
 `, src, p, p+1, p+2, p+3, p+4, p+5)
 }
+
+// srcColumns are what the CTE before changeCTEs returns of the task it wrote:
+// the event row copies its kind, status and requester.
+const srcColumns = "id, tenant_id, task_type, entity_type, status, requested_by"
 
 // nChangeArgs is the number of parameters of changeCTEs.
 const nChangeArgs = 6
@@ -64,7 +68,7 @@ t AS (
 	INSERT INTO tasks (%[7]s)
 	SELECT %[8]s
 	WHERE $%[1]d::text IS NULL OR EXISTS (SELECT 1 FROM k)
-	RETURNING id, tenant_id
+	RETURNING `+srcColumns+`
 )`, k, k+1, k+2, k+3, k+4, k+5, taskColumns, placeholders(taskColumnList, 1)) +
 		changeCTEs("t", n+1) +
 		`SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM o)`
@@ -81,7 +85,7 @@ var saveSQL = func() string {
 	return fmt.Sprintf(`WITH u AS (
 	UPDATE tasks SET %s
 	WHERE id = $1::text AND version = $%d::bigint
-	RETURNING id, tenant_id
+	RETURNING `+srcColumns+`
 )`, strings.Join(sets, ", "), n+1) +
 		changeCTEs("u", n+2) +
 		`SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM o)`
@@ -631,8 +635,8 @@ const runnableWhere = `status = 'pending' AND NOT cancel_requested
 func claimEvents(actor string) string {
 	return `,
 e AS (
-	INSERT INTO task_events (tenant_id, task_id, event_type, event_data, created_at)
-	SELECT tenant_id, id, '` + commonops.EventStarted + `',
+	INSERT INTO task_events (tenant_id, task_id, task_type, entity_type, status, requested_by, event_type, event_data, created_at)
+	SELECT tenant_id, id, task_type, entity_type, status, requested_by, '` + commonops.EventStarted + `',
 		json_strip_nulls(json_build_object('from', 'pending', 'to', 'processing', 'attempt', attempt, 'workerId', $1::text,
 			'actor', NULLIF(` + actor + `::text, ''))), $3
 	FROM u

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 
 	"github.com/commonops/commonops"
@@ -26,25 +25,13 @@ func (s *Store) ListEventsAfter(ctx context.Context, afterID int64, limit int) (
 		if err := tx.QueryRowContext(ctx, "SELECT coalesce(max(id), 0) FROM task_events").Scan(&last); err != nil {
 			return err
 		}
-		rows, err := tx.QueryContext(ctx, "SELECT id, tenant_id, task_id, event_type, event_data, created_at FROM task_events WHERE id > ? ORDER BY id LIMIT ?",
+		rows, err := tx.QueryContext(ctx, "SELECT "+eventColumns+" FROM task_events WHERE id > ? ORDER BY id LIMIT ?",
 			afterID, limit)
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var (
-				e       commonops.Event
-				data    string
-				created int64
-			)
-			if err := rows.Scan(&e.ID, &e.TenantID, &e.TaskID, &e.EventType, &data, &created); err != nil {
-				return err
-			}
-			e.EventData, e.CreatedAt = json.RawMessage(data), fromMicros(created)
-			events = append(events, e)
-		}
-		return rows.Err()
+		events, err = appendEvents(events, rows)
+		return err
 	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("list events after %d: %w", afterID, err)

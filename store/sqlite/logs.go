@@ -100,25 +100,13 @@ func (s *Store) ListEvents(ctx context.Context, tenant, taskID string, afterID i
 		if _, err := loadTask(ctx, tx, tenant, taskID); err != nil {
 			return err
 		}
-		rows, err := tx.QueryContext(ctx, "SELECT id, tenant_id, task_id, event_type, event_data, created_at FROM task_events WHERE task_id = ? AND tenant_id = ? AND id > ? ORDER BY id LIMIT ?",
+		rows, err := tx.QueryContext(ctx, "SELECT "+eventColumns+" FROM task_events WHERE task_id = ? AND tenant_id = ? AND id > ? ORDER BY id LIMIT ?",
 			taskID, tenant, afterID, limit)
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var (
-				e       commonops.Event
-				data    string
-				created int64
-			)
-			if err := rows.Scan(&e.ID, &e.TenantID, &e.TaskID, &e.EventType, &data, &created); err != nil {
-				return err
-			}
-			e.EventData, e.CreatedAt = json.RawMessage(data), fromMicros(created)
-			events = append(events, e)
-		}
-		return rows.Err()
+		events, err = appendEvents(events, rows)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list events of task %s: %w", taskID, err)

@@ -204,8 +204,8 @@ func (s *Store) recordChange(ctx context.Context, q querier, t *commonops.Task, 
 			return false, fmt.Errorf("encode event data: %w", err)
 		}
 	}
-	if _, err := q.ExecContext(ctx, "INSERT INTO task_events (tenant_id, task_id, event_type, event_data, created_at) VALUES (?, ?, ?, ?, ?)",
-		t.TenantID, t.ID, ch.Event, string(data), micros(t.UpdatedAt)); err != nil {
+	if _, err := q.ExecContext(ctx, "INSERT INTO task_events (tenant_id, task_id, task_type, entity_type, status, requested_by, event_type, event_data, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		t.TenantID, t.ID, t.TaskType, t.EntityType, string(t.Status), t.RequestedBy, ch.Event, string(data), micros(t.UpdatedAt)); err != nil {
 		return false, fmt.Errorf("insert event: %w", err)
 	}
 	if ch.Topic == "" {

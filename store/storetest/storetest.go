@@ -50,6 +50,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Actor", actorTests},
 		{"APIKeys", apiKeyTests},
 		{"EventsAfter", eventsAfterTests},
+		{"TenantEvents", tenantEventsTests},
 		{"Outbox", outboxTests},
 		{"Leadership", leaderTests},
 		{"Lifecycle", lifecycleTests},
