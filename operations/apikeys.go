@@ -35,6 +35,10 @@ type NewKey struct {
 	*auth.APIKey
 }
 
+// MaxKeyTenantLen bounds the tenant a key is made for, as the identity
+// headers are bounded.
+const MaxKeyTenantLen = 128
+
 // CreateAPIKey validates r and stores a new key. EINVALID for a missing or
 // too long name, no roles or an unknown one, a bad task type, or an expiry
 // in the past.
@@ -63,8 +67,11 @@ func (s *Service) CreateAPIKey(ctx context.Context, r KeyRequest) (*NewKey, erro
 	if r.ExpiresAt != nil && !r.ExpiresAt.After(now) {
 		fe.add("expiresAt", "must be in the future")
 	}
-	if r.Tenant == "" {
+	switch {
+	case r.Tenant == "":
 		fe.add("tenant", "is required")
+	case len(r.Tenant) > MaxKeyTenantLen || !commonops.Printable(r.Tenant):
+		fe.add("tenant", "must be 1 to %d printable characters", MaxKeyTenantLen)
 	}
 	if err := fe.err(); err != nil {
 		return nil, err
