@@ -360,8 +360,9 @@ func (a *App) Run(ctx context.Context) error {
 // Stop shuts down gracefully: it stops accepting requests and lets
 // in-flight ones finish, stops claiming, lets running tasks finish and
 // hands back those still running when Config.ShutdownTimeout runs out (no
-// retry is counted), drains the outbox and closes the store. Calling it
-// again, or without Start, is harmless.
+// retry is counted), stops the outbox relay (with the embedded bus before
+// the worker: unpublished rows stay for another process) and closes the
+// store. Calling it again, or without Start, is harmless.
 func (a *App) Stop() {
 	a.mu.Lock()
 	if a.stopped {
