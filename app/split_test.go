@@ -59,9 +59,11 @@ func TestSplitRolesClaimEveryTaskByEvent(t *testing.T) {
 		}
 	}
 	// Each claim follows its create within the NOTIFY round trip and a
-	// relay batch; 1s leaves room for a busy shared test machine.
-	if slowest > time.Second {
-		t.Errorf("got the slowest create → claim %s, want under 1s", slowest)
+	// relay batch. Without the NOTIFY the worker's relay would find the
+	// API's rows on its own poll, every second, and the slowest of 40
+	// would take most of a second; 500ms leaves room for a busy machine.
+	if slowest > 500*time.Millisecond {
+		t.Errorf("got the slowest create → claim %s, want under 500ms", slowest)
 	}
 	event := metric(t, worker.URL(), `commonops_worker_claims_total{source="event"}`)
 	poll := metric(t, worker.URL(), `commonops_worker_claims_total{source="poll"}`)
