@@ -42,6 +42,13 @@ import (
 // ReadHeaderTimeout bounds the arrival of a request's header.
 const ReadHeaderTimeout = 10 * time.Second
 
+// OrphanEventAge is how old an unsent outbox row must be before a process
+// without the worker role, on PostgreSQL with the embedded bus, takes it off
+// the queue unpublished (its bus has no subscriber). Rows the workers'
+// relays publish go within milliseconds; this only bounds the outbox when
+// no process runs the worker role (remote workers poll) or none is up.
+const OrphanEventAge = time.Minute
+
 // App is one commonops process. New opens its dependencies, Start serves,
 // Stop (or the end of Run's context) shuts it down gracefully.
 type App struct {
@@ -132,7 +139,16 @@ func New(ctx context.Context, cfg Config) (a *App, err error) {
 		a.bus = bus.New()
 		publisher = a.bus
 	}
-	a.relay = outbox.NewRelay(a.store, publisher, outbox.Config{Logger: a.log, Registerer: a.reg})
+	relayCfg := outbox.Config{Logger: a.log, Registerer: a.reg}
+	if a.bus != nil && !a.roles[RoleWorker] && a.storeName == storePostgres {
+		// The embedded bus reaches this process only, and without the
+		// worker role nothing here subscribes: the rows are left to the
+		// relays of the processes with workers, which the outbox NOTIFY
+		// wakes. This one only clears out rows none of them took (no
+		// process runs the worker role, only remote workers).
+		relayCfg.MinAge, relayCfg.PollInterval = OrphanEventAge, OrphanEventAge
+	}
+	a.relay = outbox.NewRelay(a.store, publisher, relayCfg)
 
 	a.registry = worker.NewRegistry()
 	// The entity configuration: the worker registers its processors, and
@@ -344,8 +360,9 @@ func (a *App) Run(ctx context.Context) error {
 // Stop shuts down gracefully: it stops accepting requests and lets
 // in-flight ones finish, stops claiming, lets running tasks finish and
 // hands back those still running when Config.ShutdownTimeout runs out (no
-// retry is counted), drains the outbox and closes the store. Calling it
-// again, or without Start, is harmless.
+// retry is counted), stops the outbox relay (with the embedded bus before
+// the worker: unpublished rows stay for another process) and closes the
+// store. Calling it again, or without Start, is harmless.
 func (a *App) Stop() {
 	a.mu.Lock()
 	if a.stopped {
@@ -362,6 +379,13 @@ func (a *App) Stop() {
 	a.log.Info("shutting down", "timeout", a.cfg.ShutdownTimeout.String())
 	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancel()
+	if a.bus != nil {
+		// The embedded bus hands events to this process's worker only,
+		// which is about to stop: what is committed from now on stays in
+		// the outbox for another process's relay (or this one's after a
+		// restart) instead of being taken off to no one.
+		a.relay.Stop()
+	}
 	// Requests drain while the worker stops claiming and its running tasks
 	// finish (the pool's StopTimeout is ShutdownTimeout): one deadline
 	// bounds both.

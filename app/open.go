@@ -22,6 +22,10 @@ import (
 	"github.com/commonops/commonops/worker"
 )
 
+// storePostgres is OpenStore's name for PostgreSQL, the one store several
+// processes share.
+const storePostgres = "postgres"
+
 // OpenStore opens PostgreSQL for a postgres:// URL and SQLite otherwise
 // (cfg.DatabaseURL "sqlite:PATH", or DataDir/commonops.db), applying the
 // migrations, and returns it with a name for logs. reg may be nil.
@@ -34,7 +38,7 @@ func OpenStore(ctx context.Context, cfg Config, reg prometheus.Registerer) (stor
 		if err != nil {
 			return nil, "", fmt.Errorf("open PostgreSQL: %w", err)
 		}
-		return s, "postgres", nil
+		return s, storePostgres, nil
 	}
 	path := strings.TrimPrefix(u, "sqlite:")
 	if path == "" {

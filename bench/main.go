@@ -8,6 +8,7 @@
 //	cd bench && go run . list      # filtered list page over 1,000,000 tasks
 //	cd bench && go run . sqlite    # HTTP creates on the embedded SQLite default
 //	cd bench && go run . e2e       # create → event → claim → no-op → completed, vs River
+//	cd bench && go run . e2e-split # e2e in one process vs --roles api + --roles worker,maintenance
 //	cd bench && go run . latency   # create → claim latency: embedded bus, Dapr, poller alone
 //	cd bench && go run . all
 //
@@ -35,14 +36,14 @@ var (
 
 func main() {
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: go run . [flags] create|list|sqlite|e2e|latency|all")
+		fmt.Fprintln(os.Stderr, "usage: go run . [flags] create|list|sqlite|e2e|e2e-split|latency|all")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	benches := map[string]func(context.Context) error{
-		"create": benchCreate, "list": benchList, "sqlite": benchSQLite, "e2e": benchE2E, "latency": benchLatency,
+		"create": benchCreate, "list": benchList, "sqlite": benchSQLite, "e2e": benchE2E, "e2e-split": benchE2ESplit, "latency": benchLatency,
 	}
 	names := flag.Args()
 	if len(names) == 1 && names[0] == "all" {

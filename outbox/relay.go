@@ -90,6 +90,13 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer, when set, registers the relay's metrics. Defaults to none.
 	Registerer prometheus.Registerer
+	// MinAge, when positive, makes the relay a sweeper: it publishes only
+	// rows at least this old, looks for them every PollInterval and ignores
+	// the signal. A process whose publisher reaches no subscriber runs one,
+	// so that rows no other relay took (none runs) do not pile up forever,
+	// while a relay that can deliver them gets every fresh row first.
+	// Defaults to 0: every row, at once.
+	MinAge time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -160,7 +167,7 @@ func (r *Relay) run(ctx context.Context) {
 		// Backing off: only the timer (or the end) may wake the loop, so a
 		// stream of commits cannot turn a dead publisher into a busy loop.
 		var wake <-chan struct{}
-		if failures == 0 {
+		if failures == 0 && r.cfg.MinAge <= 0 {
 			wake = signal
 		}
 		select {
@@ -203,13 +210,35 @@ var errPublish = errors.New("publish")
 
 // Drain publishes unsent rows in batches until none is left or a publish
 // fails, and returns how many rows it marked sent. The loop calls it on each
-// wake-up; tools and tests may call it directly.
+// wake-up; tools and tests may call it directly. With Config.MinAge it
+// publishes only the rows that old, and locks none unless the oldest
+// unsent row is, so a sweeper never holds up a fresh row.
 func (r *Relay) Drain(ctx context.Context) (int, error) {
+	if r.cfg.MinAge > 0 {
+		_, oldest, err := r.store.OutboxStats(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("outbox stats: %w", err)
+		}
+		if oldest.IsZero() || time.Since(oldest) < r.cfg.MinAge {
+			return 0, nil
+		}
+	}
 	total := 0
 	for {
-		offered := 0
+		offered, young := 0, 0
 		n, err := r.store.DeliverOutbox(ctx, r.cfg.BatchSize, func(ctx context.Context, msgs []Message) (int, error) {
 			offered = len(msgs)
+			if r.cfg.MinAge > 0 {
+				cutoff := time.Now().Add(-r.cfg.MinAge)
+				old := 0
+				for old < len(msgs) && !msgs[old].CreatedAt.After(cutoff) {
+					old++
+				}
+				msgs, young = msgs[:old], len(msgs)-old
+				if len(msgs) == 0 {
+					return 0, nil
+				}
+			}
 			n, err := r.pub.Publish(ctx, msgs)
 			if n > 0 {
 				r.m.published.Add(float64(n))
@@ -226,6 +255,9 @@ func (r *Relay) Drain(ctx context.Context) (int, error) {
 		total += n
 		if err != nil {
 			return total, fmt.Errorf("deliver outbox: %w", err)
+		}
+		if young > 0 {
+			return total, nil // the rest is not old enough yet
 		}
 		if n < offered {
 			return total, fmt.Errorf("deliver outbox: %w: %w (%d of %d)", errPublish, errIncomplete, n, offered)

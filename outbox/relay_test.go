@@ -313,6 +313,39 @@ func TestRelayWakesOnSignal(t *testing.T) {
 	})
 }
 
+// A sweeper (Config.MinAge) takes off only the rows that old, reports no
+// error for the young ones it leaves, and leaves the queue alone while the
+// oldest row is young.
+func TestRelayWithMinAgePublishesOnlyOldRows(t *testing.T) {
+	t.Parallel()
+	// Long enough for the young rows to stay young through a Drain on a
+	// busy machine.
+	const minAge = 2 * time.Second
+	testdb.Each(t, func(t *testing.T, s store.Store) {
+		ctx := context.Background()
+		rec := newRecorder()
+		relay := outbox.NewRelay(s, rec, outbox.Config{MinAge: minAge, BatchSize: 2})
+		old := createTasks(t, s, 3)
+		if n, err := relay.Drain(ctx); n != 0 || err != nil {
+			t.Fatalf("Drain with every row young: got %d, %v; want 0, nil", n, err)
+		}
+		written := time.Now()
+		waitFor(t, "the rows to age", 2*minAge, func() bool { return time.Since(written) > minAge })
+		young := createTasks(t, s, 2)
+		if n, err := relay.Drain(ctx); n != 3 || err != nil {
+			t.Fatalf("Drain: got %d, %v; want 3 old rows, nil", n, err)
+		}
+		rec.checkOnce(t, old)
+		if got := backlog(t, s); got != len(young) {
+			t.Errorf("backlog: got %d, want the %d young rows", got, len(young))
+		}
+		calls := rec.callCount()
+		if n, err := relay.Drain(ctx); n != 0 || err != nil || rec.callCount() != calls {
+			t.Errorf("Drain with only young rows left: got %d, %v and %d publish calls; want 0, nil and none", n, err, rec.callCount()-calls)
+		}
+	})
+}
+
 func TestRelayStopsPromptlyAndIsRestartable(t *testing.T) {
 	t.Parallel()
 	s := testdb.SQLite(t)

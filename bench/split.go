@@ -1,0 +1,217 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+var (
+	splitRounds = flag.Int("rounds", 2, "e2e-split: rounds, each running one process and then the split pair")
+	splitRate   = flag.Int("rate", 1000, "e2e-split: tasks/s created in the latency phase")
+)
+
+// benchE2ESplit: the roles in one process against the same roles split over
+// two processes (--roles api; --roles worker,maintenance) on the same
+// PostgreSQL server, embedded bus, alternating round by round. Each setup
+// gets a fresh database and two phases: as many noop creates as the
+// clients manage (throughput to the last completion), then creates paced
+// at -rate (create → claim p50/p99). Claims are counted by source from the
+// worker process's metrics: "event" is a claim on an event the relay
+// delivered, "poll" one by the fallback poller or the claim round a
+// finished task asks for.
+func benchE2ESplit(ctx context.Context) error {
+	setupLine(fmt.Sprintf("%d HTTP clients create noop tasks for %s, then %d tasks/s for %s", *clients, *duration, *splitRate, *duration/2),
+		"one = every role in one process; split = --roles api and --roles worker,maintenance side by side, same database",
+		"PostgreSQL, embedded bus, default poll interval (2s) and worker concurrency",
+		fmt.Sprintf("%d alternating rounds", *splitRounds))
+	fmt.Printf("%-6s %-5s %8s %7s %7s %7s %9s %9s %7s %7s %9s\n", "round", "setup", "tasks", "tasks/s", "event", "poll", "p50", "p99", "event", "poll", "api")
+	fmt.Printf("%-6s %-5s %8s %7s %7s %7s %9s %9s %7s %7s %9s\n", "", "", "(load)", "(load)", "(load)", "(load)", "(@rate)", "(@rate)", "(@rate)", "(@rate)", "relayed")
+	for round := 1; round <= *splitRounds; round++ {
+		for _, split := range []bool{false, true} {
+			r, err := runSplitSetup(ctx, split)
+			if err != nil {
+				return err
+			}
+			name := "one"
+			if split {
+				name = "split"
+			}
+			fmt.Printf("%-6d %-5s %8d %7.0f %7d %7d %9s %9s %7d %7d %9d\n", round, name, r.tasks, r.rate, r.load.event, r.load.poll,
+				ms(r.p50), ms(r.p99), r.paced.event, r.paced.poll, r.apiRelayed)
+		}
+	}
+	return nil
+}
+
+type claims struct{ event, poll int64 }
+
+type splitResult struct {
+	tasks      int64
+	rate       float64
+	load       claims
+	p50, p99   time.Duration
+	paced      claims
+	apiRelayed int64 // rows the API process of the split pair relayed to its own bus
+}
+
+// runSplitSetup starts one process, or the api and worker pair, on a fresh
+// database and runs both phases.
+func runSplitSetup(ctx context.Context, split bool) (r splitResult, err error) {
+	dbURL, err := freshDatabase(ctx, "commonops_bench_split")
+	if err != nil {
+		return r, err
+	}
+	db := "COMMONOPS_DATABASE_URL=" + dbURL
+	apiEnv := []string{db}
+	if split {
+		apiEnv = append(apiEnv, "COMMONOPS_ROLES=api")
+	}
+	// The API first, so that a worker process starts on a migrated
+	// database, as in a rollout.
+	api, err := startService(ctx, apiEnv...)
+	if err != nil {
+		return r, err
+	}
+	defer api.stop()
+	worker := api
+	if split {
+		if worker, err = startService(ctx, db, "COMMONOPS_ROLES=worker,maintenance"); err != nil {
+			return r, err
+		}
+		defer worker.stop()
+	}
+
+	start := time.Now()
+	n, _, err := load(*clients, *duration, func(int, int) error { _, err := createTask(api.base, noopBody); return err })
+	if err != nil {
+		return r, err
+	}
+	elapsed, err := waitCompleted(n, start, func() (int64, error) { return completedCount(worker.base) })
+	if err != nil {
+		return r, err
+	}
+	r.tasks, r.rate = n, float64(n)/elapsed.Seconds()
+	if r.load, err = claimCounts(worker.base); err != nil {
+		return r, err
+	}
+
+	paced, err := pacedCreates(api.base, *splitRate, *duration/2)
+	if err != nil {
+		return r, err
+	}
+	if _, err := waitCompleted(n+paced, time.Now(), func() (int64, error) { return completedCount(worker.base) }); err != nil {
+		return r, err
+	}
+	after, err := claimCounts(worker.base)
+	if err != nil {
+		return r, err
+	}
+	r.paced = claims{after.event - r.load.event, after.poll - r.load.poll}
+	lat, err := claimLatenciesOf(ctx, dbURL, "paced")
+	if err != nil {
+		return r, err
+	}
+	r.p50, r.p99 = percentile(lat, .5), percentile(lat, .99)
+	if err := checkCompleted(ctx, dbURL, n+paced); err != nil {
+		return r, err
+	}
+	if split {
+		v, err := samples(api.base, "commonops_outbox_published_total")
+		if err != nil {
+			return r, err
+		}
+		r.apiRelayed = int64(v[0])
+	}
+	return r, nil
+}
+
+// pacedCreates creates noop tasks of entity "paced" at rate per second for
+// d, task i due at start + i/rate (16 clients share the schedule, so a slow
+// answer delays no other create), and returns how many it created.
+func pacedCreates(base string, rate int, d time.Duration) (int64, error) {
+	total := int64(d.Seconds() * float64(rate))
+	body := []byte(`{"taskType":"noop","entityType":"paced"}`)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	start := time.Now()
+	for range 16 {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= total {
+					return
+				}
+				time.Sleep(time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(rate))))
+				if _, err := createTask(base, body); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	return total, <-errs
+}
+
+// claimLatenciesOf reads started_at − created_at of every task of entity.
+func claimLatenciesOf(ctx context.Context, dbURL, entity string) ([]time.Duration, error) {
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, "SELECT extract(epoch FROM started_at - created_at)::float8 FROM tasks WHERE entity_type = $1 AND started_at IS NOT NULL", entity)
+	if err != nil {
+		return nil, err
+	}
+	secs, err := pgx.CollectRows(rows, pgx.RowTo[float64])
+	lat := make([]time.Duration, len(secs))
+	for i, s := range secs {
+		lat[i] = time.Duration(s * float64(time.Second))
+	}
+	return lat, err
+}
+
+// claimCounts reads commonops_worker_claims_total by source.
+func claimCounts(base string) (claims, error) {
+	v, err := samples(base, `commonops_worker_claims_total{source="event"}`, `commonops_worker_claims_total{source="poll"}`)
+	return claims{int64(v[0]), int64(v[1])}, err
+}
+
+// samples reads the values of the named samples (name and labels as
+// exposed) from a process's /metrics; an absent one is 0.
+func samples(base string, names ...string) ([]float64, error) {
+	v := make([]float64, len(names))
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return v, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		for i, name := range names {
+			if rest, ok := strings.CutPrefix(line, name+" "); ok {
+				f, err := strconv.ParseFloat(rest, 64)
+				if err != nil {
+					return v, fmt.Errorf("metrics line %q: %w", line, err)
+				}
+				v[i] = f
+			}
+		}
+	}
+	return v, sc.Err()
+}
