@@ -13,6 +13,12 @@ func (p Progress) Merge(newer Progress) Progress {
 	if newer.TotalItems != nil {
 		p.TotalItems = newer.TotalItems
 	}
+	if newer.TotalItemsEstimated != nil {
+		p.TotalItemsEstimated = newer.TotalItemsEstimated
+	}
+	if newer.EtaSeconds != nil {
+		p.EtaSeconds = newer.EtaSeconds
+	}
 	if newer.ProcessedItems != nil {
 		p.ProcessedItems = newer.ProcessedItems
 	}
@@ -49,6 +55,8 @@ func (p Progress) Clone() Progress {
 	p.Attempt = clonePtr(p.Attempt)
 	p.Progress = clonePtr(p.Progress)
 	p.TotalItems = clonePtr(p.TotalItems)
+	p.TotalItemsEstimated = clonePtr(p.TotalItemsEstimated)
+	p.EtaSeconds = clonePtr(p.EtaSeconds)
 	p.ProcessedItems = clonePtr(p.ProcessedItems)
 	p.SuccessItems = clonePtr(p.SuccessItems)
 	p.FailedItems = clonePtr(p.FailedItems)

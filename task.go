@@ -75,15 +75,21 @@ type Task struct {
 	ErrorsFileName  *string         `json:"errorsFileName"`
 	Progress        float64         `json:"progress"`
 	TotalItems      *int64          `json:"totalItems"`
-	ProcessedItems  int64           `json:"processedItems"`
-	SuccessItems    int64           `json:"successItems"`
-	FailedItems     int64           `json:"failedItems"`
-	Message         *string         `json:"message"`
-	ErrorMessage    *string         `json:"errorMessage"`
-	Attempt         int             `json:"attempt"`
-	RetryCount      int             `json:"retryCount"`
-	MaxRetries      int             `json:"maxRetries"`
-	CancelRequested bool            `json:"cancelRequested"`
+	// TotalItemsEstimated is true while TotalItems is an estimate (an
+	// import counts rows as it reads); it is exact once this is false.
+	TotalItemsEstimated bool  `json:"totalItemsEstimated"`
+	ProcessedItems      int64 `json:"processedItems"`
+	SuccessItems        int64 `json:"successItems"`
+	FailedItems         int64 `json:"failedItems"`
+	// EtaSeconds is the worker's estimate of the seconds left in the
+	// running attempt; null when unknown and once the attempt has ended.
+	EtaSeconds      *int64  `json:"etaSeconds"`
+	Message         *string `json:"message"`
+	ErrorMessage    *string `json:"errorMessage"`
+	Attempt         int     `json:"attempt"`
+	RetryCount      int     `json:"retryCount"`
+	MaxRetries      int     `json:"maxRetries"`
+	CancelRequested bool    `json:"cancelRequested"`
 	// Checkpoint is the processor's opaque resume point, kept across attempts.
 	Checkpoint json.RawMessage `json:"checkpoint"`
 	// LeaseOwner and LeaseExpiresAt are set while a worker holds the task.

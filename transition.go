@@ -75,6 +75,7 @@ func (t *Task) touch(now time.Time) {
 func (t *Task) clearLease() {
 	t.LeaseOwner = nil
 	t.LeaseExpiresAt = nil
+	t.EtaSeconds = nil // the estimate of an attempt that has ended
 }
 
 // Claim moves a runnable pending task to processing for workerID, with a new
@@ -93,6 +94,7 @@ func (t *Task) Claim(workerID string, lease time.Duration, now time.Time) (Chang
 	t.LeaseExpiresAt = &exp
 	t.StartedAt = &now
 	t.AvailableAt = nil
+	t.EtaSeconds = nil
 	if len(t.Checkpoint) == 0 {
 		t.Progress = 0
 		t.ProcessedItems, t.SuccessItems, t.FailedItems = 0, 0, 0
@@ -182,16 +184,21 @@ func (t *Task) renewLease(def time.Duration, now time.Time) {
 
 // Progress is a worker's report: every field is optional.
 type Progress struct {
-	Attempt        *int     `json:"attempt"`
-	Progress       *float64 `json:"progress"`
-	TotalItems     *int64   `json:"totalItems"`
-	ProcessedItems *int64   `json:"processedItems"`
-	SuccessItems   *int64   `json:"successItems"`
-	FailedItems    *int64   `json:"failedItems"`
-	Message        *string  `json:"message"`
-	Status         *Status  `json:"status"`
-	ErrorMessage   *string  `json:"errorMessage"`
-	OutputFileName *string  `json:"outputFileName"`
+	Attempt    *int     `json:"attempt"`
+	Progress   *float64 `json:"progress"`
+	TotalItems *int64   `json:"totalItems"`
+	// TotalItemsEstimated says whether TotalItems is an estimate; a
+	// report that sets TotalItems without it gives an exact total.
+	TotalItemsEstimated *bool `json:"totalItemsEstimated"`
+	// EtaSeconds is the seconds the worker expects the attempt still takes.
+	EtaSeconds     *int64  `json:"etaSeconds"`
+	ProcessedItems *int64  `json:"processedItems"`
+	SuccessItems   *int64  `json:"successItems"`
+	FailedItems    *int64  `json:"failedItems"`
+	Message        *string `json:"message"`
+	Status         *Status `json:"status"`
+	ErrorMessage   *string `json:"errorMessage"`
+	OutputFileName *string `json:"outputFileName"`
 	// Permanent marks a failure as not worth retrying.
 	Permanent  bool            `json:"permanent"`
 	Checkpoint json.RawMessage `json:"checkpoint"`
@@ -210,7 +217,7 @@ func (p *Progress) Validate() error {
 	for _, c := range []struct {
 		name string
 		v    *int64
-	}{{"totalItems", p.TotalItems}, {"processedItems", p.ProcessedItems}, {"successItems", p.SuccessItems}, {"failedItems", p.FailedItems}} {
+	}{{"totalItems", p.TotalItems}, {"etaSeconds", p.EtaSeconds}, {"processedItems", p.ProcessedItems}, {"successItems", p.SuccessItems}, {"failedItems", p.FailedItems}} {
 		if c.v != nil && *c.v < 0 {
 			fields = append(fields, FieldError{c.name, fmt.Sprintf("must be from 0 to %d", int64(math.MaxInt64))})
 		}
@@ -284,6 +291,13 @@ func (t *Task) ApplyProgress(p Progress, lease, retryDelay time.Duration, now ti
 	}
 	if p.TotalItems != nil {
 		t.TotalItems = p.TotalItems
+		t.TotalItemsEstimated = false
+	}
+	if p.TotalItemsEstimated != nil {
+		t.TotalItemsEstimated = *p.TotalItemsEstimated
+	}
+	if p.EtaSeconds != nil {
+		t.EtaSeconds = p.EtaSeconds
 	}
 	if p.ProcessedItems != nil {
 		t.ProcessedItems = *p.ProcessedItems

@@ -258,6 +258,42 @@ func TestProgress(t *testing.T) {
 			t.Fatalf("resume point lost: checkpoint %s processed %d", k.Checkpoint, k.ProcessedItems)
 		}
 	})
+	t.Run("estimated total until an exact one, eta until the attempt ends", func(t *testing.T) {
+		k := claimed(t)
+		if _, err := k.ApplyProgress(commonops.Progress{TotalItems: ptr[int64](300), TotalItemsEstimated: ptr(true), EtaSeconds: ptr[int64](40)}, time.Minute, 0, t0); err != nil {
+			t.Fatal(err)
+		}
+		if !k.TotalItemsEstimated || k.EtaSeconds == nil || *k.EtaSeconds != 40 {
+			t.Fatalf("got estimated %v eta %v, want true and 40", k.TotalItemsEstimated, k.EtaSeconds)
+		}
+		if _, err := k.ApplyProgress(commonops.Progress{TotalItems: ptr[int64](301)}, time.Minute, 0, t0); err != nil {
+			t.Fatal(err)
+		}
+		if k.TotalItemsEstimated {
+			t.Errorf("got estimated true after a total without the flag, want false (exact)")
+		}
+		if _, err := k.ApplyProgress(commonops.Progress{EtaSeconds: ptr[int64](-1)}, time.Minute, 0, t0); commonops.ErrorCode(err) != commonops.EINVALID {
+			t.Errorf("got %v for etaSeconds -1, want EINVALID", err)
+		}
+		if _, err := k.ApplyProgress(commonops.Progress{Status: ptr(commonops.StatusCompleted)}, time.Minute, 0, t0); err != nil {
+			t.Fatal(err)
+		}
+		if k.EtaSeconds != nil {
+			t.Errorf("got eta %d on a completed task, want null", *k.EtaSeconds)
+		}
+	})
+	t.Run("a new attempt forgets the eta of the last", func(t *testing.T) {
+		k := claimed(t)
+		if _, err := k.ApplyProgress(commonops.Progress{EtaSeconds: ptr[int64](40), Checkpoint: json.RawMessage(`{"row":5}`)}, time.Minute, 0, t0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := k.ExpireLease(0, t0.Add(2*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if k.EtaSeconds != nil {
+			t.Errorf("got eta %d after the attempt ended, want null", *k.EtaSeconds)
+		}
+	})
 }
 
 func TestFailAttemptRetriesThenFails(t *testing.T) {

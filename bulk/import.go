@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/commonops/commonops"
@@ -62,9 +64,6 @@ type importCheckpoint struct {
 	// SinkRejected counts the records the sink refused up to Row.
 	SinkRejected int64 `json:"sinkRejected"`
 }
-
-// reportEvery is how many rows pass between two progress reports.
-const reportEvery = 5000
 
 func invalidParams(format string, args ...any) error {
 	return worker.Permanent(commonops.Errorf(commonops.EINVALID, format, args...))
@@ -131,9 +130,12 @@ func (im *Importer) Process(ctx context.Context, job worker.Job) error {
 	}
 	defer rd.Close()
 
-	run := &importRun{im: im, job: job, p: p, cp: cp, rd: rd, cr: cr, limits: limits}
-	if t.FileSize != nil {
-		run.size = *t.FileSize
+	run := &importRun{im: im, job: job, p: p, cp: cp, rd: rd, cr: cr, limits: limits, rejected: cp.SinkRejected}
+	run.meter = newMeter(time.Now(), inputSize(t, in, rd), declaredRows(rd))
+	if cp.Row > 0 {
+		// The counts the task holds stay the floor while this attempt
+		// counts again the rows an earlier one read: they never go back.
+		run.floor = counts{t.Progress, t.ProcessedItems, t.SuccessItems, t.FailedItems}
 	}
 	if err := run.plan(); err != nil {
 		return err
@@ -151,6 +153,7 @@ func (im *Importer) Process(ctx context.Context, job worker.Job) error {
 	if cp.Row > 0 {
 		job.Log(commonops.LogInfo, fmt.Sprintf("resuming after row %d, committed by an earlier attempt", cp.Row), cp)
 	}
+	run.report(false) // an XLSX sheet's declared rows are known before the first
 	err = run.loop(ctx)
 	if cerr := run.closeErrors(); err == nil && cerr != nil {
 		err = fmt.Errorf("import %s: write errors.csv: %w", t.ID, cerr)
@@ -177,6 +180,36 @@ func (im *Importer) readError(t *commonops.Task, cr *countingReader, err error) 
 		return worker.Permanent(commonops.Errorf(commonops.EINVALID, "the file cannot be read: %s (import.%s)", le.Msg, le.Setting))
 	}
 	return worker.Permanent(commonops.Errorf(commonops.EINVALID, "the file cannot be read: %v", err))
+}
+
+// inputSize is the input's size in bytes, for the fraction read: the task's
+// fileSize, else the input's own (a file), else 0 (unknown). An XLSX
+// workbook is spooled whole before its first row, so its bytes say nothing
+// of the rows read: 0.
+func inputSize(t *commonops.Task, in io.Reader, rd tabular.Reader) int64 {
+	if rd.Format() == tabular.XLSX {
+		return 0
+	}
+	if t.FileSize != nil && *t.FileSize > 0 {
+		return *t.FileSize
+	}
+	if f, ok := in.(interface{ Stat() (fs.FileInfo, error) }); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			return fi.Size()
+		}
+	}
+	return 0
+}
+
+// declaredRows is the rows the file declares (an XLSX sheet's dimension),
+// or 0.
+func declaredRows(rd tabular.Reader) int64 {
+	if c, ok := rd.(tabular.Counter); ok {
+		if n, ok := c.DeclaredRows(); ok {
+			return n
+		}
+	}
+	return 0
 }
 
 type countingReader struct {
@@ -214,7 +247,8 @@ type importRun struct {
 	cp     importCheckpoint
 	rd     tabular.Reader
 	cr     *countingReader
-	size   int64
+	meter  *meter
+	floor  counts // the task's counts when this attempt resumed
 	sink   Sink
 	limits Limits // with defaults
 
@@ -236,6 +270,13 @@ type importRun struct {
 	batch      []Record
 	batchRow   []pending
 	batchBytes int64 // input bytes of the rows in batch
+}
+
+// counts are the figures of a task that must not go back within an attempt
+// (and progress, which a person would not want to see go back).
+type counts struct {
+	progress                   float64
+	processed, success, failed int64
 }
 
 // plan maps the header to schema properties and refuses a file that lacks a
@@ -336,6 +377,12 @@ func (r *importRun) loop(ctx context.Context) error {
 				return err
 			}
 		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if r.meter.due(time.Now(), r.readBytes, r.rows) {
+			r.report(false)
+		}
 		if ch.err == io.EOF {
 			break
 		}
@@ -405,12 +452,6 @@ func (r *importRun) read(chunks chan<- readChunkOf, stop <-chan struct{}, resume
 func (r *importRun) take(ctx context.Context, row *readRow) error {
 	r.rows++
 	r.readBytes = row.read
-	if r.rows%reportEvery == 0 {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		r.report(false)
-	}
 	if row.msg != "" {
 		return r.reject(row.num, row.cells, row.raw, row.msg)
 	}
@@ -642,6 +683,8 @@ func (r *importRun) closeErrors() error {
 	return err
 }
 
+// update is the report of the import so far. While it runs, totalItems is
+// an estimate (flagged so) and progress stops at 99; done, both are exact.
 func (r *importRun) update(done bool) worker.Update {
 	processed := r.good + r.bad
 	success := r.committed - r.rejected
@@ -650,14 +693,28 @@ func (r *importRun) update(done bool) worker.Update {
 	if done {
 		total := r.rows
 		progress := 100.0
+		estimated := false
+		var eta int64
 		msg := fmt.Sprintf("imported %d of %d rows; %d failed", success, total, failed)
 		if r.p.DryRun {
 			msg = fmt.Sprintf("dry run: %d of %d rows are valid, %d are not; nothing was imported", success, total, failed)
 		}
-		u.TotalItems, u.Progress, u.Message = &total, &progress, &msg
-	} else if r.size > 0 {
-		progress := min(99, float64(r.readBytes)*100/float64(r.size))
+		u.TotalItems, u.TotalItemsEstimated, u.EtaSeconds = &total, &estimated, &eta
+		u.Progress, u.Message = &progress, &msg
+		return u
+	}
+	processed, success, failed = max(processed, r.floor.processed), max(success, r.floor.success), max(failed, r.floor.failed)
+	rd := r.meter.read(time.Now(), r.readBytes, r.rows)
+	if rd.hasPct {
+		progress := max(rd.progress, min(99, r.floor.progress))
 		u.Progress = &progress
+	}
+	if rd.hasTotal {
+		total, estimated := max(rd.total, processed), true
+		u.TotalItems, u.TotalItemsEstimated = &total, &estimated
+	}
+	if rd.hasETA {
+		u.EtaSeconds = &rd.eta
 	}
 	return u
 }

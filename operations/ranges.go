@@ -32,4 +32,5 @@ var IntRanges = map[string]IntRange{
 	"processedItems": {0, math.MaxInt64},
 	"successItems":   {0, math.MaxInt64},
 	"failedItems":    {0, math.MaxInt64},
+	"etaSeconds":     {0, math.MaxInt64},
 }

@@ -49,8 +49,13 @@ type Job interface {
 
 // Update is a progress report. Nil fields are left as they are.
 type Update struct {
-	Progress       *float64
-	TotalItems     *int64
+	Progress   *float64
+	TotalItems *int64
+	// TotalItemsEstimated marks TotalItems as an estimate; leave it nil
+	// (or false) once the total is exact.
+	TotalItemsEstimated *bool
+	// EtaSeconds is how many seconds the processor expects to take still.
+	EtaSeconds     *int64
 	ProcessedItems *int64
 	SuccessItems   *int64
 	FailedItems    *int64

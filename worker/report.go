@@ -48,15 +48,22 @@ func (r *reporter) signal() {
 	}
 }
 
-func (r *reporter) update(u Update) {
+// progress is u as a report to the store, its message made storable.
+func (u Update) progress() commonops.Progress {
 	p := commonops.Progress{
-		Progress: u.Progress, TotalItems: u.TotalItems, ProcessedItems: u.ProcessedItems,
+		Progress: u.Progress, TotalItems: u.TotalItems, TotalItemsEstimated: u.TotalItemsEstimated,
+		EtaSeconds: u.EtaSeconds, ProcessedItems: u.ProcessedItems,
 		SuccessItems: u.SuccessItems, FailedItems: u.FailedItems,
 	}
 	if u.Message != nil {
 		m := storableText(*u.Message, commonops.MaxMessageLen)
 		p.Message = &m
 	}
+	return p
+}
+
+func (r *reporter) update(u Update) {
+	p := u.progress()
 	r.mu.Lock()
 	r.pending = r.pending.Merge(p.Clone()) // cloned: the processor may reuse its variables
 	r.dirty = true

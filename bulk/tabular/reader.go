@@ -107,6 +107,16 @@ type Reader interface {
 	Close() error
 }
 
+// Counter is a Reader that knows, before reading them, how many rows its
+// file declares: an XLSX sheet whose dimension (<dimension ref="A1:F300001">)
+// is present. The count is the file's claim, not a promise: blank rows are
+// skipped and a writer may have left the dimension stale.
+type Counter interface {
+	// DeclaredRows is the number of rows below the header, and false
+	// when the file does not say.
+	DeclaredRows() (int64, bool)
+}
+
 // SyntaxError is a file that breaks its format where reading cannot go on,
 // such as a CSV quote left open.
 type SyntaxError struct {

@@ -16,6 +16,8 @@ type xlsxReader struct {
 	rows   *excelize.Rows
 	num    int
 	header []string
+	last   int // the last row of the sheet's dimension; 0 when absent
+	head   int // the header's row
 }
 
 // openXLSX spools r to a temporary file (XLSX needs random access), checks
@@ -67,6 +69,7 @@ func (x *xlsxReader) open(sheet string, o Options) error {
 	} else if !slices.Contains(sheets, sheet) {
 		return fmt.Errorf("the workbook has no sheet %q (it has %s)", sheet, strings.Join(sheets, ", "))
 	}
+	x.last = lastRow(f, sheet)
 	x.rows, err = f.Rows(sheet)
 	if err != nil {
 		return fmt.Errorf("read sheet %q: %w", sheet, err)
@@ -89,12 +92,39 @@ func (x *xlsxReader) open(sheet string, o Options) error {
 			seen[c] = true
 			x.header = append(x.header, c)
 		}
+		x.head = x.num
 		return nil
 	}
 	if err := x.rows.Error(); err != nil {
 		return fmt.Errorf("read sheet %q: %w", sheet, err)
 	}
 	return ErrEmpty
+}
+
+// lastRow is the last row of the sheet's dimension, read from the start of
+// the sheet without its rows, or 0 when it has none.
+func lastRow(f *excelize.File, sheet string) int {
+	ref, err := f.GetSheetDimension(sheet)
+	if err != nil || ref == "" {
+		return 0
+	}
+	_, end, _ := strings.Cut(ref, ":")
+	if end == "" {
+		end = ref
+	}
+	_, row, err := excelize.CellNameToCoordinates(end)
+	if err != nil {
+		return 0
+	}
+	return row
+}
+
+// DeclaredRows is the rows of the dimension below the header.
+func (x *xlsxReader) DeclaredRows() (int64, bool) {
+	if x.last <= x.head {
+		return 0, false
+	}
+	return int64(x.last - x.head), true
 }
 
 func (x *xlsxReader) Format() Format   { return XLSX }

@@ -33,6 +33,7 @@ var taskColumnList = []column{
 	{"last_progress_event_at", "timestamptz"},
 	{"input_etag", "text"}, {"output_object", "text"}, {"output_etag", "text"},
 	{"stored_bytes", "bigint"},
+	{"total_items_estimated", "boolean"}, {"eta_seconds", "bigint"},
 }
 
 // taskColumns is the select list that scanTask reads.
@@ -72,6 +73,7 @@ func taskArgs(t *commonops.Task) []any {
 		t.LastProgressEventAt,
 		t.InputETag, t.OutputObject, t.OutputETag,
 		t.StoredBytes,
+		t.TotalItemsEstimated, t.EtaSeconds,
 	}
 }
 
@@ -110,6 +112,7 @@ func scanTask(row pgx.Row, extra ...any) (*commonops.Task, error) {
 		&t.LastProgressEventAt,
 		&t.InputETag, &t.OutputObject, &t.OutputETag,
 		&t.StoredBytes,
+		&t.TotalItemsEstimated, &t.EtaSeconds,
 	}, extra...)...)
 	if err != nil {
 		return nil, err

@@ -617,7 +617,7 @@ func (s *Store) DeleteTask(ctx context.Context, tenant, id string) (*commonops.T
 // claimNextSQL: $1 worker, $2 lease expiry, $3 now. ClaimTask's and
 // ClaimNext's conformance tests hold it to the Go method.
 const claimSet = `status = 'processing', attempt = attempt + 1,
-		lease_owner = $1, lease_expires_at = $2, started_at = $3, available_at = NULL,
+		lease_owner = $1, lease_expires_at = $2, started_at = $3, available_at = NULL, eta_seconds = NULL,
 		progress = CASE WHEN checkpoint IS NULL THEN 0 ELSE progress END,
 		processed_items = CASE WHEN checkpoint IS NULL THEN 0 ELSE processed_items END,
 		success_items = CASE WHEN checkpoint IS NULL THEN 0 ELSE success_items END,

@@ -22,9 +22,9 @@ const taskColumns = `id, tenant_id, task_type, entity_type, status, priority, pa
 	progress, total_items, processed_items, success_items, failed_items, message, error_message,
 	attempt, retry_count, max_retries, cancel_requested, checkpoint, lease_owner, lease_expires_at,
 	available_at, scheduled_at, started_at, completed_at, created_at, updated_at, version, last_progress_event_at,
-	input_etag, output_object, output_etag, stored_bytes`
+	input_etag, output_object, output_etag, stored_bytes, total_items_estimated, eta_seconds`
 
-const taskColumnCount = 41
+const taskColumnCount = 43
 
 // querier is what both *sql.DB and *sql.Tx offer.
 type querier interface {
@@ -74,6 +74,7 @@ func taskArgs(t *commonops.Task) []any {
 		t.Attempt, t.RetryCount, t.MaxRetries, boolInt(t.CancelRequested), nullJSON(t.Checkpoint), nullString(t.LeaseOwner), nullMicros(t.LeaseExpiresAt),
 		nullMicros(t.AvailableAt), nullMicros(t.ScheduledAt), nullMicros(t.StartedAt), nullMicros(t.CompletedAt), micros(t.CreatedAt), micros(t.UpdatedAt), t.Version, nullMicros(t.LastProgressEventAt),
 		nullString(t.InputETag), nullString(t.OutputObject), nullString(t.OutputETag), t.StoredBytes,
+		boolInt(t.TotalItemsEstimated), nullInt(t.EtaSeconds),
 	}
 }
 
@@ -101,18 +102,18 @@ func scanTask(r scanner) (*commonops.Task, error) {
 		fileName, contentType, outputFileName, errorsFileName                sql.NullString
 		message, errorMessage, checkpoint, leaseOwner                        sql.NullString
 		inputETag, outputObject, outputETag                                  sql.NullString
-		fileSize, totalItems                                                 sql.NullInt64
+		fileSize, totalItems, etaSeconds                                     sql.NullInt64
 		uploadExpiresAt, leaseExpiresAt, availableAt, scheduledAt, startedAt sql.NullInt64
 		completedAt, lastProgressEventAt                                     sql.NullInt64
 		createdAt, updatedAt                                                 int64
-		cancelRequested                                                      int
+		cancelRequested, totalItemsEstimated                                 int
 	)
 	err := r.Scan(&t.ID, &t.TenantID, &t.TaskType, &t.EntityType, &status, &t.Priority, &params, &t.RequestedBy,
 		&fileName, &fileSize, &contentType, &uploadStatus, &uploadExpiresAt, &outputFileName, &errorsFileName,
 		&t.Progress, &totalItems, &t.ProcessedItems, &t.SuccessItems, &t.FailedItems, &message, &errorMessage,
 		&t.Attempt, &t.RetryCount, &t.MaxRetries, &cancelRequested, &checkpoint, &leaseOwner, &leaseExpiresAt,
 		&availableAt, &scheduledAt, &startedAt, &completedAt, &createdAt, &updatedAt, &t.Version, &lastProgressEventAt,
-		&inputETag, &outputObject, &outputETag, &t.StoredBytes)
+		&inputETag, &outputObject, &outputETag, &t.StoredBytes, &totalItemsEstimated, &etaSeconds)
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +125,8 @@ func scanTask(r scanner) (*commonops.Task, error) {
 	if checkpoint.Valid {
 		t.Checkpoint = json.RawMessage(checkpoint.String)
 	}
-	t.FileSize, t.TotalItems = intPtr(fileSize), intPtr(totalItems)
+	t.FileSize, t.TotalItems, t.EtaSeconds = intPtr(fileSize), intPtr(totalItems), intPtr(etaSeconds)
+	t.TotalItemsEstimated = totalItemsEstimated != 0
 	t.UploadExpiresAt, t.LeaseExpiresAt, t.AvailableAt = fromNullMicros(uploadExpiresAt), fromNullMicros(leaseExpiresAt), fromNullMicros(availableAt)
 	t.ScheduledAt, t.StartedAt, t.CompletedAt = fromNullMicros(scheduledAt), fromNullMicros(startedAt), fromNullMicros(completedAt)
 	t.LastProgressEventAt = fromNullMicros(lastProgressEventAt)

@@ -1,0 +1,6 @@
+-- 0010: a task says whether its totalItems is an estimate (an import counts
+-- rows as it reads and knows the exact total only at the end) and how many
+-- seconds its running attempt is expected to take still (docs/design.md §2,
+-- Progress). Adding columns with a constant default or none rewrites nothing.
+ALTER TABLE tasks ADD COLUMN total_items_estimated boolean NOT NULL DEFAULT false;
+ALTER TABLE tasks ADD COLUMN eta_seconds bigint;
