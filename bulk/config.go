@@ -61,6 +61,12 @@ type Entity struct {
 	// Limits bound what an import reads and writes (the settings of the
 	// entity's import block). Zero fields take their defaults.
 	Limits Limits
+	// KeepFormulas is export.neutralizeFormulas: false. Its CSV and XLSX
+	// exports then write text that starts with = + - @, a tab or a carriage
+	// return as it is, and its imports store a leading quote before such a
+	// character as it is. By default exports neutralise such text with a
+	// leading quote and imports drop that quote (tabular.Neutralize).
+	KeepFormulas bool
 	// Params validates the entity's own task params (JSON Schema 2020-12):
 	// the params of its import and export tasks without the processors'
 	// options (ImportOptions, ExportOptions), checked when the task is
@@ -205,7 +211,8 @@ type fileConfig struct {
 			Limits Limits      `yaml:",inline"`
 		} `yaml:"import"`
 		Export *struct {
-			Source *SourceConfig `yaml:"source"`
+			Source             *SourceConfig `yaml:"source"`
+			NeutralizeFormulas *bool         `yaml:"neutralizeFormulas"`
 		} `yaml:"export"`
 	} `yaml:"entities"`
 }
@@ -267,6 +274,9 @@ func ParseConfig(b []byte, path string) (*Config, error) {
 			if err := e.checkSink(); err != nil {
 				return nil, fail("import.sink: %v", err)
 			}
+		}
+		if fe.Export != nil && fe.Export.NeutralizeFormulas != nil {
+			e.KeepFormulas = !*fe.Export.NeutralizeFormulas
 		}
 		if fe.Export != nil && fe.Export.Source != nil {
 			e.Source = fe.Export.Source

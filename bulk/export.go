@@ -28,6 +28,11 @@ type Exporter struct {
 	Open func(ctx context.Context, job worker.Job) (Source, error)
 	// Now is the clock that names the file. Defaults to time.Now.
 	Now func() time.Time
+	// KeepFormulas writes CSV and XLSX cells that a spreadsheet would run
+	// as a formula as they are, for machine-to-machine exports (the
+	// entity's export.neutralizeFormulas: false). By default they are
+	// neutralised with a leading quote (tabular.Neutralize).
+	KeepFormulas bool
 }
 
 // columnSource is a Source whose columns depend on the task: the task
@@ -110,7 +115,7 @@ func (ex *Exporter) Process(ctx context.Context, job worker.Job) error {
 		gz = gzip.NewWriter(out)
 		dst = gz
 	}
-	w, err := tabular.NewWriter(dst, format, columns)
+	w, err := tabular.NewWriter(dst, format, columns, tabular.WriteOptions{KeepFormulas: ex.KeepFormulas})
 	if err != nil {
 		return fmt.Errorf("export %s: %w", t.ID, err)
 	}
@@ -184,8 +189,9 @@ func Register(reg *worker.Registry, cfg *Config, tasks Tasks) error {
 		}
 		if e.Source != nil {
 			reg.Register("export", e.Name, &Exporter{
-				Entity:  e.Name,
-				Columns: e.Columns,
+				Entity:       e.Name,
+				Columns:      e.Columns,
+				KeepFormulas: e.KeepFormulas,
 				Open: func(ctx context.Context, job worker.Job) (Source, error) {
 					return OpenSource(ctx, e)
 				},

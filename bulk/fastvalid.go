@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/big"
 	"regexp"
+	"strconv"
 	"time"
 	"unicode/utf8"
 )
@@ -325,18 +326,29 @@ func (p *fastProp) check(v any) fastVerdict {
 		if v > 1<<53 || v < -(1<<53) {
 			return fastUnknown
 		}
-		return p.number(float64(v), true)
+		return p.number(float64(v), true, false)
 	case float64:
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return fastUnknown
 		}
-		return p.number(v, false)
+		return p.number(v, false, false)
+	case json.Number:
+		// A decimal cell (the text as written). Rounding to float64 keeps
+		// order, so only a value that rounds onto a bound is in doubt.
+		if p.types != 0 && p.types&tNumber == 0 {
+			return fastUnknown // is 1.0 an integer? the library decides
+		}
+		f, err := strconv.ParseFloat(string(v), 64)
+		if err != nil || math.IsInf(f, 0) {
+			return fastUnknown
+		}
+		return p.number(f, false, true)
 	case []any:
 		return p.typed(tArray, v)
 	case map[string]any:
 		return p.typed(tObject, v)
 	}
-	return fastUnknown // json.Number and the rest: the library decides
+	return fastUnknown // the rest: the library decides
 }
 
 // typed checks a value that only type and enum constrain.
@@ -359,8 +371,9 @@ func (p *fastProp) typed(t jsonTypes, v any) fastVerdict {
 	return fastValid
 }
 
-// number checks a number; exactInt says v came from an int64 (and is exact).
-func (p *fastProp) number(v float64, exactInt bool) fastVerdict {
+// number checks a number; exactInt says v came from an int64 (and is exact),
+// rounded that it is a decimal rounded to the nearest float64.
+func (p *fastProp) number(v float64, exactInt, rounded bool) fastVerdict {
 	if p.types != 0 {
 		ok := p.types&tNumber != 0 || p.types&tInteger != 0 && (exactInt || v == math.Trunc(v))
 		if !ok {
@@ -371,7 +384,7 @@ func (p *fastProp) number(v float64, exactInt bool) fastVerdict {
 		return fastInvalid
 	}
 	for _, b := range p.bounds {
-		if v == b.v && (exactInt && !b.exact || !exactInt && !b.eqSafe) {
+		if v == b.v && (rounded || exactInt && !b.exact || !exactInt && !b.eqSafe) {
 			return fastUnknown
 		}
 		var bad bool

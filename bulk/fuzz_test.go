@@ -121,7 +121,7 @@ func FuzzReaderXLSX(f *testing.F) {
 		{{"A-1", strings.Repeat("long ", 100), 1}, {"A-2", "", nil}, {"A-3", true, "2026-01-02"}},
 	} {
 		var buf bytes.Buffer
-		w, err := tabular.NewWriter(&buf, tabular.XLSX, []string{"sku", "name", "price"})
+		w, err := tabular.NewWriter(&buf, tabular.XLSX, []string{"sku", "name", "price"}, tabular.WriteOptions{})
 		if err != nil {
 			f.Fatal(err)
 		}

@@ -505,7 +505,15 @@ func (r *importRun) record(row tabular.Row, into Record) (Record, string) {
 			rec = make(Record, len(r.cols))
 		}
 		for _, c := range r.cols {
-			v, ok, err := c.field.Coerce(row.Cells[c.idx])
+			cell := row.Cells[c.idx]
+			if !r.im.Entity.KeepFormulas {
+				cell = tabular.Unneutralize(cell) // the quote an export put before =, +, -, @
+			}
+			if cell == "" && row.Quoted != nil && row.Quoted[c.idx] && (c.field.Type == "string" || c.field.Type == "") {
+				rec[c.name] = "" // CSV "": the empty string, not NULL
+				continue
+			}
+			v, ok, err := c.field.Coerce(cell)
 			if err != nil {
 				return nil, prefix() + ", column " + c.name + ": " + err.Error()
 			}

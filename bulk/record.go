@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -17,7 +16,7 @@ import (
 
 // Record is one entity record, keyed by property name, with values as JSON
 // decodes them (string, bool, int64, float64, json.Number, nil, []any,
-// map[string]any).
+// map[string]any). A number cell is a json.Number holding its written text.
 type Record = map[string]any
 
 // Field is a top-level schema property: the JSON type a text cell is
@@ -88,11 +87,13 @@ func (f Field) Coerce(s string) (any, bool, error) {
 		}
 		return n, true, nil
 	case "number":
-		n, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
-		if err != nil || math.IsInf(n, 0) || math.IsNaN(n) {
+		// The written text is kept (json.Number): no float64 round trip, so
+		// 4.90 stays 4.90 and a long decimal keeps its digits.
+		t := strings.TrimSpace(s)
+		if !isJSONNumber(t) {
 			return nil, false, fmt.Errorf("%s is not a number", quoteCell(s))
 		}
-		return n, true, nil
+		return json.Number(t), true, nil
 	case "boolean":
 		switch strings.ToLower(strings.TrimSpace(s)) {
 		case "true", "t", "yes", "y", "1":
@@ -120,6 +121,45 @@ func (f Field) Coerce(s string) (any, bool, error) {
 		}
 	}
 	return s, true, nil
+}
+
+// isJSONNumber reports whether s is a number as JSON writes one:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func isJSONNumber(s string) bool {
+	i := 0
+	if i < len(s) && s[i] == '-' {
+		i++
+	}
+	digits := func() int {
+		n := 0
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+			n++
+		}
+		return n
+	}
+	switch {
+	case i < len(s) && s[i] == '0':
+		i++
+	case digits() == 0:
+		return false
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return i == len(s)
 }
 
 // quoteCell quotes a cell for an error message, cut to a readable length.

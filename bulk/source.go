@@ -24,7 +24,7 @@ func OpenSource(ctx context.Context, e *Entity) (Source, error) {
 	}
 	switch e.Source.Type {
 	case "sql":
-		return openSQLSource(e.Source)
+		return openSQLSource(e.Source, e.Fields)
 	case "http":
 		return newHTTPSource(e.Source), nil
 	}

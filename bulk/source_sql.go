@@ -3,9 +3,12 @@ package bulk
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
 	"modernc.org/sqlite"
 
@@ -17,17 +20,50 @@ import (
 // task's params. With a keyset column it reads page by page
 // (WHERE keyset > last ORDER BY keyset LIMIT n), each page a short query;
 // without one it streams the query's rows in one go.
+//
+// Values are typed by the entity's schema (typedValue), so a column reads
+// back as what the import stored, whatever the driver returns for it.
 type sqlSource struct {
-	cfg *SourceConfig
-	db  *sql.DB
+	cfg    *SourceConfig
+	db     *sql.DB
+	fields map[string]Field
 }
 
-func openSQLSource(cfg *SourceConfig) (*sqlSource, error) {
+func openSQLSource(cfg *SourceConfig, fields map[string]Field) (*sqlSource, error) {
 	db, err := openSQL(cfg.Driver, cfg.DSN)
 	if err != nil {
 		return nil, unavailable("the export database", err)
 	}
-	return &sqlSource{cfg: cfg, db: db}, nil
+	return &sqlSource{cfg: cfg, db: db, fields: fields}, nil
+}
+
+// typedValue gives a column value the type of its schema field: a boolean
+// that SQLite keeps as 0 or 1 is a boolean again, a decimal (PostgreSQL
+// numeric, SQLite text) keeps its written digits as a json.Number, a date
+// column is a date again, not a midnight timestamp. A value that does not
+// fit its field is left as the driver returned it.
+func typedValue(f Field, v any) any {
+	switch f.Type {
+	case "boolean":
+		if n, ok := v.(int64); ok && (n == 0 || n == 1) {
+			return n == 1
+		}
+	case "number":
+		if s, ok := v.(string); ok && isJSONNumber(s) {
+			return json.Number(s)
+		}
+	case "integer":
+		if s, ok := v.(string); ok {
+			if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+				return n
+			}
+		}
+	case "string":
+		if t, ok := v.(time.Time); ok && f.Format == "date" {
+			return t.Format(time.DateOnly)
+		}
+	}
+	return v
 }
 
 func (s *sqlSource) Close() error { return s.db.Close() }
@@ -163,11 +199,14 @@ func (s *sqlSource) query(ctx context.Context, q string, args []any, size int, p
 		}
 		rec := make(Record, len(cols))
 		for i, c := range cols {
-			if b, ok := vals[i].([]byte); ok {
-				rec[c] = string(b)
-			} else {
-				rec[c] = vals[i]
+			v := vals[i]
+			if b, ok := v.([]byte); ok {
+				v = string(b)
 			}
+			if f, ok := s.fields[c]; ok && v != nil {
+				v = typedValue(f, v)
+			}
+			rec[c] = v
 		}
 		batch = append(batch, rec)
 		total++

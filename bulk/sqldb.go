@@ -63,7 +63,10 @@ func columnType(driver string, f Field) string {
 		case "integer", "boolean":
 			return "INTEGER"
 		case "number":
-			return "REAL"
+			// TEXT, not REAL or NUMERIC: SQLite has no decimal type and
+			// would turn 4.90 into the float 4.9. The digits are kept as
+			// written; SQL arithmetic on them still converts.
+			return "TEXT"
 		}
 		return "TEXT"
 	}

@@ -13,7 +13,7 @@ import (
 )
 
 type csvReader struct {
-	cr     *csv.Reader
+	cr     *csvParser
 	header []string
 	utf8   bool
 }
@@ -30,14 +30,10 @@ func newCSV(br *bufio.Reader, o Options) (Reader, error) {
 	case cm != nil:
 		src, checkUTF8 = cm.NewDecoder().Reader(br), false
 	}
-	cr := csv.NewReader(newBoundedCSV(src, o.Delimiter, o.Limits))
-	if o.Delimiter != 0 {
-		cr.Comma = o.Delimiter
-	}
-	cr.FieldsPerRecord = -1 // a row of the wrong length is that row's error, not the file's
-	cr.ReuseRecord = true
+	// A row of the wrong length is that row's error, not the file's.
+	cr := newCSVParser(newBoundedCSV(src, o.Delimiter, o.Limits), o.Delimiter)
 	r := &csvReader{cr: cr, utf8: checkUTF8}
-	rec, err := cr.Read()
+	rec, _, err := cr.Read()
 	if err == io.EOF {
 		return nil, ErrEmpty
 	}
@@ -75,12 +71,11 @@ func (r *csvReader) Header() []string { return r.header }
 func (r *csvReader) Close() error     { return nil }
 
 func (r *csvReader) Next() (Row, error) {
-	rec, err := r.cr.Read()
+	rec, quoted, err := r.cr.Read()
 	if err != nil {
 		return Row{}, csvError(err)
 	}
-	line, _ := r.cr.FieldPos(0)
-	row := Row{Num: line, Cells: rec}
+	row := Row{Num: r.cr.recLine, Cells: rec, Quoted: quoted}
 	if len(rec) != len(r.header) {
 		row.Err = fmt.Errorf("has %d fields, the header has %d", len(rec), len(r.header))
 		return row, nil

@@ -85,6 +85,10 @@ type Row struct {
 	Num int
 	// Cells are the row's values in header order.
 	Cells []string
+	// Quoted tells, for each of Cells, whether the CSV field was quoted:
+	// an empty quoted field ("") is the empty string, an empty unquoted
+	// one is NULL. Nil for XLSX, where both are an empty cell.
+	Quoted []bool
 	// Record is a JSON Lines object, numbers as json.Number.
 	Record map[string]any
 	// Raw is the JSON Lines source line (for error reports).
