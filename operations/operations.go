@@ -296,11 +296,17 @@ func (s *Service) ConfirmUpload(ctx context.Context, tenant, id string) (*common
 	if err != nil {
 		return nil, fmt.Errorf("check upload of task %s: %w", t.ID, err)
 	}
-	if limit := s.maxFileSize(t); info.Size > limit {
-		return nil, &commonops.Error{Code: commonops.ETOOLARGE, Message: fmt.Sprintf("the uploaded file has %d bytes, over the limit of %d", info.Size, limit), Task: t}
-	}
+	// A size other than the announced one is the client's mismatch (409);
+	// only a file over the service's limit is too large (413).
 	if t.FileSize != nil && info.Size != *t.FileSize {
 		return nil, &commonops.Error{Code: commonops.ECONFLICT, Message: fmt.Sprintf("the uploaded file has %d bytes, but fileSize announced %d", info.Size, *t.FileSize), Task: t}
+	}
+	limit := s.Limits.MaxFileSize
+	if limit <= 0 {
+		limit = commonops.MaxFileSizeDefault
+	}
+	if info.Size > limit {
+		return nil, &commonops.Error{Code: commonops.ETOOLARGE, Message: fmt.Sprintf("the uploaded file has %d bytes, over the limit of %d", info.Size, limit), Task: t}
 	}
 	now := s.now()
 	return s.Store.UpdateTask(ctx, tenant, id, func(t *commonops.Task) (commonops.Change, error) { return t.ConfirmInput(info.ETag, info.Size, now) })

@@ -276,6 +276,27 @@ func TestConfirmUpload(t *testing.T) {
 			_, err := svc.ConfirmUpload(ctx, tenant, plain.ID)
 			wantErr(t, err, commonops.ECONFLICT, "")
 		})
+		t.Run("LargerThanAnnounced", func(t *testing.T) {
+			// The client's mismatch, not a file over the service's limit.
+			small := create(t, svc, commonops.CreateInput{FileName: ptr("in.csv"), FileSize: ptr(int64(0))})
+			put(t, svc, objectstore.InputKey(small.ID, "in.csv"), 1)
+			_, err := svc.ConfirmUpload(ctx, tenant, small.ID)
+			wantErr(t, err, commonops.ECONFLICT, "")
+			if !strings.Contains(commonops.ErrorMessage(err), "fileSize announced 0") {
+				t.Errorf("got %q, want the announced size named", commonops.ErrorMessage(err))
+			}
+		})
+		t.Run("OverTheLimit", func(t *testing.T) {
+			limited := *svc
+			limited.Limits.MaxFileSize = 10
+			big := create(t, &limited, commonops.CreateInput{FileName: ptr("in.csv")})
+			put(t, svc, objectstore.InputKey(big.ID, "in.csv"), 11)
+			_, err := limited.ConfirmUpload(ctx, tenant, big.ID)
+			wantErr(t, err, commonops.ETOOLARGE, "")
+			if !strings.Contains(commonops.ErrorMessage(err), "over the limit of 10") {
+				t.Errorf("got %q, want the limit named", commonops.ErrorMessage(err))
+			}
+		})
 	})
 }
 
