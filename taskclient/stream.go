@@ -95,7 +95,7 @@ func (c *Client) streamOnce(ctx context.Context, id string, after int64, fn func
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		err := decodeError(resp)
+		err := workerclient.DecodeError(resp)
 		var e *workerclient.Error
 		retryable := errors.As(err, &e) && (e.StatusCode == http.StatusTooManyRequests || e.StatusCode >= 500)
 		if s, perr := strconv.Atoi(resp.Header.Get("Retry-After")); perr == nil {

@@ -135,7 +135,7 @@ func (c *Client) Upload(ctx context.Context, created *Created, body io.Reader, s
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("upload input of task %s: %w", created.Task.ID, decodeError(resp))
+		return fmt.Errorf("upload input of task %s: %w", created.Task.ID, workerclient.DecodeError(resp))
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return nil
@@ -253,7 +253,7 @@ func (c *Client) Download(ctx context.Context, id, which string) (*File, error) 
 	}
 	if resp.StatusCode != http.StatusOK {
 		defer resp.Body.Close()
-		return nil, fmt.Errorf("download %s of task %s: %w", which, id, decodeError(resp))
+		return nil, fmt.Errorf("download %s of task %s: %w", which, id, workerclient.DecodeError(resp))
 	}
 	return &File{Name: d.FileName, Size: resp.ContentLength, ReadCloser: resp.Body}, nil
 }
@@ -347,36 +347,5 @@ func (c *Client) do(ctx context.Context, method, path string, header http.Header
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return decodeError(resp)
-	}
-	if out == nil {
-		_, _ = io.Copy(io.Discard, resp.Body)
-		return nil
-	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("decode %s %s answer: %w", method, path, err)
-	}
-	return nil
-}
-
-// maxErrorBody bounds how much of an error answer is read.
-const maxErrorBody = 64 << 10
-
-// decodeError reads an error answer into a *workerclient.Error: its
-// problem document, or the start of a body of another kind.
-func decodeError(resp *http.Response) error {
-	e := &workerclient.Error{StatusCode: resp.StatusCode}
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	if strings.Contains(resp.Header.Get("Content-Type"), "json") {
-		_ = json.Unmarshal(b, e)
-	} else if len(b) > 0 {
-		e.Detail = strings.TrimSpace(string(b))
-		if len(e.Detail) > 512 {
-			e.Detail = e.Detail[:512]
-		}
-	}
-	e.StatusCode = resp.StatusCode
-	return e
+	return workerclient.ReadAnswer(resp, out)
 }

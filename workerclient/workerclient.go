@@ -264,7 +264,7 @@ func (c *Client) Upload(ctx context.Context, u *UploadURL, body io.Reader) error
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("upload: %w", decodeError(resp))
+		return fmt.Errorf("upload: %w", DecodeError(resp))
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return nil
@@ -308,16 +308,23 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if err != nil {
 		return err
 	}
+	return ReadAnswer(resp, out)
+}
+
+// ReadAnswer reads a JSON answer into out (nil discards it) and closes its
+// body; a non-2xx answer is an *Error (see DecodeError). The task API's
+// client (package taskclient) reads its answers with it too.
+func ReadAnswer(resp *http.Response, out any) error {
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		return decodeError(resp)
+		return DecodeError(resp)
 	}
 	if out == nil {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		return nil
 	}
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("decode %s %s answer: %w", method, path, err)
+		return fmt.Errorf("decode %s %s answer: %w", resp.Request.Method, resp.Request.URL.Path, err)
 	}
 	return nil
 }
@@ -325,7 +332,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 // maxErrorBody bounds how much of an error answer is read.
 const maxErrorBody = 64 << 10
 
-func decodeError(resp *http.Response) error {
+// DecodeError reads an error answer into an *Error: its problem document,
+// or the start of a body of another kind.
+func DecodeError(resp *http.Response) error {
 	e := &Error{StatusCode: resp.StatusCode}
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	ct := resp.Header.Get("Content-Type")
