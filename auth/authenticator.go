@@ -100,7 +100,7 @@ func (a *Authenticator) Authenticate(r *http.Request) (*Principal, error) {
 	}
 	if a.cfg.Mode == ModeOIDC {
 		if !hasBearer {
-			return nil, refused("authentication required: send Authorization: Bearer <token>")
+			return nil, unauthorized(nil, "authentication required: send Authorization: Bearer <token>")
 		}
 		return a.cfg.OIDC.Verify(r.Context(), token)
 	}
@@ -112,17 +112,17 @@ func (a *Authenticator) Authenticate(r *http.Request) (*Principal, error) {
 func (a *Authenticator) gateway(r *http.Request) (*Principal, error) {
 	sent := r.Header.Get(a.cfg.GatewaySecretHeader)
 	if sent == "" {
-		return nil, refused("authentication required: the request did not come through the gateway (no " + a.cfg.GatewaySecretHeader + ")")
+		return nil, unauthorized(nil, "authentication required: the request did not come through the gateway (no %s)", a.cfg.GatewaySecretHeader)
 	}
 	// Comparing digests in constant time hides the secret's length too.
 	got := sha256.Sum256([]byte(sent))
 	if subtle.ConstantTimeCompare(got[:], a.secretHash[:]) != 1 {
-		return nil, refused("the gateway secret is wrong")
+		return nil, unauthorized(nil, "the gateway secret is wrong")
 	}
 	tenant := strings.TrimSpace(r.Header.Get(a.cfg.TenantHeader))
 	user := strings.TrimSpace(r.Header.Get(a.cfg.UserHeader))
 	if tenant == "" || user == "" {
-		return nil, refused("the gateway sent no " + a.cfg.TenantHeader + " or " + a.cfg.UserHeader)
+		return nil, unauthorized(nil, "the gateway sent no %s or %s", a.cfg.TenantHeader, a.cfg.UserHeader)
 	}
 	p := &Principal{Tenant: tenant, Subject: user, Mode: ModeGateway}
 	for _, v := range strings.Split(r.Header.Get(a.cfg.RolesHeader), ",") {
@@ -147,7 +147,7 @@ func bearer(r *http.Request) (token string, ok bool, err error) {
 	scheme, token, _ := strings.Cut(h, " ")
 	token = strings.TrimSpace(token)
 	if !strings.EqualFold(scheme, "Bearer") || token == "" {
-		return "", false, refused("the Authorization header must be Bearer <token>")
+		return "", false, unauthorized(nil, "the Authorization header must be Bearer <token>")
 	}
 	return token, true, nil
 }

@@ -90,14 +90,13 @@ func NewKeys(store KeyStore, cfg KeysConfig) *Keys {
 }
 
 // unauthorized is the error of a key that does not authenticate.
-func refused(msg string) error { return commonops.Errorf(commonops.EUNAUTHORIZED, "%s", msg) }
 
 // Verify returns the principal of key, or EUNAUTHORIZED saying why it is
 // refused: malformed, unknown, revoked or expired. The message names the
 // key by its id, never by its secret.
 func (k *Keys) Verify(ctx context.Context, key string) (*Principal, error) {
 	if _, ok := ParseKey(key); !ok {
-		return nil, refused("the bearer token is not a well-formed API key (co_<id>_<secret>)")
+		return nil, unauthorized(nil, "the bearer token is not a well-formed API key (co_<id>_<secret>)")
 	}
 	hash, now := HashKey(key), k.now()
 	k.mu.Lock()
@@ -121,10 +120,10 @@ func (k *Keys) Verify(ctx context.Context, key string) (*Principal, error) {
 		k.mu.Unlock()
 	}
 	if c.key == nil {
-		return nil, refused("unknown API key")
+		return nil, unauthorized(nil, "unknown API key")
 	}
 	if why := c.key.Usable(now); why != "" {
-		return nil, refused(why)
+		return nil, unauthorized(nil, "%s", why)
 	}
 	k.used(c.key.ID, now)
 	return c.key.Principal(), nil
