@@ -1,6 +1,9 @@
 package commonops
 
-import "context"
+import (
+	"context"
+	"maps"
+)
 
 // actorKey is the context key of WithActor.
 type actorKey struct{}
@@ -29,9 +32,9 @@ func EventData(ctx context.Context, data map[string]any) map[string]any {
 	if a == "" {
 		return data
 	}
-	out := make(map[string]any, len(data)+1)
-	for k, v := range data {
-		out[k] = v
+	out := maps.Clone(data)
+	if out == nil {
+		out = map[string]any{}
 	}
 	out["actor"] = a
 	return out

@@ -186,14 +186,7 @@ func (e *Entity) Validate(r Record) string {
 		return err.Error()
 	}
 	var msgs []string
-	var walk func(v *jsonschema.ValidationError)
-	walk = func(v *jsonschema.ValidationError) {
-		if len(v.Causes) > 0 {
-			for _, c := range v.Causes {
-				walk(c)
-			}
-			return
-		}
+	for _, v := range leafErrors(ve) {
 		var msg string
 		switch k := v.ErrorKind.(type) {
 		case *kind.Required:
@@ -208,8 +201,20 @@ func (e *Entity) Validate(r Record) string {
 		}
 		msgs = append(msgs, msg)
 	}
-	walk(ve)
 	return strings.Join(msgs, "; ")
+}
+
+// leafErrors are the errors at the leaves of a schema validation error's
+// tree of causes: the ones that name a field and what is wrong with it.
+func leafErrors(v *jsonschema.ValidationError) []*jsonschema.ValidationError {
+	if len(v.Causes) == 0 {
+		return []*jsonschema.ValidationError{v}
+	}
+	var leaves []*jsonschema.ValidationError
+	for _, c := range v.Causes {
+		leaves = append(leaves, leafErrors(c)...)
+	}
+	return leaves
 }
 
 var printer = message.NewPrinter(language.English)

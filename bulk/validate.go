@@ -263,14 +263,7 @@ func (e *Entity) checkParams(p *problems, params map[string]json.RawMessage, opt
 		}
 		return
 	}
-	var walk func(v *jsonschema.ValidationError)
-	walk = func(v *jsonschema.ValidationError) {
-		if len(v.Causes) > 0 {
-			for _, c := range v.Causes {
-				walk(c)
-			}
-			return
-		}
+	for _, v := range leafErrors(ve) {
 		field := strings.Join(append([]string{"params"}, v.InstanceLocation...), ".")
 		switch k := v.ErrorKind.(type) {
 		case *kind.Required:
@@ -285,7 +278,6 @@ func (e *Entity) checkParams(p *problems, params map[string]json.RawMessage, opt
 			p.add(field, "%s", v.ErrorKind.LocalizedString(printer))
 		}
 	}
-	walk(ve)
 }
 
 // stringParam returns the string param k; a param of another type is a
