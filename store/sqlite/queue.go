@@ -10,7 +10,7 @@ import (
 
 // The queue statistics read the partial indexes of the pending, processing
 // and ended tasks (tasks_claim, tasks_lease_expiry,
-// tasks_terminal_completed). Times are microseconds; ?1 is the tenant, ''
+// tasks_terminal_completed). Times are microseconds; ?1 is the tenant, ”
 // for every tenant.
 const (
 	queueNowSQL = `SELECT task_type,
