@@ -282,3 +282,43 @@ func TestBackoff(t *testing.T) {
 		}
 	}
 }
+
+// TestDispatchersShareDeliveries: two dispatchers on one database (two
+// processes) send each of 40 deliveries once between them.
+func TestDispatchersShareDeliveries(t *testing.T) {
+	t.Parallel()
+	testdb.Each(t, func(t *testing.T, s store.Store) {
+		t.Parallel()
+		var mu sync.Mutex
+		seen := map[string]int{}
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			seen[r.Header.Get(webhook.HeaderID)]++
+			mu.Unlock()
+			time.Sleep(5 * time.Millisecond)
+		}))
+		t.Cleanup(srv.Close)
+		now := time.Now()
+		var ids []string
+		for range 40 {
+			ids = append(ids, ended(t, s, "tenant-a", srv.URL, now).ID)
+		}
+		start(t, s, webhook.Config{Concurrency: 4})
+		start(t, s, webhook.Config{Concurrency: 4})
+		for _, id := range ids {
+			waitDeliveries(t, s, "tenant-a", id, func(ds []*commonops.Delivery) bool {
+				return len(ds) == 1 && ds[0].Status == commonops.DeliveryDelivered
+			})
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(seen) != 40 {
+			t.Fatalf("distinct deliveries received: got %d, want 40", len(seen))
+		}
+		for id, n := range seen {
+			if n != 1 {
+				t.Fatalf("delivery %s: received %d times, want once", id, n)
+			}
+		}
+	})
+}
