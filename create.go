@@ -25,6 +25,7 @@ const (
 	MaxFileNameLen    = 255 // bytes, after sanitising
 	MaxContentTypeLen = 255
 	MaxScheduleAhead  = 366 * 24 * time.Hour
+	MaxCallbackURLLen = 2048
 	// MaxParamsBytesDefault bounds params' JSON. Defaults to 64 KiB.
 	MaxParamsBytesDefault = 64 << 10
 	// MaxFileSizeDefault bounds an input file. Defaults to 5 GiB, the most a
@@ -60,6 +61,9 @@ type CreateInput struct {
 	ScheduledAt *time.Time      `json:"scheduledAt,omitempty"`
 	MaxRetries  *int            `json:"maxRetries,omitempty"`
 	RequestedBy *string         `json:"requestedBy,omitempty"`
+	// CallbackURL receives the task's terminal status; package webhook
+	// checks where it may point.
+	CallbackURL *string `json:"callbackUrl,omitempty"`
 }
 
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:\-]*$`)
@@ -76,13 +80,8 @@ func NewTask(id, tenant, requester string, in CreateInput, limits Limits, now ti
 		fields = append(fields, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
 	}
 	checkName := func(field, v string) {
-		switch {
-		case v == "":
-			add(field, "is required")
-		case len(v) > MaxNameLen:
-			add(field, "must be at most %d characters", MaxNameLen)
-		case !namePattern.MatchString(v):
-			add(field, "must start with a letter or digit and contain only letters, digits, '_', '.', ':' and '-'")
+		if msg := NameProblem(v); msg != "" {
+			add(field, "%s", msg)
 		}
 	}
 	checkName("taskType", in.TaskType)
@@ -177,6 +176,12 @@ func NewTask(id, tenant, requester string, in CreateInput, limits Limits, now ti
 		}
 		t.ContentType = in.ContentType
 	}
+	if in.CallbackURL != nil && *in.CallbackURL != "" {
+		if len(*in.CallbackURL) > MaxCallbackURLLen {
+			add("callbackUrl", "must be at most %d bytes", MaxCallbackURLLen)
+		}
+		t.CallbackURL = in.CallbackURL
+	}
 	if len(fields) > 0 {
 		return nil, Change{}, Invalid(fields...)
 	}
@@ -185,6 +190,20 @@ func NewTask(id, tenant, requester string, in CreateInput, limits Limits, now ti
 		topic = TopicCreated
 	}
 	return t, change(EventCreated, topic, "", t.Status, "uploadStatus", t.UploadStatus), nil
+}
+
+// NameProblem says what is wrong with v as a taskType or entityType, or ""
+// when nothing is.
+func NameProblem(v string) string {
+	switch {
+	case v == "":
+		return "is required"
+	case len(v) > MaxNameLen:
+		return fmt.Sprintf("must be at most %d characters", MaxNameLen)
+	case !namePattern.MatchString(v):
+		return "must start with a letter or digit and contain only letters, digits, '_', '.', ':' and '-'"
+	}
+	return ""
 }
 
 func printable(s string) bool {

@@ -121,6 +121,9 @@ type Task struct {
 	// the stored-bytes quota is the sum over its tasks. Internal: not in
 	// the task's JSON.
 	StoredBytes int64 `json:"-"`
+	// CallbackURL is told of the task's terminal status (a Delivery); null
+	// for none.
+	CallbackURL *string `json:"callbackUrl"`
 }
 
 // Runnable reports whether a worker may claim t at now.

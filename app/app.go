@@ -36,6 +36,7 @@ import (
 	"github.com/commonops/commonops/operations"
 	"github.com/commonops/commonops/outbox"
 	"github.com/commonops/commonops/store"
+	"github.com/commonops/commonops/webhook"
 	"github.com/commonops/commonops/worker"
 )
 
@@ -64,8 +65,9 @@ type App struct {
 	svc       *operations.Service
 	registry  *worker.Registry
 	relay     *outbox.Relay
-	feed      *feed.Feed   // committed events, for the API's event streams
-	pool      *worker.Pool // nil without the worker role
+	hooks     *webhook.Dispatcher // nil without a webhook secret
+	feed      *feed.Feed          // committed events, for the API's event streams
+	pool      *worker.Pool        // nil without the worker role
 	runner    *maintenance.Runner
 	bus       *bus.Bus // nil on Dapr
 	handler   http.Handler
@@ -128,6 +130,19 @@ func New(ctx context.Context, cfg Config) (a *App, err error) {
 		return nil, err
 	}
 	a.svc.Objects = objects
+	if cfg.WebhookSecret != "" {
+		guard, err := cfg.webhookGuard()
+		if err != nil {
+			return nil, err
+		}
+		a.svc.Webhooks = guard
+		// Every process sends the deliveries: the store hands each to one
+		// dispatcher at a time.
+		a.hooks = webhook.New(a.store, webhook.Config{
+			Secret: cfg.WebhookSecret, Guard: guard, Timeout: cfg.WebhookTimeout,
+			Signal: a.svc.DeliverySignal, Logger: a.log,
+		})
+	}
 
 	// Pub/sub: the outbox relay publishes committed events to the embedded
 	// bus or to the Dapr sidecar.
@@ -297,6 +312,9 @@ func (a *App) Start(ctx context.Context) error {
 		})
 	}
 	a.relay.Start(runCtx)
+	if a.hooks != nil {
+		a.hooks.Start(runCtx)
+	}
 	if a.keys != nil {
 		a.keys.Start(runCtx)
 	}
@@ -417,6 +435,9 @@ func (a *App) Stop() {
 		a.unsubscribe()
 	}
 	a.relay.Stop()
+	if a.hooks != nil {
+		a.hooks.Stop()
+	}
 	if a.feed != nil {
 		a.feed.Stop()
 	}

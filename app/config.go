@@ -11,6 +11,7 @@ import (
 	"github.com/commonops/commonops/auth"
 	"github.com/commonops/commonops/objectstore"
 	"github.com/commonops/commonops/operations"
+	"github.com/commonops/commonops/webhook"
 )
 
 // Roles a process can run.
@@ -262,6 +263,18 @@ type Config struct {
 	// maintenance.OutboxRetentionDefault (0).
 	OutboxRetention time.Duration
 
+	// WebhookSecret is the service secret each tenant's webhook signing
+	// key derives from (webhook.TenantKey). Defaults to "": the service
+	// sends no webhooks and refuses callbackUrl and subscriptions.
+	WebhookSecret string
+	// WebhookAllow lists, comma-separated, the CIDR prefixes, addresses and
+	// host names webhooks may reach although they are internal (loopback,
+	// private, link-local...). Defaults to "": none.
+	WebhookAllow string
+	// WebhookTimeout bounds each webhook POST. Defaults to
+	// webhook.TimeoutDefault (10s).
+	WebhookTimeout time.Duration
+
 	// ConfigFile (the --config flag) is the YAML file of entities for the
 	// built-in import and export processors. Defaults to "": only the
 	// built-in task entity.
@@ -396,7 +409,15 @@ func (c Config) Validate() error {
 			return fmt.Errorf("worker-type-concurrency: want taskType=N with N at least 1, got %q=%d", name, n)
 		}
 	}
+	if _, err := c.webhookGuard(); err != nil {
+		return fmt.Errorf("webhook-allow: %w", err)
+	}
 	return nil
+}
+
+// webhookGuard is the webhook.Guard of c.WebhookAllow.
+func (c Config) webhookGuard() (*webhook.Guard, error) {
+	return webhook.NewGuard(strings.Split(c.WebhookAllow, ","))
 }
 
 // quotas are the operations.Quotas of c (with its defaults applied): a

@@ -52,6 +52,7 @@ func (s *server) routes() []route {
 		api("GET", task+"/download", allow(readers...).ownTasksFor(auth.RoleSubmitter), handleDownload(s)),
 		api("GET", task+"/logs", allow(readers...).ownTasksFor(auth.RoleSubmitter), handleListLogs(s)),
 		api("GET", task+"/events", allow(readers...).ownTasksFor(auth.RoleSubmitter), handleEvents(s)),
+		api("GET", task+"/deliveries", allow(readers...).ownTasksFor(auth.RoleSubmitter), handleDeliveries(s)),
 		api("GET", prefix+"/events", allow(readers...).ownTasksFor(auth.RoleSubmitter), handleTenantEvents(s)),
 		api("GET", prefix+"/queues", allow(readers...), handleQueues(s)),
 		// The worker API, limited to the task types of the worker's key or
@@ -64,6 +65,10 @@ func (s *server) routes() []route {
 		api("POST", prefix+"/apikeys", allow(auth.RoleAdmin), handleCreateKey(s)),
 		api("GET", prefix+"/apikeys", allow(auth.RoleAdmin), handleListKeys(s)),
 		api("DELETE", prefix+"/apikeys/{keyId}", allow(auth.RoleAdmin), handleRevokeKey(s)),
+		// Webhook subscriptions of the tenant.
+		api("POST", prefix+"/webhooks", allow(operators...), handleCreateSubscription(s)),
+		api("GET", prefix+"/webhooks", allow(operators...), handleListSubscriptions(s)),
+		api("DELETE", prefix+"/webhooks/{subscriptionId}", allow(operators...), handleDeleteSubscription(s)),
 		// Probes and documents.
 		{method: "GET", path: prefix + "/health", handler: handleHealth(s), policy: publicRoute()},
 		{method: "GET", path: "/healthz", handler: handleLiveness(), policy: publicRoute()},

@@ -60,6 +60,10 @@ type Service struct {
 	// check names, and nothing is stored. bulk.Validators provides those of
 	// the built-in import and export. Defaults to none.
 	Validators map[string]CreateCheck
+	// Webhooks checks callback and subscription URLs (a webhook.Guard).
+	// Defaults to none: the service sends no webhooks, and refuses a
+	// callbackUrl or a subscription.
+	Webhooks URLChecker
 
 	quota *quotaCache // made on first use (cache); a Service may be copied before
 }
@@ -217,6 +221,9 @@ func (s *Service) prepare(ctx context.Context, tenant, requester string, in comm
 		return nil, commonops.Change{}, err
 	}
 	if err := s.checkCreate(in); err != nil {
+		return nil, commonops.Change{}, err
+	}
+	if err := s.checkCallback(t); err != nil {
 		return nil, commonops.Change{}, err
 	}
 	c := &Created{Task: t}

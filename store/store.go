@@ -153,6 +153,33 @@ type Store interface {
 	// older than the one stored is ignored, as is an unknown id.
 	TouchAPIKeys(ctx context.Context, used map[string]time.Time) error
 
+	// ClaimDeliveries takes up to limit webhook deliveries across tenants
+	// that are pending and due at now (nextAttemptAt <= now), oldest due
+	// first, skipping rows another dispatcher holds, and holds them until
+	// now+lease by moving their nextAttemptAt there, so a dispatcher that
+	// dies mid-attempt hands them on. They carry their Payload and no
+	// Attempts. A limit below 1 is EINVALID.
+	ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*commonops.Delivery, error)
+	// RecordDeliveryAttempt stores d's last attempt (the last of
+	// d.Attempts) and d's status, attempt count, next attempt and delivery
+	// time as (*commonops.Delivery).Record left them. ENOTFOUND for an
+	// unknown delivery.
+	RecordDeliveryAttempt(ctx context.Context, d *commonops.Delivery) error
+	// ListDeliveries returns the webhook deliveries of tenant's task, oldest
+	// first, each with its attempts in order and without its Payload; none
+	// for an unknown task.
+	ListDeliveries(ctx context.Context, tenant, taskID string) ([]*commonops.Delivery, error)
+	// CreateSubscription stores a webhook subscription; a taken id is
+	// ECONFLICT. From its commit on, each terminal status of its tenant's
+	// tasks of its task type ("*": any) writes a delivery to its URL.
+	CreateSubscription(ctx context.Context, sub *commonops.Subscription) error
+	// ListSubscriptions returns tenant's subscriptions, oldest first.
+	ListSubscriptions(ctx context.Context, tenant string) ([]*commonops.Subscription, error)
+	// DeleteSubscription deletes tenant's subscription id; ENOTFOUND for
+	// one of another tenant or none. Deliveries already written for it are
+	// still sent.
+	DeleteSubscription(ctx context.Context, tenant, id string) error
+
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Close releases the store's connections.

@@ -19,6 +19,7 @@ import (
 	"github.com/commonops/commonops/objectstore"
 	"github.com/commonops/commonops/operations"
 	"github.com/commonops/commonops/store"
+	"github.com/commonops/commonops/webhook"
 	"github.com/commonops/commonops/worker"
 )
 
@@ -106,6 +107,9 @@ func (o *options) settings() []setting {
 		{flag: "retention-failed", env: "COMMONOPS_RETENTION_FAILED", def: fmtDuration(maintenance.RetentionFailedDefault), usage: "delete failed tasks after this age", value: duration(&c.RetentionFailed)},
 		{flag: "retention-cancelled", env: "COMMONOPS_RETENTION_CANCELLED", def: fmtDuration(maintenance.RetentionCancelledDefault), usage: "delete cancelled tasks after this age", value: duration(&c.RetentionCancelled)},
 		{flag: "outbox-retention", env: "COMMONOPS_OUTBOX_RETENTION", def: fmtDuration(maintenance.OutboxRetentionDefault), usage: "keep published outbox rows this long; 0 deletes them as they are published (each task's history stays in its events)", value: duration(&c.OutboxRetention)},
+		{flag: "webhook-secret", env: "COMMONOPS_WEBHOOK_SECRET", usage: "service secret each tenant's webhook signing key derives from (README, Completion webhooks); empty: no webhooks, callbackUrl is refused", secret: true, value: str(&c.WebhookSecret)},
+		{flag: "webhook-allow", env: "COMMONOPS_WEBHOOK_ALLOW", usage: "CIDR prefixes, addresses and host names webhooks may reach although internal (loopback, private, link-local), comma list; empty: none", value: str(&c.WebhookAllow)},
+		{flag: "webhook-timeout", env: "COMMONOPS_WEBHOOK_TIMEOUT", def: fmtDuration(webhook.TimeoutDefault), usage: "bound of each webhook POST; a slower endpoint is a failed attempt, retried with backoff", value: duration(&c.WebhookTimeout)},
 		{flag: "config", env: "COMMONOPS_CONFIG", usage: "YAML file of entities for the built-in import and export processors", value: str(&c.ConfigFile)},
 		{flag: "log-level", env: "COMMONOPS_LOG_LEVEL", def: "info", usage: "debug, info, warn or error", value: str(&o.LogLevel)},
 		{flag: "shutdown-timeout", env: "COMMONOPS_SHUTDOWN_TIMEOUT", def: fmtDuration(app.ShutdownTimeoutDefault), usage: "how long SIGTERM waits for requests and running tasks; tasks still running then go back to pending", value: duration(&c.ShutdownTimeout)},

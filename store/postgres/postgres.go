@@ -92,12 +92,14 @@ type Store struct {
 	wake   chan struct{} // asks the notifier for one NOTIFY
 	// commits: see CommitSignal.
 	commits store.Signals
-	writes  chan *write // to the flushers (see combine.go)
-	closed  <-chan struct{}
-	m       *metrics
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	once    sync.Once
+	// deliveries: see DeliverySignal.
+	deliveries store.Signals
+	writes     chan *write // to the flushers (see combine.go)
+	closed     <-chan struct{}
+	m          *metrics
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	once       sync.Once
 }
 
 var _ store.Store = (*Store)(nil)
@@ -192,6 +194,9 @@ func (s *Store) notify() {
 // outboxRows: outbox rows wake the relays (see outboxWritten); an event
 // without one (a claim's) wakes only this process's event feeds.
 func (s *Store) committed(ch commonops.Change, outboxRows int) {
+	if commonops.Notifies(ch.Topic) {
+		s.deliveries.Signal()
+	}
 	switch {
 	case outboxRows > 0:
 		s.outboxWritten()

@@ -20,8 +20,9 @@ import (
 
 var nTaskCols = len(taskColumnList)
 
-// changeCTEs writes the task_events row and the outbox row of a change for
-// the task the CTE named src returns (srcColumns). Parameters from p:
+// changeCTEs writes the task_events row, the outbox row and the webhook
+// deliveries (its callback URL's and its subscriptions', for a terminal
+// status) of a change for the task the CTE named src returns (srcColumns). Parameters from p:
 // event type, event data, event time, topic, payload, traceparent (NULL for
 // none; see commonops.TraceParent). The statement's last
 // column counts the outbox rows (SELECT count(*) FROM o).
@@ -41,13 +42,36 @@ o AS (
 	INSERT INTO outbox (tenant_id, task_id, topic, payload, traceparent)
 	SELECT tenant_id, id, $%[5]d::text, $%[6]d::json, $%[7]d::text FROM %[1]s WHERE $%[5]d::text <> ''
 	RETURNING 1
+),
+d AS (
+	INSERT INTO webhook_deliveries (tenant_id, task_id, subscription_id, url, event_type, payload, created_at, next_attempt_at)
+	SELECT tenant_id, id, NULL, callback_url, $%[5]d::text, $%[6]d::json, $%[4]d::timestamptz, $%[4]d::timestamptz
+	FROM %[1]s WHERE callback_url IS NOT NULL AND $%[5]d::text IN (%[8]s)
+	UNION ALL
+	SELECT w.tenant_id, x.id, w.id, w.url, $%[5]d::text, $%[6]d::json, $%[4]d::timestamptz, $%[4]d::timestamptz
+	FROM %[1]s x JOIN webhook_subscriptions w ON w.tenant_id = x.tenant_id AND w.task_type IN (x.task_type, '*')
+	WHERE $%[5]d::text IN (%[8]s)
 )
-`, src, p, p+1, p+2, p+3, p+4, p+5)
+`, src, p, p+1, p+2, p+3, p+4, p+5, notifyingTopics)
 }
 
 // srcColumns are what the CTE before changeCTEs returns of the task it wrote:
-// the event row copies its kind, status and requester.
-const srcColumns = "id, tenant_id, task_type, entity_type, status, requested_by"
+// the event row copies its kind, status and requester, a webhook delivery
+// its callback URL.
+const srcColumns = "id, tenant_id, task_type, entity_type, status, requested_by, callback_url"
+
+// notifyingTopics are the topics of commonops.Notifies as an SQL list: the
+// changes that write webhook deliveries.
+var notifyingTopics = func() string {
+	var list []string
+	for _, t := range []string{commonops.TopicCompleted, commonops.TopicFailed, commonops.TopicCancelled} {
+		if !commonops.Notifies(t) {
+			panic("notifyingTopics: " + t + " does not notify")
+		}
+		list = append(list, "'"+t+"'")
+	}
+	return strings.Join(list, ", ")
+}()
 
 // nChangeArgs is the number of parameters of changeCTEs.
 const nChangeArgs = 6
@@ -578,6 +602,11 @@ SELECT ` + taskColumns + ` FROM d`
 const deleteEventsSQL = `DELETE FROM task_events WHERE task_id = $1 AND tenant_id = $2
 	AND NOT EXISTS (SELECT 1 FROM tasks WHERE id = $1)`
 
+// deleteDeliveriesSQL deletes the finished webhook deliveries of a deleted
+// task (their attempts go with them); pending ones are still sent.
+const deleteDeliveriesSQL = `DELETE FROM webhook_deliveries WHERE task_id = $1 AND tenant_id = $2 AND status <> 'pending'
+	AND NOT EXISTS (SELECT 1 FROM tasks WHERE id = $1)`
+
 // DeleteTask deletes a terminal task with its logs and history and returns
 // it, in one round trip. ECONFLICT with the task when it is not terminal.
 func (s *Store) DeleteTask(ctx context.Context, tenant, id string) (*commonops.Task, error) {
@@ -587,6 +616,7 @@ func (s *Store) DeleteTask(ctx context.Context, tenant, id string) (*commonops.T
 		b.Queue("BEGIN")
 		b.Queue(deleteTaskSQL, id, tenant)
 		b.Queue(deleteEventsSQL, id, tenant)
+		b.Queue(deleteDeliveriesSQL, id, tenant)
 		b.Queue("COMMIT")
 		br := s.pool.SendBatch(ctx, b)
 		defer br.Close()

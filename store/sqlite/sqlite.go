@@ -74,10 +74,11 @@ type Store struct {
 	writer *sql.DB // one connection: every write transaction
 	reader *sql.DB // read-only pool; the writer itself for :memory:
 
-	signal    chan struct{}
-	commits   store.Signals // see CommitSignal
-	deliverMu sync.Mutex    // one DeliverOutbox at a time (rows are not lockable in SQLite)
-	now       func() time.Time
+	signal     chan struct{}
+	commits    store.Signals // see CommitSignal
+	deliveries store.Signals // see DeliverySignal
+	deliverMu  sync.Mutex    // one DeliverOutbox at a time (rows are not lockable in SQLite)
+	now        func() time.Time
 	// deletePublished: see Config.DeletePublished.
 	deletePublished bool
 	// readTimeout: see Config.ReadTimeout; 0 when disabled.

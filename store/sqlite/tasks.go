@@ -22,9 +22,10 @@ const taskColumns = `id, tenant_id, task_type, entity_type, status, priority, pa
 	progress, total_items, processed_items, success_items, failed_items, message, error_message,
 	attempt, retry_count, max_retries, cancel_requested, checkpoint, lease_owner, lease_expires_at,
 	available_at, scheduled_at, started_at, completed_at, created_at, updated_at, version, last_progress_event_at,
-	input_etag, output_object, output_etag, stored_bytes, total_items_estimated, eta_seconds`
+	input_etag, output_object, output_etag, stored_bytes, total_items_estimated, eta_seconds,
+	callback_url`
 
-const taskColumnCount = 43
+const taskColumnCount = 44
 
 // querier is what both *sql.DB and *sql.Tx offer.
 type querier interface {
@@ -75,6 +76,7 @@ func taskArgs(t *commonops.Task) []any {
 		nullMicros(t.AvailableAt), nullMicros(t.ScheduledAt), nullMicros(t.StartedAt), nullMicros(t.CompletedAt), micros(t.CreatedAt), micros(t.UpdatedAt), t.Version, nullMicros(t.LastProgressEventAt),
 		nullString(t.InputETag), nullString(t.OutputObject), nullString(t.OutputETag), t.StoredBytes,
 		boolInt(t.TotalItemsEstimated), nullInt(t.EtaSeconds),
+		nullString(t.CallbackURL),
 	}
 }
 
@@ -101,7 +103,7 @@ func scanTask(r scanner) (*commonops.Task, error) {
 		status, uploadStatus, params                                         string
 		fileName, contentType, outputFileName, errorsFileName                sql.NullString
 		message, errorMessage, checkpoint, leaseOwner                        sql.NullString
-		inputETag, outputObject, outputETag                                  sql.NullString
+		inputETag, outputObject, outputETag, callbackURL                     sql.NullString
 		fileSize, totalItems, etaSeconds                                     sql.NullInt64
 		uploadExpiresAt, leaseExpiresAt, availableAt, scheduledAt, startedAt sql.NullInt64
 		completedAt, lastProgressEventAt                                     sql.NullInt64
@@ -113,7 +115,8 @@ func scanTask(r scanner) (*commonops.Task, error) {
 		&t.Progress, &totalItems, &t.ProcessedItems, &t.SuccessItems, &t.FailedItems, &message, &errorMessage,
 		&t.Attempt, &t.RetryCount, &t.MaxRetries, &cancelRequested, &checkpoint, &leaseOwner, &leaseExpiresAt,
 		&availableAt, &scheduledAt, &startedAt, &completedAt, &createdAt, &updatedAt, &t.Version, &lastProgressEventAt,
-		&inputETag, &outputObject, &outputETag, &t.StoredBytes, &totalItemsEstimated, &etaSeconds)
+		&inputETag, &outputObject, &outputETag, &t.StoredBytes, &totalItemsEstimated, &etaSeconds,
+		&callbackURL)
 	if err != nil {
 		return nil, err
 	}
@@ -131,6 +134,7 @@ func scanTask(r scanner) (*commonops.Task, error) {
 	t.ScheduledAt, t.StartedAt, t.CompletedAt = fromNullMicros(scheduledAt), fromNullMicros(startedAt), fromNullMicros(completedAt)
 	t.LastProgressEventAt = fromNullMicros(lastProgressEventAt)
 	t.InputETag, t.OutputObject, t.OutputETag = strPtr(inputETag), strPtr(outputObject), strPtr(outputETag)
+	t.CallbackURL = strPtr(callbackURL)
 	t.CreatedAt, t.UpdatedAt = fromMicros(createdAt), fromMicros(updatedAt)
 	t.CancelRequested = cancelRequested != 0
 	return &t, nil
@@ -193,7 +197,8 @@ func saveTask(ctx context.Context, q querier, t *commonops.Task, old int64) (boo
 }
 
 // recordChange writes ch's task_events row and, with a topic, its outbox row
-// carrying the saved task and ctx's traceparent (NULL for none). It reports
+// carrying the saved task and ctx's traceparent (NULL for none), and for a
+// terminal status the task's webhook deliveries. It reports
 // whether it wrote an outbox row.
 func (s *Store) recordChange(ctx context.Context, q querier, t *commonops.Task, ch commonops.Change) (bool, error) {
 	if ch.Event == "" {
@@ -224,6 +229,11 @@ func (s *Store) recordChange(ctx context.Context, q querier, t *commonops.Task, 
 	if _, err := q.ExecContext(ctx, "INSERT INTO outbox (tenant_id, task_id, topic, payload, created_at, traceparent) VALUES (?, ?, ?, ?, ?, ?)",
 		t.TenantID, t.ID, ch.Topic, string(payload), micros(s.now()), tp); err != nil {
 		return false, fmt.Errorf("insert outbox: %w", err)
+	}
+	if commonops.Notifies(ch.Topic) {
+		if err := s.insertDeliveries(ctx, q, t, ch.Topic, payload); err != nil {
+			return false, err
+		}
 	}
 	return true, nil
 }
@@ -360,6 +370,8 @@ func (s *Store) DeleteTask(ctx context.Context, tenant, id string) (*commonops.T
 			"DELETE FROM task_logs WHERE task_id = ?",
 			"DELETE FROM task_events WHERE task_id = ?",
 			"DELETE FROM idempotency_keys WHERE task_id = ?",
+			// Finished deliveries go with the task; pending ones are still sent.
+			"DELETE FROM webhook_deliveries WHERE task_id = ? AND status <> 'pending'",
 			"DELETE FROM tasks WHERE id = ?",
 		} {
 			if _, err := tx.ExecContext(ctx, q, id); err != nil {

@@ -1,0 +1,265 @@
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/store"
+)
+
+const hookURL = "https://hooks.example.com/done"
+
+// claimDue claims every delivery due at now, with a lease of a minute.
+func claimDue(t *testing.T, s store.Store, now time.Time) []*commonops.Delivery {
+	t.Helper()
+	ds, err := s.ClaimDeliveries(context.Background(), now, time.Minute, 100)
+	if err != nil {
+		t.Fatalf("ClaimDeliveries: %v", err)
+	}
+	return ds
+}
+
+func listDeliveries(t *testing.T, s store.Store, tenant, id string) []*commonops.Delivery {
+	t.Helper()
+	ds, err := s.ListDeliveries(context.Background(), tenant, id)
+	if err != nil {
+		t.Fatalf("ListDeliveries: %v", err)
+	}
+	return ds
+}
+
+func subscribe(t *testing.T, s store.Store, id, tenant, taskType, url string, now time.Time) {
+	t.Helper()
+	if err := s.CreateSubscription(context.Background(), &commonops.Subscription{ID: id, TenantID: tenant, TaskType: taskType, URL: url, CreatedAt: now}); err != nil {
+		t.Fatalf("CreateSubscription %s: %v", id, err)
+	}
+}
+
+func deliveryURLs(ds []*commonops.Delivery) []string {
+	out := []string{}
+	for _, d := range ds {
+		out = append(out, d.URL)
+	}
+	slices.Sort(out)
+	return out
+}
+
+var webhookTests = []test{
+	{"TerminalStatusWritesDeliveryWithTask", func(t *testing.T, s store.Store) {
+		tk := create(t, s, tenantA, at(0), commonops.CreateInput{CallbackURL: ptr(hookURL)})
+		if got := get(t, s, tenantA, tk.ID).CallbackURL; got == nil || *got != hookURL {
+			t.Fatalf("callbackUrl read back: got %v, want %s", got, hookURL)
+		}
+		claim(t, s, tk, at(1))
+		if ds := claimDue(t, s, at(100)); len(ds) != 0 {
+			t.Fatalf("deliveries before a terminal status: got %d, want 0", len(ds))
+		}
+		done := update(t, s, tenantA, tk.ID, func(x *commonops.Task) (commonops.Change, error) {
+			return x.ApplyProgress(commonops.Progress{Status: ptr(commonops.StatusCompleted)}, time.Minute, 0, at(2))
+		})
+		if ds := claimDue(t, s, at(1)); len(ds) != 0 {
+			t.Fatalf("deliveries due before the change's time: got %d, want 0", len(ds))
+		}
+		ds := claimDue(t, s, at(2))
+		if len(ds) != 1 {
+			t.Fatalf("deliveries due: got %d, want 1", len(ds))
+		}
+		d := ds[0]
+		if d.TaskID != tk.ID || d.TenantID != tenantA || d.URL != hookURL || d.EventType != commonops.TopicCompleted ||
+			d.Status != commonops.DeliveryPending || d.SubscriptionID != nil || !d.CreatedAt.Equal(at(2)) {
+			t.Fatalf("delivery: got %+v, want a pending completed delivery of %s to %s created at %s", d, tk.ID, hookURL, at(2))
+		}
+		if d.NextAttemptAt == nil || !d.NextAttemptAt.Equal(at(2).Add(time.Minute)) {
+			t.Fatalf("claimed nextAttemptAt: got %v, want the lease's end %s", d.NextAttemptAt, at(2).Add(time.Minute))
+		}
+		var payload commonops.Task
+		if err := json.Unmarshal(d.Payload, &payload); err != nil {
+			t.Fatalf("payload: %v", err)
+		}
+		if payload.ID != tk.ID || payload.Status != commonops.StatusCompleted || payload.Version != done.Version {
+			t.Fatalf("payload: got task %s %s v%d, want %s completed v%d", payload.ID, payload.Status, payload.Version, tk.ID, done.Version)
+		}
+		if again := claimDue(t, s, at(3)); len(again) != 0 {
+			t.Fatalf("claim during the lease: got %d, want 0", len(again))
+		}
+		if again := claimDue(t, s, at(2).Add(time.Minute)); len(again) != 1 {
+			t.Fatalf("claim after the lease: got %d, want 1", len(again))
+		}
+	}},
+	{"EveryTerminalStatusButNotRetries", func(t *testing.T, s store.Store) {
+		a := create(t, s, tenantA, at(0), commonops.CreateInput{CallbackURL: ptr(hookURL)})
+		b := create(t, s, tenantA, at(0), commonops.CreateInput{CallbackURL: ptr(hookURL), MaxRetries: ptr(1)})
+		c := create(t, s, tenantA, at(0), commonops.CreateInput{CallbackURL: ptr(hookURL)})
+		none := create(t, s, tenantA, at(0), commonops.CreateInput{})
+		cancel(t, s, a, at(1))
+		claim(t, s, b, at(1))
+		update(t, s, tenantA, b.ID, func(x *commonops.Task) (commonops.Change, error) { return x.FailAttempt("again", false, 0, at(1)), nil })
+		if ds := listDeliveries(t, s, tenantA, b.ID); len(ds) != 0 {
+			t.Fatalf("deliveries after a retried failure: got %d, want 0", len(ds))
+		}
+		fail(t, s, b, at(2))
+		fail(t, s, c, at(2))
+		complete(t, s, none, at(2))
+		for _, tc := range []struct {
+			id, topic string
+		}{{a.ID, commonops.TopicCancelled}, {b.ID, commonops.TopicFailed}, {c.ID, commonops.TopicFailed}} {
+			ds := listDeliveries(t, s, tenantA, tc.id)
+			if len(ds) != 1 || ds[0].EventType != tc.topic {
+				t.Fatalf("deliveries of %s: got %+v, want one %s", tc.id, ds, tc.topic)
+			}
+		}
+		if ds := listDeliveries(t, s, tenantA, none.ID); len(ds) != 0 {
+			t.Fatalf("deliveries of a task without callbackUrl: got %d, want 0", len(ds))
+		}
+	}},
+	{"RecordAttempts", func(t *testing.T, s store.Store) {
+		ctx := context.Background()
+		tk := create(t, s, tenantA, at(0), commonops.CreateInput{CallbackURL: ptr(hookURL)})
+		cancel(t, s, tk, at(1))
+		d := claimDue(t, s, at(1))[0]
+		next := at(10)
+		d.Record(commonops.DeliveryAttempt{Attempt: 1, At: at(2), StatusCode: ptr(500), Error: ptr("the endpoint answered 500"), DurationMs: 12}, &next)
+		if err := s.RecordDeliveryAttempt(ctx, d); err != nil {
+			t.Fatalf("RecordDeliveryAttempt 1: %v", err)
+		}
+		if ds := claimDue(t, s, at(9)); len(ds) != 0 {
+			t.Fatalf("claim before the next attempt: got %d, want 0", len(ds))
+		}
+		d2 := claimDue(t, s, at(10))
+		if len(d2) != 1 || d2[0].AttemptCount != 1 {
+			t.Fatalf("claim at the next attempt: got %+v, want the delivery with 1 attempt", d2)
+		}
+		d.Record(commonops.DeliveryAttempt{Attempt: 2, At: at(11), OK: true, StatusCode: ptr(204), DurationMs: 3}, nil)
+		if err := s.RecordDeliveryAttempt(ctx, d); err != nil {
+			t.Fatalf("RecordDeliveryAttempt 2: %v", err)
+		}
+		if ds := claimDue(t, s, at(1000)); len(ds) != 0 {
+			t.Fatalf("claim of a delivered delivery: got %d, want 0", len(ds))
+		}
+		got := listDeliveries(t, s, tenantA, tk.ID)
+		if len(got) != 1 {
+			t.Fatalf("ListDeliveries: got %d, want 1", len(got))
+		}
+		g := got[0]
+		if g.Status != commonops.DeliveryDelivered || g.AttemptCount != 2 || g.NextAttemptAt != nil || g.DeliveredAt == nil || !g.DeliveredAt.Equal(at(11)) || g.Payload != nil {
+			t.Fatalf("delivered delivery: got %+v, want delivered at %s after 2 attempts, no payload", g, at(11))
+		}
+		want := []commonops.DeliveryAttempt{
+			{Attempt: 1, At: at(2), StatusCode: ptr(500), Error: ptr("the endpoint answered 500"), DurationMs: 12},
+			{Attempt: 2, At: at(11), OK: true, StatusCode: ptr(204), DurationMs: 3},
+		}
+		gb, _ := json.Marshal(g.Attempts)
+		wb, _ := json.Marshal(want)
+		if string(gb) != string(wb) {
+			t.Fatalf("attempts: got %s, want %s", gb, wb)
+		}
+		if other := listDeliveries(t, s, tenantB, tk.ID); len(other) != 0 {
+			t.Fatalf("another tenant's deliveries: got %d, want 0", len(other))
+		}
+		d.ID = 1 << 40
+		wantCode(t, "RecordDeliveryAttempt of an unknown delivery", s.RecordDeliveryAttempt(ctx, d), commonops.ENOTFOUND)
+	}},
+	{"FailedForGood", func(t *testing.T, s store.Store) {
+		tk := create(t, s, tenantA, at(0), commonops.CreateInput{CallbackURL: ptr(hookURL)})
+		cancel(t, s, tk, at(1))
+		d := claimDue(t, s, at(1))[0]
+		d.Record(commonops.DeliveryAttempt{Attempt: 1, At: at(2), Error: ptr("timeout")}, nil)
+		if err := s.RecordDeliveryAttempt(context.Background(), d); err != nil {
+			t.Fatalf("RecordDeliveryAttempt: %v", err)
+		}
+		g := listDeliveries(t, s, tenantA, tk.ID)[0]
+		if g.Status != commonops.DeliveryFailed || g.NextAttemptAt != nil || len(g.Attempts) != 1 || g.Attempts[0].StatusCode != nil {
+			t.Fatalf("delivery: got %+v, want failed, no next attempt, one attempt without status code", g)
+		}
+		if ds := claimDue(t, s, at(100000)); len(ds) != 0 {
+			t.Fatalf("claim of a failed delivery: got %d, want 0", len(ds))
+		}
+	}},
+	{"SubscriptionsFanOut", func(t *testing.T, s store.Store) {
+		ctx := context.Background()
+		subscribe(t, s, "sub-import", tenantA, "import", "https://a.example.com/import", at(0))
+		subscribe(t, s, "sub-any", tenantA, "*", "https://a.example.com/any", at(1))
+		subscribe(t, s, "sub-export", tenantA, "export", "https://a.example.com/export", at(2))
+		subscribe(t, s, "sub-b", tenantB, "*", "https://b.example.com/any", at(3))
+		tk := create(t, s, tenantA, at(5), commonops.CreateInput{TaskType: "import", CallbackURL: ptr(hookURL)})
+		complete(t, s, tk, at(6))
+		got := listDeliveries(t, s, tenantA, tk.ID)
+		want := []string{"https://a.example.com/any", "https://a.example.com/import", hookURL}
+		if g := deliveryURLs(got); !slices.Equal(g, want) {
+			t.Fatalf("delivery URLs: got %v, want %v", g, want)
+		}
+		for _, d := range got {
+			wantSub := map[string]string{"https://a.example.com/any": "sub-any", "https://a.example.com/import": "sub-import"}[d.URL]
+			if (d.SubscriptionID == nil) != (wantSub == "") || d.SubscriptionID != nil && *d.SubscriptionID != wantSub {
+				t.Fatalf("subscriptionId of %s: got %v, want %q", d.URL, d.SubscriptionID, wantSub)
+			}
+		}
+		subs, err := s.ListSubscriptions(ctx, tenantA)
+		if err != nil {
+			t.Fatalf("ListSubscriptions: %v", err)
+		}
+		var ids []string
+		for _, sub := range subs {
+			ids = append(ids, sub.ID)
+		}
+		if !slices.Equal(ids, []string{"sub-import", "sub-any", "sub-export"}) || !subs[0].CreatedAt.Equal(at(0)) || subs[0].URL != "https://a.example.com/import" || subs[0].TaskType != "import" {
+			t.Fatalf("subscriptions: got %v (first %+v), want sub-import, sub-any, sub-export oldest first", ids, subs[0])
+		}
+		wantCode(t, "CreateSubscription of a taken id", s.CreateSubscription(ctx, &commonops.Subscription{ID: "sub-any", TenantID: tenantA, TaskType: "*", URL: hookURL, CreatedAt: at(9)}), commonops.ECONFLICT)
+		wantCode(t, "DeleteSubscription of another tenant's", s.DeleteSubscription(ctx, tenantB, "sub-any"), commonops.ENOTFOUND)
+		if err := s.DeleteSubscription(ctx, tenantA, "sub-any"); err != nil {
+			t.Fatalf("DeleteSubscription: %v", err)
+		}
+		wantCode(t, "DeleteSubscription twice", s.DeleteSubscription(ctx, tenantA, "sub-any"), commonops.ENOTFOUND)
+		next := create(t, s, tenantA, at(10), commonops.CreateInput{TaskType: "import"})
+		cancel(t, s, next, at(11))
+		if g := deliveryURLs(listDeliveries(t, s, tenantA, next.ID)); !slices.Equal(g, []string{"https://a.example.com/import"}) {
+			t.Fatalf("delivery URLs after the delete: got %v, want only the import subscription's", g)
+		}
+	}},
+	{"DeleteTaskKeepsPendingDeliveries", func(t *testing.T, s store.Store) {
+		ctx := context.Background()
+		sent := create(t, s, tenantA, at(0), commonops.CreateInput{CallbackURL: ptr(hookURL)})
+		pending := create(t, s, tenantA, at(0), commonops.CreateInput{CallbackURL: ptr(hookURL)})
+		cancel(t, s, sent, at(1))
+		d := listDeliveries(t, s, tenantA, sent.ID)[0]
+		d.Record(commonops.DeliveryAttempt{Attempt: 1, At: at(2), OK: true, StatusCode: ptr(200)}, nil)
+		if err := s.RecordDeliveryAttempt(ctx, d); err != nil {
+			t.Fatalf("RecordDeliveryAttempt: %v", err)
+		}
+		cancel(t, s, pending, at(3))
+		for _, tk := range []*commonops.Task{sent, pending} {
+			if _, err := s.DeleteTask(ctx, tenantA, tk.ID); err != nil {
+				t.Fatalf("DeleteTask: %v", err)
+			}
+		}
+		if ds := listDeliveries(t, s, tenantA, sent.ID); len(ds) != 0 {
+			t.Fatalf("deliveries of a deleted task, delivered: got %d, want 0", len(ds))
+		}
+		ds := claimDue(t, s, at(5))
+		if len(ds) != 1 || ds[0].TaskID != pending.ID {
+			t.Fatalf("due after the deletes: got %+v, want the pending delivery of %s", ds, pending.ID)
+		}
+	}},
+	{"ClaimLimit", func(t *testing.T, s store.Store) {
+		ctx := context.Background()
+		for i := range 3 {
+			tk := create(t, s, tenantA, at(i), commonops.CreateInput{CallbackURL: ptr(hookURL)})
+			cancel(t, s, tk, at(i))
+		}
+		ds, err := s.ClaimDeliveries(ctx, at(10), time.Minute, 2)
+		if err != nil || len(ds) != 2 {
+			t.Fatalf("ClaimDeliveries limit 2: got %d, %v; want 2", len(ds), err)
+		}
+		rest, err := s.ClaimDeliveries(ctx, at(10), time.Minute, 2)
+		if err != nil || len(rest) != 1 || rest[0].ID == ds[0].ID || rest[0].ID == ds[1].ID {
+			t.Fatalf("second claim: got %+v, %v; want the third delivery", rest, err)
+		}
+		_, err = s.ClaimDeliveries(ctx, at(10), time.Minute, 0)
+		wantCode(t, "ClaimDeliveries limit 0", err, commonops.EINVALID)
+	}},
+}
