@@ -100,16 +100,29 @@ func (s *Store) RecordDeliveryAttempt(ctx context.Context, d *commonops.Delivery
 	return nil
 }
 
-// ListDeliveries reads a task's deliveries, then their attempts.
-func (s *Store) ListDeliveries(ctx context.Context, tenant, taskID string) ([]*commonops.Delivery, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries
+// ListDeliveries reads a task's deliveries, then their attempts, both in
+// one snapshot: a dispatcher recording an attempt between the two reads
+// would otherwise show the attempt beside the delivery's state before it.
+func (s *Store) ListDeliveries(ctx context.Context, tenant, taskID string) (out []*commonops.Delivery, err error) {
+	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		out, err = listDeliveries(ctx, tx, taskID, tenant)
+		return err
+	})
+	if err != nil {
+		return nil, interpretError(err)
+	}
+	return out, nil
+}
+
+func listDeliveries(ctx context.Context, tx pgx.Tx, taskID, tenant string) ([]*commonops.Delivery, error) {
+	rows, err := tx.Query(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries
 		WHERE task_id = $1 AND tenant_id = $2 ORDER BY id`, taskID, tenant)
 	if err != nil {
-		return nil, interpretError(fmt.Errorf("list deliveries of task %s: %w", taskID, err))
+		return nil, fmt.Errorf("list deliveries of task %s: %w", taskID, err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*commonops.Delivery, error) { return scanDelivery(r) })
 	if err != nil {
-		return nil, interpretError(fmt.Errorf("list deliveries of task %s: %w", taskID, err))
+		return nil, fmt.Errorf("list deliveries of task %s: %w", taskID, err)
 	}
 	if len(out) == 0 {
 		return out, nil
@@ -120,23 +133,23 @@ func (s *Store) ListDeliveries(ctx context.Context, tenant, taskID string) ([]*c
 		d.Attempts = []commonops.DeliveryAttempt{}
 		byID[d.ID], ids[i] = d, d.ID
 	}
-	rows, err = s.pool.Query(ctx, `SELECT delivery_id, attempt, at, ok, status_code, error, duration_ms
+	rows, err = tx.Query(ctx, `SELECT delivery_id, attempt, at, ok, status_code, error, duration_ms
 		FROM webhook_attempts WHERE delivery_id = ANY($1) ORDER BY delivery_id, attempt`, ids)
 	if err != nil {
-		return nil, interpretError(fmt.Errorf("list attempts of task %s: %w", taskID, err))
+		return nil, fmt.Errorf("list attempts of task %s: %w", taskID, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var id int64
 		var a commonops.DeliveryAttempt
 		if err := rows.Scan(&id, &a.Attempt, &a.At, &a.OK, &a.StatusCode, &a.Error, &a.DurationMs); err != nil {
-			return nil, interpretError(fmt.Errorf("list attempts of task %s: %w", taskID, err))
+			return nil, fmt.Errorf("list attempts of task %s: %w", taskID, err)
 		}
 		a.At = a.At.UTC()
 		byID[id].Attempts = append(byID[id].Attempts, a)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, interpretError(fmt.Errorf("list attempts of task %s: %w", taskID, err))
+		return nil, fmt.Errorf("list attempts of task %s: %w", taskID, err)
 	}
 	return out, nil
 }
