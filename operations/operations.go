@@ -60,8 +60,13 @@ type Service struct {
 	// check names, and nothing is stored. bulk.Validators provides those of
 	// the built-in import and export. Defaults to none.
 	Validators map[string]CreateCheck
+	// FairWeights are the tenants' weights in the claims' turns (see
+	// store.Store.ClaimNext); a tenant not named weighs 1. Defaults to
+	// none.
+	FairWeights map[string]int
 
 	quota *quotaCache // made on first use (cache); a Service may be copied before
+	flow  *flowCache  // made on first use (flowCache)
 }
 
 // now is the current time at the precision both stores keep (microseconds),
@@ -151,6 +156,9 @@ type Created struct {
 	UploadMethod    *string           `json:"uploadMethod,omitempty"`
 	UploadHeaders   map[string]string `json:"uploadHeaders,omitempty"`
 	UploadExpiresAt *time.Time        `json:"uploadExpiresAt,omitempty"`
+	// QueuePaused tells that a flow control pauses the task's type: the
+	// task waits, pending, until it is resumed.
+	QueuePaused bool `json:"queuePaused,omitempty"`
 }
 
 // MaxIdempotencyKeyLen bounds the Idempotency-Key header.
@@ -184,7 +192,7 @@ func (s *Service) Create(ctx context.Context, r CreateRequest) (c *Created, repl
 	if err := s.checkQuotas(ctx, t.TenantID, t.TaskType, now); err != nil {
 		return nil, false, err
 	}
-	c = &Created{Task: t}
+	c = &Created{Task: t, QueuePaused: s.queuePaused(ctx, t.TenantID, t.TaskType)}
 	if t.FileName != nil {
 		exp := s.Defaults().URLExpiry
 		var contentType string
@@ -347,7 +355,7 @@ func (s *Service) ClaimNext(ctx context.Context, workerID string, kinds []common
 	if err := fe.err(); err != nil {
 		return nil, err
 	}
-	return s.Store.ClaimNext(ctx, store.ClaimParams{WorkerID: workerID, Lease: s.lease(0), Limit: limit, Now: s.now(), Kinds: kinds})
+	return s.Store.ClaimNext(ctx, store.ClaimParams{WorkerID: workerID, Lease: s.lease(0), Limit: limit, Now: s.now(), Kinds: kinds, Weights: s.FairWeights})
 }
 
 // Progress records a worker's report and renews its lease. The answer
