@@ -52,8 +52,8 @@ func (s *Service) FlowControls(ctx context.Context, tenant string, all bool) ([]
 // changes nothing.
 func (s *Service) SetFlowLimit(ctx context.Context, fs FlowScope, limit *int) (commonops.FlowControl, error) {
 	var fe fieldErrors
-	if limit != nil && (*limit < 1 || *limit > FlowLimitMax) {
-		fe.add("limit", "must be 1 to %d, or null for no limit", FlowLimitMax)
+	if r := IntRanges["limit"]; limit != nil && (int64(*limit) < r.Min || int64(*limit) > r.Max) {
+		fe.add("limit", "must be %s, or null for no limit", r)
 	}
 	if err := s.checkFlowType(ctx, &fe, fs); err != nil {
 		return commonops.FlowControl{}, err
