@@ -122,6 +122,11 @@ func New(ctx context.Context, cfg Config) (a *App, err error) {
 		URLExpiry: cfg.URLExpiry,
 		Quotas:    cfg.quotas(),
 	}
+	a.svc.FairWeights, _ = operations.ParseFairWeights(cfg.FairWeights) // checked by Validate
+	limits, _ := operations.ParseFlowLimits(cfg.FlowLimits)
+	if err := a.svc.SeedFlowControls(ctx, limits); err != nil {
+		return nil, err
+	}
 	objects, files, err := openObjects(ctx, cfg, a.publicURL, a.svc)
 	if err != nil {
 		return nil, err

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -190,4 +192,49 @@ func (c *flowCache) forget() {
 	c.mu.Lock()
 	c.fetched = time.Time{}
 	c.mu.Unlock()
+}
+
+// ParseFlowLimits reads the --flow-limits list: comma-separated
+// TYPE=LIMIT (for every tenant) and TENANT/TYPE=LIMIT entries, each limit
+// 1 to FlowLimitMax.
+func ParseFlowLimits(s string) ([]commonops.FlowControl, error) {
+	var fcs []commonops.FlowControl
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item == "" {
+			continue
+		}
+		scope, n, ok := strings.Cut(item, "=")
+		limit, err := strconv.Atoi(strings.TrimSpace(n))
+		if !ok || err != nil || limit < 1 || limit > FlowLimitMax {
+			return nil, fmt.Errorf("flow limit %q: want TYPE=N or TENANT/TYPE=N with N from 1 to %d", item, FlowLimitMax)
+		}
+		tenant, taskType, ok := strings.Cut(scope, "/")
+		if !ok {
+			tenant, taskType = "", scope
+		}
+		tenant, taskType = strings.TrimSpace(tenant), strings.TrimSpace(taskType)
+		if taskType == "" || len(taskType) > commonops.MaxNameLen || !commonops.Printable(taskType) || ok && tenant == "" {
+			return nil, fmt.Errorf("flow limit %q: want a task type of 1 to %d printable characters and, before a /, a tenant", item, commonops.MaxNameLen)
+		}
+		fcs = append(fcs, commonops.FlowControl{TenantID: tenant, TaskType: taskType, Limit: limit})
+	}
+	return fcs, nil
+}
+
+// ParseFairWeights reads the --fair-weights list: comma-separated
+// TENANT=WEIGHT entries, each weight 1 to 1000.
+func ParseFairWeights(s string) (map[string]int, error) {
+	weights := map[string]int{}
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item == "" {
+			continue
+		}
+		tenant, n, ok := strings.Cut(item, "=")
+		w, err := strconv.Atoi(strings.TrimSpace(n))
+		if tenant = strings.TrimSpace(tenant); !ok || err != nil || tenant == "" || w < 1 || w > 1000 {
+			return nil, fmt.Errorf("fair weight %q: want TENANT=N with N from 1 to 1000", item)
+		}
+		weights[tenant] = w
+	}
+	return weights, nil
 }
