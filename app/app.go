@@ -12,6 +12,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -232,13 +233,33 @@ func New(ctx context.Context, cfg Config) (a *App, err error) {
 
 // registerBuiltins registers the processors every commonops worker has:
 // the configured import and export entities, the task-history export, and
-// noop, which completes at once (a canary for the whole pipeline and the
-// unit of the benchmarks).
+// noop, which completes at once, or after params.sleepMs (at most
+// noopSleepMax; a canary for the whole pipeline and the unit of the
+// benchmarks).
 func registerBuiltins(r *worker.Registry, entities *bulk.Config, svc *operations.Service) error {
 	if err := registerBulk(r, entities, svc); err != nil {
 		return err
 	}
-	r.Register("noop", "*", worker.ProcessorFunc(func(context.Context, worker.Job) error { return nil }))
+	r.Register("noop", "*", worker.ProcessorFunc(noop))
+	return nil
+}
+
+// noopSleepMax bounds the wait of a noop task.
+const noopSleepMax = 10 * time.Second
+
+// noop completes after params.sleepMs, if the task has it: the benchmarks'
+// stand-in for a task that takes time.
+func noop(ctx context.Context, job worker.Job) error {
+	var p struct {
+		SleepMs int `json:"sleepMs"`
+	}
+	if json.Unmarshal(job.Task().Params, &p) != nil || p.SleepMs <= 0 {
+		return nil
+	}
+	select {
+	case <-time.After(min(time.Duration(p.SleepMs)*time.Millisecond, noopSleepMax)):
+	case <-ctx.Done():
+	}
 	return nil
 }
 

@@ -10,6 +10,7 @@
 //	cd bench && go run . e2e       # create → event → claim → no-op → completed, vs River
 //	cd bench && go run . e2e-split # e2e in one process vs --roles api + --roles worker,maintenance
 //	cd bench && go run . latency   # create → claim latency: embedded bus, Dapr, poller alone
+//	cd bench && go run . flow      # fair shares (tenant b behind a queued tenant a), flow limits on vs off
 //	cd bench && go run . all
 //
 // PostgreSQL comes from $BENCH_DATABASE_URL (default
@@ -36,14 +37,14 @@ var (
 
 func main() {
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: go run . [flags] create|list|sqlite|e2e|e2e-split|latency|all")
+		fmt.Fprintln(os.Stderr, "usage: go run . [flags] create|list|sqlite|e2e|e2e-split|latency|flow|all")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	benches := map[string]func(context.Context) error{
-		"create": benchCreate, "list": benchList, "sqlite": benchSQLite, "e2e": benchE2E, "e2e-split": benchE2ESplit, "latency": benchLatency,
+		"create": benchCreate, "list": benchList, "sqlite": benchSQLite, "e2e": benchE2E, "e2e-split": benchE2ESplit, "latency": benchLatency, "flow": benchFlow,
 	}
 	names := flag.Args()
 	if len(names) == 1 && names[0] == "all" {
