@@ -128,6 +128,7 @@ func New(ctx context.Context, cfg Config) (a *App, err error) {
 	if err := a.svc.SeedFlowControls(ctx, limits); err != nil {
 		return nil, err
 	}
+	a.reg.MustRegister(newQueueCollector(a.svc, a.log))
 	objects, files, err := openObjects(ctx, cfg, a.publicURL, a.svc)
 	if err != nil {
 		return nil, err
