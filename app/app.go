@@ -12,6 +12,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -123,6 +124,11 @@ func New(ctx context.Context, cfg Config) (a *App, err error) {
 		Lease:     cfg.Lease,
 		URLExpiry: cfg.URLExpiry,
 		Quotas:    cfg.quotas(),
+	}
+	a.svc.FairWeights, _ = operations.ParseFairWeights(cfg.FairWeights) // checked by Validate
+	limits, _ := operations.ParseFlowLimits(cfg.FlowLimits)
+	if err := a.svc.SeedFlowControls(ctx, limits); err != nil {
+		return nil, err
 	}
 	a.reg.MustRegister(newQueueCollector(a.svc, a.log))
 	objects, files, err := openObjects(ctx, cfg, a.publicURL, a.svc)
@@ -243,13 +249,33 @@ func New(ctx context.Context, cfg Config) (a *App, err error) {
 
 // registerBuiltins registers the processors every commonops worker has:
 // the configured import and export entities, the task-history export, and
-// noop, which completes at once (a canary for the whole pipeline and the
-// unit of the benchmarks).
+// noop, which completes at once, or after params.sleepMs (at most
+// noopSleepMax; a canary for the whole pipeline and the unit of the
+// benchmarks).
 func registerBuiltins(r *worker.Registry, entities *bulk.Config, svc *operations.Service) error {
 	if err := registerBulk(r, entities, svc); err != nil {
 		return err
 	}
-	r.Register("noop", "*", worker.ProcessorFunc(func(context.Context, worker.Job) error { return nil }))
+	r.Register("noop", "*", worker.ProcessorFunc(noop))
+	return nil
+}
+
+// noopSleepMax bounds the wait of a noop task.
+const noopSleepMax = 10 * time.Second
+
+// noop completes after params.sleepMs, if the task has it: the benchmarks'
+// stand-in for a task that takes time.
+func noop(ctx context.Context, job worker.Job) error {
+	var p struct {
+		SleepMs int `json:"sleepMs"`
+	}
+	if json.Unmarshal(job.Task().Params, &p) != nil || p.SleepMs <= 0 {
+		return nil
+	}
+	select {
+	case <-time.After(min(time.Duration(p.SleepMs)*time.Millisecond, noopSleepMax)):
+	case <-ctx.Done():
+	}
 	return nil
 }
 

@@ -171,6 +171,16 @@ type Config struct {
 	// operations.QuotaStoredBytesDefault (100 GiB).
 	QuotaStoredBytes int64
 
+	// FlowLimits are the concurrency limits stored at start where no flow
+	// control of the same scope is stored yet (the API changes them
+	// without a restart, and a restart keeps what it set): comma-separated
+	// TYPE=N (every tenant together) and TENANT/TYPE=N. Defaults to none.
+	FlowLimits string
+	// FairWeights are the tenants' weights in the claims' turns,
+	// comma-separated TENANT=N; a tenant not named weighs 1. Defaults to
+	// none.
+	FairWeights string
+
 	// PubSub is PubSubEmbedded or PubSubDapr. Defaults to PubSubEmbedded.
 	PubSub string
 	// DaprURL is the sidecar's HTTP URL. Defaults to
@@ -372,6 +382,12 @@ func (c Config) Validate() error {
 		}
 	default:
 		return fmt.Errorf("storage: want %s or %s, got %q", StorageLocal, StorageS3, c.Storage)
+	}
+	if _, err := operations.ParseFlowLimits(c.FlowLimits); err != nil {
+		return fmt.Errorf("flow-limits: %w", err)
+	}
+	if _, err := operations.ParseFairWeights(c.FairWeights); err != nil {
+		return fmt.Errorf("fair-weights: %w", err)
 	}
 	if c.PubSub != PubSubEmbedded && c.PubSub != PubSubDapr {
 		return fmt.Errorf("pubsub: want %s or %s, got %q", PubSubEmbedded, PubSubDapr, c.PubSub)

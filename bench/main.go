@@ -12,6 +12,7 @@
 //	cd bench && go run . closed    # closed loop on a fresh database: create, poll until done; vs River tuned
 //	cd bench && go run . e2e-split # e2e in one process vs --roles api + --roles worker,maintenance
 //	cd bench && go run . latency   # create → claim latency: embedded bus, Dapr, poller alone
+//	cd bench && go run . flow      # fair shares (tenant b behind a queued tenant a), flow limits on vs off
 //	cd bench && go run . all
 //
 // PostgreSQL comes from $BENCH_DATABASE_URL (default
@@ -38,14 +39,14 @@ var (
 
 func main() {
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: go run . [flags] create|batch|closed|list|sqlite|e2e|e2e-split|latency|all")
+		fmt.Fprintln(os.Stderr, "usage: go run . [flags] create|batch|closed|list|sqlite|e2e|e2e-split|latency|flow|all")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	benches := map[string]func(context.Context) error{
-		"create": benchCreate, "batch": benchBatch, "closed": benchClosed, "list": benchList, "sqlite": benchSQLite, "e2e": benchE2E, "e2e-split": benchE2ESplit, "latency": benchLatency,
+		"create": benchCreate, "batch": benchBatch, "closed": benchClosed, "list": benchList, "sqlite": benchSQLite, "e2e": benchE2E, "e2e-split": benchE2ESplit, "latency": benchLatency, "flow": benchFlow,
 	}
 	names := flag.Args()
 	if len(names) == 1 && names[0] == "all" {

@@ -61,6 +61,12 @@ func (s *server) routes() []route {
 		api("PATCH", task+"/progress", worker, handleProgress(s)),
 		api("POST", task+"/logs", worker, handleAppendLogs(s)),
 		api("POST", task+"/output-url", worker, handleOutputURL(s)),
+		// Flow controls: pause, resume and limit a task type, for the
+		// tenant or (?scope=all, platform admins) every tenant.
+		api("GET", prefix+"/flow-controls", allow(readers...), handleListFlow(s)),
+		api("PUT", prefix+"/flow-controls/{taskType}", allow(operators...), handleSetFlowLimit(s)),
+		api("POST", prefix+"/flow-controls/{taskType}/pause", allow(operators...), handlePauseFlow(s, true)),
+		api("POST", prefix+"/flow-controls/{taskType}/resume", allow(operators...), handlePauseFlow(s, false)),
 		// API keys.
 		api("POST", prefix+"/apikeys", allow(auth.RoleAdmin), handleCreateKey(s)),
 		api("GET", prefix+"/apikeys", allow(auth.RoleAdmin), handleListKeys(s)),

@@ -175,6 +175,16 @@ func TestFailUnclaimed(t *testing.T) {
 		e := newEnv(t, s, func(c *maintenance.Config) { c.UnclaimedTimeout = 10 * time.Minute })
 		orphan := e.create(t, commonops.CreateInput{TaskType: "nobody-runs-this", EntityType: "x"})
 		waiting := e.create(t, commonops.CreateInput{TaskType: "nobody-runs-this", EntityType: "x", FileName: ptr("in.csv")})
+		paused := e.create(t, commonops.CreateInput{TaskType: "held", EntityType: "x"})
+		limited := e.create(t, commonops.CreateInput{TaskType: "limited", EntityType: "x"})
+		for tt, fn := range map[string]func(*commonops.FlowControl) error{
+			"held":    func(fc *commonops.FlowControl) error { fc.Paused = true; return nil },
+			"limited": func(fc *commonops.FlowControl) error { fc.Limit = 1; return nil },
+		} {
+			if _, err := s.UpdateFlowControl(context.Background(), "", tt, e.clock.Now(), fn); err != nil {
+				t.Fatal(err)
+			}
+		}
 		start := e.clock.Now()
 		e.clock.Set(start.Add(9 * time.Minute))
 		e.tick(t)
@@ -186,6 +196,12 @@ func TestFailUnclaimed(t *testing.T) {
 		got := e.get(t, orphan.ID)
 		if got.Status != commonops.StatusFailed || !strings.Contains(*got.ErrorMessage, "no worker claimed") {
 			t.Fatalf("after 10m: got %s (%v), want failed as unclaimed", got.Status, got.ErrorMessage)
+		}
+		// A queue held back on purpose is not one nobody serves.
+		for _, tk := range []*commonops.Task{paused, limited} {
+			if got := e.get(t, tk.ID).Status; got != commonops.StatusPending {
+				t.Fatalf("task of held-back type %s after 10m: got %s, want pending", tk.TaskType, got)
+			}
 		}
 		// A task waiting for its upload is the upload expiry's business.
 		if w := e.get(t, waiting.ID); w.ErrorMessage != nil && strings.Contains(*w.ErrorMessage, "no worker claimed") {

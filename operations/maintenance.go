@@ -69,11 +69,20 @@ func (s *Service) ExpireUpload(ctx context.Context, ref TaskRef, now time.Time) 
 // FailUnclaimed fails a runnable pending task that no worker took within
 // wait of its last change (or of the end of its backoff) by now: its task
 // type probably has no processor anywhere. ECONFLICT when the task waits for
-// its upload, changed within wait, or backs off past now-wait.
+// its upload, changed within wait, backs off past now-wait, or waits behind
+// a flow control (its type is paused or limited: a queue held back on
+// purpose is not a queue nobody serves).
 func (s *Service) FailUnclaimed(ctx context.Context, ref TaskRef, wait time.Duration, now time.Time) (*commonops.Task, error) {
 	cutoff := now.Add(-wait)
+	fcs, err := s.Store.ListFlowControls(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list flow controls: %w", err)
+	}
 	return s.Store.UpdateTask(ctx, ref.TenantID, ref.ID, func(t *commonops.Task) (commonops.Change, error) {
+		room, paused := commonops.FlowRoom(fcs, t.TenantID, t.TaskType, func(string, string) int { return 0 })
 		switch {
+		case paused || room >= 0:
+			return commonops.Change{}, commonops.Errorf(commonops.ECONFLICT, "task %s waits behind a flow control of task type %s", t.ID, t.TaskType)
 		case t.UploadStatus == commonops.UploadAwaiting || t.UploadStatus == commonops.UploadExpired:
 			return commonops.Change{}, commonops.Errorf(commonops.ECONFLICT, "task %s waits for its upload", t.ID)
 		case t.UpdatedAt.After(cutoff):

@@ -64,8 +64,13 @@ type Service struct {
 	// Defaults to none: the service sends no webhooks, and refuses a
 	// callbackUrl or a subscription.
 	Webhooks URLChecker
+	// FairWeights are the tenants' weights in the claims' turns (see
+	// store.Store.ClaimNext); a tenant not named weighs 1. Defaults to
+	// none.
+	FairWeights map[string]int
 
 	quota *quotaCache // made on first use (cache); a Service may be copied before
+	flow  *flowCache  // made on first use (flowCache)
 }
 
 // now is the current time at the precision both stores keep (microseconds),
@@ -155,6 +160,9 @@ type Created struct {
 	UploadMethod    *string           `json:"uploadMethod,omitempty"`
 	UploadHeaders   map[string]string `json:"uploadHeaders,omitempty"`
 	UploadExpiresAt *time.Time        `json:"uploadExpiresAt,omitempty"`
+	// QueuePaused tells that a flow control pauses the task's type: the
+	// task waits, pending, until it is resumed.
+	QueuePaused bool `json:"queuePaused,omitempty"`
 }
 
 // MaxIdempotencyKeyLen bounds the Idempotency-Key header.
@@ -226,7 +234,7 @@ func (s *Service) prepare(ctx context.Context, tenant, requester string, in comm
 	if err := s.checkCallback(t); err != nil {
 		return nil, commonops.Change{}, err
 	}
-	c := &Created{Task: t}
+	c := &Created{Task: t, QueuePaused: s.queuePaused(ctx, tenant, t.TaskType)}
 	if t.FileName != nil {
 		exp := s.Defaults().URLExpiry
 		var contentType string
@@ -375,7 +383,7 @@ func (s *Service) ClaimNext(ctx context.Context, workerID string, kinds []common
 	if err := fe.err(); err != nil {
 		return nil, err
 	}
-	return s.Store.ClaimNext(ctx, store.ClaimParams{WorkerID: workerID, Lease: s.lease(0), Limit: limit, Now: s.now(), Kinds: kinds})
+	return s.Store.ClaimNext(ctx, store.ClaimParams{WorkerID: workerID, Lease: s.lease(0), Limit: limit, Now: s.now(), Kinds: kinds, Weights: s.FairWeights})
 }
 
 // Progress records a worker's report and renews its lease. The answer

@@ -74,12 +74,28 @@ type Store interface {
 	// is not used): UpdateTask with (*commonops.Task).CheckKind and Claim,
 	// which a driver may write in fewer round trips. ENOTFOUND, or ECONFLICT
 	// with the task when it is not runnable or of another kind (wrapping
-	// commonops.ErrKindMismatch).
+	// commonops.ErrKindMismatch), or held back by a flow control as
+	// ClaimNext would be (commonops.Held, wrapping commonops.ErrHeld).
 	ClaimTask(ctx context.Context, tenant, id string, p ClaimParams) (*commonops.Task, error)
 
-	// ClaimNext claims up to p.Limit runnable tasks across tenants, highest
-	// priority first then oldest, skipping rows other claimers hold.
+	// ClaimNext claims up to p.Limit runnable tasks across tenants, skipping
+	// rows other claimers hold. Tenants with runnable tasks take turns by
+	// their share: a tenant's next task ranks by (its running tasks + its
+	// rank among its own candidates) / its weight (p.Weights, 1 by
+	// default), lowest first, ties and each tenant's own tasks by highest
+	// priority then oldest. Tasks of a paused type are not claimed, and no
+	// claim, of this or any replica, makes more tasks of a type run at once
+	// than its flow controls' limits.
 	ClaimNext(ctx context.Context, p ClaimParams) ([]*commonops.Task, error)
+
+	// ListFlowControls returns every stored flow control, by task type then
+	// tenant (the all-tenants control first).
+	ListFlowControls(ctx context.Context) ([]commonops.FlowControl, error)
+	// UpdateFlowControl loads the flow control of tenant ("" for all) and
+	// taskType (only its scope set when none is stored), calls fn on it and
+	// stores the result at now, or deletes it when it holds nothing back
+	// (FlowControl.None). fn's error is returned as is.
+	UpdateFlowControl(ctx context.Context, tenant, taskType string, now time.Time, fn func(*commonops.FlowControl) error) (commonops.FlowControl, error)
 
 	// Sweep returns references to tasks matching f across tenants, for the
 	// maintenance jobs; each is then changed through UpdateTask or DeleteTask.
@@ -348,6 +364,9 @@ type ClaimParams struct {
 	// Kinds restricts the claim to these (taskType, entityType) pairs, where
 	// "*" matches any; empty matches every task.
 	Kinds []commonops.Kind
+	// Weights are the tenants' weights in ClaimNext's turns; a tenant not
+	// named, or named with a weight below 1, weighs 1.
+	Weights map[string]int
 }
 
 // SweepFilter selects tasks across tenants for a maintenance job. Set fields

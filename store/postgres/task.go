@@ -674,25 +674,40 @@ e AS (
 }
 
 // claimTaskSQL claims task $4 of tenant $5 (empty for any) if it is
-// runnable and of one of the kinds $6 (task types) and $7 (entity types)
-// name, pairwise (NULL: any kind), and returns it with true; otherwise it returns the task as the
-// statement found it, with false, so a task that is not runnable costs no
-// second round trip. Nothing is locked first: a claimer that meets a
-// concurrent change of the row waits for its lock and then matches nothing
-// (the row has a new ctid); ClaimTask tries again.
+// runnable, of one of the kinds $6 (task types) and $7 (entity types)
+// name, pairwise (NULL: any kind), and not held back by a flow control, and
+// returns it with true; otherwise it returns the task as the statement
+// found it, with false, so a task that is not runnable costs no second
+// round trip. Nothing is locked first: a claimer that meets a concurrent
+// change of the row waits for its lock and then matches nothing (the row
+// has a new ctid); ClaimTask tries again.
 //
 // The row is found by key alone (CTE r, as byID), checked in k and updated
 // by its ctid: with the runnable conditions beside "id = $4" the planner,
 // whose statistics of a busy queue are always behind, walks the claim index
 // instead of the primary key, and with the tenant beside it a tenant index.
+//
+// fl reads the flow controls of the task's type: a paused type is not
+// claimed; a limited one is claimed only with $9 true, when the caller took
+// the type's lock (lockTaskTypeSQL) earlier in its transaction, and only
+// below its limits. The last three columns tell why a task was not
+// claimed: paused, limited, and at its limit (with $9 true).
 var claimTaskSQL = `WITH r AS MATERIALIZED (
 	SELECT ctid, tenant_id, task_type, entity_type FROM tasks WHERE id = $4
+),
+fl AS MATERIALIZED (
+	SELECT COALESCE(bool_or(f.paused), false) AS paused,
+		COALESCE(bool_or(f.max_running IS NOT NULL), false) AS limited,
+		$9::boolean AND COALESCE(bool_or(f.max_running <= (SELECT count(*) FROM tasks x
+			WHERE x.status = 'processing' AND x.task_type = r.task_type AND (f.tenant_id = '' OR x.tenant_id = f.tenant_id))), false) AS at_limit
+	FROM r JOIN flow_controls f ON f.task_type = r.task_type AND f.tenant_id IN ('', r.tenant_id)
 ),
 k AS (
 	SELECT ctid FROM r WHERE ($5 = '' OR tenant_id = $5)
 	  AND ($6::text[] IS NULL OR EXISTS (
 		SELECT 1 FROM unnest($6::text[], $7::text[]) AS kind(task_type, entity_type)
 		WHERE kind.task_type IN ('*', r.task_type) AND kind.entity_type IN ('*', r.entity_type)))
+	  AND NOT (SELECT paused OR (limited AND NOT $9::boolean) OR at_limit FROM fl)
 ),
 u AS (
 	UPDATE tasks SET ` + claimSet + `
@@ -702,14 +717,16 @@ u AS (
 f AS MATERIALIZED (
 	SELECT ` + taskColumns + ` FROM tasks WHERE id = $4 AND NOT EXISTS (SELECT 1 FROM u)
 )
-SELECT ` + taskColumns + `, true FROM u
+SELECT ` + taskColumns + `, true, false, false, false FROM u
 UNION ALL
-SELECT ` + taskColumns + `, false FROM f WHERE $5 = '' OR tenant_id = $5`
+SELECT ` + taskColumns + `, false, fl.paused, fl.limited, fl.at_limit FROM f, fl WHERE $5 = '' OR tenant_id = $5`
 
-// ClaimTask claims one task in a single statement when it is runnable.
-// When it is not, the same statement returns it, and Claim applied to it
-// gives the reason; if that finds it runnable after all (it changed in
-// between), the claim is tried again.
+// ClaimTask claims one task in a single statement when it is runnable and
+// its type has no limit; a limited type's claim takes the type's lock
+// first, in a transaction of its own (a second round trip). When the task
+// is not claimed, the same statement returns it, and Claim applied to it
+// gives the reason, or the flow control that holds it back; if neither
+// does (it changed in between), the claim is tried again.
 func (s *Store) ClaimTask(ctx context.Context, tenant, id string, p store.ClaimParams) (*commonops.Task, error) {
 	now, exp := claimTimes(p)
 	var taskTypes, entityTypes []string // nil: any kind
@@ -717,13 +734,21 @@ func (s *Store) ClaimTask(ctx context.Context, tenant, id string, p store.ClaimP
 		taskTypes, entityTypes = append(taskTypes, k.TaskType), append(entityTypes, k.EntityType)
 	}
 	var t *commonops.Task
+	locked := false
 	err := retry(ctx, func() error {
-		var claimed bool
-		err := s.queryRow(ctx, id, claimTaskSQL, []any{p.WorkerID, exp, now, id, tenant, taskTypes, entityTypes, commonops.Actor(ctx)}, func(r pgx.Row) error {
+		var claimed, paused, limited, full bool
+		args := []any{p.WorkerID, exp, now, id, tenant, taskTypes, entityTypes, commonops.Actor(ctx), locked}
+		scan := func(r pgx.Row) error {
 			var err error
-			t, err = scanTask(r, &claimed)
+			t, err = scanTask(r, &claimed, &paused, &limited, &full)
 			return err
-		})
+		}
+		var err error
+		if locked {
+			err = s.claimLocked(ctx, args, scan)
+		} else {
+			err = s.queryRow(ctx, id, claimTaskSQL, args, scan)
+		}
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 			return notFound(id)
@@ -739,6 +764,14 @@ func (s *Store) ClaimTask(ctx context.Context, tenant, id string, p store.ClaimP
 		if _, err := t.Clone().Claim(p.WorkerID, p.Lease, now); err != nil {
 			return err
 		}
+		switch {
+		case paused:
+			return commonops.Held(t, true)
+		case full:
+			return commonops.Held(t, false)
+		case limited && !locked:
+			locked = true
+		}
 		return errRetry
 	})
 	if err != nil {
@@ -748,6 +781,27 @@ func (s *Store) ClaimTask(ctx context.Context, tenant, id string, p store.ClaimP
 		return nil, fmt.Errorf("claim task %s: %w", id, err)
 	}
 	return t, nil
+}
+
+// claimLocked runs claimTaskSQL after the lock of the task's type, in one
+// transaction sent as one batch.
+func (s *Store) claimLocked(ctx context.Context, args []any, scan func(pgx.Row) error) error {
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(lockTaskTypeSQL, args[3])
+	b.Queue(claimTaskSQL, args...)
+	b.Queue("COMMIT")
+	br := s.pool.SendBatch(ctx, b)
+	defer br.Close()
+	for range 2 {
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+	}
+	if err := scan(br.QueryRow()); err != nil {
+		return err
+	}
+	return br.Close()
 }
 
 // claimTimes are a claim's time (p.Now, or the clock when unset) and its
@@ -761,32 +815,108 @@ func claimTimes(p store.ClaimParams) (now, exp time.Time) {
 	return now, dbTime(now.Add(p.Lease))
 }
 
-// claimNextSQL locks up to $4 runnable tasks of the kinds ($5 task types,
-// $6 entity types; NULL for any) in claim order, skipping rows other
-// claimers hold, and claims them.
-var claimNextSQL = `WITH c AS (
-	SELECT id FROM tasks
-	WHERE ` + runnableWhere + `
-	  AND ($5::text[] IS NULL OR EXISTS (
+// kindsWhere is the claim's kinds filter ($5 task types, $6 entity types,
+// pairwise; NULL for any) on the row of tasks.
+const kindsWhere = `($5::text[] IS NULL OR EXISTS (
 		SELECT 1 FROM unnest($5::text[], $6::text[]) AS k(task_type, entity_type)
 		WHERE (k.task_type = '*' OR k.task_type = tasks.task_type)
-		  AND (k.entity_type = '*' OR k.entity_type = tasks.entity_type)))
-	ORDER BY priority DESC, created_at, id
+		  AND (k.entity_type = '*' OR k.entity_type = tasks.entity_type)))`
+
+// claimNextSQL claims up to $4 runnable tasks of the kinds ($5, $6) by the
+// tenants' shares ($8 tenants, $9 their weights), within the flow controls.
+//
+//   - q walks the (tenant, task type) pairs with pending tasks by a loose
+//     index scan of tasks_fair_claim_idx: one index probe per pair, however
+//     many tasks each holds.
+//   - room drops the paused pairs and those of other kinds, and tells how
+//     many more tasks each pair may start: pair_room under the tenant's
+//     limit for the type, type_room under the type's limit for all tenants
+//     (NULL: no limit), from the running tasks counted in run.
+//   - cand takes each pair's first runnable tasks in claim order (priority,
+//     then age), no more than $4 nor its room.
+//   - shared ranks each candidate by its tenant's share: (the tenant's
+//     running tasks + the candidate's rank among the tenant's) / weight.
+//   - c locks the candidates in share order, skipping rows other claimers
+//     hold, keeping within each type's room across tenants.
+//
+// The limits hold across claimers because every claim of a limited type
+// runs after lockLimitedSQL in the same transaction.
+var claimNextSQL = `WITH RECURSIVE q AS (
+	(SELECT tenant_id, task_type FROM tasks WHERE status = 'pending' ORDER BY tenant_id, task_type LIMIT 1)
+	UNION ALL
+	SELECT n.tenant_id, n.task_type FROM q CROSS JOIN LATERAL (
+		SELECT tenant_id, task_type FROM tasks
+		WHERE status = 'pending' AND (tenant_id, task_type) > (q.tenant_id, q.task_type)
+		ORDER BY tenant_id, task_type LIMIT 1
+	) AS n
+),
+run AS MATERIALIZED (
+	SELECT tenant_id, task_type, count(*) AS n FROM tasks WHERE status = 'processing' GROUP BY tenant_id, task_type
+),
+fc AS MATERIALIZED (
+	SELECT f.tenant_id, f.task_type, f.paused,
+		f.max_running - COALESCE((SELECT sum(r.n) FROM run r
+			WHERE r.task_type = f.task_type AND (f.tenant_id = '' OR r.tenant_id = f.tenant_id)), 0) AS room
+	FROM flow_controls f
+),
+room AS MATERIALIZED (
+	SELECT q.tenant_id, q.task_type,
+		(SELECT GREATEST(fc.room, 0) FROM fc WHERE fc.task_type = q.task_type AND fc.tenant_id = q.tenant_id) AS pair_room,
+		(SELECT GREATEST(fc.room, 0) FROM fc WHERE fc.task_type = q.task_type AND fc.tenant_id = '') AS type_room
+	FROM q
+	WHERE NOT EXISTS (SELECT 1 FROM fc WHERE fc.task_type = q.task_type AND fc.tenant_id IN ('', q.tenant_id) AND fc.paused)
+	  AND ($5::text[] IS NULL OR EXISTS (SELECT 1 FROM unnest($5::text[]) AS k(task_type) WHERE k.task_type IN ('*', q.task_type)))
+),
+cand AS (
+	SELECT t.id, t.tenant_id, t.task_type, t.priority, t.created_at, room.type_room
+	FROM room CROSS JOIN LATERAL (
+		SELECT id, tenant_id, task_type, priority, created_at FROM tasks
+		WHERE tasks.tenant_id = room.tenant_id AND tasks.task_type = room.task_type
+		  AND ` + runnableWhere + `
+		  AND ` + kindsWhere + `
+		ORDER BY priority DESC, created_at, id
+		LIMIT LEAST($4, room.pair_room, room.type_room)
+	) AS t
+),
+shared AS (
+	SELECT cand.*, (COALESCE((SELECT sum(r.n) FROM run r WHERE r.tenant_id = cand.tenant_id), 0)
+			+ row_number() OVER (PARTITION BY cand.tenant_id ORDER BY cand.priority DESC, cand.created_at, cand.id))::float8
+		/ GREATEST(COALESCE(w.weight, 1), 1) AS share
+	FROM cand LEFT JOIN unnest($8::text[], $9::int[]) AS w(tenant_id, weight) ON w.tenant_id = cand.tenant_id
+),
+picked AS (
+	SELECT id AS pick_id, share, type_room,
+		row_number() OVER (PARTITION BY task_type ORDER BY share, priority DESC, created_at, id) AS type_rank
+	FROM shared
+),
+c AS (
+	SELECT tasks.id, picked.share FROM tasks JOIN picked ON tasks.id = picked.pick_id
+	WHERE (picked.type_room IS NULL OR picked.type_rank <= picked.type_room)
+	  AND ` + runnableWhere + `
+	ORDER BY picked.share, tasks.priority DESC, tasks.created_at, tasks.id
 	LIMIT $4
-	FOR UPDATE SKIP LOCKED
+	FOR UPDATE OF tasks SKIP LOCKED
 ),
 u AS (
 	UPDATE tasks SET ` + claimSet + `
 	FROM c WHERE tasks.id = c.id
-	RETURNING ` + qualified("tasks", taskColumnList) + `
+	RETURNING ` + qualified("tasks", taskColumnList) + `, c.share
 )` + claimEvents("$7") + `
-SELECT ` + taskColumns + ` FROM u`
+SELECT ` + taskColumns + ` FROM u ORDER BY share, priority DESC, created_at, id`
 
-// ClaimNext claims up to p.Limit runnable tasks in one round trip: the
-// claim statement travels in one batch with its transaction, which reads
-// the claim index in its order whatever the statistics say (on a young
-// table they undercount pending tasks and the planner would sort every one
-// of them on each claim). The tasks come back in claim order.
+// weightArgs are p.Weights as the two arrays of claimNextSQL's $8 and $9.
+func weightArgs(p store.ClaimParams) (tenants []string, weights []int32) {
+	tenants, weights = []string{}, []int32{}
+	for t, w := range p.Weights {
+		tenants, weights = append(tenants, t), append(weights, int32(max(w, 1)))
+	}
+	return tenants, weights
+}
+
+// ClaimNext claims up to p.Limit runnable tasks in one round trip: BEGIN,
+// the locks of the limited task types the claim may start, the claim
+// statement and COMMIT travel in one batch. The tasks come back in claim
+// order (by share).
 func (s *Store) ClaimNext(ctx context.Context, p store.ClaimParams) ([]*commonops.Task, error) {
 	now, exp := claimTimes(p)
 	var types, entities []string
@@ -794,17 +924,18 @@ func (s *Store) ClaimNext(ctx context.Context, p store.ClaimParams) ([]*commonop
 		types = append(types, k.TaskType)
 		entities = append(entities, k.EntityType)
 	}
-	args := []any{p.WorkerID, exp, now, max(p.Limit, 1), types, entities, commonops.Actor(ctx)}
+	tenants, weights := weightArgs(p)
+	args := []any{p.WorkerID, exp, now, max(p.Limit, 1), types, entities, commonops.Actor(ctx), tenants, weights}
 	var claimed []*commonops.Task
 	err := retry(ctx, func() error {
 		b := &pgx.Batch{}
 		b.Queue("BEGIN")
-		b.Queue("SET LOCAL enable_sort = off")
+		b.Queue(lockLimitedSQL, types)
 		b.Queue(claimNextSQL, args...)
 		b.Queue("COMMIT")
 		br := s.pool.SendBatch(ctx, b)
 		defer br.Close()
-		for range 2 { // BEGIN, SET LOCAL
+		for range 2 { // BEGIN, the locks
 			if _, err := br.Exec(); err != nil {
 				return err
 			}
@@ -825,9 +956,6 @@ func (s *Store) ClaimNext(ctx context.Context, p store.ClaimParams) ([]*commonop
 	if len(claimed) > 0 {
 		s.commits.Signal() // their started events, which have no outbox rows
 	}
-	slices.SortFunc(claimed, func(a, b *commonops.Task) int {
-		return cmp.Or(cmp.Compare(b.Priority, a.Priority), a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
-	})
 	if claimed == nil {
 		claimed = []*commonops.Task{}
 	}

@@ -302,6 +302,11 @@ func (s *Store) GetTask(ctx context.Context, tenant, id string) (*commonops.Task
 // on version never fails in one process; across processes a lost race
 // answers ECONFLICT. A fn that changes nothing writes nothing.
 func (s *Store) UpdateTask(ctx context.Context, tenant, id string, fn func(*commonops.Task) (commonops.Change, error)) (*commonops.Task, error) {
+	return s.updateTask(ctx, tenant, id, func(_ querier, t *commonops.Task) (commonops.Change, error) { return fn(t) })
+}
+
+// updateTask is UpdateTask whose fn may read in the write transaction.
+func (s *Store) updateTask(ctx context.Context, tenant, id string, fn func(querier, *commonops.Task) (commonops.Change, error)) (*commonops.Task, error) {
 	var saved *commonops.Task
 	var wroteOutbox, recorded bool
 	err := s.write(ctx, func(tx *sql.Tx) error {
@@ -311,7 +316,7 @@ func (s *Store) UpdateTask(ctx context.Context, tenant, id string, fn func(*comm
 			return err
 		}
 		next := cur.Clone()
-		ch, err := fn(next)
+		ch, err := fn(tx, next)
 		if err != nil {
 			return err
 		}
@@ -524,80 +529,33 @@ func (s *Store) UpdateTaskFrom(ctx context.Context, known *commonops.Task, fn fu
 	return s.UpdateTask(ctx, known.TenantID, known.ID, fn)
 }
 
-// ClaimTask claims one task through UpdateTask: with one writer and no
-// network between, a single statement would gain nothing here.
+// ClaimTask claims one task in a write transaction: Claim, then the flow
+// controls of its type, which the single writer reads and obeys with no
+// claim of another connection in between.
 func (s *Store) ClaimTask(ctx context.Context, tenant, id string, p store.ClaimParams) (*commonops.Task, error) {
 	now := p.Now
 	if now.IsZero() {
 		now = time.Now()
 	}
-	return s.UpdateTask(ctx, tenant, id, func(t *commonops.Task) (commonops.Change, error) {
+	return s.updateTask(ctx, tenant, id, func(q querier, t *commonops.Task) (commonops.Change, error) {
 		if err := t.CheckKind(p.Kinds); err != nil {
 			return commonops.Change{}, err
 		}
-		return t.Claim(p.WorkerID, p.Lease, now)
-	})
-}
-
-// ClaimNext claims up to p.Limit runnable tasks across tenants, highest
-// priority first then oldest, in one write transaction.
-func (s *Store) ClaimNext(ctx context.Context, p store.ClaimParams) ([]*commonops.Task, error) {
-	now := p.Now
-	if now.IsZero() {
-		now = s.now()
-	}
-	now = truncTime(now)
-	limit := max(p.Limit, 1)
-	where := []string{"status = 'pending'", "cancel_requested = 0", "upload_status NOT IN ('awaiting', 'expired')", "(available_at IS NULL OR available_at <= ?)"}
-	args := []any{micros(now)}
-	if kinds, kargs := kindFilter(p.Kinds); kinds != "" {
-		where, args = append(where, kinds), append(args, kargs...)
-	}
-	var claimed []*commonops.Task
-	var wroteOutbox bool
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, "SELECT "+taskColumns+" FROM tasks WHERE "+strings.Join(where, " AND ")+
-			" ORDER BY priority DESC, created_at ASC, id ASC LIMIT ?", append(args, limit)...)
+		cur := t.Clone()
+		ch, err := t.Claim(p.WorkerID, p.Lease, now)
 		if err != nil {
-			return err
+			return ch, err
 		}
-		candidates, err := scanTasks(rows)
+		f, err := loadFlow(ctx, q)
 		if err != nil {
-			return err
+			return commonops.Change{}, err
 		}
-		for _, t := range candidates {
-			old := t.Version
-			ch, err := t.Claim(p.WorkerID, p.Lease, now)
-			if err != nil {
-				continue // not runnable after all (the SQL filter and Runnable agree; this is a guard)
-			}
-			normalize(t)
-			ok, err := saveTask(ctx, tx, t, old)
-			if err != nil {
-				return fmt.Errorf("save task %s: %w", t.ID, err)
-			}
-			if !ok {
-				continue
-			}
-			w, err := s.recordChange(ctx, tx, t, ch)
-			if err != nil {
-				return err
-			}
-			wroteOutbox = wroteOutbox || w
-			claimed = append(claimed, t)
+		room, paused := commonops.FlowRoom(f.controls, t.TenantID, t.TaskType, f.runningOf)
+		if paused || room == 0 {
+			return commonops.Change{}, commonops.Held(cur, paused)
 		}
-		return nil
+		return ch, nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("claim tasks: %w", err)
-	}
-	if wroteOutbox {
-		s.notify()
-	}
-	if len(claimed) > 0 {
-		s.commits.Signal()
-	}
-	return claimed, nil
 }
 
 // kindFilter turns kinds into one OR condition; "" when any task matches.

@@ -56,6 +56,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Leadership", leaderTests},
 		{"Lifecycle", lifecycleTests},
 		{"TenantUsage", usageTests},
+		{"FlowControl", flowTests},
 		{"QueueStats", queueTests},
 		{"Webhooks", webhookTests},
 	}

@@ -1,0 +1,277 @@
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/store"
+)
+
+// ListFlowControls returns every flow control, by task type then tenant.
+func (s *Store) ListFlowControls(ctx context.Context) ([]commonops.FlowControl, error) {
+	var fcs []commonops.FlowControl
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		var err error
+		fcs, err = listFlowControls(ctx, tx)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list flow controls: %w", err)
+	}
+	return fcs, nil
+}
+
+func listFlowControls(ctx context.Context, q querier) ([]commonops.FlowControl, error) {
+	rows, err := q.QueryContext(ctx, `SELECT tenant_id, task_type, COALESCE(max_running, 0), paused, updated_at
+		FROM flow_controls ORDER BY task_type, tenant_id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	fcs := []commonops.FlowControl{}
+	for rows.Next() {
+		var fc commonops.FlowControl
+		var updated int64
+		if err := rows.Scan(&fc.TenantID, &fc.TaskType, &fc.Limit, &fc.Paused, &updated); err != nil {
+			return nil, err
+		}
+		fc.UpdatedAt = fromMicros(updated)
+		fcs = append(fcs, fc)
+	}
+	return fcs, rows.Err()
+}
+
+// UpdateFlowControl changes one flow control in a write transaction, so a
+// limit changes between two claims, never during one.
+func (s *Store) UpdateFlowControl(ctx context.Context, tenant, taskType string, now time.Time, fn func(*commonops.FlowControl) error) (commonops.FlowControl, error) {
+	var out commonops.FlowControl
+	var fnErr error
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		fc := commonops.FlowControl{TenantID: tenant, TaskType: taskType}
+		var updated int64
+		err := tx.QueryRowContext(ctx, `SELECT COALESCE(max_running, 0), paused, updated_at FROM flow_controls
+			WHERE task_type = ? AND tenant_id = ?`, taskType, tenant).Scan(&fc.Limit, &fc.Paused, &updated)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if err == nil {
+			fc.UpdatedAt = fromMicros(updated)
+		}
+		if fnErr = fn(&fc); fnErr != nil {
+			return fnErr
+		}
+		fc.TenantID, fc.TaskType, fc.UpdatedAt = tenant, taskType, truncTime(now)
+		if fc.None() {
+			_, err = tx.ExecContext(ctx, `DELETE FROM flow_controls WHERE task_type = ? AND tenant_id = ?`, taskType, tenant)
+		} else {
+			var limit any
+			if fc.Limit > 0 {
+				limit = fc.Limit
+			}
+			_, err = tx.ExecContext(ctx, `INSERT INTO flow_controls (tenant_id, task_type, max_running, paused, updated_at)
+				VALUES (?, ?, ?, ?, ?)
+				ON CONFLICT (task_type, tenant_id) DO UPDATE
+				SET max_running = excluded.max_running, paused = excluded.paused, updated_at = excluded.updated_at`,
+				tenant, taskType, limit, boolInt(fc.Paused), micros(fc.UpdatedAt))
+		}
+		out = fc
+		return err
+	})
+	if fnErr != nil {
+		return commonops.FlowControl{}, fnErr
+	}
+	if err != nil {
+		return commonops.FlowControl{}, fmt.Errorf("update flow control %s/%s: %w", tenant, taskType, err)
+	}
+	return out, nil
+}
+
+// flow is what a claim reads of the flow: the controls and the running
+// tasks by tenant and task type.
+type flow struct {
+	controls []commonops.FlowControl
+	running  map[[2]string]int
+}
+
+func loadFlow(ctx context.Context, q querier) (*flow, error) {
+	fcs, err := listFlowControls(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("read flow controls: %w", err)
+	}
+	rows, err := q.QueryContext(ctx, `SELECT tenant_id, task_type, count(*) FROM tasks WHERE status = 'processing' GROUP BY tenant_id, task_type`)
+	if err != nil {
+		return nil, fmt.Errorf("count running tasks: %w", err)
+	}
+	defer rows.Close()
+	f := &flow{controls: fcs, running: map[[2]string]int{}}
+	for rows.Next() {
+		var tenant, taskType string
+		var n int
+		if err := rows.Scan(&tenant, &taskType, &n); err != nil {
+			return nil, err
+		}
+		f.running[[2]string{tenant, taskType}] = n
+	}
+	return f, rows.Err()
+}
+
+// runningOf counts the running tasks of tenant ("" for every tenant) and
+// taskType ("" for every type).
+func (f *flow) runningOf(tenant, taskType string) int {
+	n := 0
+	for k, c := range f.running {
+		if (tenant == "" || k[0] == tenant) && (taskType == "" || k[1] == taskType) {
+			n += c
+		}
+	}
+	return n
+}
+
+// ClaimNext claims up to p.Limit runnable tasks by the tenants' shares
+// within the flow controls, in one write transaction (see store.Store): it
+// walks the (tenant, task type) pairs with pending tasks by a loose index
+// scan of tasks_fair_claim, takes each open pair's first runnable tasks,
+// ranks them by share and claims them in that order.
+func (s *Store) ClaimNext(ctx context.Context, p store.ClaimParams) ([]*commonops.Task, error) {
+	now := p.Now
+	if now.IsZero() {
+		now = s.now()
+	}
+	now = truncTime(now)
+	limit := max(p.Limit, 1)
+	where := []string{"tenant_id = ?", "task_type = ?", "status = 'pending'", "cancel_requested = 0", "upload_status NOT IN ('awaiting', 'expired')", "(available_at IS NULL OR available_at <= ?)"}
+	kinds, kargs := kindFilter(p.Kinds)
+	if kinds != "" {
+		where = append(where, kinds)
+	}
+	candSQL := "SELECT " + taskColumns + " FROM tasks WHERE " + strings.Join(where, " AND ") + " ORDER BY priority DESC, created_at ASC, id ASC LIMIT ?"
+	var claimed []*commonops.Task
+	var wroteOutbox bool
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		claimed, wroteOutbox = nil, false
+		f, err := loadFlow(ctx, tx)
+		if err != nil {
+			return err
+		}
+		pairs, err := pendingPairs(ctx, tx)
+		if err != nil {
+			return err
+		}
+		var cands []*commonops.Task
+		for _, pr := range pairs {
+			if !kindTypeMatches(p.Kinds, pr[1]) {
+				continue
+			}
+			room, paused := commonops.FlowRoom(f.controls, pr[0], pr[1], f.runningOf)
+			if paused || room == 0 {
+				continue
+			}
+			n := limit
+			if room > 0 {
+				n = min(n, room)
+			}
+			rows, err := tx.QueryContext(ctx, candSQL, append(append([]any{pr[0], pr[1], micros(now)}, kargs...), n)...)
+			if err != nil {
+				return err
+			}
+			ts, err := scanTasks(rows)
+			if err != nil {
+				return err
+			}
+			cands = append(cands, ts...)
+		}
+		order := func(a, b *commonops.Task) int {
+			return cmp.Or(cmp.Compare(b.Priority, a.Priority), a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+		}
+		slices.SortFunc(cands, order)
+		share := make(map[string]float64, len(cands))
+		rank := map[string]int{}
+		for _, t := range cands {
+			rank[t.TenantID]++
+			share[t.ID] = float64(f.runningOf(t.TenantID, "")+rank[t.TenantID]) / float64(max(p.Weights[t.TenantID], 1))
+		}
+		slices.SortStableFunc(cands, func(a, b *commonops.Task) int { return cmp.Compare(share[a.ID], share[b.ID]) })
+		taken := map[string]int{}
+		for _, t := range cands {
+			if len(claimed) == limit {
+				break
+			}
+			if room, _ := commonops.FlowRoom(f.controls, "", t.TaskType, f.runningOf); room >= 0 && taken[t.TaskType] >= room {
+				continue
+			}
+			old := t.Version
+			ch, err := t.Claim(p.WorkerID, p.Lease, now)
+			if err != nil {
+				continue // not runnable after all (the SQL filter and Runnable agree; this is a guard)
+			}
+			normalize(t)
+			ok, err := saveTask(ctx, tx, t, old)
+			if err != nil {
+				return fmt.Errorf("save task %s: %w", t.ID, err)
+			}
+			if !ok {
+				continue
+			}
+			w, err := s.recordChange(ctx, tx, t, ch)
+			if err != nil {
+				return err
+			}
+			wroteOutbox = wroteOutbox || w
+			taken[t.TaskType]++
+			claimed = append(claimed, t)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim tasks: %w", err)
+	}
+	if wroteOutbox {
+		s.notify()
+	}
+	if len(claimed) > 0 {
+		s.commits.Signal()
+	}
+	if claimed == nil {
+		claimed = []*commonops.Task{}
+	}
+	return claimed, nil
+}
+
+// pendingPairs lists the (tenant, task type) pairs with pending tasks, one
+// index seek each (a loose index scan of tasks_fair_claim).
+func pendingPairs(ctx context.Context, q querier) ([][2]string, error) {
+	var pairs [][2]string
+	var tenant, taskType string
+	err := q.QueryRowContext(ctx, `SELECT tenant_id, task_type FROM tasks WHERE status = 'pending'
+		ORDER BY tenant_id, task_type LIMIT 1`).Scan(&tenant, &taskType)
+	for err == nil {
+		pairs = append(pairs, [2]string{tenant, taskType})
+		err = q.QueryRowContext(ctx, `SELECT tenant_id, task_type FROM tasks WHERE status = 'pending'
+			AND (tenant_id, task_type) > (?, ?) ORDER BY tenant_id, task_type LIMIT 1`, tenant, taskType).Scan(&tenant, &taskType)
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("list pending task types: %w", err)
+	}
+	return pairs, nil
+}
+
+// kindTypeMatches reports whether a claim of kinds may take a task of
+// taskType (any when kinds is empty).
+func kindTypeMatches(kinds []commonops.Kind, taskType string) bool {
+	if len(kinds) == 0 {
+		return true
+	}
+	for _, k := range kinds {
+		if k.TaskType == "*" || k.TaskType == taskType {
+			return true
+		}
+	}
+	return false
+}
