@@ -60,6 +60,10 @@ type Service struct {
 	// check names, and nothing is stored. bulk.Validators provides those of
 	// the built-in import and export. Defaults to none.
 	Validators map[string]CreateCheck
+	// MissedRunGrace is how late a schedule's tick may fire and still be on
+	// time; a later tick follows the schedule's missedRuns policy. Defaults
+	// to MissedRunGraceDefault (1m).
+	MissedRunGrace time.Duration
 
 	quota *quotaCache // made on first use (cache); a Service may be copied before
 }
