@@ -72,24 +72,31 @@ const (
 // matrix is who may call each authenticated route: the README's table. A
 // route without a row fails TestRouteRoleMatrix.
 var matrix = map[string][]auth.Role{
-	"POST /api/v1/operations/tasks":                      {admin, operator, submitter},
-	"GET /api/v1/operations/tasks":                       {admin, operator, submitter, viewer},
-	"GET /api/v1/operations/tasks/{id}":                  {admin, operator, submitter, viewer},
-	"DELETE /api/v1/operations/tasks/{id}":               {admin, operator},
-	"POST /api/v1/operations/tasks/{id}/cancel":          {admin, operator, submitter},
-	"POST /api/v1/operations/tasks/{id}/retry":           {admin, operator, submitter},
-	"POST /api/v1/operations/tasks/{id}/upload-complete": {admin, operator, submitter},
-	"GET /api/v1/operations/tasks/{id}/download":         {admin, operator, submitter, viewer},
-	"GET /api/v1/operations/tasks/{id}/logs":             {admin, operator, submitter, viewer},
-	"GET /api/v1/operations/tasks/{id}/events":           {admin, operator, submitter, viewer},
-	"GET /api/v1/operations/events":                      {admin, operator, submitter, viewer},
-	"POST /api/v1/operations/tasks/{id}/claim":           {worker},
-	"PATCH /api/v1/operations/tasks/{id}/progress":       {worker},
-	"POST /api/v1/operations/tasks/{id}/logs":            {worker},
-	"POST /api/v1/operations/tasks/{id}/output-url":      {worker},
-	"POST /api/v1/operations/apikeys":                    {admin},
-	"GET /api/v1/operations/apikeys":                     {admin},
-	"DELETE /api/v1/operations/apikeys/{keyId}":          {admin},
+	"POST /api/v1/operations/tasks":                         {admin, operator, submitter},
+	"GET /api/v1/operations/tasks":                          {admin, operator, submitter, viewer},
+	"GET /api/v1/operations/tasks/{id}":                     {admin, operator, submitter, viewer},
+	"DELETE /api/v1/operations/tasks/{id}":                  {admin, operator},
+	"POST /api/v1/operations/tasks/{id}/cancel":             {admin, operator, submitter},
+	"POST /api/v1/operations/tasks/{id}/retry":              {admin, operator, submitter},
+	"POST /api/v1/operations/tasks/{id}/upload-complete":    {admin, operator, submitter},
+	"GET /api/v1/operations/tasks/{id}/download":            {admin, operator, submitter, viewer},
+	"GET /api/v1/operations/tasks/{id}/logs":                {admin, operator, submitter, viewer},
+	"GET /api/v1/operations/tasks/{id}/events":              {admin, operator, submitter, viewer},
+	"GET /api/v1/operations/events":                         {admin, operator, submitter, viewer},
+	"POST /api/v1/operations/tasks/{id}/claim":              {worker},
+	"PATCH /api/v1/operations/tasks/{id}/progress":          {worker},
+	"POST /api/v1/operations/tasks/{id}/logs":               {worker},
+	"POST /api/v1/operations/tasks/{id}/output-url":         {worker},
+	"POST /api/v1/operations/schedules":                     {admin, operator, submitter},
+	"GET /api/v1/operations/schedules":                      {admin, operator, submitter, viewer},
+	"GET /api/v1/operations/schedules/{scheduleId}":         {admin, operator, submitter, viewer},
+	"PUT /api/v1/operations/schedules/{scheduleId}":         {admin, operator, submitter},
+	"DELETE /api/v1/operations/schedules/{scheduleId}":      {admin, operator, submitter},
+	"POST /api/v1/operations/schedules/{scheduleId}/pause":  {admin, operator, submitter},
+	"POST /api/v1/operations/schedules/{scheduleId}/resume": {admin, operator, submitter},
+	"POST /api/v1/operations/apikeys":                       {admin},
+	"GET /api/v1/operations/apikeys":                        {admin},
+	"DELETE /api/v1/operations/apikeys/{keyId}":             {admin},
 }
 
 // TestRouteRoleMatrix walks every route × every role, with an API key and
@@ -110,7 +117,7 @@ func TestRouteRoleMatrix(t *testing.T) {
 			continue
 		}
 		for _, role := range auth.Roles {
-			path := strings.NewReplacer("{id}", task.ID, "{keyId}", "nosuchkey").Replace(rt.path)
+			path := strings.NewReplacer("{id}", task.ID, "{keyId}", "nosuchkey", "{scheduleId}", "0b7e9d5c-2f0a-4c55-9a3e-6f1d2c3b4a59").Replace(rt.path)
 			key, _ := a.key("t1", []auth.Role{role})
 			for via, headers := range map[string][]string{"apikey": bearer(key), "gateway": gw("t1", "u-"+string(role), string(role))} {
 				t.Run(fmt.Sprintf("%s/%s/%s", rt.pattern(), role, via), func(t *testing.T) {
