@@ -25,6 +25,8 @@ const (
 	MaxFileNameLen    = 255 // bytes, after sanitising
 	MaxContentTypeLen = 255
 	MaxScheduleAhead  = 366 * 24 * time.Hour
+	// MaxTimeoutSeconds bounds timeoutSeconds: 7 days.
+	MaxTimeoutSeconds = 7 * 24 * 3600
 	// MaxParamsBytesDefault bounds params' JSON. Defaults to 64 KiB.
 	MaxParamsBytesDefault = 64 << 10
 	// MaxFileSizeDefault bounds an input file. Defaults to 5 GiB, the most a
@@ -60,6 +62,8 @@ type CreateInput struct {
 	ScheduledAt *time.Time      `json:"scheduledAt,omitempty"`
 	MaxRetries  *int            `json:"maxRetries,omitempty"`
 	RequestedBy *string         `json:"requestedBy,omitempty"`
+	// TimeoutSeconds bounds each attempt (see Task.TimeoutSeconds).
+	TimeoutSeconds *int `json:"timeoutSeconds,omitempty"`
 }
 
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:\-]*$`)
@@ -127,6 +131,13 @@ func NewTask(id, tenant, requester string, in CreateInput, limits Limits, now ti
 			add("maxRetries", "must be from 0 to %d", MaxRetriesLimit)
 		}
 		t.MaxRetries = *in.MaxRetries
+	}
+	if in.TimeoutSeconds != nil {
+		if *in.TimeoutSeconds < 1 || *in.TimeoutSeconds > MaxTimeoutSeconds {
+			add("timeoutSeconds", "must be from 1 to %d", MaxTimeoutSeconds)
+		}
+		v := *in.TimeoutSeconds
+		t.TimeoutSeconds = &v
 	}
 	if in.RequestedBy != nil {
 		switch {

@@ -121,6 +121,8 @@ func New(ctx context.Context, cfg Config) (a *App, err error) {
 		Lease:     cfg.Lease,
 		URLExpiry: cfg.URLExpiry,
 		Quotas:    cfg.quotas(),
+
+		TaskTimeouts: cfg.TaskTimeouts,
 	}
 	a.reg.MustRegister(newQueueCollector(a.svc, a.log))
 	objects, files, err := openObjects(ctx, cfg, a.publicURL, a.svc)

@@ -51,6 +51,7 @@ const (
 	JobRetention     = "retention"
 	JobPruneOutbox   = "prune_outbox"
 	JobSchedules     = "fire_schedule"
+	JobTimeout       = "timeout"
 )
 
 // Config configures a Runner. Zero fields take their defaults.
@@ -249,6 +250,7 @@ func (r *Runner) Tick(ctx context.Context) (bool, error) {
 	}
 	run(JobSchedules, r.fireSchedules)
 	run(JobPromote, r.promote)
+	run(JobTimeout, r.timeOut)
 	run(JobRescue, r.rescue)
 	r.mu.Lock()
 	wall := time.Now() // the sweep's period is wall time, whatever the jobs' clock

@@ -64,6 +64,9 @@ type Service struct {
 	// time; a later tick follows the schedule's missedRuns policy. Defaults
 	// to MissedRunGraceDefault (1m).
 	MissedRunGrace time.Duration
+	// TaskTimeouts are the timeoutSeconds of the creates of each task type
+	// that name none. Defaults to none (no limit).
+	TaskTimeouts map[string]time.Duration
 
 	quota *quotaCache // made on first use (cache); a Service may be copied before
 }
@@ -178,7 +181,8 @@ func (s *Service) Create(ctx context.Context, r CreateRequest) (c *Created, repl
 	if err != nil {
 		return nil, false, fmt.Errorf("task id: %w", err)
 	}
-	t, ch, err := commonops.NewTask(id.String(), r.TenantID, r.Requester, r.Input, s.Limits, now)
+	in := s.withTimeout(r.Input)
+	t, ch, err := commonops.NewTask(id.String(), r.TenantID, r.Requester, in, s.Limits, now)
 	if err != nil {
 		return nil, false, err
 	}
@@ -393,6 +397,9 @@ func (s *Service) ProgressFrom(ctx context.Context, known *commonops.Task, p com
 func (s *Service) applyProgress(p commonops.Progress, out completionFiles) func(*commonops.Task) (commonops.Change, error) {
 	now, lease := s.now(), s.lease(0)
 	return func(t *commonops.Task) (commonops.Change, error) {
+		if err := t.CheckDeadline(now); err != nil {
+			return commonops.Change{}, err
+		}
 		ch, err := t.ApplyProgress(p, lease, s.RetryDelay(t.RetryCount), now)
 		if err == nil && ch.Event == commonops.EventCompleted {
 			confirmOutput(t, out.output)
@@ -402,10 +409,15 @@ func (s *Service) applyProgress(p commonops.Progress, out completionFiles) func(
 	}
 }
 
-// Heartbeat renews the lease of attempt.
+// Heartbeat renews the lease of attempt; an attempt past its deadline is
+// ECONFLICT (its message starts with commonops.TimeoutPrefix), which stops
+// the worker.
 func (s *Service) Heartbeat(ctx context.Context, tenant, id string, attempt int) (*commonops.Task, error) {
 	now, lease := s.now(), s.lease(0)
 	return s.Store.UpdateTask(ctx, tenant, id, func(t *commonops.Task) (commonops.Change, error) {
+		if err := t.CheckDeadline(now); err != nil {
+			return commonops.Change{}, err
+		}
 		return t.Heartbeat(&attempt, lease, now)
 	})
 }

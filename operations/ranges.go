@@ -33,4 +33,5 @@ var IntRanges = map[string]IntRange{
 	"successItems":   {0, math.MaxInt64},
 	"failedItems":    {0, math.MaxInt64},
 	"etaSeconds":     {0, math.MaxInt64},
+	"timeoutSeconds": {1, commonops.MaxTimeoutSeconds},
 }

@@ -447,7 +447,7 @@ func (s *Service) fire(ctx context.Context, sc *commonops.Schedule, now time.Tim
 		if err != nil {
 			return Fired{}, fmt.Errorf("task id: %w", err)
 		}
-		t, ch, err := commonops.NewTask(id.String(), sc.TenantID, sc.CreatedBy, sc.Template.Input(), s.Limits, now)
+		t, ch, err := commonops.NewTask(id.String(), sc.TenantID, sc.CreatedBy, s.withTimeout(sc.Template.Input()), s.Limits, now)
 		if err != nil {
 			return Fired{}, fmt.Errorf("task of schedule %s: %w", sc.ID, err)
 		}

@@ -359,6 +359,9 @@ type SweepFilter struct {
 	UpdatedBefore       *time.Time // updatedAt <= t (pending since: the last state change)
 	CompletedBefore     *time.Time // completedAt <= t
 	AvailableBefore     *time.Time // availableAt is null or <= t (not backing off past t)
+	// DeadlineBefore keeps the tasks with a timeoutSeconds whose
+	// startedAt + timeoutSeconds <= t (see commonops.Task.Deadline).
+	DeadlineBefore *time.Time
 	// AfterID keeps the tasks whose id sorts after it: the keyset cursor of
 	// the next page. Empty starts from the first task.
 	AfterID string

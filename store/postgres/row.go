@@ -34,6 +34,7 @@ var taskColumnList = []column{
 	{"input_etag", "text"}, {"output_object", "text"}, {"output_etag", "text"},
 	{"stored_bytes", "bigint"},
 	{"total_items_estimated", "boolean"}, {"eta_seconds", "bigint"},
+	{"timeout_seconds", "integer"},
 }
 
 // taskColumns is the select list that scanTask reads.
@@ -74,6 +75,7 @@ func taskArgs(t *commonops.Task) []any {
 		t.InputETag, t.OutputObject, t.OutputETag,
 		t.StoredBytes,
 		t.TotalItemsEstimated, t.EtaSeconds,
+		t.TimeoutSeconds,
 	}
 }
 
@@ -113,6 +115,7 @@ func scanTask(row pgx.Row, extra ...any) (*commonops.Task, error) {
 		&t.InputETag, &t.OutputObject, &t.OutputETag,
 		&t.StoredBytes,
 		&t.TotalItemsEstimated, &t.EtaSeconds,
+		&t.TimeoutSeconds,
 	}, extra...)...)
 	if err != nil {
 		return nil, err

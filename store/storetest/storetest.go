@@ -56,6 +56,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Lifecycle", lifecycleTests},
 		{"TenantUsage", usageTests},
 		{"Schedules", scheduleTests},
+		{"Deadlines", deadlineTests},
 		{"QueueStats", queueTests},
 	}
 	for _, g := range groups {
