@@ -26,6 +26,8 @@ const (
 	MaxContentTypeLen = 255
 	MaxScheduleAhead  = 366 * 24 * time.Hour
 	MaxCallbackURLLen = 2048
+	// MaxTimeoutSeconds bounds timeoutSeconds: 7 days.
+	MaxTimeoutSeconds = 7 * 24 * 3600
 	// MaxParamsBytesDefault bounds params' JSON. Defaults to 64 KiB.
 	MaxParamsBytesDefault = 64 << 10
 	// MaxFileSizeDefault bounds an input file. Defaults to 5 GiB, the most a
@@ -64,6 +66,8 @@ type CreateInput struct {
 	// CallbackURL receives the task's terminal status; package webhook
 	// checks where it may point.
 	CallbackURL *string `json:"callbackUrl,omitempty"`
+	// TimeoutSeconds bounds each attempt (see Task.TimeoutSeconds).
+	TimeoutSeconds *int `json:"timeoutSeconds,omitempty"`
 }
 
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:\-]*$`)
@@ -126,6 +130,13 @@ func NewTask(id, tenant, requester string, in CreateInput, limits Limits, now ti
 			add("maxRetries", "must be from 0 to %d", MaxRetriesLimit)
 		}
 		t.MaxRetries = *in.MaxRetries
+	}
+	if in.TimeoutSeconds != nil {
+		if *in.TimeoutSeconds < 1 || *in.TimeoutSeconds > MaxTimeoutSeconds {
+			add("timeoutSeconds", "must be from 1 to %d", MaxTimeoutSeconds)
+		}
+		v := *in.TimeoutSeconds
+		t.TimeoutSeconds = &v
 	}
 	if in.RequestedBy != nil {
 		switch {

@@ -6,6 +6,7 @@ package commonops
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -124,6 +125,45 @@ type Task struct {
 	// CallbackURL is told of the task's terminal status (a Delivery); null
 	// for none.
 	CallbackURL *string `json:"callbackUrl"`
+	// TimeoutSeconds bounds each attempt: past StartedAt plus this, the
+	// attempt fails with a timeout error (and is retried per MaxRetries),
+	// and its worker's writes are refused. Null: no limit.
+	TimeoutSeconds *int `json:"timeoutSeconds"`
+}
+
+// Deadline is when the running attempt times out; nil when t is not
+// processing or has no timeout.
+func (t *Task) Deadline() *time.Time {
+	if t.Status != StatusProcessing || t.TimeoutSeconds == nil || t.StartedAt == nil {
+		return nil
+	}
+	d := t.StartedAt.Add(time.Duration(*t.TimeoutSeconds) * time.Second)
+	return &d
+}
+
+// TimeoutPrefix starts the error message of an attempt that timed out.
+const TimeoutPrefix = "timeout:"
+
+// CheckDeadline reports, as a conflict error whose message starts with
+// TimeoutPrefix, whether t's running attempt is past its deadline at now:
+// its worker's writes are refused from then on.
+func (t *Task) CheckDeadline(now time.Time) error {
+	if d := t.Deadline(); d != nil && !now.Before(*d) {
+		return conflict(t, "%s attempt %d of task %s ran past its timeoutSeconds (%d)", TimeoutPrefix, t.Attempt, t.ID, *t.TimeoutSeconds)
+	}
+	return nil
+}
+
+// TimeOut ends the running attempt past its deadline at now with a timeout
+// error, retried after retryDelay while retries remain. A conflict when t
+// is not past its deadline.
+func (t *Task) TimeOut(retryDelay time.Duration, now time.Time) (Change, error) {
+	d := t.Deadline()
+	if d == nil || now.Before(*d) {
+		return Change{}, conflict(t, "task %s has no attempt past its deadline", t.ID)
+	}
+	msg := fmt.Sprintf("%s attempt %d ran past its timeoutSeconds (%d)", TimeoutPrefix, t.Attempt, *t.TimeoutSeconds)
+	return t.FailAttempt(msg, false, retryDelay, now), nil
 }
 
 // Runnable reports whether a worker may claim t at now.

@@ -124,6 +124,8 @@ func New(ctx context.Context, cfg Config) (a *App, err error) {
 		Lease:     cfg.Lease,
 		URLExpiry: cfg.URLExpiry,
 		Quotas:    cfg.quotas(),
+
+		TaskTimeouts: cfg.TaskTimeouts,
 	}
 	a.svc.FairWeights, _ = operations.ParseFairWeights(cfg.FairWeights) // checked by Validate
 	limits, _ := operations.ParseFlowLimits(cfg.FlowLimits)

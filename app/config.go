@@ -253,6 +253,9 @@ type Config struct {
 	// WorkerTypeConcurrency caps task types within WorkerConcurrency
 	// ({"import": 2}). Defaults to no caps.
 	WorkerTypeConcurrency map[string]int
+	// TaskTimeouts are the timeoutSeconds of each task type's creates that
+	// name none ({"import": 30 * time.Minute}). Defaults to none.
+	TaskTimeouts map[string]time.Duration
 	// PollInterval is the fallback poller's period. Defaults to
 	// worker.PollIntervalDefault (2s).
 	PollInterval time.Duration

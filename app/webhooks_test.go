@@ -73,4 +73,3 @@ func TestWebhookEndToEnd(t *testing.T) {
 		t.Fatalf("event: got %s of %s (%s), want completed of %s", ev.Type, ev.Data.ID, ev.Data.Status, c.Task.ID)
 	}
 }
-

@@ -94,6 +94,13 @@ var matrix = map[string][]auth.Role{
 	"PUT /api/v1/operations/flow-controls/{taskType}":         {admin, operator},
 	"POST /api/v1/operations/flow-controls/{taskType}/pause":  {admin, operator},
 	"POST /api/v1/operations/flow-controls/{taskType}/resume": {admin, operator},
+	"POST /api/v1/operations/schedules":                       {admin, operator, submitter},
+	"GET /api/v1/operations/schedules":                        {admin, operator, submitter, viewer},
+	"GET /api/v1/operations/schedules/{scheduleId}":           {admin, operator, submitter, viewer},
+	"PUT /api/v1/operations/schedules/{scheduleId}":           {admin, operator, submitter},
+	"DELETE /api/v1/operations/schedules/{scheduleId}":        {admin, operator, submitter},
+	"POST /api/v1/operations/schedules/{scheduleId}/pause":    {admin, operator, submitter},
+	"POST /api/v1/operations/schedules/{scheduleId}/resume":   {admin, operator, submitter},
 	"POST /api/v1/operations/apikeys":                         {admin},
 	"GET /api/v1/operations/apikeys":                          {admin},
 	"DELETE /api/v1/operations/apikeys/{keyId}":               {admin},
@@ -120,7 +127,7 @@ func TestRouteRoleMatrix(t *testing.T) {
 			continue
 		}
 		for _, role := range auth.Roles {
-			path := strings.NewReplacer("{id}", task.ID, "{keyId}", "nosuchkey").Replace(rt.path)
+			path := strings.NewReplacer("{id}", task.ID, "{keyId}", "nosuchkey", "{scheduleId}", "0b7e9d5c-2f0a-4c55-9a3e-6f1d2c3b4a59").Replace(rt.path)
 			key, _ := a.key("t1", []auth.Role{role})
 			for via, headers := range map[string][]string{"apikey": bearer(key), "gateway": gw("t1", "u-"+string(role), string(role))} {
 				t.Run(fmt.Sprintf("%s/%s/%s", rt.pattern(), role, via), func(t *testing.T) {

@@ -36,6 +36,7 @@ func (rt route) pattern() string {
 // one screen.
 func (s *server) routes() []route {
 	task := prefix + "/tasks/{id}"
+	schedule := prefix + "/schedules/{scheduleId}"
 	api := func(method, path string, p policy, h http.Handler) route {
 		return route{method: method, path: path, handler: h, policy: p}
 	}
@@ -67,6 +68,14 @@ func (s *server) routes() []route {
 		api("PUT", prefix+"/flow-controls/{taskType}", allow(operators...), handleSetFlowLimit(s)),
 		api("POST", prefix+"/flow-controls/{taskType}/pause", allow(operators...), handlePauseFlow(s, true)),
 		api("POST", prefix+"/flow-controls/{taskType}/resume", allow(operators...), handlePauseFlow(s, false)),
+		// Recurring schedules: each tick creates a task, as a submitter would.
+		api("POST", prefix+"/schedules", allow(submitters...).ownTasksFor(auth.RoleSubmitter), handleCreateSchedule(s)),
+		api("GET", prefix+"/schedules", allow(readers...).ownTasksFor(auth.RoleSubmitter), handleListSchedules(s)),
+		api("GET", schedule, allow(readers...).ownTasksFor(auth.RoleSubmitter), handleSchedule(s, getSchedule)),
+		api("PUT", schedule, allow(operators...).ownTasksFor(auth.RoleSubmitter), handleSchedule(s, putSchedule)),
+		api("DELETE", schedule, allow(operators...).ownTasksFor(auth.RoleSubmitter), handleDeleteSchedule(s)),
+		api("POST", schedule+"/pause", allow(operators...).ownTasksFor(auth.RoleSubmitter), handleSchedule(s, pauseSchedule)),
+		api("POST", schedule+"/resume", allow(operators...).ownTasksFor(auth.RoleSubmitter), handleSchedule(s, resumeSchedule)),
 		// API keys.
 		api("POST", prefix+"/apikeys", allow(auth.RoleAdmin), handleCreateKey(s)),
 		api("GET", prefix+"/apikeys", allow(auth.RoleAdmin), handleListKeys(s)),

@@ -1,5 +1,5 @@
 // Package maintenance runs the periodic jobs that keep commonops healthy
-// (docs/design.md §7): promote scheduled tasks, rescue lapsed leases, find and
+// (docs/design.md §7): fire due schedules, promote scheduled tasks, rescue lapsed leases, find and
 // expire uploads, fail tasks no worker claims, delete old terminal tasks
 // with their files, and prune the outbox. Exactly one replica runs them: the
 // leader elected through the store (on SQLite, the one process always
@@ -50,6 +50,8 @@ const (
 	JobUnclaimed     = "fail_unclaimed"
 	JobRetention     = "retention"
 	JobPruneOutbox   = "prune_outbox"
+	JobSchedules     = "fire_schedule"
+	JobTimeout       = "timeout"
 )
 
 // Config configures a Runner. Zero fields take their defaults.
@@ -246,7 +248,9 @@ func (r *Runner) Tick(ctx context.Context) (bool, error) {
 			errs = append(errs, fmt.Errorf("%s: %w", job, err))
 		}
 	}
+	run(JobSchedules, r.fireSchedules)
 	run(JobPromote, r.promote)
+	run(JobTimeout, r.timeOut)
 	run(JobRescue, r.rescue)
 	r.mu.Lock()
 	wall := time.Now() // the sweep's period is wall time, whatever the jobs' clock

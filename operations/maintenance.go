@@ -94,6 +94,16 @@ func (s *Service) FailUnclaimed(ctx context.Context, ref TaskRef, wait time.Dura
 	})
 }
 
+// TimeOut fails the attempt of a processing task that ran past its
+// deadline by now, with an error message starting with
+// commonops.TimeoutPrefix; it is retried with backoff while retries remain.
+// ECONFLICT when the task has no attempt past its deadline.
+func (s *Service) TimeOut(ctx context.Context, ref TaskRef, now time.Time) (*commonops.Task, error) {
+	return s.Store.UpdateTask(ctx, ref.TenantID, ref.ID, func(t *commonops.Task) (commonops.Change, error) {
+		return t.TimeOut(s.RetryDelay(t.RetryCount), now)
+	})
+}
+
 // TryLead takes or renews the named leadership for holder for ttl and
 // reports whether holder leads. One holder leads at a time across every
 // replica sharing the store.

@@ -68,6 +68,13 @@ type Service struct {
 	// store.Store.ClaimNext); a tenant not named weighs 1. Defaults to
 	// none.
 	FairWeights map[string]int
+	// MissedRunGrace is how late a schedule's tick may fire and still be on
+	// time; a later tick follows the schedule's missedRuns policy. Defaults
+	// to MissedRunGraceDefault (1m).
+	MissedRunGrace time.Duration
+	// TaskTimeouts are the timeoutSeconds of the creates of each task type
+	// that name none. Defaults to none (no limit).
+	TaskTimeouts map[string]time.Duration
 
 	quota *quotaCache // made on first use (cache); a Service may be copied before
 	flow  *flowCache  // made on first use (flowCache)
@@ -224,7 +231,7 @@ func (s *Service) prepare(ctx context.Context, tenant, requester string, in comm
 	if err != nil {
 		return nil, commonops.Change{}, fmt.Errorf("task id: %w", err)
 	}
-	t, ch, err := commonops.NewTask(id.String(), tenant, requester, in, s.Limits, now)
+	t, ch, err := commonops.NewTask(id.String(), tenant, requester, s.withTimeout(in), s.Limits, now)
 	if err != nil {
 		return nil, commonops.Change{}, err
 	}
@@ -425,6 +432,9 @@ func (s *Service) ProgressFrom(ctx context.Context, known *commonops.Task, p com
 func (s *Service) applyProgress(p commonops.Progress, out completionFiles) func(*commonops.Task) (commonops.Change, error) {
 	now, lease := s.now(), s.lease(0)
 	return func(t *commonops.Task) (commonops.Change, error) {
+		if err := t.CheckDeadline(now); err != nil {
+			return commonops.Change{}, err
+		}
 		ch, err := t.ApplyProgress(p, lease, s.RetryDelay(t.RetryCount), now)
 		if err == nil && ch.Event == commonops.EventCompleted {
 			confirmOutput(t, out.output)
@@ -434,10 +444,15 @@ func (s *Service) applyProgress(p commonops.Progress, out completionFiles) func(
 	}
 }
 
-// Heartbeat renews the lease of attempt.
+// Heartbeat renews the lease of attempt; an attempt past its deadline is
+// ECONFLICT (its message starts with commonops.TimeoutPrefix), which stops
+// the worker.
 func (s *Service) Heartbeat(ctx context.Context, tenant, id string, attempt int) (*commonops.Task, error) {
 	now, lease := s.now(), s.lease(0)
 	return s.Store.UpdateTask(ctx, tenant, id, func(t *commonops.Task) (commonops.Change, error) {
+		if err := t.CheckDeadline(now); err != nil {
+			return commonops.Change{}, err
+		}
 		return t.Heartbeat(&attempt, lease, now)
 	})
 }

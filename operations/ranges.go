@@ -34,4 +34,5 @@ var IntRanges = map[string]IntRange{
 	"failedItems":    {0, math.MaxInt64},
 	"etaSeconds":     {0, math.MaxInt64},
 	"limit":          {1, FlowLimitMax},
+	"timeoutSeconds": {1, commonops.MaxTimeoutSeconds},
 }

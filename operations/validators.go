@@ -1,6 +1,10 @@
 package operations
 
-import "github.com/commonops/commonops"
+import (
+	"time"
+
+	"github.com/commonops/commonops"
+)
 
 // CreateCheck is a check of one task type's creates beyond the rules of the
 // root package: what its processor needs (an entity it knows, an input
@@ -20,4 +24,17 @@ func (s *Service) checkCreate(in commonops.CreateInput) error {
 		return commonops.Invalid(fe...)
 	}
 	return nil
+}
+
+// withTimeout gives in the timeout of its task type (s.TaskTimeouts)
+// when it names none.
+func (s *Service) withTimeout(in commonops.CreateInput) commonops.CreateInput {
+	if in.TimeoutSeconds != nil {
+		return in
+	}
+	if d, ok := s.TaskTimeouts[in.TaskType]; ok && d > 0 {
+		v := max(int(d/time.Second), 1)
+		in.TimeoutSeconds = &v
+	}
+	return in
 }

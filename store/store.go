@@ -195,6 +195,33 @@ type Store interface {
 	// one of another tenant or none. Deliveries already written for it are
 	// still sent.
 	DeleteSubscription(ctx context.Context, tenant, id string) error
+	// CreateSchedule stores a new schedule. ECONFLICT when its id is taken.
+	CreateSchedule(ctx context.Context, sc *commonops.Schedule) error
+	// GetSchedule returns one schedule of tenant, or ENOTFOUND.
+	GetSchedule(ctx context.Context, tenant, id string) (*commonops.Schedule, error)
+	// ListSchedules returns up to limit of tenant's schedules whose id sorts
+	// after afterID (empty: from the first), in id order.
+	ListSchedules(ctx context.Context, tenant, afterID string, limit int) ([]*commonops.Schedule, error)
+	// UpdateSchedule loads tenant's schedule id, calls fn on it and, if fn
+	// succeeds, saves it with Version one more, guarded by the version it
+	// loaded: a lost race (a tick fired meanwhile) reloads and calls fn
+	// again. fn's error is returned as is; ENOTFOUND when there is none.
+	UpdateSchedule(ctx context.Context, tenant, id string, fn func(*commonops.Schedule) error) (*commonops.Schedule, error)
+	// DeleteSchedule deletes tenant's schedule id (the tasks it created
+	// stay), or answers ENOTFOUND.
+	DeleteSchedule(ctx context.Context, tenant, id string) error
+	// DueSchedules returns up to limit schedules across tenants that are not
+	// paused and whose NextRunAt is at or before now, earliest first. It
+	// serves the maintenance role.
+	DueSchedules(ctx context.Context, now time.Time, limit int) ([]*commonops.Schedule, error)
+	// FireSchedule fires one tick in one transaction: only if the schedule
+	// is not paused and its NextRunAt still equals f.Tick, it sets NextRunAt
+	// to f.Next and LastRunAt to f.Tick, bumps Version and, with f.Task,
+	// creates that task with f.Change's event and outbox rows and records it
+	// as LastTaskID. It reports whether it fired; false means another
+	// replica (or an update) came first and nothing was written, so any
+	// number of replicas firing the same tick create one task.
+	FireSchedule(ctx context.Context, f ScheduleFire) (bool, error)
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
@@ -392,6 +419,9 @@ type SweepFilter struct {
 	UpdatedBefore       *time.Time // updatedAt <= t (pending since: the last state change)
 	CompletedBefore     *time.Time // completedAt <= t
 	AvailableBefore     *time.Time // availableAt is null or <= t (not backing off past t)
+	// DeadlineBefore keeps the tasks with a timeoutSeconds whose
+	// startedAt + timeoutSeconds <= t (see commonops.Task.Deadline).
+	DeadlineBefore *time.Time
 	// AfterID keeps the tasks whose id sorts after it: the keyset cursor of
 	// the next page. Empty starts from the first task.
 	AfterID string
@@ -402,4 +432,19 @@ type SweepFilter struct {
 type TaskRef struct {
 	TenantID string
 	ID       string
+}
+
+// ScheduleFire is one tick of a schedule, as FireSchedule writes it.
+type ScheduleFire struct {
+	TenantID string
+	ID       string
+	// Tick is the NextRunAt the firer read; Next the tick after it.
+	Tick time.Time
+	Next time.Time
+	// Now is the schedule's new UpdatedAt.
+	Now time.Time
+	// Task, when set, is created with Change's rows; nil advances the
+	// schedule without a task (a skipped tick).
+	Task   *commonops.Task
+	Change commonops.Change
 }

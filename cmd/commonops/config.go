@@ -102,6 +102,7 @@ func (o *options) settings() []setting {
 		{flag: "lease", env: "COMMONOPS_LEASE", def: fmtDuration(operations.LeaseDefault), usage: "lease a worker holds a task for between heartbeats (at least 1s)", value: duration(&c.Lease)},
 		{flag: "worker-concurrency", env: "COMMONOPS_WORKER_CONCURRENCY", def: strconv.Itoa(worker.ConcurrencyDefault), usage: "tasks the built-in worker runs at once (most wait on I/O; cap heavy types with worker-type-concurrency)", value: number(&c.WorkerConcurrency)},
 		{flag: "worker-type-concurrency", env: "COMMONOPS_WORKER_TYPE_CONCURRENCY", usage: "per-taskType caps within worker-concurrency, e.g. import=2,export=4; empty: none", value: caps(&c.WorkerTypeConcurrency)},
+		{flag: "task-timeouts", env: "COMMONOPS_TASK_TIMEOUTS", usage: "per-taskType timeoutSeconds of creates that name none, e.g. import=30m,export=1h; an attempt past it fails with a timeout error and is retried; empty: none", value: timeouts(&c.TaskTimeouts)},
 		{flag: "poll-interval", env: "COMMONOPS_POLL_INTERVAL", def: fmtDuration(worker.PollIntervalDefault), usage: "fallback poller interval: finds runnable tasks no event started", value: duration(&c.PollInterval)},
 		{flag: "upload-sweep-interval", env: "COMMONOPS_UPLOAD_SWEEP_INTERVAL", def: fmtDuration(maintenance.UploadSweepIntervalDefault), usage: "how often maintenance looks for uploads nobody confirmed", value: duration(&c.UploadSweepInterval)},
 		{flag: "unclaimed-timeout", env: "COMMONOPS_UNCLAIMED_TIMEOUT", def: fmtDuration(maintenance.UnclaimedTimeoutDefault), usage: "fail a pending task no worker claimed within this time", value: duration(&c.UnclaimedTimeout)},
@@ -368,6 +369,34 @@ func caps(p *map[string]int) *value {
 				return fmt.Errorf("want taskType=N pairs such as import=2,export=4, got %q", part)
 			}
 			m[name] = n
+		}
+		*p = m
+		return nil
+	}}
+}
+
+// timeouts reads per-taskType durations ("import=30m,export=1h").
+func timeouts(p *map[string]time.Duration) *value {
+	return &value{get: func() string {
+		parts := make([]string, 0, len(*p))
+		for k, d := range *p {
+			parts = append(parts, k+"="+fmtDuration(d))
+		}
+		slices.Sort(parts)
+		return strings.Join(parts, ",")
+	}, set: func(s string) error {
+		m := map[string]time.Duration{}
+		for _, part := range strings.Split(s, ",") {
+			part = strings.TrimSpace(part)
+			if part == "" {
+				continue
+			}
+			name, v, ok := strings.Cut(part, "=")
+			d, err := time.ParseDuration(v)
+			if !ok || name == "" || err != nil || d < time.Second || d > commonops.MaxTimeoutSeconds*time.Second {
+				return fmt.Errorf("want taskType=duration pairs from 1s to 168h such as import=30m,export=1h, got %q", part)
+			}
+			m[name] = d
 		}
 		*p = m
 		return nil

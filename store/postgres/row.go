@@ -35,6 +35,7 @@ var taskColumnList = []column{
 	{"stored_bytes", "bigint"},
 	{"total_items_estimated", "boolean"}, {"eta_seconds", "bigint"},
 	{"callback_url", "text"},
+	{"timeout_seconds", "integer"},
 }
 
 // taskColumns is the select list that scanTask reads.
@@ -76,6 +77,7 @@ func taskArgs(t *commonops.Task) []any {
 		t.StoredBytes,
 		t.TotalItemsEstimated, t.EtaSeconds,
 		t.CallbackURL,
+		t.TimeoutSeconds,
 	}
 }
 
@@ -116,6 +118,7 @@ func scanTask(row pgx.Row, extra ...any) (*commonops.Task, error) {
 		&t.StoredBytes,
 		&t.TotalItemsEstimated, &t.EtaSeconds,
 		&t.CallbackURL,
+		&t.TimeoutSeconds,
 	}, extra...)...)
 	if err != nil {
 		return nil, err

@@ -995,6 +995,9 @@ func (s *Store) Sweep(ctx context.Context, f store.SweepFilter) ([]store.TaskRef
 	if f.AvailableBefore != nil {
 		w.add("(available_at IS NULL OR available_at <= ?)", *f.AvailableBefore)
 	}
+	if f.DeadlineBefore != nil {
+		w.add("timeout_seconds IS NOT NULL AND started_at + make_interval(secs => timeout_seconds) <= ?", *f.DeadlineBefore)
+	}
 	if f.AfterID != "" {
 		w.add("id > ?", f.AfterID)
 	}

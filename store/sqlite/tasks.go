@@ -23,7 +23,7 @@ const taskColumns = `id, tenant_id, task_type, entity_type, status, priority, pa
 	attempt, retry_count, max_retries, cancel_requested, checkpoint, lease_owner, lease_expires_at,
 	available_at, scheduled_at, started_at, completed_at, created_at, updated_at, version, last_progress_event_at,
 	input_etag, output_object, output_etag, stored_bytes, total_items_estimated, eta_seconds,
-	callback_url`
+	callback_url, timeout_seconds`
 
 const taskColumnCount = 44
 
@@ -77,7 +77,15 @@ func taskArgs(t *commonops.Task) []any {
 		nullString(t.InputETag), nullString(t.OutputObject), nullString(t.OutputETag), t.StoredBytes,
 		boolInt(t.TotalItemsEstimated), nullInt(t.EtaSeconds),
 		nullString(t.CallbackURL),
+		nullInt32(t.TimeoutSeconds),
 	}
+}
+
+func nullInt32(v *int) any {
+	if v == nil {
+		return nil
+	}
+	return int64(*v)
 }
 
 type scanner interface{ Scan(dest ...any) error }
@@ -104,7 +112,7 @@ func scanTask(r scanner) (*commonops.Task, error) {
 		fileName, contentType, outputFileName, errorsFileName                sql.NullString
 		message, errorMessage, checkpoint, leaseOwner                        sql.NullString
 		inputETag, outputObject, outputETag, callbackURL                     sql.NullString
-		fileSize, totalItems, etaSeconds                                     sql.NullInt64
+		fileSize, totalItems, etaSeconds, timeoutSeconds                     sql.NullInt64
 		uploadExpiresAt, leaseExpiresAt, availableAt, scheduledAt, startedAt sql.NullInt64
 		completedAt, lastProgressEventAt                                     sql.NullInt64
 		createdAt, updatedAt                                                 int64
@@ -116,7 +124,7 @@ func scanTask(r scanner) (*commonops.Task, error) {
 		&t.Attempt, &t.RetryCount, &t.MaxRetries, &cancelRequested, &checkpoint, &leaseOwner, &leaseExpiresAt,
 		&availableAt, &scheduledAt, &startedAt, &completedAt, &createdAt, &updatedAt, &t.Version, &lastProgressEventAt,
 		&inputETag, &outputObject, &outputETag, &t.StoredBytes, &totalItemsEstimated, &etaSeconds,
-		&callbackURL)
+		&callbackURL, &timeoutSeconds)
 	if err != nil {
 		return nil, err
 	}
@@ -130,6 +138,10 @@ func scanTask(r scanner) (*commonops.Task, error) {
 	}
 	t.FileSize, t.TotalItems, t.EtaSeconds = intPtr(fileSize), intPtr(totalItems), intPtr(etaSeconds)
 	t.TotalItemsEstimated = totalItemsEstimated != 0
+	if timeoutSeconds.Valid {
+		v := int(timeoutSeconds.Int64)
+		t.TimeoutSeconds = &v
+	}
 	t.UploadExpiresAt, t.LeaseExpiresAt, t.AvailableAt = fromNullMicros(uploadExpiresAt), fromNullMicros(leaseExpiresAt), fromNullMicros(availableAt)
 	t.ScheduledAt, t.StartedAt, t.CompletedAt = fromNullMicros(scheduledAt), fromNullMicros(startedAt), fromNullMicros(completedAt)
 	t.LastProgressEventAt = fromNullMicros(lastProgressEventAt)
@@ -617,6 +629,9 @@ func (s *Store) Sweep(ctx context.Context, f store.SweepFilter) ([]store.TaskRef
 	}
 	if f.AvailableBefore != nil {
 		where, args = append(where, "(available_at IS NULL OR available_at <= ?)"), append(args, micros(*f.AvailableBefore))
+	}
+	if f.DeadlineBefore != nil {
+		where, args = append(where, "timeout_seconds IS NOT NULL AND started_at + timeout_seconds * 1000000 <= ?"), append(args, micros(*f.DeadlineBefore))
 	}
 	if f.AfterID != "" {
 		where, args = append(where, "id > ?"), append(args, f.AfterID)

@@ -57,6 +57,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Lifecycle", lifecycleTests},
 		{"TenantUsage", usageTests},
 		{"FlowControl", flowTests},
+		{"Schedules", scheduleTests},
+		{"Deadlines", deadlineTests},
 		{"QueueStats", queueTests},
 		{"Webhooks", webhookTests},
 	}
