@@ -25,7 +25,7 @@ const taskColumns = `id, tenant_id, task_type, entity_type, status, priority, pa
 	input_etag, output_object, output_etag, stored_bytes, total_items_estimated, eta_seconds,
 	callback_url, timeout_seconds`
 
-const taskColumnCount = 44
+const taskColumnCount = 45
 
 // querier is what both *sql.DB and *sql.Tx offer.
 type querier interface {
