@@ -121,6 +121,39 @@ type Task struct {
 	// the stored-bytes quota is the sum over its tasks. Internal: not in
 	// the task's JSON.
 	StoredBytes int64 `json:"-"`
+	// AwaitingWorker is set, on read, on a pending task that could run but
+	// no worker has claimed for a while (see Task.Awaiting): its task type
+	// may have no processor anywhere. Null otherwise. Not stored.
+	AwaitingWorker *AwaitingWorker `json:"awaitingWorker"`
+}
+
+// AwaitingWorker says since when a runnable task has waited for a worker.
+type AwaitingWorker struct {
+	// Since is when the task last became claimable: its last change, or
+	// the end of its retry backoff.
+	Since time.Time `json:"since"`
+	// WaitedSeconds is how long it has waited, in whole seconds.
+	WaitedSeconds int64 `json:"waitedSeconds"`
+}
+
+// Awaiting returns how long t has waited for a worker, when it is runnable
+// at now and has waited at least after; nil otherwise. A worker that
+// serves the task type claims a runnable task within a poll interval, so a
+// longer wait says that none may serve it (maintenance fails it once the
+// unclaimed timeout passes).
+func (t *Task) Awaiting(after time.Duration, now time.Time) *AwaitingWorker {
+	if !t.Runnable(now) {
+		return nil
+	}
+	since := t.UpdatedAt
+	if t.AvailableAt != nil && t.AvailableAt.After(since) {
+		since = *t.AvailableAt
+	}
+	waited := now.Sub(since)
+	if waited < after {
+		return nil
+	}
+	return &AwaitingWorker{Since: since, WaitedSeconds: int64(waited / time.Second)}
 }
 
 // Runnable reports whether a worker may claim t at now.

@@ -27,6 +27,11 @@ const LeaseDefault = 30 * time.Second
 // LeaseMax bounds the lease a worker may ask for.
 const LeaseMax = time.Hour
 
+// AwaitingWorkerAfterDefault is how long a runnable task waits unclaimed
+// before a read of it says awaitingWorker: several poll intervals of a
+// worker that serves its task type.
+const AwaitingWorkerAfterDefault = 10 * time.Second
+
 // UploadGraceDefault is how long after its URL expires an upload may still
 // be found before the task fails with uploadStatus=expired.
 const UploadGraceDefault = time.Minute
@@ -60,6 +65,10 @@ type Service struct {
 	// check names, and nothing is stored. bulk.Validators provides those of
 	// the built-in import and export. Defaults to none.
 	Validators map[string]CreateCheck
+	// AwaitingWorkerAfter is how long a runnable task waits unclaimed before
+	// Get and List set its AwaitingWorker. Defaults to
+	// AwaitingWorkerAfterDefault.
+	AwaitingWorkerAfter time.Duration
 
 	quota *quotaCache // made on first use (cache); a Service may be copied before
 }
@@ -239,7 +248,25 @@ func (s *Service) maxFileSize(t *commonops.Task) int64 {
 
 // Get returns one task of tenant.
 func (s *Service) Get(ctx context.Context, tenant, id string) (*commonops.Task, error) {
-	return s.getScoped(ctx, tenant, id)
+	t, err := s.getScoped(ctx, tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	s.markAwaiting(t)
+	return t, nil
+}
+
+// markAwaiting sets AwaitingWorker on tasks that have waited unclaimed past
+// AwaitingWorkerAfter.
+func (s *Service) markAwaiting(tasks ...*commonops.Task) {
+	after := s.AwaitingWorkerAfter
+	if after <= 0 {
+		after = AwaitingWorkerAfterDefault
+	}
+	now := s.now()
+	for _, t := range tasks {
+		t.AwaitingWorker = t.Awaiting(after, now)
+	}
 }
 
 // List returns a page of tenant's tasks. A filter out of bounds (see
@@ -248,7 +275,12 @@ func (s *Service) List(ctx context.Context, f commonops.ListFilter) ([]*commonop
 	if fe := ListProblems(f); len(fe) > 0 {
 		return nil, 0, commonops.Invalid(fe...)
 	}
-	return s.Store.ListTasks(ctx, f)
+	tasks, total, err := s.Store.ListTasks(ctx, f)
+	if err != nil {
+		return nil, 0, err
+	}
+	s.markAwaiting(tasks...)
+	return tasks, total, nil
 }
 
 // Cancel cancels a task that has not ended.
