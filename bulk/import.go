@@ -42,8 +42,9 @@ type Importer struct {
 	// Open opens the sink for one run. Defaults to OpenSink, the sink in
 	// the entity's configuration.
 	Open func(ctx context.Context, e *Entity) (Sink, error)
-	// BatchSize is how many records one Write gets. Defaults to the sink's
-	// batchSize, then BatchSizeDefault.
+	// BatchSize is the most records one Write gets. Defaults to the sink's
+	// batchSize, then SQLBatchSizeDefault for an sql sink and
+	// BatchSizeDefault for others.
 	BatchSize int
 }
 
@@ -328,8 +329,9 @@ func (r *importRun) plan() error {
 
 // readChunk is how many rows the reading goroutine hands over at a time,
 // and chunkBytes the most input bytes a chunk holds (past it the chunk goes
-// early). With batchBytes, the most input bytes of a batch, they bound the
-// rows in flight however long each is: a few chunks and one batch.
+// early). With the most input bytes of a batch (batchBytes: 16 MiB, or
+// SQLBatchBytes for an sql sink) they bound the rows in flight however long
+// each is: a few chunks and one batch.
 const (
 	readChunk  = 256
 	chunkBytes = 4 << 20
@@ -359,7 +361,7 @@ type readChunkOf struct {
 // counts them, writes errors.csv and sends batches to the sink, so reading
 // goes on while the sink works. Every effect keeps the order of the file.
 func (r *importRun) loop(ctx context.Context) error {
-	chunks := make(chan readChunkOf, max(2, r.batchSize()/readChunk+1))
+	chunks := make(chan readChunkOf, min(64, max(2, r.batchSize()/readChunk+1)))
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	resume := r.cp.Row // the checkpoint moves on in this goroutine only
@@ -462,20 +464,32 @@ func (r *importRun) take(ctx context.Context, row *readRow) error {
 	}
 	r.batch = append(r.batch, row.rec)
 	r.batchRow = append(r.batchRow, pending{num: row.num, cells: row.cells, raw: row.raw})
-	if r.batchBytes += row.size; len(r.batch) >= r.batchSize() || r.batchBytes >= batchBytes {
+	if r.batchBytes += row.size; len(r.batch) >= r.batchSize() || r.batchBytes >= r.maxBatchBytes() {
 		return r.flush(ctx)
 	}
 	return nil
 }
 
+// batchSize is the most records of a batch.
 func (r *importRun) batchSize() int {
+	sink := r.im.Entity.Sink
 	switch {
 	case r.im.BatchSize > 0:
 		return r.im.BatchSize
-	case r.im.Entity.Sink != nil && r.im.Entity.Sink.BatchSize > 0:
-		return r.im.Entity.Sink.BatchSize
+	case sink != nil && sink.BatchSize > 0:
+		return sink.BatchSize
+	case sink != nil && sink.Type == "sql":
+		return SQLBatchSizeDefault
 	}
 	return BatchSizeDefault
+}
+
+// maxBatchBytes is the most input bytes of a batch.
+func (r *importRun) maxBatchBytes() int64 {
+	if sink := r.im.Entity.Sink; sink != nil && sink.Type == "sql" {
+		return SQLBatchBytes
+	}
+	return batchBytes
 }
 
 // record turns a row into a valid record, or says what is wrong with it.
