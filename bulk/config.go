@@ -203,9 +203,9 @@ const (
 	BatchSizeDefault    = 500
 	SQLBatchSizeDefault = 20_000
 	SQLBatchBytes       = 8 << 20
-	PageSizeDefault    = 1000
-	HTTPTimeoutDefault = 30 * time.Second
-	RetriesDefault     = 5
+	PageSizeDefault     = 1000
+	HTTPTimeoutDefault  = 30 * time.Second
+	RetriesDefault      = 5
 )
 
 type fileConfig struct {

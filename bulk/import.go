@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -57,6 +58,7 @@ type importParams struct {
 	DryRun        bool              `json:"dryRun"`
 	MaxErrors     int               `json:"maxErrors"`
 	OnError       string            `json:"onError"`
+	Results       bool              `json:"results"`
 }
 
 type importCheckpoint struct {
@@ -64,6 +66,8 @@ type importCheckpoint struct {
 	Row int `json:"row"`
 	// SinkRejected counts the records the sink refused up to Row.
 	SinkRejected int64 `json:"sinkRejected"`
+	// ResultParts is how many parts of the results are stored, up to Row.
+	ResultParts int `json:"resultParts,omitempty"`
 }
 
 func invalidParams(format string, args ...any) error {
@@ -131,7 +135,7 @@ func (im *Importer) Process(ctx context.Context, job worker.Job) error {
 	}
 	defer rd.Close()
 
-	run := &importRun{im: im, job: job, p: p, cp: cp, rd: rd, cr: cr, limits: limits, rejected: cp.SinkRejected}
+	run := &importRun{im: im, job: job, p: p, cp: cp, rd: rd, cr: cr, limits: limits, rejected: cp.SinkRejected, opts: opts}
 	run.meter = newMeter(time.Now(), inputSize(t, in, rd), declaredRows(rd))
 	if cp.Row > 0 {
 		// The counts the task holds stay the floor while this attempt
@@ -150,6 +154,9 @@ func (im *Importer) Process(ctx context.Context, job worker.Job) error {
 			return fmt.Errorf("import %s: open sink: %w", t.ID, err)
 		}
 		defer run.sink.Close()
+		if _, ok := run.sink.(OutcomeSink); p.Results && !ok {
+			return invalidParams("params.results: the sink of %s cannot tell a created record from an updated one", im.Entity.Name)
+		}
 	}
 	if cp.Row > 0 {
 		job.Log(commonops.LogInfo, fmt.Sprintf("resuming after row %d, committed by an earlier attempt", cp.Row), cp)
@@ -160,8 +167,21 @@ func (im *Importer) Process(ctx context.Context, job worker.Job) error {
 		err = fmt.Errorf("import %s: write errors.csv: %w", t.ID, cerr)
 	}
 	if err != nil {
+		if p.Results && run.stopped(ctx, err) {
+			if ferr := run.finishStopped(context.WithoutCancel(ctx)); ferr != nil {
+				job.Log(commonops.LogError, "the results and unprocessed files are incomplete: "+ferr.Error(), nil)
+			}
+		}
 		run.report(false)
 		return err
+	}
+	if p.Results {
+		if err := run.writePart(ctx, math.MaxInt); err != nil {
+			return err
+		}
+		if err := run.joinResults(ctx); err != nil {
+			return err
+		}
 	}
 	run.report(true)
 	return nil
@@ -252,6 +272,10 @@ type importRun struct {
 	floor  counts // the task's counts when this attempt resumed
 	sink   Sink
 	limits Limits // with defaults
+	opts   tabular.Options
+
+	results []resultLine // lines of the rows taken since the last part
+	outcome []Outcome    // of the batch being stored
 
 	cols    []colPlan
 	header  []string
@@ -346,8 +370,10 @@ type readRow struct {
 	raw   string
 	rec   Record // nil unless the row is to be sent
 	msg   string
-	read  int64 // input bytes read when the row was
-	size  int64 // bytes of the row's cells or source line
+	read  int64  // input bytes read when the row was
+	size  int64  // bytes of the row's cells or source line
+	fresh bool   // past the checkpoint: its results line is this attempt's
+	key   string // the row's key, for the results
 }
 
 // readChunkOf is rows in file order, then err (io.EOF at the end) if the
@@ -421,7 +447,10 @@ func (r *importRun) read(chunks chan<- readChunkOf, stop <-chan struct{}, resume
 			into = nil
 		}
 		rec, msg := r.record(row, into)
-		rr := readRow{num: row.Num, msg: msg, read: r.cr.n, size: int64(len(row.Raw))}
+		rr := readRow{num: row.Num, msg: msg, read: r.cr.n, size: int64(len(row.Raw)), fresh: row.Num > resume}
+		if r.p.Results && rr.fresh {
+			rr.key = r.keyOf(row)
+		}
 		for _, c := range row.Cells {
 			rr.size += int64(len(c))
 		}
@@ -455,14 +484,17 @@ func (r *importRun) take(ctx context.Context, row *readRow) error {
 	r.rows++
 	r.readBytes = row.read
 	if row.msg != "" {
+		r.noteResult(row)
 		return r.reject(row.num, row.cells, row.raw, row.msg)
 	}
 	r.good++
 	if row.rec == nil {
 		r.committed++ // validated only, or stored by an earlier attempt
+		r.noteResult(row)
 		return nil
 	}
 	r.batch = append(r.batch, row.rec)
+	r.noteResult(row)
 	r.batchRow = append(r.batchRow, pending{num: row.num, cells: row.cells, raw: row.raw})
 	if r.batchBytes += row.size; len(r.batch) >= r.batchSize() || r.batchBytes >= r.maxBatchBytes() {
 		return r.flush(ctx)
@@ -547,7 +579,15 @@ func (r *importRun) flush(ctx context.Context) error {
 	if len(r.batch) == 0 {
 		return nil
 	}
-	recErrs, err := r.sink.Write(ctx, r.batch)
+	var recErrs []RecordError
+	var err error
+	if r.p.Results {
+		r.outcome = slices.Grow(r.outcome[:0], len(r.batch))[:len(r.batch)]
+		clear(r.outcome)
+		recErrs, err = r.sink.(OutcomeSink).WriteOutcomes(ctx, r.batch, r.outcome)
+	} else {
+		recErrs, err = r.sink.Write(ctx, r.batch)
+	}
 	if err != nil {
 		return fmt.Errorf("import %s: rows %d to %d: %w", r.job.Task().ID, r.batchRow[0].num, r.batchRow[len(r.batchRow)-1].num, err)
 	}
@@ -562,6 +602,12 @@ func (r *importRun) flush(ctx context.Context) error {
 		}
 	}
 	r.batch, r.batchRow, r.batchBytes = r.batch[:0], r.batchRow[:0], 0
+	if r.p.Results {
+		r.settleResults(r.outcome, recErrs)
+		if err := r.writePart(ctx, last); err != nil {
+			return err
+		}
+	}
 	r.cp.Row = last
 	r.cp.SinkRejected += int64(len(recErrs))
 	if err := r.job.Checkpoint(ctx, r.cp, r.update(false)); err != nil {

@@ -553,7 +553,22 @@ const (
 	FileOutput = "output"
 	FileErrors = "errors"
 	FileInput  = "input"
+	// FileResults is an import's results.csv: a line per input row with
+	// its outcome (bulk.ResultsFile).
+	FileResults = "results"
+	// FileUnprocessed is the rows of an import's input that a cancelled or
+	// failed import did not reach, in the input's own format, named
+	// unprocessed-<input file name> (bulk.UnprocessedFile).
+	FileUnprocessed = "unprocessed"
 )
+
+// UnprocessedName is the file name of a task's unprocessed rows.
+func UnprocessedName(t *commonops.Task) string {
+	if t.FileName == nil {
+		return "unprocessed"
+	}
+	return "unprocessed-" + *t.FileName
+}
 
 // Download is where to fetch one of a task's files.
 type Download struct {
@@ -562,16 +577,16 @@ type Download struct {
 	ExpiresAt   time.Time `json:"expiresAt"`
 }
 
-// DownloadURL returns a pre-signed URL for the task's output, errors or input
-// file: ENOTFOUND when there is no such file, ECONFLICT when the task is not
+// DownloadURL returns a pre-signed URL for the task's output, errors,
+// input, results or unprocessed file: ENOTFOUND when there is no such file, ECONFLICT when the task is not
 // in a state that has it yet or the file changed after it was confirmed (its
 // ETag is not the one the task recorded); EINVALID when which is not one of
 // the file kinds ("" is output); EUNAVAILABLE without an object store.
 func (s *Service) DownloadURL(ctx context.Context, tenant, id, which string) (*Download, error) {
 	switch which {
-	case "", FileOutput, FileErrors, FileInput:
+	case "", FileOutput, FileErrors, FileInput, FileResults, FileUnprocessed:
 	default:
-		return nil, commonops.Invalid(commonops.FieldError{Field: "file", Message: fmt.Sprintf("must be %s, %s or %s", FileOutput, FileErrors, FileInput)})
+		return nil, commonops.Invalid(commonops.FieldError{Field: "file", Message: fmt.Sprintf("must be %s, %s, %s, %s or %s", FileOutput, FileErrors, FileInput, FileResults, FileUnprocessed)})
 	}
 	if which == "" {
 		which = FileOutput
@@ -618,8 +633,13 @@ func (s *Service) DownloadURL(ctx context.Context, tenant, id, which string) (*D
 			return nil, &commonops.Error{Code: commonops.ECONFLICT, Message: fmt.Sprintf("the input file of task %s is %s, not uploaded", t.ID, t.UploadStatus), Task: t}
 		}
 		key, name, etag = objectstore.InputKey(t.ID, *t.FileName), *t.FileName, t.InputETag
+	case FileResults:
+		key, name = objectstore.ReportKey(t.ID, "results.csv"), "results.csv"
+	case FileUnprocessed:
+		name = UnprocessedName(t)
+		key = objectstore.ReportKey(t.ID, name)
 	default:
-		return nil, commonops.Invalid(commonops.FieldError{Field: "file", Message: "must be output, errors or input"})
+		return nil, commonops.Invalid(commonops.FieldError{Field: "file", Message: "must be output, errors, input, results or unprocessed"})
 	}
 	if err := s.statConfirmed(ctx, t, which, key, etag); err != nil {
 		return nil, err
