@@ -387,7 +387,7 @@ type readChunkOf struct {
 // counts them, writes errors.csv and sends batches to the sink, so reading
 // goes on while the sink works. Every effect keeps the order of the file.
 func (r *importRun) loop(ctx context.Context) error {
-	chunks := make(chan readChunkOf, min(64, max(2, r.batchSize()/readChunk+1)))
+	chunks := make(chan readChunkOf, min(32, max(2, r.batchSize()/readChunk+1)))
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	resume := r.cp.Row // the checkpoint moves on in this goroutine only

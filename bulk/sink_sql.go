@@ -1,11 +1,11 @@
 package bulk
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
@@ -57,7 +57,7 @@ type postgresSink struct {
 
 	direct  bool   // plain COPY has not met an existing key yet
 	copySQL string // COPY table (cols) FROM STDIN
-	buf     []byte // the batch in COPY text format
+	buf     []byte // rows of a batch in COPY text format, reused
 
 	// upsertOutcomes is upsert that leaves unchanged rows alone and returns
 	// the staging ord of each row it created or updated, with which;
@@ -188,21 +188,9 @@ func (s *postgresSink) WriteOutcomes(ctx context.Context, batch []Record, outcom
 // atomic): a key already there, or a value a column refuses, which the
 // staged upsert then handles as before.
 func (s *postgresSink) copyDirect(ctx context.Context, batch []Record) (bool, error) {
-	s.buf = s.buf[:0]
-	for _, r := range batch {
-		for j, c := range s.cols {
-			if j > 0 {
-				s.buf = append(s.buf, '\t')
-			}
-			if v := r[c]; v != nil {
-				s.buf = appendCopyText(s.buf, formatValue(v))
-			} else {
-				s.buf = append(s.buf, `\N`...)
-			}
-		}
-		s.buf = append(s.buf, '\n')
-	}
-	_, err := s.conn.PgConn().CopyFrom(ctx, bytes.NewReader(s.buf), s.copySQL)
+	ct := &copyText{batch: batch, cols: s.cols, buf: s.buf[:0]}
+	_, err := s.conn.PgConn().CopyFrom(ctx, ct, s.copySQL)
+	s.buf = ct.buf
 	if err == nil {
 		return true, nil
 	}
@@ -214,6 +202,42 @@ func (s *postgresSink) copyDirect(ctx context.Context, batch []Record) (bool, er
 		s.direct = false // the table holds keys of this import: upsert from now on
 	}
 	return false, nil
+}
+
+// copyText reads a batch in COPY's text format, formatting a few rows at a
+// time, so that the batch is never held twice in memory.
+type copyText struct {
+	batch []Record
+	cols  []string
+	next  int    // the next record to format
+	buf   []byte // formatted, not read yet: buf[off:]
+	off   int
+}
+
+func (c *copyText) Read(p []byte) (int, error) {
+	for c.off == len(c.buf) {
+		if c.next == len(c.batch) {
+			return 0, io.EOF
+		}
+		c.buf, c.off = c.buf[:0], 0
+		for ; c.next < len(c.batch) && len(c.buf) < 64<<10; c.next++ {
+			r := c.batch[c.next]
+			for j, col := range c.cols {
+				if j > 0 {
+					c.buf = append(c.buf, '\t')
+				}
+				if v := r[col]; v != nil {
+					c.buf = appendCopyText(c.buf, formatValue(v))
+				} else {
+					c.buf = append(c.buf, `\N`...)
+				}
+			}
+			c.buf = append(c.buf, '\n')
+		}
+	}
+	n := copy(p, c.buf[c.off:])
+	c.off += n
+	return n, nil
 }
 
 // appendCopyText appends a value escaped for COPY's text format.
