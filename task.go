@@ -129,6 +129,10 @@ type Task struct {
 	// attempt fails with a timeout error (and is retried per MaxRetries),
 	// and its worker's writes are refused. Null: no limit.
 	TimeoutSeconds *int `json:"timeoutSeconds"`
+	// AwaitingWorker is set, on read, on a pending task that could run but
+	// no worker has claimed for a while (see Task.Awaiting): its task type
+	// may have no processor anywhere. Null otherwise. Not stored.
+	AwaitingWorker *AwaitingWorker `json:"awaitingWorker"`
 }
 
 // Deadline is when the running attempt times out; nil when t is not
@@ -164,6 +168,35 @@ func (t *Task) TimeOut(retryDelay time.Duration, now time.Time) (Change, error) 
 	}
 	msg := fmt.Sprintf("%s attempt %d ran past its timeoutSeconds (%d)", TimeoutPrefix, t.Attempt, *t.TimeoutSeconds)
 	return t.FailAttempt(msg, false, retryDelay, now), nil
+}
+
+// AwaitingWorker says since when a runnable task has waited for a worker.
+type AwaitingWorker struct {
+	// Since is when the task last became claimable: its last change, or
+	// the end of its retry backoff.
+	Since time.Time `json:"since"`
+	// WaitedSeconds is how long it has waited, in whole seconds.
+	WaitedSeconds int64 `json:"waitedSeconds"`
+}
+
+// Awaiting returns how long t has waited for a worker, when it is runnable
+// at now and has waited at least after; nil otherwise. A worker that
+// serves the task type claims a runnable task within a poll interval, so a
+// longer wait says that none may serve it (maintenance fails it once the
+// unclaimed timeout passes).
+func (t *Task) Awaiting(after time.Duration, now time.Time) *AwaitingWorker {
+	if !t.Runnable(now) {
+		return nil
+	}
+	since := t.UpdatedAt
+	if t.AvailableAt != nil && t.AvailableAt.After(since) {
+		since = *t.AvailableAt
+	}
+	waited := now.Sub(since)
+	if waited < after {
+		return nil
+	}
+	return &AwaitingWorker{Since: since, WaitedSeconds: int64(waited / time.Second)}
 }
 
 // Runnable reports whether a worker may claim t at now.

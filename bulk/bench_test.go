@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/commonops/commonops/internal/testdb"
+	"github.com/commonops/commonops/objectstore"
 )
 
 const benchRows = 1_000_000
@@ -156,24 +157,61 @@ func BenchmarkImport(b *testing.B) {
 		reportRows(b)
 	})
 	dsn, conn := pgSchema(b)
-	e := benchConfig(b, fmt.Sprintf("type: sql\ndriver: postgres\ndsn: %s\ntable: products\ncreateTable: true\nbatchSize: 5000", dsn))
+	sink := fmt.Sprintf("type: sql\ndriver: postgres\ndsn: %s\ntable: products\ncreateTable: true", dsn)
+	e := benchConfig(b, sink)
 	ctx := context.Background()
-	b.Run("postgres-sql-sink", func(b *testing.B) {
+	// The sql sink as the example configures it (batches sized from the
+	// data), and with the fixed batchSize: 500 the example had before.
+	for _, c := range []struct{ name, extra string }{{"postgres-sql-sink", ""}, {"postgres-sql-sink-batch500", "\nbatchSize: 500"}} {
+		e := benchConfig(b, sink+c.extra)
+		b.Run(c.name, func(b *testing.B) {
+			im := &Importer{Entity: e}
+			for b.Loop() {
+				b.StopTimer()
+				conn.Exec(ctx, "DROP TABLE IF EXISTS products")
+				b.StartTimer()
+				job := benchJob(b, path, nil)
+				if err := im.Process(ctx, job); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportRows(b)
+			var n int
+			if err := conn.QueryRow(ctx, "SELECT count(*) FROM products").Scan(&n); err != nil || n != benchRows {
+				b.Fatalf("got %d rows (%v), want %d", n, err, benchRows)
+			}
+		})
+	}
+	// The default with params.results, its results.csv streamed to a local
+	// object store as the worker's job does.
+	b.Run("postgres-sql-sink-results", func(b *testing.B) {
 		im := &Importer{Entity: e}
+		objects, err := objectstore.NewLocal(objectstore.LocalConfig{Dir: b.TempDir(), Secret: []byte("bench-secret-bench-secret-bench!")})
+		if err != nil {
+			b.Fatal(err)
+		}
 		for b.Loop() {
 			b.StopTimer()
 			conn.Exec(ctx, "DROP TABLE IF EXISTS products")
 			b.StartTimer()
+			job := &storeJob{fileJob: benchJob(b, path, map[string]any{"results": true}), objects: objects}
+			if err := im.Process(ctx, job); err != nil {
+				b.Fatal(err)
+			}
+		}
+		reportRows(b)
+	})
+	// The same file again into the full table: every key is there, so each
+	// batch is staged with COPY and upserted from the staging table.
+	b.Run("postgres-sql-sink-upsert", func(b *testing.B) {
+		im := &Importer{Entity: e}
+		for b.Loop() {
 			job := benchJob(b, path, nil)
 			if err := im.Process(ctx, job); err != nil {
 				b.Fatal(err)
 			}
 		}
 		reportRows(b)
-		var n int
-		if err := conn.QueryRow(ctx, "SELECT count(*) FROM products").Scan(&n); err != nil || n != benchRows {
-			b.Fatalf("got %d rows (%v), want %d", n, err, benchRows)
-		}
 	})
 	b.Run("psql-copy", func(b *testing.B) {
 		if _, err := exec.LookPath("psql"); err != nil {
@@ -235,13 +273,36 @@ func BenchmarkImport1GB(b *testing.B) {
 		}
 		reportRows(b)
 	})
-	dsn, _ := pgSchema(b)
-	e := benchConfig(b, fmt.Sprintf("type: sql\ndriver: postgres\ndsn: %s\ntable: products\ncreateTable: true\nbatchSize: 5000", dsn))
+	dsn, conn := pgSchema(b)
+	e := benchConfig(b, fmt.Sprintf("type: sql\ndriver: postgres\ndsn: %s\ntable: products\ncreateTable: true", dsn))
 	b.Run("postgres-sql-sink", func(b *testing.B) {
 		im := &Importer{Entity: e}
 		for b.Loop() {
 			if err := im.Process(context.Background(), benchJob(b, path, nil)); err != nil {
 				b.Fatal(err)
+			}
+		}
+		reportRows(b)
+	})
+	// With params.results, into an empty table, its results.csv streamed
+	// to a local object store as the worker's job does.
+	b.Run("postgres-sql-sink-results", func(b *testing.B) {
+		im := &Importer{Entity: e}
+		objects, err := objectstore.NewLocal(objectstore.LocalConfig{Dir: b.TempDir(), Secret: []byte("bench-secret-bench-secret-bench!")})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			b.StopTimer()
+			conn.Exec(context.Background(), "DROP TABLE IF EXISTS products")
+			b.StartTimer()
+			job := &storeJob{fileJob: benchJob(b, path, map[string]any{"results": true}), objects: objects}
+			if err := im.Process(context.Background(), job); err != nil {
+				b.Fatal(err)
+			}
+			info, err := objects.Stat(context.Background(), objectstore.ReportKey(job.task.ID, ResultsFile))
+			if err != nil || info.Size < benchRows*10 {
+				b.Fatalf("results.csv: got %d bytes (%v), want a line per row", info.Size, err)
 			}
 		}
 		reportRows(b)

@@ -82,8 +82,11 @@ type Entity struct {
 type SinkConfig struct {
 	// Type is http or sql.
 	Type string `yaml:"type"`
-	// BatchSize is how many records go in one request or transaction.
-	// Defaults to BatchSizeDefault.
+	// BatchSize is the most records that go in one request (http) or
+	// transaction (sql). An sql sink sizes its batches from the data
+	// within it: up to SQLBatchBytes of input, so a file of short rows
+	// goes in large COPYs and one of wide rows in smaller ones. Defaults
+	// to BatchSizeDefault (http) and SQLBatchSizeDefault (sql).
 	BatchSize int `yaml:"batchSize"`
 
 	// URL receives POST {"records": [...]} (http).
@@ -192,12 +195,17 @@ func (l Limits) Check() error {
 	return l.Limits.Check()
 }
 
-// Batch and page defaults.
+// Batch and page defaults. An sql sink's batch is bounded by rows and by
+// bytes, whichever comes first: at SQLBatchSizeDefault rows of a typical
+// 100-byte row, or SQLBatchBytes of wider ones, one COPY and one commit
+// carry enough rows that the round trip and the commit no longer show.
 const (
-	BatchSizeDefault   = 500
-	PageSizeDefault    = 1000
-	HTTPTimeoutDefault = 30 * time.Second
-	RetriesDefault     = 5
+	BatchSizeDefault    = 500
+	SQLBatchSizeDefault = 20_000
+	SQLBatchBytes       = 8 << 20
+	PageSizeDefault     = 1000
+	HTTPTimeoutDefault  = 30 * time.Second
+	RetriesDefault      = 5
 )
 
 type fileConfig struct {

@@ -42,6 +42,18 @@ func (j *storeJob) Errors(ctx context.Context) (io.WriteCloser, error) {
 	return j.objects.Create(ctx, objectstore.ErrorsKey(j.task.ID), "text/csv")
 }
 
+func (j *storeJob) File(ctx context.Context, name, contentType string) (io.WriteCloser, error) {
+	return j.objects.Create(ctx, objectstore.ReportKey(j.task.ID, name), contentType)
+}
+
+func (j *storeJob) OpenFile(ctx context.Context, name string) (io.ReadCloser, error) {
+	return j.objects.Open(ctx, objectstore.ReportKey(j.task.ID, name))
+}
+
+func (j *storeJob) DeleteFiles(ctx context.Context, dir string) error {
+	return j.objects.DeletePrefix(ctx, objectstore.ReportKey(j.task.ID, dir)+"/")
+}
+
 // exportDB returns a SQLite file of benchRows products with a 1 KB name
 // (about 1.1 GB of CSV), seeded by one INSERT ... SELECT over a recursive
 // series and kept in the temp directory for the next run.

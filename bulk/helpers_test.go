@@ -37,6 +37,9 @@ type fileJob struct {
 	logs        []string
 	checkpoint  json.RawMessage
 	checkpoints int
+	// files are the committed report files by name; a retry shares them,
+	// as attempts share the object store.
+	files *sync.Map
 }
 
 func newFileJob(t *testing.T, taskType, entity, fileName, content string, params any) *fileJob {
@@ -47,7 +50,7 @@ func newFileJob(t *testing.T, taskType, entity, fileName, content string, params
 	}
 	task := &commonops.Task{ID: "task-" + strings.ReplaceAll(t.Name(), "/", "-"), TenantID: commonops.DefaultTenant,
 		TaskType: taskType, EntityType: entity, Status: commonops.StatusProcessing, Params: raw, Attempt: 1}
-	j := &fileJob{task: task, outputs: map[string][]byte{}}
+	j := &fileJob{task: task, outputs: map[string][]byte{}, files: &sync.Map{}}
 	if fileName != "" {
 		p := filepath.Join(t.TempDir(), fileName)
 		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
@@ -67,7 +70,7 @@ func (j *fileJob) retry() *fileJob {
 	task := j.task.Clone()
 	task.Attempt++
 	task.Checkpoint = j.checkpoint
-	return &fileJob{task: task, input: j.input, outputs: map[string][]byte{}, checkpoint: j.checkpoint}
+	return &fileJob{task: task, input: j.input, outputs: map[string][]byte{}, checkpoint: j.checkpoint, files: j.files}
 }
 
 func (j *fileJob) Task() *commonops.Task { return j.task.Clone() }
@@ -95,6 +98,37 @@ func (j *fileJob) Output(ctx context.Context, name, contentType string) (io.Writ
 
 func (j *fileJob) Errors(ctx context.Context) (io.WriteCloser, error) {
 	return &memWriter{commit: func(b []byte) { j.mu.Lock(); j.errorsCSV = b; j.mu.Unlock() }}, nil
+}
+
+func (j *fileJob) File(ctx context.Context, name, contentType string) (io.WriteCloser, error) {
+	return &memWriter{commit: func(b []byte) { j.files.Store(name, bytes.Clone(b)) }}, nil
+}
+
+func (j *fileJob) OpenFile(ctx context.Context, name string) (io.ReadCloser, error) {
+	b, ok := j.files.Load(name)
+	if !ok {
+		return nil, commonops.Errorf(commonops.ENOTFOUND, "no file %s", name)
+	}
+	return io.NopCloser(bytes.NewReader(b.([]byte))), nil
+}
+
+func (j *fileJob) DeleteFiles(ctx context.Context, dir string) error {
+	j.files.Range(func(k, _ any) bool {
+		if strings.HasPrefix(k.(string), dir+"/") {
+			j.files.Delete(k)
+		}
+		return true
+	})
+	return nil
+}
+
+// file returns the committed report file name, or nil.
+func (j *fileJob) file(name string) []byte {
+	b, ok := j.files.Load(name)
+	if !ok {
+		return nil
+	}
+	return b.([]byte)
 }
 
 func (j *fileJob) Report(u worker.Update) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,8 +43,9 @@ type Importer struct {
 	// Open opens the sink for one run. Defaults to OpenSink, the sink in
 	// the entity's configuration.
 	Open func(ctx context.Context, e *Entity) (Sink, error)
-	// BatchSize is how many records one Write gets. Defaults to the sink's
-	// batchSize, then BatchSizeDefault.
+	// BatchSize is the most records one Write gets. Defaults to the sink's
+	// batchSize, then SQLBatchSizeDefault for an sql sink and
+	// BatchSizeDefault for others.
 	BatchSize int
 }
 
@@ -56,6 +58,7 @@ type importParams struct {
 	DryRun        bool              `json:"dryRun"`
 	MaxErrors     int               `json:"maxErrors"`
 	OnError       string            `json:"onError"`
+	Results       bool              `json:"results"`
 }
 
 type importCheckpoint struct {
@@ -63,6 +66,8 @@ type importCheckpoint struct {
 	Row int `json:"row"`
 	// SinkRejected counts the records the sink refused up to Row.
 	SinkRejected int64 `json:"sinkRejected"`
+	// ResultParts is how many parts of the results are stored, up to Row.
+	ResultParts int `json:"resultParts,omitempty"`
 }
 
 func invalidParams(format string, args ...any) error {
@@ -130,7 +135,7 @@ func (im *Importer) Process(ctx context.Context, job worker.Job) error {
 	}
 	defer rd.Close()
 
-	run := &importRun{im: im, job: job, p: p, cp: cp, rd: rd, cr: cr, limits: limits, rejected: cp.SinkRejected}
+	run := &importRun{im: im, job: job, p: p, cp: cp, rd: rd, cr: cr, limits: limits, rejected: cp.SinkRejected, opts: opts}
 	run.meter = newMeter(time.Now(), inputSize(t, in, rd), declaredRows(rd))
 	if cp.Row > 0 {
 		// The counts the task holds stay the floor while this attempt
@@ -149,6 +154,9 @@ func (im *Importer) Process(ctx context.Context, job worker.Job) error {
 			return fmt.Errorf("import %s: open sink: %w", t.ID, err)
 		}
 		defer run.sink.Close()
+		if _, ok := run.sink.(OutcomeSink); p.Results && !ok {
+			return invalidParams("params.results: the sink of %s cannot tell a created record from an updated one", im.Entity.Name)
+		}
 	}
 	if cp.Row > 0 {
 		job.Log(commonops.LogInfo, fmt.Sprintf("resuming after row %d, committed by an earlier attempt", cp.Row), cp)
@@ -159,8 +167,21 @@ func (im *Importer) Process(ctx context.Context, job worker.Job) error {
 		err = fmt.Errorf("import %s: write errors.csv: %w", t.ID, cerr)
 	}
 	if err != nil {
+		if p.Results && run.stopped(ctx, err) {
+			if ferr := run.finishStopped(context.WithoutCancel(ctx)); ferr != nil {
+				job.Log(commonops.LogError, "the results and unprocessed files are incomplete: "+ferr.Error(), nil)
+			}
+		}
 		run.report(false)
 		return err
+	}
+	if p.Results {
+		if err := run.writePart(ctx, math.MaxInt); err != nil {
+			return err
+		}
+		if err := run.joinResults(ctx); err != nil {
+			return err
+		}
 	}
 	run.report(true)
 	return nil
@@ -251,6 +272,10 @@ type importRun struct {
 	floor  counts // the task's counts when this attempt resumed
 	sink   Sink
 	limits Limits // with defaults
+	opts   tabular.Options
+
+	results []resultLine // lines of the rows taken since the last part
+	outcome []Outcome    // of the batch being stored
 
 	cols    []colPlan
 	header  []string
@@ -328,8 +353,9 @@ func (r *importRun) plan() error {
 
 // readChunk is how many rows the reading goroutine hands over at a time,
 // and chunkBytes the most input bytes a chunk holds (past it the chunk goes
-// early). With batchBytes, the most input bytes of a batch, they bound the
-// rows in flight however long each is: a few chunks and one batch.
+// early). With the most input bytes of a batch (batchBytes: 16 MiB, or
+// SQLBatchBytes for an sql sink) they bound the rows in flight however long
+// each is: a few chunks and one batch.
 const (
 	readChunk  = 256
 	chunkBytes = 4 << 20
@@ -344,8 +370,10 @@ type readRow struct {
 	raw   string
 	rec   Record // nil unless the row is to be sent
 	msg   string
-	read  int64 // input bytes read when the row was
-	size  int64 // bytes of the row's cells or source line
+	read  int64  // input bytes read when the row was
+	size  int64  // bytes of the row's cells or source line
+	fresh bool   // past the checkpoint: its results line is this attempt's
+	key   string // the row's key, for the results
 }
 
 // readChunkOf is rows in file order, then err (io.EOF at the end) if the
@@ -359,7 +387,7 @@ type readChunkOf struct {
 // counts them, writes errors.csv and sends batches to the sink, so reading
 // goes on while the sink works. Every effect keeps the order of the file.
 func (r *importRun) loop(ctx context.Context) error {
-	chunks := make(chan readChunkOf, max(2, r.batchSize()/readChunk+1))
+	chunks := make(chan readChunkOf, min(32, max(2, r.batchSize()/readChunk+1)))
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	resume := r.cp.Row // the checkpoint moves on in this goroutine only
@@ -419,7 +447,10 @@ func (r *importRun) read(chunks chan<- readChunkOf, stop <-chan struct{}, resume
 			into = nil
 		}
 		rec, msg := r.record(row, into)
-		rr := readRow{num: row.Num, msg: msg, read: r.cr.n, size: int64(len(row.Raw))}
+		rr := readRow{num: row.Num, msg: msg, read: r.cr.n, size: int64(len(row.Raw)), fresh: row.Num > resume}
+		if r.p.Results && rr.fresh {
+			rr.key = r.keyOf(row)
+		}
 		for _, c := range row.Cells {
 			rr.size += int64(len(c))
 		}
@@ -453,29 +484,44 @@ func (r *importRun) take(ctx context.Context, row *readRow) error {
 	r.rows++
 	r.readBytes = row.read
 	if row.msg != "" {
+		r.noteResult(row)
 		return r.reject(row.num, row.cells, row.raw, row.msg)
 	}
 	r.good++
 	if row.rec == nil {
 		r.committed++ // validated only, or stored by an earlier attempt
+		r.noteResult(row)
 		return nil
 	}
 	r.batch = append(r.batch, row.rec)
+	r.noteResult(row)
 	r.batchRow = append(r.batchRow, pending{num: row.num, cells: row.cells, raw: row.raw})
-	if r.batchBytes += row.size; len(r.batch) >= r.batchSize() || r.batchBytes >= batchBytes {
+	if r.batchBytes += row.size; len(r.batch) >= r.batchSize() || r.batchBytes >= r.maxBatchBytes() {
 		return r.flush(ctx)
 	}
 	return nil
 }
 
+// batchSize is the most records of a batch.
 func (r *importRun) batchSize() int {
+	sink := r.im.Entity.Sink
 	switch {
 	case r.im.BatchSize > 0:
 		return r.im.BatchSize
-	case r.im.Entity.Sink != nil && r.im.Entity.Sink.BatchSize > 0:
-		return r.im.Entity.Sink.BatchSize
+	case sink != nil && sink.BatchSize > 0:
+		return sink.BatchSize
+	case sink != nil && sink.Type == "sql":
+		return SQLBatchSizeDefault
 	}
 	return BatchSizeDefault
+}
+
+// maxBatchBytes is the most input bytes of a batch.
+func (r *importRun) maxBatchBytes() int64 {
+	if sink := r.im.Entity.Sink; sink != nil && sink.Type == "sql" {
+		return SQLBatchBytes
+	}
+	return batchBytes
 }
 
 // record turns a row into a valid record, or says what is wrong with it.
@@ -533,7 +579,15 @@ func (r *importRun) flush(ctx context.Context) error {
 	if len(r.batch) == 0 {
 		return nil
 	}
-	recErrs, err := r.sink.Write(ctx, r.batch)
+	var recErrs []RecordError
+	var err error
+	if r.p.Results {
+		r.outcome = slices.Grow(r.outcome[:0], len(r.batch))[:len(r.batch)]
+		clear(r.outcome)
+		recErrs, err = r.sink.(OutcomeSink).WriteOutcomes(ctx, r.batch, r.outcome)
+	} else {
+		recErrs, err = r.sink.Write(ctx, r.batch)
+	}
 	if err != nil {
 		return fmt.Errorf("import %s: rows %d to %d: %w", r.job.Task().ID, r.batchRow[0].num, r.batchRow[len(r.batchRow)-1].num, err)
 	}
@@ -548,6 +602,12 @@ func (r *importRun) flush(ctx context.Context) error {
 		}
 	}
 	r.batch, r.batchRow, r.batchBytes = r.batch[:0], r.batchRow[:0], 0
+	if r.p.Results {
+		r.settleResults(r.outcome, recErrs)
+		if err := r.writePart(ctx, last); err != nil {
+			return err
+		}
+	}
 	r.cp.Row = last
 	r.cp.SinkRejected += int64(len(recErrs))
 	if err := r.job.Checkpoint(ctx, r.cp, r.update(false)); err != nil {

@@ -49,3 +49,38 @@ func unavailable(what string, err error) error {
 	}
 	return &commonops.Error{Code: commonops.EUNAVAILABLE, Message: what + " is unavailable", Err: err}
 }
+
+// Outcome is what storing one record did to the sink's table.
+type Outcome uint8
+
+// The outcomes a results file names (with failed and skipped, which the
+// importer decides itself).
+const (
+	OutcomeNone Outcome = iota
+	OutcomeCreated
+	OutcomeUpdated
+	OutcomeUnchanged
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case OutcomeCreated:
+		return "created"
+	case OutcomeUpdated:
+		return "updated"
+	case OutcomeUnchanged:
+		return "unchanged"
+	}
+	return ""
+}
+
+// OutcomeSink is a Sink that tells, of each record it stores, whether it
+// created a row, changed one or found it as it was: the import's results
+// file needs it (both sql sinks are OutcomeSinks).
+type OutcomeSink interface {
+	Sink
+	// WriteOutcomes is Write that also sets outcomes[i] (len(batch) long)
+	// for each record i it stored. A record whose key a later record of
+	// the batch repeats may be left at OutcomeNone: the later one won.
+	WriteOutcomes(ctx context.Context, batch []Record, outcomes []Outcome) ([]RecordError, error)
+}

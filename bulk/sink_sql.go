@@ -1,11 +1,11 @@
 package bulk
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
@@ -57,7 +57,13 @@ type postgresSink struct {
 
 	direct  bool   // plain COPY has not met an existing key yet
 	copySQL string // COPY table (cols) FROM STDIN
-	buf     []byte // the batch in COPY text format
+	buf     []byte // rows of a batch in COPY text format, reused
+
+	// upsertOutcomes is upsert that leaves unchanged rows alone and returns
+	// the staging ord of each row it created or updated, with which;
+	// singleOutcome is single that returns whether it created its row.
+	upsertOutcomes string
+	singleOutcome  string
 }
 
 const stageTable = "commonops_stage"
@@ -125,6 +131,18 @@ func (s *postgresSink) prepare(ctx context.Context) error {
 	s.single = fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s) %s", quoteIdent(table), quoteIdents(s.cols),
 		strings.Join(params, ", "), conflict)
 	s.copySQL = fmt.Sprintf("COPY %s (%s) FROM STDIN", quoteIdent(table), quoteIdents(s.cols))
+	changed := conflict + changedWhere(table, s.cols, s.e.Key, "IS DISTINCT FROM")
+	var join []string
+	for _, k := range s.e.Key {
+		join = append(join, fmt.Sprintf("src.%s = ins.%s", quoteIdent(k), quoteIdent(k)))
+	}
+	s.upsertOutcomes = fmt.Sprintf(`WITH src AS (SELECT DISTINCT ON (%s) ord, %s FROM %s ORDER BY %s, ord DESC),
+		ins AS (INSERT INTO %s (%s) SELECT %s FROM src %s RETURNING %s, (xmax = 0) AS created)
+		SELECT src.ord, ins.created FROM src JOIN ins ON %s`,
+		quoteIdents(s.e.Key), strings.Join(casts, ", "), stageTable, quoteIdents(s.e.Key),
+		quoteIdent(table), quoteIdents(s.cols), quoteIdents(s.cols), changed, quoteIdents(s.e.Key), strings.Join(join, " AND "))
+	s.singleOutcome = fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s) %s RETURNING (xmax = 0)", quoteIdent(table), quoteIdents(s.cols),
+		strings.Join(params, ", "), changed)
 	// A plain COPY is only safe when a unique index on exactly the key makes
 	// it fail on a key already there (the cue to upsert instead); without
 	// one it would store a re-imported or replayed row twice.
@@ -143,13 +161,26 @@ func (s *postgresSink) prepare(ctx context.Context) error {
 }
 
 func (s *postgresSink) Write(ctx context.Context, batch []Record) ([]RecordError, error) {
+	return s.WriteOutcomes(ctx, batch, nil)
+}
+
+// WriteOutcomes is Write that, when outcomes is not nil, tells what each
+// record did: a batch a plain COPY stored created every row; a staged
+// upsert returns the rows it created or updated, and the others of the
+// staging table were unchanged.
+func (s *postgresSink) WriteOutcomes(ctx context.Context, batch []Record, outcomes []Outcome) ([]RecordError, error) {
 	if s.direct {
 		done, err := s.copyDirect(ctx, batch)
+		if done && outcomes != nil {
+			for i := range outcomes {
+				outcomes[i] = OutcomeCreated
+			}
+		}
 		if done || err != nil {
 			return nil, err
 		}
 	}
-	return s.writeStaged(ctx, batch)
+	return s.writeStaged(ctx, batch, outcomes)
 }
 
 // copyDirect stores batch with one COPY into the table. It reports false
@@ -157,21 +188,9 @@ func (s *postgresSink) Write(ctx context.Context, batch []Record) ([]RecordError
 // atomic): a key already there, or a value a column refuses, which the
 // staged upsert then handles as before.
 func (s *postgresSink) copyDirect(ctx context.Context, batch []Record) (bool, error) {
-	s.buf = s.buf[:0]
-	for _, r := range batch {
-		for j, c := range s.cols {
-			if j > 0 {
-				s.buf = append(s.buf, '\t')
-			}
-			if v := r[c]; v != nil {
-				s.buf = appendCopyText(s.buf, formatValue(v))
-			} else {
-				s.buf = append(s.buf, `\N`...)
-			}
-		}
-		s.buf = append(s.buf, '\n')
-	}
-	_, err := s.conn.PgConn().CopyFrom(ctx, bytes.NewReader(s.buf), s.copySQL)
+	ct := &copyText{batch: batch, cols: s.cols, buf: s.buf[:0]}
+	_, err := s.conn.PgConn().CopyFrom(ctx, ct, s.copySQL)
+	s.buf = ct.buf
 	if err == nil {
 		return true, nil
 	}
@@ -183,6 +202,42 @@ func (s *postgresSink) copyDirect(ctx context.Context, batch []Record) (bool, er
 		s.direct = false // the table holds keys of this import: upsert from now on
 	}
 	return false, nil
+}
+
+// copyText reads a batch in COPY's text format, formatting a few rows at a
+// time, so that the batch is never held twice in memory.
+type copyText struct {
+	batch []Record
+	cols  []string
+	next  int    // the next record to format
+	buf   []byte // formatted, not read yet: buf[off:]
+	off   int
+}
+
+func (c *copyText) Read(p []byte) (int, error) {
+	for c.off == len(c.buf) {
+		if c.next == len(c.batch) {
+			return 0, io.EOF
+		}
+		c.buf, c.off = c.buf[:0], 0
+		for ; c.next < len(c.batch) && len(c.buf) < 64<<10; c.next++ {
+			r := c.batch[c.next]
+			for j, col := range c.cols {
+				if j > 0 {
+					c.buf = append(c.buf, '\t')
+				}
+				if v := r[col]; v != nil {
+					c.buf = appendCopyText(c.buf, formatValue(v))
+				} else {
+					c.buf = append(c.buf, `\N`...)
+				}
+			}
+			c.buf = append(c.buf, '\n')
+		}
+	}
+	n := copy(p, c.buf[c.off:])
+	c.off += n
+	return n, nil
 }
 
 // appendCopyText appends a value escaped for COPY's text format.
@@ -205,7 +260,7 @@ func appendCopyText(b []byte, v string) []byte {
 }
 
 // writeStaged upserts batch through the staging table.
-func (s *postgresSink) writeStaged(ctx context.Context, batch []Record) ([]RecordError, error) {
+func (s *postgresSink) writeStaged(ctx context.Context, batch []Record, outcomes []Outcome) ([]RecordError, error) {
 	s.rows = s.rows[:0]
 	for i, r := range batch {
 		row := make([]any, len(s.cols)+1)
@@ -221,7 +276,26 @@ func (s *postgresSink) writeStaged(ctx context.Context, batch []Record) ([]Recor
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{stageTable}, append([]string{"ord"}, s.cols...), pgx.CopyFromRows(s.rows)); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, s.upsert)
+		if outcomes == nil {
+			_, err := tx.Exec(ctx, s.upsert)
+			return err
+		}
+		for i := range outcomes {
+			outcomes[i] = OutcomeUnchanged
+		}
+		rows, err := tx.Query(ctx, s.upsertOutcomes)
+		if err != nil {
+			return err
+		}
+		var ord int64
+		var created bool
+		_, err = pgx.ForEachRow(rows, []any{&ord, &created}, func() error {
+			outcomes[ord] = OutcomeUpdated
+			if created {
+				outcomes[ord] = OutcomeCreated
+			}
+			return nil
+		})
 		return err
 	})
 	if err == nil {
@@ -229,14 +303,14 @@ func (s *postgresSink) writeStaged(ctx context.Context, batch []Record) ([]Recor
 	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "23")) {
-		return s.writeOneByOne(ctx, batch)
+		return s.writeOneByOne(ctx, batch, outcomes)
 	}
 	return nil, pgError("write batch", err)
 }
 
 // writeOneByOne stores a batch that a record broke (a value the column
 // refuses), each record under a savepoint, to tell the bad ones apart.
-func (s *postgresSink) writeOneByOne(ctx context.Context, batch []Record) ([]RecordError, error) {
+func (s *postgresSink) writeOneByOne(ctx context.Context, batch []Record, outcomes []Outcome) ([]RecordError, error) {
 	var recErrs []RecordError
 	err := pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
 		args := make([]any, len(s.cols))
@@ -248,8 +322,23 @@ func (s *postgresSink) writeOneByOne(ctx context.Context, batch []Record) ([]Rec
 				}
 			}
 			err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
-				_, err := sp.Exec(ctx, s.single, args...)
-				return err
+				if outcomes == nil {
+					_, err := sp.Exec(ctx, s.single, args...)
+					return err
+				}
+				var created bool
+				err := sp.QueryRow(ctx, s.singleOutcome, args...).Scan(&created)
+				switch {
+				case errors.Is(err, pgx.ErrNoRows):
+					outcomes[i] = OutcomeUnchanged
+				case err != nil:
+					return err
+				case created:
+					outcomes[i] = OutcomeCreated
+				default:
+					outcomes[i] = OutcomeUpdated
+				}
+				return nil
 			})
 			var pe *pgconn.PgError
 			if errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "23")) {
@@ -292,6 +381,10 @@ type sqliteSink struct {
 	e      *Entity
 	cols   []string
 	upsert string
+	// exists finds a key, and upsertChanged leaves a row that holds the
+	// record's values already alone: the outcome of each record.
+	exists        string
+	upsertChanged string
 }
 
 func openSQLiteSink(ctx context.Context, e *Entity) (Sink, error) {
@@ -339,27 +432,71 @@ func (s *sqliteSink) prepare(ctx context.Context) error {
 	marks := strings.TrimSuffix(strings.Repeat("?, ", len(s.cols)), ", ")
 	s.upsert = fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s) ON CONFLICT (%s) %s", quoteIdent(table),
 		quoteIdents(s.cols), marks, quoteIdents(s.e.Key), upsertSet(s.cols, s.e.Key))
+	s.upsertChanged = s.upsert + changedWhere(table, s.cols, s.e.Key, "IS NOT")
+	var keyEq []string
+	for _, k := range s.e.Key {
+		keyEq = append(keyEq, quoteIdent(k)+" = ?")
+	}
+	s.exists = fmt.Sprintf("SELECT EXISTS (SELECT 1 FROM %s WHERE %s)", quoteIdent(table), strings.Join(keyEq, " AND "))
 	return nil
 }
 
 func (s *sqliteSink) Write(ctx context.Context, batch []Record) ([]RecordError, error) {
+	return s.WriteOutcomes(ctx, batch, nil)
+}
+
+// WriteOutcomes is Write that, when outcomes is not nil, looks each key up
+// before its upsert: absent, the record created its row; present, it
+// updated it, or left it unchanged when the upsert changed no row.
+func (s *sqliteSink) WriteOutcomes(ctx context.Context, batch []Record, outcomes []Outcome) ([]RecordError, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, sqliteError("write batch", err)
 	}
 	defer tx.Rollback()
-	stmt, err := tx.PrepareContext(ctx, s.upsert)
+	upsert := s.upsert
+	var exists *sql.Stmt
+	if outcomes != nil {
+		upsert = s.upsertChanged
+		if exists, err = tx.PrepareContext(ctx, s.exists); err != nil {
+			return nil, sqliteError("write batch", err)
+		}
+		defer exists.Close()
+	}
+	stmt, err := tx.PrepareContext(ctx, upsert)
 	if err != nil {
 		return nil, sqliteError("write batch", err)
 	}
 	defer stmt.Close()
 	var recErrs []RecordError
 	args := make([]any, len(s.cols))
+	keyArgs := make([]any, len(s.e.Key))
 	for i, r := range batch {
 		for j, c := range s.cols {
 			args[j] = sqlValue(r[c])
 		}
-		if _, err := stmt.ExecContext(ctx, args...); err != nil {
+		var found bool
+		if exists != nil {
+			for j, k := range s.e.Key {
+				keyArgs[j] = sqlValue(r[k])
+			}
+			if err := exists.QueryRowContext(ctx, keyArgs...).Scan(&found); err != nil {
+				return nil, sqliteError("write batch", err)
+			}
+		}
+		res, err := stmt.ExecContext(ctx, args...)
+		if err == nil && exists != nil {
+			n, _ := res.RowsAffected()
+			switch {
+			case !found:
+				outcomes[i] = OutcomeCreated
+			case n == 0:
+				outcomes[i] = OutcomeUnchanged
+			default:
+				outcomes[i] = OutcomeUpdated
+			}
+		}
+		if err != nil {
 			var se *sqlite.Error
 			if errors.As(err, &se) && se.Code()&0xff == 19 { // SQLITE_CONSTRAINT: this record's fault
 				recErrs = append(recErrs, RecordError{Index: i, Message: se.Error()})

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx" for the SQL source
@@ -124,6 +125,23 @@ func upsertSet(cols, key []string) string {
 		return "DO NOTHING"
 	}
 	return "DO UPDATE SET " + strings.Join(set, ", ")
+}
+
+// changedWhere is the WHERE of an upsert's DO UPDATE that leaves a row
+// whose columns already hold the record's values untouched (so that it is
+// neither written nor returned: unchanged); "" when the upsert updates
+// nothing. distinct is IS DISTINCT FROM (postgres) or IS NOT (sqlite).
+func changedWhere(table string, cols, key []string, distinct string) string {
+	var or []string
+	for _, c := range cols {
+		if !slices.Contains(key, c) {
+			or = append(or, fmt.Sprintf("%s.%s %s EXCLUDED.%s", quoteIdent(table), quoteIdent(c), distinct, quoteIdent(c)))
+		}
+	}
+	if len(or) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(or, " OR ")
 }
 
 // sqlValue turns a record value into what a database/sql driver takes.

@@ -21,7 +21,7 @@ import (
 
 // ImportOptions are the params the import processor reads itself; the
 // other params of an import are the entity's own (Entity.Params).
-var ImportOptions = []string{"format", "delimiter", "encoding", "sheet", "columnMapping", "dryRun", "maxErrors", "onError"}
+var ImportOptions = []string{"format", "delimiter", "encoding", "sheet", "columnMapping", "dryRun", "maxErrors", "onError", "results"}
 
 // ExportOptions are the params the export processor reads itself; the
 // other params of an export are the entity's own: the source's filters
@@ -80,6 +80,9 @@ func (c *Config) checkImport(in commonops.CreateInput) []commonops.FieldError {
 	checkImportOptions(&p, params)
 	if e != nil && e.Sink != nil {
 		e.checkParams(&p, params, ImportOptions)
+		if raw, ok := params["results"]; ok && string(raw) == "true" && e.Sink.Type != "sql" {
+			p.add("params.results", "the %s sink of %s cannot tell a created record from an updated one: results need an sql sink", e.Sink.Type, quoteName(e.Name))
+		}
 	}
 	return p
 }
@@ -165,10 +168,12 @@ func checkImportOptions(p *problems, params map[string]json.RawMessage) {
 			p.add("params.columnMapping", "must be an object of file column to schema property (strings)")
 		}
 	}
-	if raw, ok := params["dryRun"]; ok && !isNull(raw) {
-		var b bool
-		if err := json.Unmarshal(raw, &b); err != nil {
-			p.add("params.dryRun", "must be true or false")
+	for _, name := range []string{"dryRun", "results"} {
+		if raw, ok := params[name]; ok && !isNull(raw) {
+			var b bool
+			if err := json.Unmarshal(raw, &b); err != nil {
+				p.add("params."+name, "must be true or false")
+			}
 		}
 	}
 	if raw, ok := params["maxErrors"]; ok && !isNull(raw) {

@@ -70,6 +70,10 @@ func TestValidators(t *testing.T) {
 			{Field: "entityType", Message: `"orders" cannot be exported: the exportable entities are ledger, product, task`}}},
 		{"export of an import-only entity", "export", "inbox", nil, `{}`, []commonops.FieldError{
 			{Field: "entityType", Message: `"inbox" cannot be exported: the exportable entities are ledger, product, task`}}},
+		{"import results of a wrong type", "import", "product", &file, `{"results":"yes"}`, []commonops.FieldError{
+			{Field: "params.results", Message: "must be true or false"}}},
+		{"import results from an http sink", "import", "product", &file, `{"results":true}`, []commonops.FieldError{
+			{Field: "params.results", Message: `the http sink of "product" cannot tell a created record from an updated one: results need an sql sink`}}},
 		{"import without a file", "import", "product", nil, `{}`, []commonops.FieldError{
 			{Field: "fileName", Message: "is required: an import reads its input file"}}},
 		{"import unknown format", "import", "product", &file, `{"format":"pdf"}`, []commonops.FieldError{

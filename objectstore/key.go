@@ -98,6 +98,12 @@ func AttemptOutputKey(taskID string, attempt int, fileName string) string {
 // ErrorsKey is where a task's error report lives.
 func ErrorsKey(taskID string) string { return "tasks/" + taskID + "/errors.csv" }
 
+// ReportKey is where a processor keeps a report file of a task beyond its
+// output and errors.csv (an import's results.csv and unprocessed rows, and
+// the parts results.csv is joined from); name may hold one directory. No
+// upload URL is ever signed for it.
+func ReportKey(taskID, name string) string { return "tasks/" + taskID + "/files/" + name }
+
 // TaskPrefix holds every object of a task.
 func TaskPrefix(taskID string) string { return "tasks/" + taskID + "/" }
 

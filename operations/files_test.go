@@ -183,3 +183,32 @@ func fetch(t *testing.T, svc *operations.Service, id, which string) string {
 	}
 	return string(b)
 }
+
+// TestDownloadReportFiles: an import's results.csv and unprocessed file
+// download under their names once the worker wrote them, are ENOTFOUND
+// before, and no upload URL may write them.
+func TestDownloadReportFiles(t *testing.T) {
+	t.Parallel()
+	each(t, func(t *testing.T, svc *operations.Service) {
+		ctx := context.Background()
+		tk := create(t, svc, commonops.CreateInput{FileName: ptr("in.csv")})
+		for _, tc := range []struct{ which, key, name string }{
+			{operations.FileResults, objectstore.ReportKey(tk.ID, "results.csv"), "results.csv"},
+			{operations.FileUnprocessed, objectstore.ReportKey(tk.ID, "unprocessed-in.csv"), "unprocessed-in.csv"},
+		} {
+			t.Run(tc.which, func(t *testing.T) {
+				_, err := svc.DownloadURL(ctx, tenant, tk.ID, tc.which)
+				wantErr(t, err, commonops.ENOTFOUND, "")
+				wantErr(t, svc.AllowPut(ctx, tc.key), commonops.EFORBIDDEN, "")
+				put(t, svc, tc.key, 5)
+				d, err := svc.DownloadURL(ctx, tenant, tk.ID, tc.which)
+				if err != nil {
+					t.Fatalf("DownloadURL %s: %v", tc.which, err)
+				}
+				if d.FileName != tc.name {
+					t.Errorf("got file name %q, want %q", d.FileName, tc.name)
+				}
+			})
+		}
+	})
+}

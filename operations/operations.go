@@ -27,6 +27,11 @@ const LeaseDefault = 30 * time.Second
 // LeaseMax bounds the lease a worker may ask for.
 const LeaseMax = time.Hour
 
+// AwaitingWorkerAfterDefault is how long a runnable task waits unclaimed
+// before a read of it says awaitingWorker: several poll intervals of a
+// worker that serves its task type.
+const AwaitingWorkerAfterDefault = 10 * time.Second
+
 // UploadGraceDefault is how long after its URL expires an upload may still
 // be found before the task fails with uploadStatus=expired.
 const UploadGraceDefault = time.Minute
@@ -75,6 +80,10 @@ type Service struct {
 	// TaskTimeouts are the timeoutSeconds of the creates of each task type
 	// that name none. Defaults to none (no limit).
 	TaskTimeouts map[string]time.Duration
+	// AwaitingWorkerAfter is how long a runnable task waits unclaimed before
+	// Get and List set its AwaitingWorker. Defaults to
+	// AwaitingWorkerAfterDefault.
+	AwaitingWorkerAfter time.Duration
 
 	quota *quotaCache // made on first use (cache); a Service may be copied before
 	flow  *flowCache  // made on first use (flowCache)
@@ -282,7 +291,25 @@ func (s *Service) maxFileSize(t *commonops.Task) int64 {
 
 // Get returns one task of tenant.
 func (s *Service) Get(ctx context.Context, tenant, id string) (*commonops.Task, error) {
-	return s.getScoped(ctx, tenant, id)
+	t, err := s.getScoped(ctx, tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	s.markAwaiting(t)
+	return t, nil
+}
+
+// markAwaiting sets AwaitingWorker on tasks that have waited unclaimed past
+// AwaitingWorkerAfter.
+func (s *Service) markAwaiting(tasks ...*commonops.Task) {
+	after := s.AwaitingWorkerAfter
+	if after <= 0 {
+		after = AwaitingWorkerAfterDefault
+	}
+	now := s.now()
+	for _, t := range tasks {
+		t.AwaitingWorker = t.Awaiting(after, now)
+	}
 }
 
 // List returns a page of tenant's tasks. A filter out of bounds (see
@@ -291,7 +318,12 @@ func (s *Service) List(ctx context.Context, f commonops.ListFilter) ([]*commonop
 	if fe := ListProblems(f); len(fe) > 0 {
 		return nil, 0, commonops.Invalid(fe...)
 	}
-	return s.Store.ListTasks(ctx, f)
+	tasks, total, err := s.Store.ListTasks(ctx, f)
+	if err != nil {
+		return nil, 0, err
+	}
+	s.markAwaiting(tasks...)
+	return tasks, total, nil
 }
 
 // Cancel cancels a task that has not ended.
@@ -572,7 +604,22 @@ const (
 	FileOutput = "output"
 	FileErrors = "errors"
 	FileInput  = "input"
+	// FileResults is an import's results.csv: a line per input row with
+	// its outcome (bulk.ResultsFile).
+	FileResults = "results"
+	// FileUnprocessed is the rows of an import's input that a cancelled or
+	// failed import did not reach, in the input's own format, named
+	// unprocessed-<input file name> (bulk.UnprocessedFile).
+	FileUnprocessed = "unprocessed"
 )
+
+// UnprocessedName is the file name of a task's unprocessed rows.
+func UnprocessedName(t *commonops.Task) string {
+	if t.FileName == nil {
+		return "unprocessed"
+	}
+	return "unprocessed-" + *t.FileName
+}
 
 // Download is where to fetch one of a task's files.
 type Download struct {
@@ -581,16 +628,16 @@ type Download struct {
 	ExpiresAt   time.Time `json:"expiresAt"`
 }
 
-// DownloadURL returns a pre-signed URL for the task's output, errors or input
-// file: ENOTFOUND when there is no such file, ECONFLICT when the task is not
+// DownloadURL returns a pre-signed URL for the task's output, errors,
+// input, results or unprocessed file: ENOTFOUND when there is no such file, ECONFLICT when the task is not
 // in a state that has it yet or the file changed after it was confirmed (its
 // ETag is not the one the task recorded); EINVALID when which is not one of
 // the file kinds ("" is output); EUNAVAILABLE without an object store.
 func (s *Service) DownloadURL(ctx context.Context, tenant, id, which string) (*Download, error) {
 	switch which {
-	case "", FileOutput, FileErrors, FileInput:
+	case "", FileOutput, FileErrors, FileInput, FileResults, FileUnprocessed:
 	default:
-		return nil, commonops.Invalid(commonops.FieldError{Field: "file", Message: fmt.Sprintf("must be %s, %s or %s", FileOutput, FileErrors, FileInput)})
+		return nil, commonops.Invalid(commonops.FieldError{Field: "file", Message: fmt.Sprintf("must be %s, %s, %s, %s or %s", FileOutput, FileErrors, FileInput, FileResults, FileUnprocessed)})
 	}
 	if which == "" {
 		which = FileOutput
@@ -637,8 +684,13 @@ func (s *Service) DownloadURL(ctx context.Context, tenant, id, which string) (*D
 			return nil, &commonops.Error{Code: commonops.ECONFLICT, Message: fmt.Sprintf("the input file of task %s is %s, not uploaded", t.ID, t.UploadStatus), Task: t}
 		}
 		key, name, etag = objectstore.InputKey(t.ID, *t.FileName), *t.FileName, t.InputETag
+	case FileResults:
+		key, name = objectstore.ReportKey(t.ID, "results.csv"), "results.csv"
+	case FileUnprocessed:
+		name = UnprocessedName(t)
+		key = objectstore.ReportKey(t.ID, name)
 	default:
-		return nil, commonops.Invalid(commonops.FieldError{Field: "file", Message: "must be output, errors or input"})
+		return nil, commonops.Invalid(commonops.FieldError{Field: "file", Message: "must be output, errors, input, results or unprocessed"})
 	}
 	if err := s.statConfirmed(ctx, t, which, key, etag); err != nil {
 		return nil, err

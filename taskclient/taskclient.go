@@ -273,8 +273,8 @@ type File struct {
 	io.ReadCloser
 }
 
-// Download opens one of the task's files, "output", "errors" or "input",
-// through its signed URL.
+// Download opens one of the task's files, "output", "errors", "input",
+// "results" or "unprocessed", through its signed URL.
 func (c *Client) Download(ctx context.Context, id, which string) (*File, error) {
 	var d struct {
 		DownloadURL string `json:"downloadUrl"`

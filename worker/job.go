@@ -98,6 +98,18 @@ func (j *job) Errors(ctx context.Context) (io.WriteCloser, error) {
 	return j.create(ctx, objectstore.ErrorsKey(j.task.ID), "text/csv", nil)
 }
 
+func (j *job) File(ctx context.Context, name, contentType string) (io.WriteCloser, error) {
+	return j.create(ctx, objectstore.ReportKey(j.task.ID, name), contentType, nil)
+}
+
+func (j *job) OpenFile(ctx context.Context, name string) (io.ReadCloser, error) {
+	return j.pool.objects.Open(ctx, objectstore.ReportKey(j.task.ID, name))
+}
+
+func (j *job) DeleteFiles(ctx context.Context, dir string) error {
+	return j.pool.objects.DeletePrefix(ctx, objectstore.ReportKey(j.task.ID, dir)+"/")
+}
+
 func (j *job) create(ctx context.Context, key, contentType string, onClose func(context.Context) error) (io.WriteCloser, error) {
 	w, err := j.pool.objects.Create(ctx, key, contentType)
 	if err != nil {

@@ -37,6 +37,13 @@ type Job interface {
 	Output(ctx context.Context, fileName, contentType string) (io.WriteCloser, error)
 	// Errors streams the task's errors.csv report; Close commits it.
 	Errors(ctx context.Context) (io.WriteCloser, error)
+	// File streams a report file of the task (objectstore.ReportKey): name
+	// is a file name, or dir/name for a scratch part; Close commits it.
+	File(ctx context.Context, name, contentType string) (io.WriteCloser, error)
+	// OpenFile reads back a report file written by File.
+	OpenFile(ctx context.Context, name string) (io.ReadCloser, error)
+	// DeleteFiles deletes the report files under dir.
+	DeleteFiles(ctx context.Context, dir string) error
 	// Report records progress; it is sent coalesced, a few times a second at
 	// most.
 	Report(u Update)
