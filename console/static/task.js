@@ -29,7 +29,7 @@ function show(t) {
   set('updatedAt', when(t.updatedAt));
   set('version', t.version);
   root.querySelector('[data-file=output]').hidden = !t.outputFileName;
-  root.querySelector('[data-file=errors]').hidden = !t.errorsFileName;
+  root.querySelector('[data-file=errors]').hidden = !t.errorsFileName && !t.failedItems;
   root.querySelector('[data-file=input]').hidden = t.uploadStatus !== 'uploaded';
 }
 
