@@ -106,7 +106,7 @@ func (b *browser) shoot(name string) {
 	b.t.Helper()
 	for _, width := range []int64{390, 1280} {
 		b.run(chromedp.EmulateViewport(width, 900), chromedp.Sleep(150*time.Millisecond))
-		png := get(b, chromedp.FullScreenshot(80))
+		png := get(b, chromedp.FullScreenshot(100))
 		path := filepath.Join(b.dir, fmt.Sprintf("%s-%d.png", name, width))
 		if err := os.WriteFile(path, png, 0o644); err != nil {
 			b.t.Fatal(err)
