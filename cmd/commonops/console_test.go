@@ -287,6 +287,27 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.run(chromedp.Click(`button[data-action=retry]`), chromedp.WaitVisible("#confirm-ok"), chromedp.Click("#confirm-ok"))
 	b.waitJS(`document.querySelector('#task').dataset.status === 'pending' && document.querySelectorAll('#events li').length >= 4`)
 
+	// Bulk actions on the list: cancel a selection, retry every failed
+	// task of a type.
+	batch := make([]string, 3)
+	for i := range batch {
+		apiCall(t, in.base, "POST", "/tasks", map[string]any{"taskType": "batch", "entityType": "x", "maxRetries": 1}, http.StatusCreated, &created)
+		batch[i] = created.Task.ID
+	}
+	apiCall(t, in.base, "POST", "/tasks/"+batch[2]+"/claim", map[string]any{"workerId": "w"}, http.StatusOK, nil)
+	apiCall(t, in.base, "PATCH", "/tasks/"+batch[2]+"/progress", map[string]any{"status": "failed", "permanent": true, "errorMessage": "boom"}, http.StatusOK, nil)
+	b.run(chromedp.Navigate(b.base+"/console/tasks?taskType=batch"), chromedp.WaitVisible("table.tasks"))
+	for _, id := range batch[:2] {
+		b.run(chromedp.Click(fmt.Sprintf(`input.select[value=%q]`, id)))
+	}
+	b.run(chromedp.Click("#cancel-selected"), chromedp.WaitVisible("#confirm-ok"), chromedp.Click("#confirm-ok"))
+	for _, id := range batch[:2] {
+		b.waitJS(fmt.Sprintf(`document.querySelector('tr[data-task=%q] [data-field=status]').textContent === 'cancelled'`, id))
+	}
+	b.run(chromedp.Click(`#retry-failed button[type=submit]`), chromedp.WaitVisible("#confirm-ok"), chromedp.Click("#confirm-ok"))
+	b.waitJS(fmt.Sprintf(`document.querySelector('tr[data-task=%q] [data-field=status]').textContent === 'pending'`, batch[2]))
+	b.waitJS(`document.querySelector('#live').textContent.startsWith('Retried 1 of 1')`)
+
 	// The list: filters, counts and the tasks above.
 	b.run(chromedp.Navigate(b.base+"/console/tasks"), chromedp.WaitVisible("table.tasks"))
 	for _, id := range []string{imp, exp, run} {
