@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real components the tests run against, outside the repository,
-# skipping what is already there: versitygw (S3 server), daprd (Dapr sidecar)
-# and jq (the README blocks' test runs them with curl and jq).
+# skipping what is already there: versitygw (S3 server), daprd (Dapr sidecar),
+# jq (the README blocks' test runs them with curl and jq) and chromium (the
+# console's browser tests).
 # Prints the directory holding the binaries on its last line.
 set -euo pipefail
 
@@ -45,6 +46,14 @@ if ! command -v jq >/dev/null; then
   [ "$(id -u)" -eq 0 ] || sudo=sudo
   $sudo apt-get update -qq >/dev/null
   $sudo apt-get install -y -qq jq >/dev/null
+fi
+
+if ! command -v chromium >/dev/null; then
+  echo "installing chromium (the console's browser tests)" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
 fi
 
 echo "$TOOLS_DIR"

@@ -30,6 +30,7 @@ import (
 	"github.com/commonops/commonops/auth"
 	"github.com/commonops/commonops/bulk"
 	"github.com/commonops/commonops/bus"
+	"github.com/commonops/commonops/console"
 	"github.com/commonops/commonops/dapr"
 	"github.com/commonops/commonops/feed"
 	"github.com/commonops/commonops/httpapi"
@@ -233,13 +234,17 @@ func New(ctx context.Context, cfg Config) (a *App, err error) {
 		if err != nil {
 			return nil, err
 		}
-		a.handler = httpapi.NewServer(httpapi.Config{
-			Service: a.svc, Checks: checks, Files: files, Metrics: metrics, Feed: a.feed,
+		// The console calls the API handler it is mounted in, as its user.
+		var api http.Handler
+		cons := console.New(console.Config{API: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { api.ServeHTTP(w, r) }), Logger: a.log})
+		api = httpapi.NewServer(httpapi.Config{
+			Service: a.svc, Checks: checks, Files: files, Metrics: metrics, Feed: a.feed, Console: cons,
 			MaxStreams: cfg.MaxStreams, MaxTenantStreams: cfg.MaxTenantStreams,
 			Logger: a.log, MaxBodyBytes: cfg.MaxBodyBytes, Registerer: a.reg, StreamsDone: a.streamsDone,
 			Auth: authn, RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst,
 			TenantRateLimit: cfg.TenantRateLimit, TenantRateBurst: cfg.TenantRateBurst,
 		})
+		a.handler = api
 	} else {
 		a.handler = internalMux(checks["database"], files, metrics)
 	}

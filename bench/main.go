@@ -13,6 +13,7 @@
 //	cd bench && go run . e2e-split # e2e in one process vs --roles api + --roles worker,maintenance
 //	cd bench && go run . latency   # create → claim latency: embedded bus, Dapr, poller alone
 //	cd bench && go run . flow      # fair shares (tenant b behind a queued tenant a), flow limits on vs off
+//	cd bench && go run . console   # the console's task-list page over 1,000,000 tasks
 //	cd bench && go run . all
 //
 // PostgreSQL comes from $BENCH_DATABASE_URL (default
@@ -39,7 +40,7 @@ var (
 
 func main() {
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: go run . [flags] create|batch|closed|list|sqlite|e2e|e2e-split|latency|flow|all")
+		fmt.Fprintln(os.Stderr, "usage: go run . [flags] create|batch|closed|list|sqlite|e2e|e2e-split|latency|flow|console|all")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -47,6 +48,7 @@ func main() {
 	defer stop()
 	benches := map[string]func(context.Context) error{
 		"create": benchCreate, "batch": benchBatch, "closed": benchClosed, "list": benchList, "sqlite": benchSQLite, "e2e": benchE2E, "e2e-split": benchE2ESplit, "latency": benchLatency, "flow": benchFlow,
+		"console": benchConsole,
 	}
 	names := flag.Args()
 	if len(names) == 1 && names[0] == "all" {

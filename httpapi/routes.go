@@ -93,5 +93,8 @@ func (s *server) routes() []route {
 		// Subtrees of other packages. Signed file URLs carry their own
 		// authorization: one object, one method, until they expire.
 		{path: "/files/", handler: handleOptional(s, s.files, "the local file store is not enabled"), mount: true, policy: publicRoute()},
+		// The web console calls the routes above as its user: it holds no
+		// credentials of its own, so it needs no policy here.
+		{path: "/console/", handler: handleOptional(s, s.console, "the console is not enabled"), mount: true, policy: publicRoute()},
 	}
 }

@@ -59,6 +59,9 @@ type Config struct {
 	Files http.Handler
 	// Metrics serves /metrics. Defaults to none (404).
 	Metrics http.Handler
+	// Console serves the web console, mounted at /console/ (the handler
+	// sees the full path). Defaults to none (404).
+	Console http.Handler
 	// Registerer receives the request metrics
 	// (commonops_http_requests_total, commonops_http_request_duration_seconds).
 	// Defaults to nil: no request metrics.
@@ -141,6 +144,7 @@ type server struct {
 	ready    func(context.Context) error
 	files    http.Handler
 	metrics  http.Handler
+	console  http.Handler
 	observer *observer
 	done     <-chan struct{} // closes open event streams at shutdown
 	readTO   time.Duration
@@ -167,6 +171,7 @@ func NewServer(cfg Config) http.Handler {
 		ready:   cfg.Ready,
 		files:   cfg.Files,
 		metrics: cfg.Metrics,
+		console: cfg.Console,
 		checks:  map[string]func(context.Context) error{},
 		done:    cfg.StreamsDone,
 		readTO:  cfg.ReadTimeout,

@@ -1,0 +1,121 @@
+package console_test
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/commonops/commonops/console"
+	"github.com/commonops/commonops/httpapi"
+	"github.com/commonops/commonops/internal/testdb"
+	"github.com/commonops/commonops/operations"
+)
+
+// newServer serves the API with the console mounted, on SQLite, without
+// authentication.
+func newServer(t *testing.T) *httptest.Server {
+	t.Helper()
+	var api http.Handler
+	cons := console.New(console.Config{API: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { api.ServeHTTP(w, r) })})
+	done := make(chan struct{})
+	api = httpapi.NewServer(httpapi.Config{Service: &operations.Service{Store: testdb.SQLite(t)}, Console: cons,
+		StreamsDone: done, Logger: slog.New(slog.DiscardHandler)})
+	srv := httptest.NewServer(api)
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(done) })
+	return srv
+}
+
+var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+func TestPagesCarryTheirPolicies(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t)
+	for _, path := range []string{"/console/tasks", "/console/new", "/console/queues", "/console/login"} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: got %d, want 200", path, resp.StatusCode)
+		}
+		csp := resp.Header.Get("Content-Security-Policy")
+		if !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") || !strings.Contains(csp, "frame-ancestors 'none'") {
+			t.Fatalf("GET %s: got CSP %q, want scripts from the origin only and no framing", path, csp)
+		}
+		if strings.Contains(string(body), " style=") || strings.Contains(string(body), "<script>") {
+			t.Fatalf("GET %s: the page has inline style or script, which the CSP refuses", path)
+		}
+	}
+}
+
+func TestCrossOriginStateChangesRefused(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t)
+	for _, path := range []string{"/console/login", "/console/logout", "/console/api/tasks"} {
+		req, _ := http.NewRequest("POST", srv.URL+path, strings.NewReader("{}"))
+		req.Header.Set("Sec-Fetch-Site", "cross-site")
+		req.Header.Set("Origin", "https://elsewhere.example")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden || resp.Header.Get("Content-Type") != "application/problem+json" {
+			t.Fatalf("cross-origin POST %s: got %d %s, want a 403 problem", path, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+	}
+	var tasks struct {
+		Total int `json:"total"`
+	}
+	resp, err := http.Get(srv.URL + "/api/v1/operations/tasks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := jsonDecode(resp.Body, &tasks); err != nil || tasks.Total != 0 {
+		t.Fatalf("tasks after refused POSTs: got %d (%v), want 0", tasks.Total, err)
+	}
+}
+
+func TestLogInKeepsTheConsoleInside(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t)
+	for _, c := range []struct{ next, want string }{
+		{"/console/queues", "/console/queues"},
+		{"https://elsewhere.example/", "/console/tasks"},
+		{"//elsewhere.example/console/", "/console/tasks"},
+		{"/api/v1/operations/tasks", "/console/tasks"},
+	} {
+		// Without authentication any key passes the API's check.
+		resp, err := noRedirect.PostForm(srv.URL+"/console/login", url.Values{"key": {"k"}, "next": {c.next}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || got != c.want {
+			t.Fatalf("log-in with next=%q: got %d to %q, want 303 to %q", c.next, resp.StatusCode, got, c.want)
+		}
+		ck := resp.Cookies()
+		if len(ck) != 1 || !ck[0].HttpOnly || ck[0].SameSite != http.SameSiteStrictMode || ck[0].Path != "/console/" {
+			t.Fatalf("log-in cookie: got %+v, want one HttpOnly, SameSite=Strict cookie on /console/", ck)
+		}
+	}
+	resp, err := noRedirect.PostForm(srv.URL+"/console/login", url.Values{"key": {""}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || len(resp.Cookies()) != 0 {
+		t.Fatalf("log-in without a key: got %d with cookies %v, want 401 and none", resp.StatusCode, resp.Cookies())
+	}
+}
+
+func jsonDecode(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }
