@@ -492,10 +492,13 @@ spec:
       pubsub:
         inbound:
           retry: inbound
-      broadcast:
+`, o.maxRetries)
+	if o.broadcast {
+		resiliency += `      broadcast:
         inbound:
           retry: inbound
-`, o.maxRetries)
+`
+	}
 	files := map[string][]byte{"pubsub.yaml": comp.Bytes(), "resiliency.yaml": []byte(resiliency)}
 	if bcast.Len() > 0 {
 		files["broadcast.yaml"] = bcast.Bytes()
