@@ -15,10 +15,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -76,6 +78,8 @@ type App struct {
 	daprLn    net.Listener // the Dapr subscription routes; nil unless Dapr delivers to a worker
 	daprSrv   *http.Server
 	keys      *auth.Keys // API keys; nil in the none mode
+
+	draining atomic.Bool // Stop has begun: GET /readyz answers 503
 
 	mu          sync.Mutex
 	started     bool
@@ -158,7 +162,8 @@ func New(ctx context.Context, cfg Config) (a *App, err error) {
 	var publisher outbox.Publisher
 	pubsubCheck := func(context.Context) error { return nil }
 	if cfg.PubSub == PubSubDapr {
-		p := dapr.NewPublisher(dapr.PublisherConfig{BaseURL: cfg.DaprURL, PubSubName: cfg.DaprPubSub, APIToken: cfg.DaprAPIToken})
+		p := dapr.NewPublisher(dapr.PublisherConfig{BaseURL: cfg.DaprURL, PubSubName: cfg.DaprPubSub,
+			BroadcastPubSubName: cfg.DaprBroadcastPubSub, APIToken: cfg.DaprAPIToken})
 		publisher, pubsubCheck = p, p.Check
 	} else {
 		a.bus = bus.New()
@@ -200,7 +205,8 @@ func New(ctx context.Context, cfg Config) (a *App, err error) {
 		})
 		if a.bus == nil {
 			daprHandler = dapr.NewSubscriber(dapr.SubscriberConfig{
-				PubSubName: cfg.DaprPubSub, Handle: a.pool.HandleEvent, AppToken: cfg.DaprAppToken,
+				PubSubName: cfg.DaprPubSub, BroadcastPubSubName: cfg.DaprBroadcastPubSub,
+				Handle: a.pool.HandleEvent, AppToken: cfg.DaprAppToken,
 				Logger: a.log, Registerer: a.reg,
 			})
 			if a.daprLn, err = net.Listen("tcp", cfg.DaprAppAddr); err != nil {
@@ -248,6 +254,7 @@ func New(ctx context.Context, cfg Config) (a *App, err error) {
 	} else {
 		a.handler = internalMux(checks["database"], files, metrics)
 	}
+	a.handler = a.unreadyWhileDraining(a.handler)
 	if daprHandler != nil {
 		a.daprSrv = &http.Server{Handler: daprHandler, ReadHeaderTimeout: ReadHeaderTimeout, IdleTimeout: cfg.IdleTimeout, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 	}
@@ -428,6 +435,13 @@ func (a *App) Stop() {
 		a.close()
 		return
 	}
+	a.draining.Store(true)
+	if a.cfg.DrainDelay > 0 {
+		// Still serving, but unready: load balancers take the replica out
+		// of rotation before it stops accepting connections.
+		a.log.Info("draining: readyz answers 503", "drainDelay", a.cfg.DrainDelay.String())
+		time.Sleep(a.cfg.DrainDelay)
+	}
 	a.log.Info("shutting down", "timeout", a.cfg.ShutdownTimeout.String())
 	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancel()
@@ -480,6 +494,20 @@ func (a *App) Stop() {
 	a.cancelRun()
 	a.close()
 	a.log.Info("stopped")
+}
+
+// unreadyWhileDraining answers GET /readyz with 503 once Stop has begun,
+// and passes everything else (and readyz before) to next.
+func (a *App) unreadyWhileDraining(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a.draining.Load() && r.Method == http.MethodGet && r.URL.Path == "/readyz" {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, "draining: shutting down\n")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // close releases what New opened.

@@ -200,6 +200,13 @@ type Config struct {
 	// Defaults to "": deliveries are not checked.
 	DaprAppToken string
 
+	// DaprBroadcastPubSub, when set, is the Dapr pub/sub component that
+	// carries the cancelled events, with a consumer group per replica
+	// (deploy/dapr/broadcast.yaml), so that a cancel reaches the replica
+	// running the task at once rather than at its next heartbeat. Defaults
+	// to "": cancels go through DaprPubSub like every event.
+	DaprBroadcastPubSub string
+
 	// DaprAPIToken is the token the sidecar requires of its app (its
 	// DAPR_API_TOKEN), sent as dapr-api-token on every call to it.
 	// Defaults to "": none sent.
@@ -293,6 +300,11 @@ type Config struct {
 	// built-in task entity.
 	ConfigFile string
 
+	// DrainDelay is how long Stop keeps serving, with GET /readyz
+	// answering 503, before it stops taking requests: the time a load
+	// balancer needs to see the replica unready and send it nothing new.
+	// Defaults to 0: Stop drains at once.
+	DrainDelay time.Duration
 	// ShutdownTimeout bounds Stop: in-flight requests, then running tasks,
 	// which are handed back to pending when it runs out. Defaults to
 	// ShutdownTimeoutDefault (30s).
@@ -406,6 +418,12 @@ func (c Config) Validate() error {
 	}
 	if c.Lease != 0 && c.Lease < time.Second {
 		return fmt.Errorf("lease: want at least 1s, got %s", c.Lease)
+	}
+	if c.DrainDelay < 0 {
+		return fmt.Errorf("drain-delay: want 0 or a positive duration, got %s", c.DrainDelay)
+	}
+	if c.DaprBroadcastPubSub != "" && c.DaprBroadcastPubSub == c.DaprPubSub {
+		return fmt.Errorf("dapr-broadcast-pubsub: want a component other than dapr-pubsub %q (one with a consumer group per replica)", c.DaprPubSub)
 	}
 	if c.WorkerConcurrency < 0 {
 		return fmt.Errorf("worker-concurrency: want at least 1, got %d", c.WorkerConcurrency)

@@ -14,6 +14,7 @@
 //	cd bench && go run . latency   # create → claim latency: embedded bus, Dapr, poller alone
 //	cd bench && go run . flow      # fair shares (tenant b behind a queued tenant a), flow limits on vs off
 //	cd bench && go run . console   # the console's task-list page over 1,000,000 tasks
+//	cd bench && go run . e2e-dapr  # e2e through Dapr: one replica vs an API and two worker replicas, each with its daprd
 //	cd bench && go run . all
 //
 // PostgreSQL comes from $BENCH_DATABASE_URL (default
@@ -40,7 +41,7 @@ var (
 
 func main() {
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: go run . [flags] create|batch|closed|list|sqlite|e2e|e2e-split|latency|flow|console|all")
+		fmt.Fprintln(os.Stderr, "usage: go run . [flags] create|batch|closed|list|sqlite|e2e|e2e-split|e2e-dapr|latency|flow|console|all")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -49,6 +50,7 @@ func main() {
 	benches := map[string]func(context.Context) error{
 		"create": benchCreate, "batch": benchBatch, "closed": benchClosed, "list": benchList, "sqlite": benchSQLite, "e2e": benchE2E, "e2e-split": benchE2ESplit, "latency": benchLatency, "flow": benchFlow,
 		"console": benchConsole,
+		"e2e-dapr": benchE2EDapr,
 	}
 	names := flag.Args()
 	if len(names) == 1 && names[0] == "all" {

@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -72,7 +73,18 @@ type PublisherConfig struct {
 	// dapr-api-token, without which such a sidecar refuses them. Defaults
 	// to "": no token.
 	APIToken string
+	// BroadcastPubSubName, when set, is the component the BroadcastTopics
+	// are published to instead of PubSubName: one that gives every replica
+	// a consumer group of its own (deploy/dapr/broadcast.yaml), so a
+	// cancel reaches the replica running the task. Defaults to "": every
+	// topic goes to PubSubName.
+	BroadcastPubSubName string
 }
+
+// BroadcastTopics are the topics every replica must receive, not just one
+// of them: a cancelled task runs on one replica, and only that one can stop
+// it. They go to the broadcast component when one is configured.
+var BroadcastTopics = []string{commonops.TopicCancelled}
 
 // APITokenHeader carries PublisherConfig.APIToken.
 const APITokenHeader = "dapr-api-token"
@@ -102,6 +114,8 @@ type Publisher struct {
 	conc   int
 	bulk   bool
 	token  string
+	// broadcast is BroadcastPubSubName; "" for none.
+	broadcast string
 }
 
 // NewPublisher returns a Publisher for cfg.
@@ -128,7 +142,17 @@ func NewPublisher(cfg PublisherConfig) *Publisher {
 		conc:   cfg.Concurrency,
 		bulk:   cfg.Bulk,
 		token:  cfg.APIToken,
+
+		broadcast: cfg.BroadcastPubSubName,
 	}
+}
+
+// component is the pub/sub component topic is published to.
+func (p *Publisher) component(topic string) string {
+	if p.broadcast != "" && slices.Contains(BroadcastTopics, topic) {
+		return p.broadcast
+	}
+	return p.pubsub
 }
 
 // CloudEvent is the CloudEvents 1.0 envelope commonops publishes and
@@ -244,7 +268,7 @@ func (p *Publisher) publishOne(ctx context.Context, m outbox.Message) error {
 	if err != nil {
 		return fmt.Errorf("publish %d to %s: encode: %w", m.ID, m.Topic, err)
 	}
-	u := p.base + "/v1.0/publish/" + url.PathEscape(p.pubsub) + "/" + url.PathEscape(m.Topic)
+	u := p.base + "/v1.0/publish/" + url.PathEscape(p.component(m.Topic)) + "/" + url.PathEscape(m.Topic)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("publish %d to %s: %w", m.ID, m.Topic, err)
@@ -363,7 +387,7 @@ func (p *Publisher) postBulk(ctx context.Context, c *bulkChunk) ([]int, error) {
 	if err != nil {
 		return c.index, fmt.Errorf("bulk publish to %s: encode: %w", c.topic, err)
 	}
-	u := p.base + "/v1.0-alpha1/publish/bulk/" + url.PathEscape(p.pubsub) + "/" + url.PathEscape(c.topic)
+	u := p.base + "/v1.0-alpha1/publish/bulk/" + url.PathEscape(p.component(c.topic)) + "/" + url.PathEscape(c.topic)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
 	if err != nil {
 		return c.index, fmt.Errorf("bulk publish to %s: %w", c.topic, err)

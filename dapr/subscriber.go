@@ -41,6 +41,11 @@ const (
 type SubscriberConfig struct {
 	// PubSubName is the pub/sub component's name. Defaults to "pubsub".
 	PubSubName string
+	// BroadcastPubSubName, when set, is the component the BroadcastTopics
+	// are subscribed through instead of PubSubName (see
+	// PublisherConfig.BroadcastPubSubName). Defaults to "": every topic
+	// through PubSubName.
+	BroadcastPubSubName string
 	// Handle is called once per event id that it handles successfully. A nil
 	// error answers SUCCESS; a *commonops.Error with ENOTFOUND, EINVALID,
 	// EMALFORMED or ECONFLICT answers DROP (a redelivery would get the same
@@ -133,8 +138,12 @@ type Subscription struct {
 func (s *Subscriber) Subscriptions() []Subscription {
 	subs := make([]Subscription, 0, len(commonops.WorkerTopics))
 	for _, t := range commonops.WorkerTopics {
+		name := s.cfg.PubSubName
+		if s.cfg.BroadcastPubSubName != "" && slices.Contains(BroadcastTopics, t) {
+			name = s.cfg.BroadcastPubSubName
+		}
 		subs = append(subs, Subscription{
-			PubSubName:      s.cfg.PubSubName,
+			PubSubName:      name,
 			Topic:           t,
 			Route:           "/dapr/events/" + t,
 			DeadLetterTopic: DeadLetterTopic,

@@ -82,6 +82,7 @@ func (o *options) settings() []setting {
 		{flag: "dapr-url", env: "COMMONOPS_DAPR_URL", usage: "Dapr sidecar HTTP URL; empty: http://127.0.0.1:$DAPR_HTTP_PORT (3500)", value: str(&c.DaprURL)},
 		{flag: "dapr-app-addr", env: "COMMONOPS_DAPR_APP_ADDR", def: app.DaprAppAddrDefault, usage: "listen address of the Dapr subscription routes, apart from the API (the sidecar's --app-port); outside loopback set APP_API_TOKEN", value: str(&c.DaprAppAddr)},
 		{flag: "dapr-pubsub", env: "COMMONOPS_DAPR_PUBSUB", def: dapr.PubSubNameDefault, usage: "name of the Dapr pub/sub component", value: str(&c.DaprPubSub)},
+		{flag: "dapr-broadcast-pubsub", env: "COMMONOPS_DAPR_BROADCAST_PUBSUB", usage: "Dapr pub/sub component with a consumer group per replica that carries cancels to every replica (deploy/dapr/broadcast.yaml); empty: cancels go through dapr-pubsub and reach one replica", value: str(&c.DaprBroadcastPubSub)},
 		{flag: "auth", env: "COMMONOPS_AUTH", def: string(auth.ModeNone), usage: "authentication: none (identity headers trusted; keep the port private), gateway (an API gateway with a shared secret) or oidc (bearer JWTs); API keys work in gateway and oidc", value: str(&c.Auth)},
 		{flag: "gateway-secret", env: "COMMONOPS_GATEWAY_SECRET", usage: "secret the API gateway sends on every request (gateway mode)", secret: true, value: str(&c.GatewaySecret)},
 		{flag: "gateway-secret-header", env: "COMMONOPS_GATEWAY_SECRET_HEADER", def: auth.GatewaySecretHeaderDefault, usage: "header of the gateway secret", value: str(&c.GatewaySecretHeader)},
@@ -115,6 +116,7 @@ func (o *options) settings() []setting {
 		{flag: "webhook-timeout", env: "COMMONOPS_WEBHOOK_TIMEOUT", def: fmtDuration(webhook.TimeoutDefault), usage: "bound of each webhook POST; a slower endpoint is a failed attempt, retried with backoff", value: duration(&c.WebhookTimeout)},
 		{flag: "config", env: "COMMONOPS_CONFIG", usage: "YAML file of entities for the built-in import and export processors", value: str(&c.ConfigFile)},
 		{flag: "log-level", env: "COMMONOPS_LOG_LEVEL", def: "info", usage: "debug, info, warn or error", value: str(&o.LogLevel)},
+		{flag: "drain-delay", env: "COMMONOPS_DRAIN_DELAY", def: "0s", usage: "on SIGTERM, keep serving with /readyz answering 503 this long before draining, so load balancers stop sending requests", value: duration(&c.DrainDelay)},
 		{flag: "shutdown-timeout", env: "COMMONOPS_SHUTDOWN_TIMEOUT", def: fmtDuration(app.ShutdownTimeoutDefault), usage: "how long SIGTERM waits for requests and running tasks; tasks still running then go back to pending", value: duration(&c.ShutdownTimeout)},
 		{flag: "debug-addr", env: "COMMONOPS_DEBUG_ADDR", usage: "listen address of a separate pprof server (/debug/pprof/); empty: off", value: str(&c.DebugAddr)},
 	}

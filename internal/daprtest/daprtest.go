@@ -1,6 +1,13 @@
 // Package daprtest runs a real Dapr sidecar (daprd v1.14, standalone, no
 // control plane) for tests, with a pub/sub component named "pubsub".
 //
+// Replicas of one app share their broker: Join starts a sidecar on the same
+// Redis database and consumer group as another, so the two share the work;
+// Broadcast adds the "broadcast" component (a consumer group per sidecar)
+// that carries cancels to every replica; Broker(BrokerRabbitMQ) puts both
+// on the RabbitMQ at $COMMONOPS_RABBITMQ_URL (default
+// amqp://guest:guest@127.0.0.1:5672) instead of Redis.
+//
 // With the default pubsub.redis component each sidecar gets a Redis database
 // of its own (1..15 of the Redis at $COMMONOPS_REDIS_ADDR, default
 // 127.0.0.1:6379), leased through a key in database 0 and flushed before and
@@ -43,13 +50,31 @@ type Sidecar struct {
 	HTTPPort int
 	GRPCPort int
 	BaseURL  string
-	// AppID is the sidecar's app id, also the Redis consumer group.
+	// AppID is the sidecar's app id.
 	AppID string
-	// RedisDB is the Redis database the component uses (0 with InMemory).
+	// Group is the consumer group of the pubsub component, shared by the
+	// sidecars that Join this one.
+	Group string
+	// RedisDB is the Redis database the component uses (0 with InMemory or
+	// RabbitMQ).
 	RedisDB int
+	// Stop stops daprd gracefully (SIGTERM), Kill at once (SIGKILL, as a
+	// crashed machine would).
 	Stop    func()
+	Kill    func()
 	Restart func()
+
+	broker Broker
 }
+
+// Broker is the message broker behind the pub/sub components.
+type Broker string
+
+// Brokers Start can run the components on.
+const (
+	BrokerRedis    Broker = "redis"    // pubsub.redis (Redis Streams), the default
+	BrokerRabbitMQ Broker = "rabbitmq" // pubsub.rabbitmq
+)
 
 type options struct {
 	inMemory    bool
@@ -57,6 +82,11 @@ type options struct {
 	redeliver   time.Duration
 	waitForSubs bool
 	apiToken    string
+	appToken    string
+	join        *Sidecar
+	broadcast   bool
+	broker      Broker
+	httpPort    int
 }
 
 // Option changes how Start runs the sidecar.
@@ -75,6 +105,32 @@ func InboundRetries(n int) Option { return func(o *options) { o.maxRetries = n }
 // every call of the app that lacks the dapr-api-token header.
 func APIToken(token string) Option { return func(o *options) { o.apiToken = token } }
 
+// AppToken starts the sidecar with APP_API_TOKEN=token: it then sends
+// token as dapr-api-token on every call to the app (the deliveries).
+func AppToken(token string) Option { return func(o *options) { o.appToken = token } }
+
+// Join starts the sidecar as another replica of the app of sc: on the same
+// broker, Redis database and consumer group, so that an event of the
+// pubsub component reaches one of them.
+func Join(sc Sidecar) Option { return func(o *options) { o.join = &sc } }
+
+// Broadcast adds a second pub/sub component, "broadcast", whose consumer
+// group is new at each sidecar start ({uuid}): every replica receives each
+// of its events (deploy/dapr/broadcast.yaml).
+func Broadcast() Option { return func(o *options) { o.broadcast = true } }
+
+// WithBroker runs the components on b. Defaults to BrokerRedis; a sidecar
+// that joins another takes that one's broker.
+func WithBroker(b Broker) Option { return func(o *options) { o.broker = b } }
+
+// HTTPPort runs the sidecar's HTTP API on port (from FreePort), so that an
+// app can be given the sidecar's URL before the sidecar starts, which waits
+// for the app's subscriptions.
+func HTTPPort(port int) Option { return func(o *options) { o.httpPort = port } }
+
+// FreePort returns a loopback port free at the time of the call.
+func FreePort(t testing.TB) int { return freePorts(t, 1)[0] }
+
 // Readiness timeouts.
 const (
 	startTimeout = 60 * time.Second
@@ -92,32 +148,41 @@ func Start(t testing.TB, appPort int, opts ...Option) Sidecar {
 	if testing.Short() {
 		t.Skip(skipShort)
 	}
-	o := options{maxRetries: 20, redeliver: time.Second, waitForSubs: appPort > 0}
+	o := options{maxRetries: 20, redeliver: time.Second, waitForSubs: appPort > 0, broker: BrokerRedis}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	bin := binary(t)
 	dir := t.TempDir()
 	id := "commonops-" + randHex(6)
+	group := id
 
 	db := 0
-	if !o.inMemory {
+	switch {
+	case o.join != nil:
+		group, db, o.broker = o.join.Group, o.join.RedisDB, o.join.broker
+	case o.inMemory || o.broker == BrokerRabbitMQ:
+	default:
 		db = leaseRedisDB(t, id)
 	}
-	writeResources(t, dir, id, db, o)
+	writeResources(t, dir, group, db, o)
 
 	sc := &sidecar{
-		t:       t,
-		bin:     bin,
-		logPath: filepath.Join(dir, "daprd.log"),
-		subs:    o.waitForSubs,
-		token:   o.apiToken,
+		t:        t,
+		bin:      bin,
+		logPath:  filepath.Join(dir, "daprd.log"),
+		subs:     o.waitForSubs,
+		token:    o.apiToken,
+		appToken: o.appToken,
 	}
 	// Free ports are picked, closed and handed to daprd, so a parallel test
 	// can take one in between: start again on fresh ports when that happens.
 	var ports []int
 	for attempt := 1; ; attempt++ {
 		ports = freePorts(t, 4)
+		if o.httpPort != 0 {
+			ports[0] = o.httpPort
+		}
 		sc.base = fmt.Sprintf("http://127.0.0.1:%d", ports[0])
 		sc.args = []string{
 			"--app-id", id,
@@ -157,8 +222,11 @@ func Start(t testing.TB, appPort int, opts ...Option) Sidecar {
 		GRPCPort: ports[1],
 		BaseURL:  sc.base,
 		AppID:    id,
+		Group:    group,
 		RedisDB:  db,
 		Stop:     sc.stop,
+		Kill:     sc.kill,
+		broker:   o.broker,
 		Restart: func() {
 			t.Helper()
 			sc.stop()
@@ -178,7 +246,8 @@ type sidecar struct {
 	subs    bool
 	logPath string
 
-	token string // DAPR_API_TOKEN; "" for none
+	token    string // DAPR_API_TOKEN; "" for none
+	appToken string // APP_API_TOKEN; "" for none
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -193,8 +262,12 @@ func (s *sidecar) start() error {
 	}
 	cmd := exec.Command(s.bin, s.args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = os.Environ()
 	if s.token != "" {
-		cmd.Env = append(os.Environ(), "DAPR_API_TOKEN="+s.token)
+		cmd.Env = append(cmd.Env, "DAPR_API_TOKEN="+s.token)
+	}
+	if s.appToken != "" {
+		cmd.Env = append(cmd.Env, "APP_API_TOKEN="+s.appToken)
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -238,6 +311,19 @@ func (s *sidecar) stop() {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-done
 	}
+}
+
+// kill stops daprd at once, with SIGKILL to its process group.
+func (s *sidecar) kill() {
+	s.mu.Lock()
+	cmd, done := s.cmd, s.done
+	s.cmd, s.done = nil, nil
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	<-done
 }
 
 func (s *sidecar) waitReady(exited <-chan struct{}) error {
@@ -325,14 +411,20 @@ func binary(t testing.TB) string {
 	return bin
 }
 
-func writeResources(t testing.TB, dir, id string, db int, o options) {
+func writeResources(t testing.TB, dir, group string, db int, o options) {
 	t.Helper()
 	res := filepath.Join(dir, "resources")
 	if err := os.MkdirAll(res, 0o755); err != nil {
 		t.Fatalf("daprtest: %v", err)
 	}
-	var comp bytes.Buffer
-	if o.inMemory {
+	var comp, bcast bytes.Buffer
+	switch {
+	case o.broker == BrokerRabbitMQ:
+		comp.WriteString(rabbitComponent("pubsub", group))
+		if o.broadcast {
+			bcast.WriteString(rabbitComponent("broadcast", "{uuid}"))
+		}
+	case o.inMemory:
 		comp.WriteString(`apiVersion: dapr.io/v1alpha1
 kind: Component
 metadata:
@@ -342,7 +434,7 @@ spec:
   version: v1
   metadata: []
 `)
-	} else {
+	default:
 		fmt.Fprintf(&comp, `apiVersion: dapr.io/v1alpha1
 kind: Component
 metadata:
@@ -361,7 +453,28 @@ spec:
     value: %q
   - name: processingTimeout
     value: "10s"
-`, redisAddr(), db, id, o.redeliver.String())
+`, redisAddr(), db, group, o.redeliver.String())
+		if o.broadcast {
+			fmt.Fprintf(&bcast, `apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: broadcast
+spec:
+  type: pubsub.redis
+  version: v1
+  metadata:
+  - name: redisHost
+    value: %q
+  - name: redisDB
+    value: "%d"
+  - name: consumerID
+    value: "{uuid}"
+  - name: redeliverInterval
+    value: %q
+  - name: processingTimeout
+    value: "10s"
+`, redisAddr(), db, o.redeliver.String())
+		}
 	}
 	resiliency := fmt.Sprintf(`apiVersion: dapr.io/v1alpha1
 kind: Resiliency
@@ -380,7 +493,17 @@ spec:
         inbound:
           retry: inbound
 `, o.maxRetries)
-	for name, body := range map[string][]byte{"pubsub.yaml": comp.Bytes(), "resiliency.yaml": []byte(resiliency)} {
+	if o.broadcast {
+		resiliency += `      broadcast:
+        inbound:
+          retry: inbound
+`
+	}
+	files := map[string][]byte{"pubsub.yaml": comp.Bytes(), "resiliency.yaml": []byte(resiliency)}
+	if bcast.Len() > 0 {
+		files["broadcast.yaml"] = bcast.Bytes()
+	}
+	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(res, name), body, 0o644); err != nil {
 			t.Fatalf("daprtest: %v", err)
 		}
@@ -403,6 +526,43 @@ spec:
 	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(config), 0o644); err != nil {
 		t.Fatalf("daprtest: %v", err)
 	}
+}
+
+// rabbitComponent is a pubsub.rabbitmq component. Its queues (one per topic
+// and consumer group) go when their last consumer does, so that tests leave
+// none behind (deploy/dapr/rabbitmq/pubsub.yaml keeps them). Tests share
+// the broker's exchanges (named after the topics), so a test may receive
+// another's events: they name tasks its database does not have, which the
+// worker drops.
+func rabbitComponent(name, consumerID string) string {
+	return fmt.Sprintf(`apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: %s
+spec:
+  type: pubsub.rabbitmq
+  version: v1
+  metadata:
+  - name: connectionString
+    value: %q
+  - name: consumerID
+    value: %q
+  - name: durable
+    value: "false"
+  - name: deletedWhenUnused
+    value: "true"
+  - name: requeueInFailure
+    value: "true"
+  - name: prefetchCount
+    value: "64"
+`, name, rabbitURL(), consumerID)
+}
+
+func rabbitURL() string {
+	if u := os.Getenv("COMMONOPS_RABBITMQ_URL"); u != "" {
+		return u
+	}
+	return "amqp://guest:guest@127.0.0.1:5672"
 }
 
 func redisAddr() string {
