@@ -57,6 +57,7 @@ type options struct {
 	redeliver   time.Duration
 	waitForSubs bool
 	apiToken    string
+	tracing     bool
 }
 
 // Option changes how Start runs the sidecar.
@@ -74,6 +75,11 @@ func InboundRetries(n int) Option { return func(o *options) { o.maxRetries = n }
 // APIToken starts the sidecar with DAPR_API_TOKEN=token: it then refuses
 // every call of the app that lacks the dapr-api-token header.
 func APIToken(token string) Option { return func(o *options) { o.apiToken = token } }
+
+// Tracing samples every request in the sidecar (samplingRate "1"), which
+// daprd needs to continue a published event's W3C traceparent into the
+// delivered one; its own spans go nowhere.
+func Tracing() Option { return func(o *options) { o.tracing = true } }
 
 // Readiness timeouts.
 const (
@@ -387,7 +393,12 @@ spec:
 	}
 	// The default name resolution (mDNS) announces the app on the network;
 	// the kubernetes resolver sends nothing until service invocation, which
-	// commonops does not use. Tracing is off: nothing to export it to.
+	// commonops does not use. Tracing is off unless asked for: nothing to
+	// export it to.
+	rate := "0"
+	if o.tracing {
+		rate = "1"
+	}
 	config := `apiVersion: dapr.io/v1alpha1
 kind: Configuration
 metadata:
@@ -398,7 +409,7 @@ spec:
     configuration:
       template: "127.0.0.1:{{.Port}}"
   tracing:
-    samplingRate: "0"
+    samplingRate: "` + rate + `"
 `
 	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(config), 0o644); err != nil {
 		t.Fatalf("daprtest: %v", err)
