@@ -122,6 +122,7 @@ func New(ctx context.Context, cfg Config) (a *App, err error) {
 		URLExpiry: cfg.URLExpiry,
 		Quotas:    cfg.quotas(),
 	}
+	a.reg.MustRegister(newQueueCollector(a.svc, a.log))
 	objects, files, err := openObjects(ctx, cfg, a.publicURL, a.svc)
 	if err != nil {
 		return nil, err

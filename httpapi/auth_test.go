@@ -83,6 +83,7 @@ var matrix = map[string][]auth.Role{
 	"GET /api/v1/operations/tasks/{id}/logs":             {admin, operator, submitter, viewer},
 	"GET /api/v1/operations/tasks/{id}/events":           {admin, operator, submitter, viewer},
 	"GET /api/v1/operations/events":                      {admin, operator, submitter, viewer},
+	"GET /api/v1/operations/queues":                      {admin, operator, viewer},
 	"POST /api/v1/operations/tasks/{id}/claim":           {worker},
 	"PATCH /api/v1/operations/tasks/{id}/progress":       {worker},
 	"POST /api/v1/operations/tasks/{id}/logs":            {worker},

@@ -52,6 +52,7 @@ func (s *server) routes() []route {
 		api("GET", task+"/logs", allow(readers...).ownTasksFor(auth.RoleSubmitter), handleListLogs(s)),
 		api("GET", task+"/events", allow(readers...).ownTasksFor(auth.RoleSubmitter), handleEvents(s)),
 		api("GET", prefix+"/events", allow(readers...).ownTasksFor(auth.RoleSubmitter), handleTenantEvents(s)),
+		api("GET", prefix+"/queues", allow(readers...), handleQueues(s)),
 		// The worker API, limited to the task types of the worker's key or
 		// token.
 		api("POST", task+"/claim", worker, handleClaim(s)),

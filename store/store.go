@@ -12,6 +12,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/commonops/commonops"
@@ -121,6 +123,11 @@ type Store interface {
 	// UsageQuery); each count stops at its bound, so its cost does not
 	// grow with the tenant's history.
 	TenantUsage(ctx context.Context, tenant string, q UsageQuery) (Usage, error)
+	// QueueStats measures the queues of q.TenantID (empty: every tenant,
+	// for the metrics) by task type: what waits and runs now, what
+	// completed and failed in the window from q.Since to q.Now, and up to
+	// q.LeaseLimit active leases, those expiring first first.
+	QueueStats(ctx context.Context, q QueueQuery) (QueueStats, error)
 	// CreateAPIKey stores a new API key (auth.APIKey.Hash, never the key).
 	// ECONFLICT when its id or hash is taken.
 	CreateAPIKey(ctx context.Context, k *auth.APIKey) error
@@ -191,6 +198,80 @@ type Usage struct {
 	Heavy int
 	// StoredBytes is the sum of the tenant's tasks' StoredBytes.
 	StoredBytes int64
+}
+
+// QueueQuery says whose queues QueueStats measures and over which window.
+type QueueQuery struct {
+	// TenantID is the tenant measured; empty measures every tenant (the
+	// metrics, a background role).
+	TenantID string
+	// Now is the end of the history window and the time the waiting ages
+	// are measured against.
+	Now time.Time
+	// Since is the start of the history window, cut into buckets of Bucket
+	// (the last one may be shorter). A zero Bucket reads no history.
+	Since  time.Time
+	Bucket time.Duration
+	// LeaseLimit bounds the active leases listed; 0 lists none.
+	LeaseLimit int
+}
+
+// QueueStats is what QueueStats measured.
+type QueueStats struct {
+	// Queues has one entry per task type that has a task pending or
+	// processing, or one that completed or failed in the window, in task
+	// type order.
+	Queues []Queue
+	// Leases are the active leases, those expiring first first.
+	Leases []Lease
+}
+
+// Queue is one task type's queue.
+type Queue struct {
+	TaskType string
+	// Pending counts the pending tasks (waiting for a worker, for a retry's
+	// backoff or for their input file), Running the processing ones.
+	Pending int
+	Running int
+	// OldestWaiting is since when the longest-waiting claimable task has
+	// waited: its last state change, or the end of its backoff (zero when
+	// none is claimable).
+	OldestWaiting time.Time
+	// Completed and Failed count the tasks that ended so in each bucket of
+	// the window, oldest bucket first; both have one entry per bucket.
+	Completed []int
+	Failed    []int
+}
+
+// Lease is a processing task held by a worker.
+type Lease struct {
+	TaskID     string
+	TaskType   string
+	EntityType string
+	WorkerID   string
+	Attempt    int
+	ExpiresAt  time.Time
+}
+
+// Buckets is the number of history buckets of q: the window from Since to
+// Now cut into Bucket-long pieces, the last one possibly shorter.
+func (q QueueQuery) Buckets() int {
+	if q.Bucket <= 0 || !q.Now.After(q.Since) {
+		return 0
+	}
+	return int((q.Now.Sub(q.Since) + q.Bucket - 1) / q.Bucket)
+}
+
+// Queue returns the entry of taskType in queues, adding it in task type
+// order with q's buckets when it is missing. The drivers build QueueStats
+// with it.
+func (q QueueQuery) Queue(queues *[]Queue, taskType string) *Queue {
+	i, found := slices.BinarySearchFunc(*queues, taskType, func(e Queue, t string) int { return strings.Compare(e.TaskType, t) })
+	if !found {
+		n := q.Buckets()
+		*queues = slices.Insert(*queues, i, Queue{TaskType: taskType, Completed: make([]int, n), Failed: make([]int, n)})
+	}
+	return &(*queues)[i]
 }
 
 // Idempotency is a stored Idempotency-Key and the response it produced.
