@@ -10,6 +10,7 @@
 //	cd bench && go run . e2e       # create → event → claim → no-op → completed, vs River
 //	cd bench && go run . e2e-split # e2e in one process vs --roles api + --roles worker,maintenance
 //	cd bench && go run . latency   # create → claim latency: embedded bus, Dapr, poller alone
+//	cd bench && go run . tracing   # e2e with tracing off and on (OTLP export), alternating rounds
 //	cd bench && go run . all
 //
 // PostgreSQL comes from $BENCH_DATABASE_URL (default
@@ -36,7 +37,7 @@ var (
 
 func main() {
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: go run . [flags] create|list|sqlite|e2e|e2e-split|latency|all")
+		fmt.Fprintln(os.Stderr, "usage: go run . [flags] create|list|sqlite|e2e|e2e-split|latency|tracing|all")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -44,6 +45,7 @@ func main() {
 	defer stop()
 	benches := map[string]func(context.Context) error{
 		"create": benchCreate, "list": benchList, "sqlite": benchSQLite, "e2e": benchE2E, "e2e-split": benchE2ESplit, "latency": benchLatency,
+		"tracing": benchTracing,
 	}
 	names := flag.Args()
 	if len(names) == 1 && names[0] == "all" {
