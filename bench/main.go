@@ -5,9 +5,11 @@
 // reference job queue) stays out of the service's dependencies.
 //
 //	cd bench && go run . create    # HTTP creates on PostgreSQL vs pgbench; GET p99 under load
+//	cd bench && go run . batch     # POST /tasks/batch vs River InsertMany
 //	cd bench && go run . list      # filtered list page over 1,000,000 tasks
 //	cd bench && go run . sqlite    # HTTP creates on the embedded SQLite default
-//	cd bench && go run . e2e       # create → event → claim → no-op → completed, vs River
+//	cd bench && go run . e2e       # create → event → claim → no-op → completed, vs River (defaults and tuned)
+//	cd bench && go run . closed    # closed loop on a fresh database: create, poll until done; vs River tuned
 //	cd bench && go run . e2e-split # e2e in one process vs --roles api + --roles worker,maintenance
 //	cd bench && go run . latency   # create → claim latency: embedded bus, Dapr, poller alone
 //	cd bench && go run . tracing   # e2e with tracing off and on (OTLP export), alternating rounds
@@ -37,14 +39,14 @@ var (
 
 func main() {
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: go run . [flags] create|list|sqlite|e2e|e2e-split|latency|tracing|all")
+		fmt.Fprintln(os.Stderr, "usage: go run . [flags] create|batch|closed|list|sqlite|e2e|e2e-split|latency|tracing|all")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	benches := map[string]func(context.Context) error{
-		"create": benchCreate, "list": benchList, "sqlite": benchSQLite, "e2e": benchE2E, "e2e-split": benchE2ESplit, "latency": benchLatency,
+		"create": benchCreate, "batch": benchBatch, "closed": benchClosed, "list": benchList, "sqlite": benchSQLite, "e2e": benchE2E, "e2e-split": benchE2ESplit, "latency": benchLatency,
 		"tracing": benchTracing,
 	}
 	names := flag.Args()

@@ -73,6 +73,7 @@ const (
 // route without a row fails TestRouteRoleMatrix.
 var matrix = map[string][]auth.Role{
 	"POST /api/v1/operations/tasks":                      {admin, operator, submitter},
+	"POST /api/v1/operations/tasks/batch":                {admin, operator, submitter},
 	"GET /api/v1/operations/tasks":                       {admin, operator, submitter, viewer},
 	"GET /api/v1/operations/tasks/{id}":                  {admin, operator, submitter, viewer},
 	"DELETE /api/v1/operations/tasks/{id}":               {admin, operator},

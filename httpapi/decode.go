@@ -18,14 +18,19 @@ import (
 // readBody reads the request body, refusing one over the limit with
 // ETOOLARGE.
 func (s *server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	if r.ContentLength > s.maxBody {
-		return nil, commonops.Errorf(commonops.ETOOLARGE, "the request body is %d bytes; the limit is %d", r.ContentLength, s.maxBody)
+	return s.readBodyUpTo(w, r, s.maxBody)
+}
+
+// readBodyUpTo is readBody with the limit max.
+func (s *server) readBodyUpTo(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
+	if r.ContentLength > max {
+		return nil, commonops.Errorf(commonops.ETOOLARGE, "the request body is %d bytes; the limit is %d", r.ContentLength, max)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			return nil, commonops.Errorf(commonops.ETOOLARGE, "the request body is over the limit of %d bytes", s.maxBody)
+			return nil, commonops.Errorf(commonops.ETOOLARGE, "the request body is over the limit of %d bytes", max)
 		}
 		return nil, &commonops.Error{Code: commonops.EMALFORMED, Message: "the request body could not be read", Err: err}
 	}

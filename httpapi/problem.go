@@ -55,6 +55,21 @@ type problem struct {
 // and EINTERNAL ones, are logged and answered with a generic detail: a
 // client never sees internals.
 func (s *server) problem(w http.ResponseWriter, r *http.Request, err error) {
+	p, code := s.problemOf(r, err)
+	switch code {
+	case commonops.EUNAVAILABLE:
+		w.Header().Set("Retry-After", retryAfter(err, 5*time.Second))
+	case commonops.ETOOMANY:
+		w.Header().Set("Retry-After", retryAfter(err, time.Second))
+	case commonops.EUNAUTHORIZED:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="commonops"`)
+	}
+	s.writeProblem(w, r, p)
+}
+
+// problemOf is the problem document of err and its code, for a response
+// or for one item of a batch (which answers a problem per item).
+func (s *server) problemOf(r *http.Request, err error) (problem, string) {
 	code := commonops.ErrorCode(err)
 	kind, ok := problemKinds[code]
 	if !ok {
@@ -67,13 +82,6 @@ func (s *server) problem(w http.ResponseWriter, r *http.Request, err error) {
 		p.Detail = "an unexpected error occurred; quote the request id when reporting it"
 	case commonops.EUNAVAILABLE:
 		s.log.WarnContext(r.Context(), "dependency unavailable", "request_id", info(r).id, "route", info(r).route, "err", err)
-		w.Header().Set("Retry-After", retryAfter(err, 5*time.Second))
-		p.Detail = commonops.ErrorMessage(err)
-	case commonops.ETOOMANY:
-		w.Header().Set("Retry-After", retryAfter(err, time.Second))
-		p.Detail = commonops.ErrorMessage(err)
-	case commonops.EUNAUTHORIZED:
-		w.Header().Set("WWW-Authenticate", `Bearer realm="commonops"`)
 		p.Detail = commonops.ErrorMessage(err)
 	default:
 		p.Detail = commonops.ErrorMessage(err)
@@ -85,7 +93,7 @@ func (s *server) problem(w http.ResponseWriter, r *http.Request, err error) {
 			p.CurrentStatus, p.CancelRequested = &st, &cr
 		}
 	}
-	s.writeProblem(w, r, p)
+	return p, code
 }
 
 // retryAfter is the Retry-After value of err: its RetryAfter rounded up to

@@ -42,6 +42,7 @@ func (s *server) routes() []route {
 	worker := allow(auth.RoleWorker)
 	return []route{
 		api("POST", prefix+"/tasks", allow(submitters...), handleCreate(s)),
+		api("POST", prefix+"/tasks/batch", allow(submitters...), handleCreateBatch(s)),
 		api("GET", prefix+"/tasks", allow(readers...).ownTasksFor(auth.RoleSubmitter), handleList(s)),
 		api("GET", task, allow(readers...).ownTasksFor(auth.RoleSubmitter), handleGet(s)),
 		api("DELETE", task, allow(operators...), handleDelete(s)),

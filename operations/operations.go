@@ -168,38 +168,13 @@ func (s *Service) Create(ctx context.Context, r CreateRequest) (c *Created, repl
 		return nil, false, commonops.Invalid(commonops.FieldError{Field: "Idempotency-Key", Message: fmt.Sprintf("must be at most %d characters", MaxIdempotencyKeyLen)})
 	}
 	now := s.now()
-	// Version 7 ids are time-ordered: new rows land at the right edge of
-	// the primary-key index instead of on random pages.
-	id, err := uuid.NewV7()
-	if err != nil {
-		return nil, false, fmt.Errorf("task id: %w", err)
-	}
-	t, ch, err := commonops.NewTask(id.String(), r.TenantID, r.Requester, r.Input, s.Limits, now)
+	c, ch, err := s.prepare(ctx, r.TenantID, r.Requester, r.Input, now)
 	if err != nil {
 		return nil, false, err
 	}
-	if err := s.checkCreate(r.Input); err != nil {
-		return nil, false, err
-	}
+	t := c.Task
 	if err := s.checkQuotas(ctx, t.TenantID, t.TaskType, now); err != nil {
 		return nil, false, err
-	}
-	c = &Created{Task: t}
-	if t.FileName != nil {
-		exp := s.Defaults().URLExpiry
-		var contentType string
-		if t.ContentType != nil {
-			contentType = *t.ContentType
-		}
-		u, err := s.Objects.PresignPut(ctx, objectstore.InputKey(t.ID, *t.FileName), objectstore.PutOptions{
-			ContentType: contentType, MaxSize: s.maxFileSize(t), Expires: exp,
-		})
-		if err != nil {
-			return nil, false, fmt.Errorf("presign upload of task %s: %w", t.ID, err)
-		}
-		expiresAt := u.ExpiresAt.UTC()
-		t.UploadExpiresAt = &expiresAt
-		c.UploadURL, c.UploadMethod, c.UploadHeaders, c.UploadExpiresAt = &u.URL, &u.Method, u.Headers, &expiresAt
 	}
 	var idem *store.Idempotency
 	if r.IdempotencyKey != "" {
@@ -217,14 +192,60 @@ func (s *Service) Create(ctx context.Context, r CreateRequest) (c *Created, repl
 		if prior.RequestHash != r.RequestHash {
 			return nil, false, commonops.Invalid(commonops.FieldError{Field: "Idempotency-Key", Message: "was already used with a different request body"})
 		}
-		var first Created
-		if err := json.Unmarshal(prior.Response, &first); err != nil {
-			return nil, false, fmt.Errorf("decode stored response of key %q: %w", r.IdempotencyKey, err)
+		first, err := decodeCreated(prior)
+		if err != nil {
+			return nil, false, err
 		}
-		return &first, true, nil
+		return first, true, nil
 	}
 	s.created(t.TenantID)
 	return c, false, nil
+}
+
+// prepare validates in and returns the task it creates with its upload URL
+// when it has a file, and the change its creation records; nothing is
+// stored.
+func (s *Service) prepare(ctx context.Context, tenant, requester string, in commonops.CreateInput, now time.Time) (*Created, commonops.Change, error) {
+	// Version 7 ids are time-ordered: new rows land at the right edge of
+	// the primary-key index instead of on random pages.
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, commonops.Change{}, fmt.Errorf("task id: %w", err)
+	}
+	t, ch, err := commonops.NewTask(id.String(), tenant, requester, in, s.Limits, now)
+	if err != nil {
+		return nil, commonops.Change{}, err
+	}
+	if err := s.checkCreate(in); err != nil {
+		return nil, commonops.Change{}, err
+	}
+	c := &Created{Task: t}
+	if t.FileName != nil {
+		exp := s.Defaults().URLExpiry
+		var contentType string
+		if t.ContentType != nil {
+			contentType = *t.ContentType
+		}
+		u, err := s.Objects.PresignPut(ctx, objectstore.InputKey(t.ID, *t.FileName), objectstore.PutOptions{
+			ContentType: contentType, MaxSize: s.maxFileSize(t), Expires: exp,
+		})
+		if err != nil {
+			return nil, commonops.Change{}, fmt.Errorf("presign upload of task %s: %w", t.ID, err)
+		}
+		expiresAt := u.ExpiresAt.UTC()
+		t.UploadExpiresAt = &expiresAt
+		c.UploadURL, c.UploadMethod, c.UploadHeaders, c.UploadExpiresAt = &u.URL, &u.Method, u.Headers, &expiresAt
+	}
+	return c, ch, nil
+}
+
+// decodeCreated reads the answer an idempotency key stored.
+func decodeCreated(prior *store.Idempotency) (*Created, error) {
+	var first Created
+	if err := json.Unmarshal(prior.Response, &first); err != nil {
+		return nil, fmt.Errorf("decode stored response of key %q: %w", prior.Key, err)
+	}
+	return &first, nil
 }
 
 func (s *Service) maxFileSize(t *commonops.Task) int64 {

@@ -33,6 +33,13 @@ type Store interface {
 	// stored Idempotency (whose RequestHash the caller compares).
 	CreateTask(ctx context.Context, t *commonops.Task, ch commonops.Change, idem *Idempotency) (*Idempotency, error)
 
+	// CreateTasks is CreateTask of every item of batch in one transaction:
+	// it returns, in batch order, nil for an item it inserted or the stored
+	// Idempotency of an item whose key was already taken (which inserted
+	// nothing). A key given to two items of the batch is EINVALID, a task id
+	// already stored is ECONFLICT; either inserts nothing.
+	CreateTasks(ctx context.Context, batch []NewTask) ([]*Idempotency, error)
+
 	// GetTask returns one task of tenant, or ENOTFOUND.
 	GetTask(ctx context.Context, tenant, id string) (*commonops.Task, error)
 
@@ -198,6 +205,14 @@ type Usage struct {
 	Heavy int
 	// StoredBytes is the sum of the tenant's tasks' StoredBytes.
 	StoredBytes int64
+}
+
+// NewTask is one item of a CreateTasks batch: what CreateTask takes.
+type NewTask struct {
+	Task   *commonops.Task
+	Change commonops.Change
+	// Idem is the item's idempotency key, or nil.
+	Idem *Idempotency
 }
 
 // QueueQuery says whose queues QueueStats measures and over which window.

@@ -110,6 +110,46 @@ func (c *Client) Create(ctx context.Context, in commonops.CreateInput, idempoten
 	return &out, nil
 }
 
+// BatchItem is one create of CreateBatch, with its own idempotency key.
+type BatchItem struct {
+	commonops.CreateInput
+	IdempotencyKey string `json:"idempotencyKey,omitempty"`
+}
+
+// BatchResult is the answer to one item: a task id (with where to upload
+// the input of a task with a file), or the item's Problem.
+type BatchResult struct {
+	Status          int                 `json:"status"`
+	ID              string              `json:"id,omitempty"`
+	Replayed        bool                `json:"replayed,omitempty"`
+	UploadURL       string              `json:"uploadUrl,omitempty"`
+	UploadMethod    string              `json:"uploadMethod,omitempty"`
+	UploadHeaders   map[string]string   `json:"uploadHeaders,omitempty"`
+	UploadExpiresAt *time.Time          `json:"uploadExpiresAt,omitempty"`
+	Problem         *workerclient.Error `json:"problem,omitempty"`
+}
+
+// Batch is the answer of CreateBatch: one result per item, in order.
+type Batch struct {
+	Results []BatchResult `json:"results"`
+	Created int           `json:"created"`
+	Failed  int           `json:"failed"`
+}
+
+// MaxBatch is the most items one CreateBatch takes.
+const MaxBatch = 1000
+
+// CreateBatch creates up to MaxBatch tasks in one request, stored in one
+// transaction. An item the service refuses is answered with its problem
+// in its result; the error is for a request refused as a whole.
+func (c *Client) CreateBatch(ctx context.Context, items []BatchItem) (*Batch, error) {
+	var out Batch
+	if err := c.do(ctx, http.MethodPost, "/tasks/batch", nil, map[string]any{"tasks": items}, &out); err != nil {
+		return nil, fmt.Errorf("create %d tasks: %w", len(items), err)
+	}
+	return &out, nil
+}
+
 // Upload sends size bytes of body to the created task's upload URL. The
 // local store confirms the upload by itself; call ConfirmUpload after it on
 // any store.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -29,7 +30,7 @@ const followInterval = 500 * time.Millisecond
 // taskUsage lists the task commands.
 const taskUsage = `usage: commonops task <command> [flags] [ID]
 
-  create    create a task (--type, --entity; --file uploads its input)
+  create    create a task (--type, --entity; --file uploads its input; --batch FILE.jsonl creates many)
   list      list tasks (--status, --type, --entity, --search, --limit, --all)
   get       show a task
   watch     follow a task to its end with a progress bar; non-zero exit when it fails
@@ -159,6 +160,7 @@ func (c *taskCmd) create() func(context.Context) error {
 		in                  commonops.CreateInput
 		params, file, ctype string
 		key, scheduledAt    string
+		batch               string
 	)
 	c.fs.StringVar(&in.TaskType, "type", "", "task type (required)")
 	c.fs.StringVar(&in.EntityType, "entity", "", "entity type (required)")
@@ -169,7 +171,11 @@ func (c *taskCmd) create() func(context.Context) error {
 	c.fs.Func("max-retries", "retries after a failure, 0..100 (default 3)", intFlag(&in.MaxRetries))
 	c.fs.StringVar(&scheduledAt, "scheduled-at", "", "run at this RFC 3339 time")
 	c.fs.StringVar(&key, "idempotency-key", "", "a repeated create with this key returns the first task")
+	c.fs.StringVar(&batch, "batch", "", "create the tasks of this JSON Lines file (- for stdin), one create body a line, with its own idempotencyKey; sent 1,000 a request")
 	return func(ctx context.Context) error {
+		if batch != "" {
+			return c.createBatch(ctx, batch)
+		}
 		if in.TaskType == "" || in.EntityType == "" {
 			return errors.New("--type and --entity are required")
 		}
@@ -236,6 +242,95 @@ func (c *taskCmd) create() func(context.Context) error {
 		}
 		return c.out.task(t)
 	}
+}
+
+// batchLine is one line's answer of `task create --batch`.
+type batchLine struct {
+	Line int `json:"line"`
+	taskclient.BatchResult
+}
+
+// createBatch creates the tasks of a JSON Lines file, taskclient.MaxBatch
+// a request, and prints one result a line (the task id or the problem). It
+// fails when a line is not a create or an item was refused.
+func (c *taskCmd) createBatch(ctx context.Context, name string) error {
+	if len(c.args) > 0 {
+		return fmt.Errorf("unexpected argument %q", c.args[0])
+	}
+	r := io.Reader(os.Stdin)
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return fmt.Errorf("--batch: %w", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
+	var (
+		items  []taskclient.BatchItem
+		lines  []int
+		failed int
+	)
+	send := func() error {
+		if len(items) == 0 {
+			return nil
+		}
+		b, err := c.client.CreateBatch(ctx, items)
+		if err != nil {
+			return err
+		}
+		out := make([]batchLine, len(b.Results))
+		for n, res := range b.Results {
+			out[n] = batchLine{Line: lines[n], BatchResult: res}
+		}
+		failed += b.Failed
+		items, lines = items[:0], lines[:0]
+		return emit(c.out, out, false, "", func(l batchLine) string {
+			if l.Problem != nil {
+				return fmt.Sprintf("%d\t%d\t%s", l.Line, l.Status, problemText(l.Problem))
+			}
+			return fmt.Sprintf("%d\t%d\t%s", l.Line, l.Status, l.ID)
+		})
+	}
+	for n := 1; sc.Scan(); n++ {
+		text := strings.TrimSpace(sc.Text())
+		if text == "" {
+			continue
+		}
+		var it taskclient.BatchItem
+		dec := json.NewDecoder(strings.NewReader(text))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&it); err != nil {
+			return fmt.Errorf("--batch: line %d: %w", n, err)
+		}
+		items, lines = append(items, it), append(lines, n)
+		if len(items) == taskclient.MaxBatch {
+			if err := send(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("--batch: %w", err)
+	}
+	if err := send(); err != nil {
+		return err
+	}
+	if failed > 0 {
+		return fmt.Errorf("task create: %d of the batch's items were refused", failed)
+	}
+	return nil
+}
+
+// problemText is a refused item's problem on one line.
+func problemText(e *workerclient.Error) string {
+	msg := e.Detail
+	for _, f := range e.Errors {
+		msg += "; " + f.Field + " " + f.Message
+	}
+	return msg
 }
 
 // intFlag sets *p from an integer flag, leaving it nil when not given.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -450,5 +451,45 @@ func TestTaskTerminalOutput(t *testing.T) {
 	var usage bytes.Buffer
 	if err := run(context.Background(), []string{"task", "--help"}, func(string) string { return "" }, &usage, io.Discard); err != nil || !strings.Contains(usage.String(), "watch ") {
 		t.Fatalf("task --help: got %v %q, want the command list", err, usage.String())
+	}
+}
+
+func TestTaskCreateBatch(t *testing.T) {
+	t.Parallel()
+	s := startTaskServer(t)
+	tomorrow := time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339)
+	file := filepath.Join(t.TempDir(), "tasks.jsonl")
+	lines := fmt.Sprintf(`{"taskType": "noop", "entityType": "rack", "scheduledAt": %[1]q, "idempotencyKey": "r-1"}
+
+{"taskType": "noop", "entityType": "rack", "scheduledAt": %[1]q, "priority": 5}
+{"taskType": "noop", "scheduledAt": %[1]q}
+`, tomorrow)
+	if err := os.WriteFile(file, []byte(lines), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := s.cli(t, nil, "create", "--batch", file)
+	if err == nil || !strings.Contains(err.Error(), "1 of the batch's items were refused") {
+		t.Fatalf("create --batch with a refused item: got err %v, want one refused", err)
+	}
+	type line struct {
+		Line   int    `json:"line"`
+		Status int    `json:"status"`
+		ID     string `json:"id"`
+	}
+	got := jsonLines[line](t, out)
+	if len(got) != 3 || got[0].Line != 1 || got[0].Status != 201 || got[0].ID == "" || got[1].Line != 3 || got[1].Status != 201 || got[2].Line != 4 || got[2].Status != 422 {
+		t.Fatalf("create --batch: got %+v, want lines 1 and 3 created, 4 refused (422)", got)
+	}
+	listed := jsonLines[commonops.Task](t, s.must(t, "list", "--entity", "rack"))
+	if len(listed) != 2 {
+		t.Fatalf("tasks of the batch: got %d, want 2", len(listed))
+	}
+	// The keyed line answers its task again.
+	if err := os.WriteFile(file, []byte(strings.SplitN(lines, "\n", 2)[0]+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	again := jsonLines[line](t, s.must(t, "create", "--batch", file))
+	if len(again) != 1 || again[0].ID != got[0].ID {
+		t.Fatalf("create --batch again: got %+v, want task %s again", again, got[0].ID)
 	}
 }

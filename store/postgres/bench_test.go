@@ -44,6 +44,35 @@ func BenchmarkCreateTask(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "creates/s")
 }
 
+// BenchmarkCreateTasks creates runnable tasks in batches of 1,000 (one
+// statement each: tasks, created events and outbox rows) from 4
+// goroutines into a fresh schema: the store's part of POST /tasks/batch.
+func BenchmarkCreateTasks(b *testing.B) {
+	const batchSize, clients = 1000, 4
+	s := openWith(b, newSchema(b), clients)
+	ctx := context.Background()
+	b.SetParallelism(max(1, clients/runtime.GOMAXPROCS(0)))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			batch := make([]store.NewTask, batchSize)
+			for i := range batch {
+				t, ch, err := commonops.NewTask(uuid.NewString(), "bench", "bench", commonops.CreateInput{TaskType: "import", EntityType: "product"}, commonops.Limits{}, time.Now())
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				batch[i] = store.NewTask{Task: t, Change: ch}
+			}
+			if _, err := s.CreateTasks(ctx, batch); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N*batchSize)/b.Elapsed().Seconds(), "tasks/s")
+}
+
 // listSchema holds the 1,000,000 seeded tasks; it is kept between runs.
 const (
 	listSchema = "bench_list_1m"

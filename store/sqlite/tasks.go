@@ -672,3 +672,67 @@ func (s *Store) Sweep(ctx context.Context, f store.SweepFilter) ([]store.TaskRef
 	}
 	return refs, nil
 }
+
+// CreateTasks is CreateTask of every item of batch in one write
+// transaction.
+func (s *Store) CreateTasks(ctx context.Context, batch []store.NewTask) ([]*store.Idempotency, error) {
+	priors := make([]*store.Idempotency, len(batch))
+	keys := make(map[[2]string]int, len(batch))
+	for n, it := range batch {
+		normalize(it.Task)
+		if it.Idem == nil {
+			continue
+		}
+		k := [2]string{idemTenant(it.Idem, it.Task), it.Idem.Key}
+		if first, ok := keys[k]; ok {
+			return nil, commonops.Errorf(commonops.EINVALID, "items %d and %d of the batch have the same idempotency key", first, n)
+		}
+		keys[k] = n
+	}
+	var wroteOutbox, inserted bool
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		clear(priors)
+		wroteOutbox, inserted = false, false
+		for n, it := range batch {
+			t := it.Task
+			if it.Idem != nil {
+				p, err := loadIdempotency(ctx, tx, idemTenant(it.Idem, t), it.Idem.Key)
+				if err != nil {
+					return err
+				}
+				if p != nil {
+					priors[n] = p
+					continue
+				}
+			}
+			if err := insertTask(ctx, tx, t); err != nil {
+				if isUniqueViolation(err) {
+					return commonops.Errorf(commonops.ECONFLICT, "task %s already exists", t.ID)
+				}
+				return fmt.Errorf("insert task %s: %w", t.ID, err)
+			}
+			inserted = true
+			wrote, err := s.recordChange(ctx, tx, t, it.Change)
+			if err != nil {
+				return err
+			}
+			wroteOutbox = wroteOutbox || wrote
+			if it.Idem != nil {
+				if err := insertIdempotency(ctx, tx, it.Idem, t); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create %d tasks: %w", len(batch), err)
+	}
+	if wroteOutbox {
+		s.notify()
+	}
+	if inserted {
+		s.commits.Signal()
+	}
+	return priors, nil
+}

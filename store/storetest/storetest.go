@@ -35,6 +35,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	}{
 		{"RoundTrip", roundTripTests},
 		{"CreateTask", createTests},
+		{"CreateTasks", createBatchTests},
 		{"GetTask", getTests},
 		{"ListTasks", listTests},
 		{"Keyset", keysetTests},
