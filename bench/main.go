@@ -15,6 +15,7 @@
 //	cd bench && go run . flow      # fair shares (tenant b behind a queued tenant a), flow limits on vs off
 //	cd bench && go run . console   # the console's task-list page over 1,000,000 tasks
 //	cd bench && go run . e2e-dapr  # e2e through Dapr: one replica vs an API and two worker replicas, each with its daprd
+//	cd bench && go run . tracing   # e2e with tracing off and on (OTLP export), alternating rounds
 //	cd bench && go run . all
 //
 // PostgreSQL comes from $BENCH_DATABASE_URL (default
@@ -41,7 +42,7 @@ var (
 
 func main() {
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: go run . [flags] create|batch|closed|list|sqlite|e2e|e2e-split|e2e-dapr|latency|flow|console|all")
+		fmt.Fprintln(os.Stderr, "usage: go run . [flags] create|batch|closed|list|sqlite|e2e|e2e-split|e2e-dapr|latency|flow|console|tracing|all")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -49,8 +50,9 @@ func main() {
 	defer stop()
 	benches := map[string]func(context.Context) error{
 		"create": benchCreate, "batch": benchBatch, "closed": benchClosed, "list": benchList, "sqlite": benchSQLite, "e2e": benchE2E, "e2e-split": benchE2ESplit, "latency": benchLatency, "flow": benchFlow,
-		"console": benchConsole,
+		"console":  benchConsole,
 		"e2e-dapr": benchE2EDapr,
+		"tracing":  benchTracing,
 	}
 	names := flag.Args()
 	if len(names) == 1 && names[0] == "all" {

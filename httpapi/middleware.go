@@ -14,10 +14,14 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/commonops/commonops"
 	"github.com/commonops/commonops/auth"
 	"github.com/commonops/commonops/internal/prom"
+	"github.com/commonops/commonops/internal/tracing"
 	"github.com/commonops/commonops/operations"
 )
 
@@ -69,7 +73,8 @@ func traceParent(r *http.Request) string {
 // outer wraps the whole mux: request id, panic recovery, problem answers for
 // unknown routes and methods, the access log and the request metrics. A
 // valid traceparent header goes into the request context
-// (commonops.WithTraceParent), so the outbox rows the request writes carry it.
+// (commonops.WithTraceParent), so the outbox rows the request writes carry it;
+// with tracing on, the request's span takes its place.
 func (s *server) outer(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -79,6 +84,9 @@ func (s *server) outer(mux *http.ServeMux) http.Handler {
 		if tp := traceParent(r); tp != "" {
 			ctx = commonops.WithTraceParent(ctx, tp)
 		}
+		// With tracing on, the request's span continues that traceparent
+		// and replaces it in ctx; logAndCount ends it.
+		ctx, _ = tracing.Start(ctx, "HTTP "+r.Method, trace.WithSpanKind(trace.SpanKindServer))
 		r = r.WithContext(ctx)
 		rec := &recorder{ResponseWriter: w}
 		s.deadlines(w, r, start)
@@ -140,6 +148,9 @@ func (s *server) logAndCount(r *http.Request, ri *requestInfo, rec *recorder, d 
 		route = "unmatched"
 	}
 	s.observer.observe(route, status, d)
+	if tracing.Enabled() {
+		endSpan(r, route, status)
+	}
 	level := slog.LevelInfo
 	if status >= 500 {
 		level = slog.LevelError
@@ -155,6 +166,22 @@ func (s *server) logAndCount(r *http.Request, ri *requestInfo, rec *recorder, d 
 		slog.String("tenant", ri.tenant),
 		slog.String("actor", ri.actor),
 	)
+}
+
+// endSpan names the request's span after its route pattern ("POST
+// /api/v1/operations/tasks") and ends it, failed on a 5xx answer.
+func endSpan(r *http.Request, route string, status int) {
+	span := trace.SpanFromContext(r.Context())
+	span.SetName(route)
+	span.SetAttributes(
+		attribute.String("http.request.method", r.Method),
+		attribute.String("http.route", route),
+		attribute.Int("http.response.status_code", status),
+	)
+	if status >= 500 {
+		span.SetStatus(codes.Error, http.StatusText(status))
+	}
+	span.End()
 }
 
 // instrument wraps one route: it names the route for the log and metrics

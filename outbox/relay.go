@@ -22,9 +22,14 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/commonops/commonops"
 	"github.com/commonops/commonops/internal/prom"
 	"github.com/commonops/commonops/internal/startstop"
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/commonops/commonops/internal/tracing"
 )
 
 // Publisher sends outbox messages to pub/sub. Publish returns how many of
@@ -239,7 +244,9 @@ func (r *Relay) Drain(ctx context.Context) (int, error) {
 					return 0, nil
 				}
 			}
+			spans := startSpans(ctx, msgs)
 			n, err := r.pub.Publish(ctx, msgs)
+			endSpans(spans, n, err)
 			if n > 0 {
 				r.m.published.Add(float64(n))
 			}
@@ -268,6 +275,40 @@ func (r *Relay) Drain(ctx context.Context) (int, error) {
 		if ctx.Err() != nil {
 			return total, ctx.Err()
 		}
+	}
+}
+
+// startSpans starts, with tracing on, one span per message, a child of the
+// trace the message was committed under, and hands the span on as the
+// message's TraceParent, so the delivery continues from its publish. It
+// returns nil with tracing off.
+func startSpans(ctx context.Context, msgs []Message) []trace.Span {
+	if !tracing.Enabled() {
+		return nil
+	}
+	spans := make([]trace.Span, len(msgs))
+	for i := range msgs {
+		mctx := commonops.WithTraceParent(ctx, msgs[i].TraceParent)
+		mctx, spans[i] = tracing.Start(mctx, "publish "+msgs[i].Topic, trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(attribute.String("messaging.destination.name", msgs[i].Topic),
+				attribute.String("commonops.task.id", msgs[i].TaskID)))
+		msgs[i].TraceParent = commonops.TraceParent(mctx)
+	}
+	return spans
+}
+
+// endSpans ends the spans of startSpans: those past the published prefix n
+// failed with err.
+func endSpans(spans []trace.Span, n int, err error) {
+	for i, span := range spans {
+		if i < n {
+			span.End()
+			continue
+		}
+		if err == nil {
+			err = errIncomplete
+		}
+		tracing.End(span, err)
 	}
 }
 

@@ -29,5 +29,8 @@ fi
 
 go vet ./...
 (cd bench && go vet ./...) # the benchmark module builds too, so it cannot rot
+# The Kubernetes manifests: rendered with kustomize and decoded strictly into
+# the Kubernetes and Dapr API types (a module of its own, see deploy/go.mod).
+(cd deploy && go vet ./... && go test -count=1 ./...)
 if [ $# -eq 0 ]; then set -- ./...; fi
 go test -race -count=1 -timeout 40m "$@"

@@ -5,7 +5,11 @@ import (
 	"errors"
 	"fmt"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/internal/tracing"
 )
 
 // HandleEvent is the pub/sub entry point (Dapr subscriber, embedded bus).
@@ -19,10 +23,16 @@ import (
 // cancelled event it stops the task's processor once the store confirms the
 // running attempt may no longer write (see confirmCancel). An error means
 // the store could not be reached: the caller should redeliver.
-func (p *Pool) HandleEvent(ctx context.Context, topic string, task *commonops.Task) error {
+//
+// With tracing on, the delivery is a span continuing the event's trace, and
+// the claim and the run it starts are its children.
+func (p *Pool) HandleEvent(ctx context.Context, topic string, task *commonops.Task) (err error) {
 	if task == nil || task.ID == "" {
 		return nil
 	}
+	ctx, span := tracing.Start(ctx, "deliver "+topic, trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(attribute.String("messaging.destination.name", topic), attribute.String("commonops.task.id", task.ID)))
+	defer func() { tracing.End(span, err) }()
 	switch topic {
 	case commonops.TopicCancelled:
 		return p.confirmCancel(ctx, task)
@@ -44,7 +54,10 @@ func (p *Pool) HandleEvent(ctx context.Context, topic string, task *commonops.Ta
 	defer p.handling.Done()
 	// As in claimFree, the claim outlives the delivery's context.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimTimeout)
+	cctx, claimSpan := tracing.Start(cctx, "claim", trace.WithAttributes(attribute.String("commonops.task.id", task.ID)))
 	t, err := p.svc.ClaimEvent(cctx, task, p.cfg.WorkerID)
+	claimSpan.SetAttributes(attribute.Bool("commonops.claimed", err == nil))
+	claimSpan.End()
 	cancel()
 	if err != nil {
 		p.release(task.TaskType)
@@ -60,8 +73,9 @@ func (p *Pool) HandleEvent(ctx context.Context, topic string, task *commonops.Ta
 		return fmt.Errorf("claim task %s: %w", task.ID, err)
 	}
 	p.metrics.claims.WithLabelValues("event").Inc()
-	// The run continues the trace of the event that started it.
-	p.launch(t, proc, commonops.TraceParent(ctx))
+	// The run continues the trace of the event that started it, after its
+	// claim.
+	p.launch(t, proc, commonops.TraceParent(cctx))
 	return nil
 }
 

@@ -7,7 +7,12 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/internal/tracing"
 )
 
 // launch runs a claimed task in its own goroutine; its slot is already
@@ -42,6 +47,10 @@ func (p *Pool) launch(t *commonops.Task, proc Processor, traceParent string) {
 // write of its outcome.
 func (p *Pool) execute(ctx context.Context, cancel context.CancelCauseFunc, t *commonops.Task, proc Processor) {
 	start := time.Now()
+	ctx, span := tracing.Start(ctx, "run "+t.TaskType, trace.WithAttributes(attribute.String("commonops.task.id", t.ID),
+		attribute.String("commonops.task.type", t.TaskType), attribute.String("commonops.entity.type", t.EntityType),
+		attribute.Int("commonops.task.attempt", t.Attempt)))
+	defer span.End()
 	log := p.log.With("task", t.ID, "taskType", t.TaskType, "entityType", t.EntityType, "attempt", t.Attempt)
 	j := newJob(p, t, cancel, log)
 	j.base = commonops.WithTraceParent(p.base, commonops.TraceParent(ctx))
@@ -60,6 +69,10 @@ func (p *Pool) execute(ctx context.Context, cancel context.CancelCauseFunc, t *c
 	j.rep.stop()
 	j.abortOpenWriters()
 	outcome := p.finish(ctx, j, err, log)
+	span.SetAttributes(attribute.String("commonops.outcome", outcome))
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	}
 	p.metrics.tasks.WithLabelValues(t.TaskType, outcome).Inc()
 	p.metrics.duration.WithLabelValues(t.TaskType).Observe(time.Since(start).Seconds())
 }

@@ -51,7 +51,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if cmd == "migrate" {
 			return migrate(ctx, o, stdout)
 		}
-		return serve(ctx, o, stdout)
+		return serve(ctx, o, getenv, stdout)
 	case "config":
 		if len(args) == 1 && args[0] == "--markdown" {
 			printTable(stdout)

@@ -87,6 +87,7 @@ type options struct {
 	broadcast   bool
 	broker      Broker
 	httpPort    int
+	tracing     bool
 }
 
 // Option changes how Start runs the sidecar.
@@ -130,6 +131,11 @@ func HTTPPort(port int) Option { return func(o *options) { o.httpPort = port } }
 
 // FreePort returns a loopback port free at the time of the call.
 func FreePort(t testing.TB) int { return freePorts(t, 1)[0] }
+
+// Tracing samples every request in the sidecar (samplingRate "1"), which
+// daprd needs to continue a published event's W3C traceparent into the
+// delivered one; its own spans go nowhere.
+func Tracing() Option { return func(o *options) { o.tracing = true } }
 
 // Readiness timeouts.
 const (
@@ -510,7 +516,12 @@ spec:
 	}
 	// The default name resolution (mDNS) announces the app on the network;
 	// the kubernetes resolver sends nothing until service invocation, which
-	// commonops does not use. Tracing is off: nothing to export it to.
+	// commonops does not use. Tracing is off unless asked for: nothing to
+	// export it to.
+	rate := "0"
+	if o.tracing {
+		rate = "1"
+	}
 	config := `apiVersion: dapr.io/v1alpha1
 kind: Configuration
 metadata:
@@ -521,7 +532,7 @@ spec:
     configuration:
       template: "127.0.0.1:{{.Port}}"
   tracing:
-    samplingRate: "0"
+    samplingRate: "` + rate + `"
 `
 	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(config), 0o644); err != nil {
 		t.Fatalf("daprtest: %v", err)

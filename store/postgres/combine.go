@@ -17,6 +17,7 @@ import (
 
 	"github.com/commonops/commonops"
 	"github.com/commonops/commonops/internal/prom"
+	"github.com/commonops/commonops/internal/tracing"
 )
 
 // Group commit of single-statement writes.
@@ -78,7 +79,14 @@ type write struct {
 // its row with scan. key names the row it locks (see above). It returns
 // scan's error (pgx.ErrNoRows included). sql must be one statement that
 // writes at most the row named by key and controls no transaction.
-func (s *Store) queryRow(ctx context.Context, key, sql string, args []any, scan func(pgx.Row) error) error {
+//
+// With tracing on, a traced ctx gets a span for the write, from its hand-over
+// to the flushers to its answer (the group's commit included).
+func (s *Store) queryRow(ctx context.Context, key, sql string, args []any, scan func(pgx.Row) error) (err error) {
+	if tracing.Enabled() {
+		ctx = startStatement(ctx, sql)
+		defer func() { endStatement(ctx, err) }()
+	}
 	w := &write{ctx: ctx, key: key, sql: sql, args: args, scan: scan, done: make(chan error, 1)}
 	select {
 	case s.writes <- w:

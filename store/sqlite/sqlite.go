@@ -113,7 +113,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	wq.Set("_txlock", "immediate")
 
-	writer, err := sql.Open("sqlite", cfg.Path+"?"+wq.Encode())
+	writer, err := openDB(cfg.Path + "?" + wq.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", cfg.Path, err)
 	}
@@ -142,7 +142,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			rq[k] = v
 		}
 		rq.Add("_pragma", "query_only(1)")
-		reader, err := sql.Open("sqlite", cfg.Path+"?"+rq.Encode())
+		reader, err := openDB(cfg.Path + "?" + rq.Encode())
 		if err != nil {
 			writer.Close()
 			return nil, fmt.Errorf("open sqlite %s: %w", cfg.Path, err)

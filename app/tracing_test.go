@@ -1,0 +1,144 @@
+package app_test
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/app"
+	"github.com/commonops/commonops/internal/daprtest"
+	"github.com/commonops/commonops/internal/tracing"
+)
+
+// One task created through the API is one trace: the request, the publish
+// of its created event, the event's delivery, the claim, the run and the
+// publish of its completed event, each span the child of the one before
+// (through the sidecar, the delivery's parent is daprd's own span, which
+// continues the publish's trace). Spans are collected in memory; the test
+// does not run in parallel, as tracing is switched on for the process.
+func TestTraceEndToEnd(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tracing.Enable(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec), sdktrace.WithSampler(sdktrace.AlwaysSample())))
+	t.Cleanup(func() { tracing.Enable(nil) })
+
+	base := app.Config{DatabaseURL: databaseURL(t, "postgres"), Addr: "127.0.0.1:0",
+		PollInterval: time.Hour, RateLimit: -1, TenantRateLimit: -1,
+		QuotaCreatesPerMinute: -1, QuotaConcurrentHeavy: -1, Logger: quiet()}
+	t.Run("bus", func(t *testing.T) {
+		cfg := base
+		cfg.DataDir = t.TempDir()
+		checkTrace(t, rec, start(t, cfg), true)
+	})
+	t.Run("sqlite", func(t *testing.T) {
+		cfg := base
+		cfg.DataDir = t.TempDir()
+		cfg.DatabaseURL = databaseURL(t, "sqlite")
+		checkTrace(t, rec, start(t, cfg), true)
+	})
+	t.Run("dapr", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		appAddr := l.Addr().String()
+		l.Close()
+		sidecar := daprtest.Start(t, l.Addr().(*net.TCPAddr).Port, daprtest.Tracing())
+		cfg := base
+		cfg.DataDir = t.TempDir()
+		cfg.DatabaseURL = databaseURL(t, "postgres")
+		cfg.PubSub, cfg.DaprURL, cfg.DaprAppAddr = app.PubSubDapr, sidecar.BaseURL, appAddr
+		checkTrace(t, rec, start(t, cfg), false)
+	})
+}
+
+// checkTrace creates a noop task through a's API and waits for its trace
+// to hold every span from the request to the completed event's publish.
+// direct: the delivery is the publish's child (the embedded bus), not a
+// sidecar's span's.
+func checkTrace(t *testing.T, rec *tracetest.SpanRecorder, a *app.App, direct bool) {
+	t.Helper()
+	id, err := createNoop(a.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{
+		"POST /api/v1/operations/tasks",
+		"publish " + commonops.TopicCreated,
+		"deliver " + commonops.TopicCreated,
+		"claim",
+		"run noop",
+		"publish " + commonops.TopicCompleted,
+	}
+	var chain []sdktrace.ReadOnlySpan
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		chain = taskTrace(rec.Ended(), id, names)
+		if chain != nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if chain == nil {
+		var got []string
+		for _, s := range rec.Ended() {
+			got = append(got, s.Name())
+		}
+		t.Fatalf("no trace of task %s with the spans %q; ended spans: %q", id, names, got)
+	}
+	for i := 1; i < len(chain); i++ {
+		child, parent := chain[i], chain[i-1]
+		if i == 2 && !direct {
+			continue // the sidecar's span stands between publish and delivery
+		}
+		if got, want := child.Parent().SpanID(), parent.SpanContext().SpanID(); got != want {
+			t.Errorf("parent of %q: got span %s, want %q (%s)", child.Name(), got, parent.Name(), want)
+		}
+	}
+}
+
+// taskTrace returns the spans named names, in that order, of the trace of
+// the create request of task id, or nil while one is missing. The request
+// span is the one whose trace holds a publish span of the task.
+func taskTrace(spans []sdktrace.ReadOnlySpan, id string, names []string) []sdktrace.ReadOnlySpan {
+	var traceID trace.TraceID
+	for _, s := range spans {
+		if s.Name() == names[1] && attr(s, "commonops.task.id") == id {
+			traceID = s.SpanContext().TraceID()
+		}
+	}
+	if !traceID.IsValid() {
+		return nil
+	}
+	chain := make([]sdktrace.ReadOnlySpan, len(names))
+	for _, s := range spans {
+		if s.SpanContext().TraceID() != traceID {
+			continue
+		}
+		for i, n := range names {
+			if s.Name() == n && chain[i] == nil {
+				chain[i] = s
+			}
+		}
+	}
+	for _, s := range chain {
+		if s == nil {
+			return nil
+		}
+	}
+	return chain
+}
+
+// attr is the string attribute key of s, or "".
+func attr(s sdktrace.ReadOnlySpan, key string) string {
+	for _, kv := range s.Attributes() {
+		if string(kv.Key) == key {
+			return kv.Value.AsString()
+		}
+	}
+	return ""
+}
