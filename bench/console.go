@@ -5,48 +5,18 @@ import (
 	"fmt"
 	"io"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // benchConsole measures the console's task-list page (the list, and the
 // count of each status under the same filters, rendered as HTML) over
-// *rows tasks on PostgreSQL, as the list benchmark seeds them. The seed is
-// its own copy so that either benchmark can change its data alone.
+// *rows tasks on PostgreSQL, seeded as the list benchmark seeds them.
 func benchConsole(ctx context.Context) error {
-	dbURL, err := freshDatabase(ctx, "commonops_bench_console")
-	if err != nil {
-		return err
-	}
-	svc, err := startService(ctx, "COMMONOPS_DATABASE_URL="+dbURL, "COMMONOPS_ROLES=api")
+	svc, seeded, err := seededService(ctx, "commonops_bench_console")
 	if err != nil {
 		return err
 	}
 	defer svc.stop()
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(ctx)
-	t0 := time.Now()
-	_, err = conn.Exec(ctx, fmt.Sprintf(`
-INSERT INTO tasks (id, tenant_id, task_type, entity_type, status, priority, params, requested_by, upload_status,
-                   progress, processed_items, attempt, max_retries, created_at, updated_at, completed_at)
-SELECT gen_random_uuid()::text,
-       CASE WHEN i %% 10 = 0 THEN 'other' ELSE 'bench' END,
-       (ARRAY['export','import','sync','report'])[1 + i %% 4],
-       (ARRAY['product','order','customer','invoice','stock'])[1 + i %% 5],
-       (ARRAY['completed','completed','completed','failed','cancelled','pending','processing'])[1 + i %% 7],
-       0, '{}', 'user' || (i %% 50), 'none', 100, i %% 1000, 1, 3,
-       now() - make_interval(secs => i), now() - make_interval(secs => i), now() - make_interval(secs => i)
-FROM generate_series(1, %d) AS i`, *rows))
-	if err != nil {
-		return fmt.Errorf("seed: %w", err)
-	}
-	if _, err := conn.Exec(ctx, "VACUUM ANALYZE tasks"); err != nil {
-		return err
-	}
-	setupLine(fmt.Sprintf("%d tasks seeded in %s (90%% in tenant bench)", *rows, time.Since(t0).Round(time.Second)),
+	setupLine(fmt.Sprintf("%d tasks seeded in %s (90%% in tenant bench)", *rows, seeded.Round(time.Second)),
 		"commonops roles=api on PostgreSQL", "GET /console/tasks: a page of 25 and 6 status counts (capped at 10,000), as HTML", "sequential requests over loopback")
 	pages := []struct{ name, query string }{
 		{"no filter", ""},
