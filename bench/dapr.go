@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -190,25 +189,5 @@ spec:
 	if appPort > 0 {
 		args = append(args, "--app-port", strconv.Itoa(appPort))
 	}
-	cmd := exec.CommandContext(ctx, bin, args...)
-	logf, _ := os.Create(filepath.Join(dir, "daprd.log"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start daprd (%s; install with .ci/tools.sh): %w", bin, err)
-	}
-	stop := func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := httpClient.Get(fmt.Sprintf("http://127.0.0.1:%d/v1.0/healthz", httpPort))
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 204 {
-				time.Sleep(time.Second) // let the subscriptions settle
-				return stop, nil
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	stop()
-	return nil, fmt.Errorf("daprd did not become healthy; log in %s", dir)
+	return launchDaprd(ctx, bin, dir, httpPort, args...)
 }

@@ -143,16 +143,23 @@ spec:
 	if err := os.WriteFile(filepath.Join(dir, "pubsub.yaml"), []byte(component), 0o644); err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, bin, "--app-id", "commonops-bench", "--app-port", strconv.Itoa(appPort),
+	return launchDaprd(ctx, bin, dir, httpPort, "--app-id", "commonops-bench", "--app-port", strconv.Itoa(appPort),
 		"--dapr-http-port", strconv.Itoa(httpPort), "--dapr-grpc-port", strconv.Itoa(freePort()),
 		"--metrics-port", strconv.Itoa(freePort()), "--resources-path", dir, "--log-level", "warn")
+}
+
+// launchDaprd runs daprd (bin) with args, its log in dir, and waits up to
+// a minute for its health endpoint on httpPort, then a second more for
+// its subscriptions to settle. It returns how to stop it.
+func launchDaprd(ctx context.Context, bin, dir string, httpPort int, args ...string) (func(), error) {
+	cmd := exec.CommandContext(ctx, bin, args...)
 	logf, _ := os.Create(filepath.Join(dir, "daprd.log"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start daprd (%s; install with .ci/tools.sh): %w", bin, err)
 	}
 	stop := func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		resp, err := httpClient.Get(fmt.Sprintf("http://127.0.0.1:%d/v1.0/healthz", httpPort))
 		if err == nil {
