@@ -131,8 +131,9 @@ type Task struct {
 	TimeoutSeconds *int `json:"timeoutSeconds"`
 	// AwaitingWorker is set, on read, on a pending task that could run but
 	// no worker has claimed for a while (see Task.Awaiting): its task type
-	// may have no processor anywhere. Null otherwise. Not stored.
-	AwaitingWorker *AwaitingWorker `json:"awaitingWorker"`
+	// may have no processor anywhere. Null otherwise. Not stored (the tag
+	// store:"-" keeps it out of the stores' round-trip tests).
+	AwaitingWorker *AwaitingWorker `json:"awaitingWorker" store:"-"`
 }
 
 // Deadline is when the running attempt times out; nil when t is not
