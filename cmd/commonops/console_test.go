@@ -279,8 +279,15 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.run(chromedp.Navigate(b.base+"/console/tasks/"+run), chromedp.WaitVisible("#task"))
 	b.waitJS(`document.querySelector('#logs').textContent.includes('reading sales')`)
 	b.shoot("task-running")
+	// Only the actions the status allows are offered: a running task can
+	// be cancelled, not retried; a cancelled one retried, not cancelled.
+	shown := func(action string) string {
+		return fmt.Sprintf(`getComputedStyle(document.querySelector('button[data-action=%s]')).display !== 'none'`, action)
+	}
+	b.waitJS(shown("cancel") + ` && !(` + shown("retry") + `)`)
 	b.run(chromedp.Click(`button[data-action=cancel]`), chromedp.WaitVisible("#confirm-ok"), chromedp.Click("#confirm-ok"))
 	b.waitJS(`document.querySelector('#task').dataset.status === 'cancelled'`)
+	b.waitJS(shown("retry") + ` && !(` + shown("cancel") + `)`)
 	b.run(chromedp.Click(`button[data-action=retry]`), chromedp.WaitVisible("#confirm-ok"), chromedp.Click("#confirm-ok"))
 	b.waitJS(`document.querySelector('#task').dataset.status === 'pending' && document.querySelectorAll('#events li').length >= 4`)
 
