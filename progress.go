@@ -40,6 +40,9 @@ func (p Progress) Merge(newer Progress) Progress {
 	if newer.OutputFileName != nil {
 		p.OutputFileName = newer.OutputFileName
 	}
+	if newer.ErrorsFileName != nil {
+		p.ErrorsFileName = newer.ErrorsFileName
+	}
 	if newer.Permanent {
 		p.Permanent = true
 	}
@@ -64,6 +67,7 @@ func (p Progress) Clone() Progress {
 	p.Status = clonePtr(p.Status)
 	p.ErrorMessage = clonePtr(p.ErrorMessage)
 	p.OutputFileName = clonePtr(p.OutputFileName)
+	p.ErrorsFileName = clonePtr(p.ErrorsFileName)
 	p.Checkpoint = cloneRaw(p.Checkpoint)
 	return p
 }

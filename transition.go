@@ -199,6 +199,10 @@ type Progress struct {
 	Status         *Status `json:"status"`
 	ErrorMessage   *string `json:"errorMessage"`
 	OutputFileName *string `json:"outputFileName"`
+	// ErrorsFileName names the errors report the attempt wrote. Only the
+	// in-process job sets it, when it closes the report (remote workers
+	// have no errors file to name), so it is not part of the worker API.
+	ErrorsFileName *string `json:"-"`
 	// Permanent marks a failure as not worth retrying.
 	Permanent  bool            `json:"permanent"`
 	Checkpoint json.RawMessage `json:"checkpoint"`
@@ -320,6 +324,10 @@ func (t *Task) ApplyProgress(p Progress, lease, retryDelay time.Duration, now ti
 	if p.OutputFileName != nil {
 		name, _ := SanitizeFileName(*p.OutputFileName)
 		t.OutputFileName = &name
+	}
+	if p.ErrorsFileName != nil {
+		name, _ := SanitizeFileName(*p.ErrorsFileName)
+		t.ErrorsFileName = &name
 	}
 	if len(p.Checkpoint) > 0 {
 		t.Checkpoint = cloneRaw(p.Checkpoint)

@@ -94,9 +94,17 @@ func (j *job) Output(ctx context.Context, fileName, contentType string) (io.Writ
 	})
 }
 
+// Errors writes the errors report; once it is closed the task names it
+// (errorsFileName).
 func (j *job) Errors(ctx context.Context) (io.WriteCloser, error) {
-	return j.create(ctx, objectstore.ErrorsKey(j.task.ID), "text/csv", nil)
+	return j.create(ctx, objectstore.ErrorsKey(j.task.ID), "text/csv", func(ctx context.Context) error {
+		name := ErrorsFileName
+		return j.rep.sync(ctx, commonops.Progress{ErrorsFileName: &name})
+	})
 }
+
+// ErrorsFileName is the name the errors report downloads as.
+const ErrorsFileName = "errors.csv"
 
 func (j *job) File(ctx context.Context, name, contentType string) (io.WriteCloser, error) {
 	return j.create(ctx, objectstore.ReportKey(j.task.ID, name), contentType, nil)

@@ -41,6 +41,9 @@ func TestStockServerWithCustomProcessors(t *testing.T) {
 	if done.Status != "completed" || done.SuccessItems != 3 || done.Progress != 100 {
 		t.Fatalf("got greet task %+v, want completed with 3 successes at 100%%", done)
 	}
+	if done.ErrorsFileName != nil {
+		t.Errorf("got errorsFileName %q for a task that wrote no errors report, want null", *done.ErrorsFileName)
+	}
 	if got, want := download(t, api, greet.Task.ID, "output"), "Hello, Ada!\nHello, Grace!\nHello, Linus!\n"; got != want {
 		t.Errorf("got output %q, want %q", got, want)
 	}
@@ -55,6 +58,9 @@ func TestStockServerWithCustomProcessors(t *testing.T) {
 	done = waitDone(t, api, imp.Task.ID)
 	if done.Status != "completed" || done.SuccessItems != 1 || done.FailedItems != 2 {
 		t.Fatalf("got import %+v, want completed with 1 success and 2 failures", done)
+	}
+	if done.ErrorsFileName == nil || *done.ErrorsFileName != "errors.csv" {
+		t.Errorf("got errorsFileName %v, want errors.csv: the import wrote its errors report", done.ErrorsFileName)
 	}
 	sink.mu.Lock()
 	_, stored := sink.products["A-1"]
@@ -72,6 +78,7 @@ type taskView struct {
 	Status                    string
 	Progress                  float64
 	SuccessItems, FailedItems int64
+	ErrorsFileName            *string
 }
 
 func waitDone(t *testing.T, api, id string) taskView {
