@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs the whole commonops test suite, with the race detector, against real
-# components: PostgreSQL, versitygw (S3) and a Dapr sidecar with Redis.
-# Installs versitygw and daprd on first use (cached in
-# ~/.cache/commonops-tools; daprd takes 10-15 minutes to build once) and
-# starts PostgreSQL and Redis if they are not running.
+# components: PostgreSQL, versitygw (S3), Dapr sidecars on Redis and
+# RabbitMQ, and chromium for the console. Installs versitygw, daprd, jq and
+# chromium on first use (cached in ~/.cache/commonops-tools; daprd takes
+# 10-15 minutes to build once) and starts PostgreSQL and Redis if they are
+# not running (RabbitMQ is expected on 127.0.0.1:5672).
 #
 #   scripts/test.sh              every package
 #   scripts/test.sh ./httpapi/   some packages (any go test arguments)
