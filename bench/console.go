@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"time"
 )
 
@@ -26,21 +25,9 @@ func benchConsole(ctx context.Context) error {
 		{"entityType=order&status=completed", "entityType=order&status=completed"},
 	}
 	for _, p := range pages {
-		var lat []time.Duration
-		for i := range 40 {
-			t := time.Now()
-			resp, err := get(svc.base + "/console/tasks?" + p.query)
-			if err != nil {
-				return err
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				return fmt.Errorf("console %s: %d", p.query, resp.StatusCode)
-			}
-			if i >= 5 { // the first requests warm the cache
-				lat = append(lat, time.Since(t))
-			}
+		lat, err := timedGets(svc.base+"/console/tasks?"+p.query, 40, 5)
+		if err != nil {
+			return fmt.Errorf("console %s: %w", p.query, err)
 		}
 		p99 := percentile(lat, .99)
 		fmt.Printf("console %-38s p50 %s, p99 %s   goal < 150 ms: %s\n", p.name, ms(percentile(lat, .5)), ms(p99), verdict(p99 < 150*time.Millisecond))

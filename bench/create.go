@@ -165,6 +165,29 @@ func benchSQLite(ctx context.Context) error {
 	return nil
 }
 
+// timedGets GETs url n times in a row and returns the latencies of all but
+// the first warm ones (they warm the caches); an answer other than 200 is
+// an error.
+func timedGets(url string, n, warm int) ([]time.Duration, error) {
+	var lat []time.Duration
+	for i := range n {
+		t := time.Now()
+		resp, err := get(url)
+		if err != nil {
+			return nil, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return nil, fmt.Errorf("status %d", resp.StatusCode)
+		}
+		if i >= warm {
+			lat = append(lat, time.Since(t))
+		}
+	}
+	return lat, nil
+}
+
 // seededService starts commonops (roles=api) on a fresh database name
 // seeded with *rows tasks, 90% of them in tenant "bench", vacuumed and
 // analysed as a table of that size is by the time anyone lists it (the
@@ -225,21 +248,9 @@ func benchList(ctx context.Context) error {
 		{"no filter, newest first", "pageSize=20"},
 	}
 	for _, q := range queries {
-		var lat []time.Duration
-		for i := range 60 {
-			t := time.Now()
-			resp, err := get(svc.base + "/api/v1/operations/tasks?" + q.query)
-			if err != nil {
-				return err
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				return fmt.Errorf("list %s: %d", q.query, resp.StatusCode)
-			}
-			if i >= 10 { // the first requests warm the cache
-				lat = append(lat, time.Since(t))
-			}
+		lat, err := timedGets(svc.base+"/api/v1/operations/tasks?"+q.query, 60, 10)
+		if err != nil {
+			return fmt.Errorf("list %s: %w", q.query, err)
 		}
 		p99 := percentile(lat, .99)
 		fmt.Printf("list %-36s p50 %s, p99 %s   goal < 50 ms: %s\n", q.name, ms(percentile(lat, .5)), ms(p99), verdict(p99 < 50*time.Millisecond))
