@@ -57,8 +57,9 @@ func TestTraceEndToEnd(t *testing.T) {
 // checkTrace creates noop tasks through a's API until one's trace holds
 // every span from the request to the completed event's publish, each the
 // child of the one before. A task the poller claims before its event
-// comes (it may, when a poll round holds the free slots) has no claim
-// span in that trace and its run may start a trace of its own, so up to
+// comes (it may, when a poll round holds the free slots) runs under the
+// poll round's claim span, in a trace of its own (see TestPollClaimSpan in
+// the worker package), so up to
 // five tasks are tried; every one must still publish its completion. direct: the delivery is the
 // publish's child (the embedded bus), not a sidecar's span's.
 func checkTrace(t *testing.T, rec *tracetest.SpanRecorder, a *app.App, direct bool) {

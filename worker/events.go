@@ -54,7 +54,8 @@ func (p *Pool) HandleEvent(ctx context.Context, topic string, task *commonops.Ta
 	defer p.handling.Done()
 	// As in claimFree, the claim outlives the delivery's context.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimTimeout)
-	cctx, claimSpan := tracing.Start(cctx, "claim", trace.WithAttributes(attribute.String("commonops.task.id", task.ID)))
+	cctx, claimSpan := tracing.Start(cctx, "claim", trace.WithAttributes(attribute.String("commonops.task.id", task.ID),
+		attribute.String("commonops.claim.source", "event")))
 	t, err := p.svc.ClaimEvent(cctx, task, p.cfg.WorkerID)
 	claimSpan.SetAttributes(attribute.Bool("commonops.claimed", err == nil))
 	claimSpan.End()

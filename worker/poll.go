@@ -5,7 +5,11 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/internal/tracing"
 )
 
 // claimTimeout bounds one claim call, which Stop does not cancel.
@@ -100,8 +104,10 @@ func (p *Pool) claimFree(ctx context.Context) {
 		// Not cut short by Stop: a claim the database committed must reach
 		// us, or its tasks wait for their leases to lapse.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimTimeout)
+		started := time.Now()
 		tasks, err := p.svc.ClaimNext(cctx, p.cfg.WorkerID, kinds, limit)
 		cancel()
+		traceParent := claimSpan(ctx, started, tasks)
 		p.mu.Lock()
 		p.busy -= limit
 		p.mu.Unlock()
@@ -125,10 +131,30 @@ func (p *Pool) claimFree(ctx context.Context) {
 				continue
 			}
 			p.metrics.claims.WithLabelValues("poll").Inc()
-			p.launch(t, proc, "")
+			p.launch(t, proc, traceParent)
 		}
 		if len(tasks) < limit {
 			return
 		}
 	}
+}
+
+// claimSpan records a poll round that claimed tasks as a "claim" span
+// (started at started, ending now) and returns its traceparent, the parent
+// of those tasks' runs; a round that claimed nothing records no span, so an
+// idle poller starts no traces. The span is the root of its own trace:
+// the tasks were created in other requests' traces, which the store does
+// not keep.
+func claimSpan(ctx context.Context, started time.Time, tasks []*commonops.Task) string {
+	if len(tasks) == 0 || !tracing.Enabled() {
+		return ""
+	}
+	ids := make([]string, len(tasks))
+	for i, t := range tasks {
+		ids[i] = t.ID
+	}
+	ctx, span := tracing.Start(ctx, "claim", trace.WithNewRoot(), trace.WithTimestamp(started),
+		trace.WithAttributes(attribute.String("commonops.claim.source", "poll"), attribute.StringSlice("commonops.task.ids", ids)))
+	span.End()
+	return commonops.TraceParent(ctx)
 }
