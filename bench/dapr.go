@@ -11,7 +11,10 @@ import (
 	"time"
 )
 
-var daprRounds = flag.Int("dapr-rounds", 1, "e2e-dapr: rounds, each running one replica and then three")
+var (
+	daprRounds = flag.Int("dapr-rounds", 1, "e2e-dapr: rounds, each running one replica and then three")
+	profileDir = flag.String("profile-dir", "", "e2e-dapr: write each replica's CPU profile over the load phase into this directory (go tool pprof -top FILE)")
+)
 
 // benchE2EDapr: the same load through Dapr with one replica (every role,
 // one sidecar) and with three (--roles api beside two --roles
@@ -40,6 +43,7 @@ func benchE2EDapr(ctx context.Context) error {
 				name = "three"
 			}
 			fmt.Printf("%-6d %-5s %8d %7.0f %7d %7d %9s %9s\n", round, name, r.tasks, r.rate, r.load.event, r.load.poll, ms(r.p50), ms(r.p99))
+			cpuTable(r.cpuBefore, r.cpuAfter, r.elapsed, r.tasks)
 		}
 	}
 	return nil
@@ -60,15 +64,23 @@ func runDaprSetup(ctx context.Context, workers int) (r splitResult, err error) {
 			stops[i]()
 		}
 	}()
+	names := cpuNames{}
+	var profiles []func() error // each collects a replica's CPU profile over the load phase
 	replica := func(roles string) (*service, error) {
-		daprPort, appPort := freePort(), freePort()
+		daprPort, appPort, debugPort := freePort(), freePort(), freePort()
 		svc, err := startService(ctx, "COMMONOPS_DATABASE_URL="+dbURL, "COMMONOPS_ROLES="+roles, "COMMONOPS_PUBSUB=dapr",
 			fmt.Sprintf("COMMONOPS_DAPR_URL=http://127.0.0.1:%d", daprPort), fmt.Sprintf("COMMONOPS_DAPR_APP_ADDR=127.0.0.1:%d", appPort),
-			"COMMONOPS_DAPR_BROADCAST_PUBSUB=broadcast")
+			"COMMONOPS_DAPR_BROADCAST_PUBSUB=broadcast", fmt.Sprintf("COMMONOPS_DEBUG_ADDR=127.0.0.1:%d", debugPort))
 		if err != nil {
 			return nil, err
 		}
 		stops = append(stops, svc.stop)
+		name := fmt.Sprintf("commonops %s #%d", roles, len(names)+1)
+		names[svc.cmd.Process.Pid] = name
+		if *profileDir != "" {
+			file := filepath.Join(*profileDir, fmt.Sprintf("e2e-dapr-%d-%s-%d.pprof", len(names), strings.ReplaceAll(roles, ",", "+"), workers))
+			profiles = append(profiles, func() error { return cpuProfile(debugPort, *duration, file) })
+		}
 		if !strings.Contains(roles, "worker") {
 			appPort = 0
 		}
@@ -121,6 +133,11 @@ func runDaprSetup(ctx context.Context, workers int) (r splitResult, err error) {
 		return sum, nil
 	}
 
+	profiled := make(chan error, len(profiles))
+	for _, p := range profiles {
+		go func() { profiled <- p() }()
+	}
+	cpuBefore := readCPU(names)
 	start := time.Now()
 	n, _, err := load(*clients, *duration, func(int, int) error { _, err := createTask(api.base, noopBody); return err })
 	if err != nil {
@@ -131,6 +148,12 @@ func runDaprSetup(ctx context.Context, workers int) (r splitResult, err error) {
 		return r, err
 	}
 	r.tasks, r.rate = n, float64(n)/elapsed.Seconds()
+	r.cpuBefore, r.cpuAfter, r.elapsed = cpuBefore, readCPU(names), elapsed
+	for range profiles {
+		if err := <-profiled; err != nil {
+			return r, err
+		}
+	}
 	if r.load, err = claimed(); err != nil {
 		return r, err
 	}

@@ -62,6 +62,10 @@ type splitResult struct {
 	p50, p99   time.Duration
 	paced      claims
 	apiRelayed int64 // rows the API process of the split pair relayed to its own bus
+
+	// The machine's CPU use by process over the load phase (e2e-dapr).
+	cpuBefore, cpuAfter cpuUse
+	elapsed             time.Duration
 }
 
 // runSplitSetup starts one process, or the api and worker pair, on a fresh
