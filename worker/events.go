@@ -44,11 +44,21 @@ func (p *Pool) HandleEvent(ctx context.Context, topic string, task *commonops.Ta
 	if !ok || p.runsNewer(task) {
 		return nil
 	}
-	if !p.reserve(task.TaskType) {
-		// No slot: the pool is full, or a poll round holds the free slots
-		// while it queries, too early to see this task. Ask for another
-		// round after it, which costs nothing when the pool is full.
-		p.nudge()
+	ok, round := p.reserve(task.TaskType)
+	if !ok && round != nil {
+		// A poll round holds the free slots while it queries: it may have
+		// claimed this task, or give back a slot for it.
+		select {
+		case <-round:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		ok, _ = p.reserve(task.TaskType)
+	}
+	if !ok {
+		// No slot: a round after the ones in flight takes the task when
+		// one frees, which costs nothing while the pool is full.
+		p.missed()
 		return nil
 	}
 	defer p.handling.Done()
@@ -67,9 +77,13 @@ func (p *Pool) HandleEvent(ctx context.Context, topic string, task *commonops.Ta
 				"eventTaskType", task.TaskType, "eventEntityType", task.EntityType, "err", err)
 			return nil
 		}
+		if errors.Is(err, commonops.ErrHeld) {
+			p.missed() // paused or at its limit: a poll round takes it when it may start
+			return nil
+		}
 		switch commonops.ErrorCode(err) {
 		case commonops.ECONFLICT, commonops.ENOTFOUND, commonops.EINVALID:
-			return nil
+			return nil // claimed already, ended, or gone
 		}
 		return fmt.Errorf("claim task %s: %w", task.ID, err)
 	}

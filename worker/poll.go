@@ -76,6 +76,8 @@ func (p *Pool) claimPlan() ([]commonops.Kind, int) {
 		return nil, 0
 	}
 	p.busy += limit // reserved until the claim returns
+	p.round = make(chan struct{})
+	p.backlog = false // this round sees every pending task
 	return kinds, limit
 }
 
@@ -108,8 +110,20 @@ func (p *Pool) claimFree(ctx context.Context) {
 		tasks, err := p.svc.ClaimNext(cctx, p.cfg.WorkerID, kinds, limit)
 		cancel()
 		traceParent := claimSpan(ctx, started, tasks)
+		// The claimed tasks take their slots as the round gives back the
+		// ones it held, under one lock: an event waiting for the round
+		// sees only the slots left over.
 		p.mu.Lock()
 		p.busy -= limit
+		for _, t := range tasks {
+			p.busy++
+			p.perType[t.TaskType]++
+		}
+		if err != nil || len(tasks) == limit {
+			p.backlog = true // more may wait than this round could take
+		}
+		close(p.round)
+		p.round = nil
 		p.mu.Unlock()
 		if err != nil {
 			if ctx.Err() == nil {
@@ -120,10 +134,6 @@ func (p *Pool) claimFree(ctx context.Context) {
 		}
 		for _, t := range tasks {
 			proc, ok := p.cfg.Registry.Lookup(t.TaskType, t.EntityType)
-			p.mu.Lock()
-			p.busy++
-			p.perType[t.TaskType]++
-			p.mu.Unlock()
 			if !ok { // registry changed under us; let the lease lapse is worse: fail fast
 				p.launch(t, ProcessorFunc(func(context.Context, Job) error {
 					return fmt.Errorf("no processor registered for (%s, %s)", t.TaskType, t.EntityType)

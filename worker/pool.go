@@ -112,6 +112,15 @@ type Pool struct {
 	perType  map[string]int
 	busy     int            // slots taken, including reservations
 	handling sync.WaitGroup // HandleEvent calls holding a reservation
+	// round is closed when the poll round in flight gives back the slots
+	// it holds while it queries; nil between rounds.
+	round chan struct{}
+	// backlog is set when an event could not start its task (every slot
+	// taken, or its type held back by a flow control): pending work that
+	// no event will bring again, so a freed slot asks the poller for it.
+	// A poll round clears it. Without a backlog, tasks start from their
+	// events and finished ones do not wake the poller.
+	backlog bool
 
 	base     context.Context // Start's ctx: writes die with it
 	stopJobs context.CancelCauseFunc

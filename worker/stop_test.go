@@ -206,8 +206,9 @@ func TestEventForTaskAlreadyRunningIsIgnored(t *testing.T) {
 
 // TestEventDuringPollRoundIsNotLost: while a poll round queries, it holds
 // the pool's free slots, and an event for a task created too late for that
-// query finds none. The pool must still run the task soon (here the poller
-// would otherwise wait an hour).
+// query finds none. The event waits for the round to give the slots back
+// and starts its task itself (here the poller would otherwise wait an
+// hour).
 func TestEventDuringPollRoundIsNotLost(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, func(t *testing.T, s store.Store) {
@@ -228,10 +229,20 @@ func TestEventDuringPollRoundIsNotLost(t *testing.T) {
 			t.Fatal("the first poll round did not start within 5s")
 		}
 		task := create(t, svc, commonops.CreateInput{TaskType: "quick", EntityType: "x"})
-		if err := pool.HandleEvent(ctx, commonops.TopicCreated, task); err != nil {
-			t.Fatalf("HandleEvent: %v", err)
+		handled := make(chan error, 1)
+		go func() { handled <- pool.HandleEvent(ctx, commonops.TopicCreated, task) }()
+		select {
+		case err := <-handled:
+			t.Fatalf("HandleEvent returned (%v) while the poll round held every slot; want it to wait for the round", err)
+		case <-time.After(100 * time.Millisecond):
 		}
 		once.Do(func() { close(g.open) })
+		if err := <-handled; err != nil {
+			t.Fatalf("HandleEvent: %v", err)
+		}
 		waitFor(t, "the task to complete", 5*time.Second, func() bool { return get(t, svc, task.ID).Status == commonops.StatusCompleted })
+		if rounds, claims := gs.claimNexts.Load(), gs.claimTasks.Load(); rounds != 1 || claims != 1 {
+			t.Errorf("got %d poll rounds and %d event claims, want 1 and 1: the event, not another round, starts the task", rounds, claims)
+		}
 	})
 }
