@@ -59,13 +59,23 @@ func readCPU(names cpuNames) cpuUse {
 		group := names[pid]
 		if group == "" {
 			group = string(b[open+1 : end])
-			if pid == os.Getpid() {
+			switch {
+			case pid == os.Getpid():
 				group = "bench (clients)"
+			case isKernelThread(filepath.Join("/proc", e.Name())):
+				group = "kernel threads"
 			}
 		}
 		use[group] += time.Duration(utime+stime) * time.Second / clockTicks
 	}
 	return use
+}
+
+// isKernelThread reports whether the process at dir is a kernel thread
+// (kworker, ksoftirqd, ...), which has no command line.
+func isKernelThread(dir string) bool {
+	b, err := os.ReadFile(filepath.Join(dir, "cmdline"))
+	return err == nil && len(b) == 0
 }
 
 // cpuTable prints where the CPU went between two readings over a phase
@@ -88,18 +98,18 @@ func cpuTable(before, after cpuUse, elapsed time.Duration, n int64) {
 	slices.SortFunc(rows, func(a, b row) int { return cmp.Compare(b.cpu, a.cpu) })
 	var other time.Duration
 	cores := float64(elapsed) * float64(runtime.NumCPU())
-	fmt.Printf("  %-22s %8s %8s %10s\n", "cpu: process", "seconds", "machine", "µs/task")
+	fmt.Printf("  %-34s %8s %8s %10s\n", "cpu: process", "seconds", "machine", "µs/task")
 	for _, r := range rows {
 		if float64(r.cpu) < 0.01*float64(total) {
 			other += r.cpu
 			continue
 		}
-		fmt.Printf("  %-22s %8.1f %7.0f%% %10.0f\n", r.name, r.cpu.Seconds(), 100*float64(r.cpu)/cores, perTask(r.cpu, n))
+		fmt.Printf("  %-34s %8.1f %7.0f%% %10.0f\n", r.name, r.cpu.Seconds(), 100*float64(r.cpu)/cores, perTask(r.cpu, n))
 	}
 	if other > 0 {
-		fmt.Printf("  %-22s %8.1f %7.0f%% %10.0f\n", "other", other.Seconds(), 100*float64(other)/cores, perTask(other, n))
+		fmt.Printf("  %-34s %8.1f %7.0f%% %10.0f\n", "other", other.Seconds(), 100*float64(other)/cores, perTask(other, n))
 	}
-	fmt.Printf("  %-22s %8.1f %7.0f%% %10.0f\n", "total", total.Seconds(), 100*float64(total)/cores, perTask(total, n))
+	fmt.Printf("  %-34s %8.1f %7.0f%% %10.0f\n", "total", total.Seconds(), 100*float64(total)/cores, perTask(total, n))
 }
 
 func perTask(d time.Duration, n int64) float64 {
