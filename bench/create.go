@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"sync"
@@ -25,11 +26,13 @@ func benchCreate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	svc, err := startService(ctx, "COMMONOPS_DATABASE_URL="+dbURL, "COMMONOPS_ROLES=api")
+	debugPort := freePort()
+	svc, err := startService(ctx, "COMMONOPS_DATABASE_URL="+dbURL, "COMMONOPS_ROLES=api", fmt.Sprintf("COMMONOPS_DEBUG_ADDR=127.0.0.1:%d", debugPort))
 	if err != nil {
 		return err
 	}
 	defer svc.stop()
+	names := cpuNames{svc.cmd.Process.Pid: "commonops api"}
 	setupLine(fmt.Sprintf("%d HTTP clients over loopback", *clients), "commonops roles=api on PostgreSQL (outbox relay to the embedded bus running)",
 		fmt.Sprintf("%s per phase", *duration))
 
@@ -38,8 +41,19 @@ func benchCreate(ctx context.Context) error {
 	if _, _, err := load(*clients, time.Second, func(int, int) error { _, err := createTask(svc.base, createBody); return err }); err != nil {
 		return err
 	}
+	profiled := make(chan error, 1)
+	if *profileDir != "" {
+		go func() { profiled <- cpuProfile(debugPort, *duration, filepath.Join(*profileDir, "create-api.pprof")) }()
+	} else {
+		profiled <- nil
+	}
+	cpuBefore := readCPU(names)
 	n, lat, err := load(*clients, *duration, func(int, int) error { _, err := createTask(svc.base, createBody); return err })
 	if err != nil {
+		return err
+	}
+	cpuAfter := readCPU(names)
+	if err := <-profiled; err != nil {
 		return err
 	}
 	rate := float64(n) / duration.Seconds()
@@ -49,6 +63,8 @@ func benchCreate(ctx context.Context) error {
 	}
 	fmt.Printf("create: %.0f tasks/s (p50 %s, p99 %s)   goal ≥ 3000/s: %s\n", rate, ms(percentile(lat, .5)), ms(percentile(lat, .99)), verdict(rate >= 3000))
 	fmt.Printf("pgbench one-row INSERT, 32 clients: %.0f tps   ratio %.2f   goal ≥ 0.35: %s\n", tps, rate/tps, verdict(rate/tps >= 0.35))
+	fmt.Println("where the CPU went during the creates:")
+	cpuTable(cpuBefore, cpuAfter, *duration, n)
 
 	// GET latency at that load: 28 clients keep creating while 4 read random
 	// tasks among those created.
