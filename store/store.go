@@ -179,7 +179,9 @@ type Store interface {
 	// RecordDeliveryAttempt stores d's last attempt (the last of
 	// d.Attempts) and d's status, attempt count, next attempt and delivery
 	// time as (*commonops.Delivery).Record left them. ENOTFOUND for an
-	// unknown delivery.
+	// unknown delivery. A delivery it finishes (delivered or failed) whose
+	// task has been deleted is deleted with its attempts: DeleteTask keeps
+	// only pending deliveries, until they finish.
 	RecordDeliveryAttempt(ctx context.Context, d *commonops.Delivery) error
 	// ListDeliveries returns the webhook deliveries of tenant's task, oldest
 	// first, each with its attempts in order and without its Payload; none

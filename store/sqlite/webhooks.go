@@ -117,6 +117,13 @@ func (s *Store) RecordDeliveryAttempt(ctx context.Context, d *commonops.Delivery
 		_, err = tx.ExecContext(ctx, `INSERT INTO webhook_attempts (delivery_id, attempt, at, ok, status_code, error, duration_ms)
 			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id, attempt) DO NOTHING`,
 			d.ID, a.Attempt, micros(a.At), boolInt(a.OK), a.StatusCode, a.Error, a.DurationMs)
+		if err != nil || d.Status == commonops.DeliveryPending {
+			return err
+		}
+		// A delivery still pending when its task was deleted is sent, then
+		// pruned (its attempts go with it, ON DELETE CASCADE).
+		_, err = tx.ExecContext(ctx, `DELETE FROM webhook_deliveries WHERE id = ?
+			AND NOT EXISTS (SELECT 1 FROM tasks WHERE id = webhook_deliveries.task_id)`, d.ID)
 		return err
 	})
 	if err != nil {

@@ -245,6 +245,58 @@ var webhookTests = []test{
 			t.Fatalf("due after the deletes: got %+v, want the pending delivery of %s", ds, pending.ID)
 		}
 	}},
+	{"DeliveryOfDeletedTaskPrunedWhenFinished", func(t *testing.T, s store.Store) {
+		ctx := context.Background()
+		tests := []struct {
+			name string
+			last commonops.DeliveryAttempt // recorded with no next attempt
+		}{
+			{"delivered", commonops.DeliveryAttempt{Attempt: 2, At: at(20), OK: true, StatusCode: ptr(204)}},
+			{"failed for good", commonops.DeliveryAttempt{Attempt: 2, At: at(20), StatusCode: ptr(500), Error: ptr("the endpoint answered 500")}},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				kept := create(t, s, tenantA, at(0), commonops.CreateInput{CallbackURL: ptr(hookURL)})
+				gone := create(t, s, tenantA, at(0), commonops.CreateInput{CallbackURL: ptr(hookURL)})
+				cancel(t, s, kept, at(1))
+				cancel(t, s, gone, at(1))
+				if _, err := s.DeleteTask(ctx, tenantA, gone.ID); err != nil {
+					t.Fatalf("DeleteTask: %v", err)
+				}
+				ds := claimDue(t, s, at(5))
+				if len(ds) != 2 {
+					t.Fatalf("due: got %d deliveries, want 2 (the deleted task's is still sent)", len(ds))
+				}
+				// A failed attempt with a retry to come keeps it.
+				for _, d := range ds {
+					retry := at(10)
+					d.Record(commonops.DeliveryAttempt{Attempt: 1, At: at(5), StatusCode: ptr(503), Error: ptr("the endpoint answered 503")}, &retry)
+					if err := s.RecordDeliveryAttempt(ctx, d); err != nil {
+						t.Fatalf("RecordDeliveryAttempt 1: %v", err)
+					}
+				}
+				if got := listDeliveries(t, s, tenantA, gone.ID); len(got) != 1 || got[0].Status != commonops.DeliveryPending || len(got[0].Attempts) != 1 {
+					t.Fatalf("deleted task's delivery after a failed attempt: got %+v, want it pending with 1 attempt", got)
+				}
+				for _, d := range ds {
+					d.Record(tc.last, nil)
+					if err := s.RecordDeliveryAttempt(ctx, d); err != nil {
+						t.Fatalf("RecordDeliveryAttempt 2: %v", err)
+					}
+				}
+				if got := listDeliveries(t, s, tenantA, gone.ID); len(got) != 0 {
+					t.Fatalf("deleted task's delivery once %s: got %+v, want it pruned", tc.name, got[0])
+				}
+				got := listDeliveries(t, s, tenantA, kept.ID)
+				if len(got) != 1 || got[0].Status == commonops.DeliveryPending || len(got[0].Attempts) != 2 {
+					t.Fatalf("live task's delivery once %s: got %+v, want it kept, finished, with 2 attempts", tc.name, got)
+				}
+				if ds := claimDue(t, s, at(100)); len(ds) != 0 {
+					t.Fatalf("due after both finished: got %d, want 0", len(ds))
+				}
+			})
+		}
+	}},
 	{"ClaimLimit", func(t *testing.T, s store.Store) {
 		ctx := context.Background()
 		for i := range 3 {
