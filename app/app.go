@@ -153,7 +153,7 @@ func New(ctx context.Context, cfg Config) (a *App, err error) {
 		// dispatcher at a time.
 		a.hooks = webhook.New(a.store, webhook.Config{
 			Secret: cfg.WebhookSecret, Guard: guard, Timeout: cfg.WebhookTimeout,
-			Signal: a.svc.DeliverySignal, Logger: a.log,
+			Signal: a.svc.DeliverySignal, Logger: a.log, Registerer: a.reg,
 		})
 	}
 
