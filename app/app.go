@@ -155,6 +155,7 @@ func New(ctx context.Context, cfg Config) (a *App, err error) {
 			Secret: cfg.WebhookSecret, Guard: guard, Timeout: cfg.WebhookTimeout,
 			Signal: a.svc.DeliverySignal, Logger: a.log, Registerer: a.reg,
 		})
+		a.reg.MustRegister(webhook.NewBacklogCollector(a.store, nil, a.log))
 	}
 
 	// Pub/sub: the outbox relay publishes committed events to the embedded

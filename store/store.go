@@ -187,6 +187,10 @@ type Store interface {
 	// first, each with its attempts in order and without its Payload; none
 	// for an unknown task.
 	ListDeliveries(ctx context.Context, tenant, taskID string) ([]*commonops.Delivery, error)
+	// DeliveryBacklog counts the pending webhook deliveries of every tenant
+	// (due or waiting for a retry) and answers when the oldest of them was
+	// written (zero when none is pending), from the pending rows only.
+	DeliveryBacklog(ctx context.Context) (pending int64, oldest time.Time, err error)
 	// CreateSubscription stores a webhook subscription; a taken id is
 	// ECONFLICT. From its commit on, each terminal status of its tenant's
 	// tasks of its task type ("*": any) writes a delivery to its URL.

@@ -1,6 +1,8 @@
 package webhook
 
 import (
+	"context"
+	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -65,4 +67,66 @@ func (m *metrics) attempted(del *commonops.Delivery, a commonops.DeliveryAttempt
 	default:
 		m.attempts.WithLabelValues(OutcomeFailed).Inc()
 	}
+}
+
+// Backlog is the pending deliveries as the backlog gauges read them;
+// store.Store provides it.
+type Backlog interface {
+	DeliveryBacklog(ctx context.Context) (pending int64, oldest time.Time, err error)
+}
+
+// BacklogTimeout bounds the query behind the backlog gauges on each
+// scrape: past it the scrape goes on without them.
+const BacklogTimeout = 2 * time.Second
+
+// BacklogCollector exposes the pending deliveries of every tenant as
+// gauges measured on each scrape (the store reads only the pending rows,
+// through their partial index): commonops_webhook_pending and
+// commonops_webhook_oldest_pending_seconds. Every replica reports the same
+// figures, so a dashboard takes their max.
+type BacklogCollector struct {
+	q               Backlog
+	now             func() time.Time
+	log             *slog.Logger
+	pending, oldest *prometheus.Desc
+}
+
+// NewBacklogCollector returns the collector of q's backlog; now is the
+// clock (nil: time.Now), log where a failed measure is logged (nil:
+// slog.Default()).
+func NewBacklogCollector(q Backlog, now func() time.Time, log *slog.Logger) *BacklogCollector {
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &BacklogCollector{
+		q: q, now: now, log: log,
+		pending: prometheus.NewDesc("commonops_webhook_pending", "Webhook deliveries not yet delivered nor given up (due, being sent or waiting for a retry), every tenant's.", nil, nil),
+		oldest:  prometheus.NewDesc("commonops_webhook_oldest_pending_seconds", "Age of the oldest pending webhook delivery (since its task's terminal status); 0 when none.", nil, nil),
+	}
+}
+
+// Describe sends the two gauges' descriptions.
+func (c *BacklogCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.pending
+	ch <- c.oldest
+}
+
+// Collect measures the backlog, within BacklogTimeout.
+func (c *BacklogCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), BacklogTimeout)
+	defer cancel()
+	n, oldest, err := c.q.DeliveryBacklog(ctx)
+	if err != nil {
+		c.log.Warn("webhook backlog not measured", "error", err)
+		return
+	}
+	age := 0.0
+	if !oldest.IsZero() {
+		age = max(c.now().Sub(oldest).Seconds(), 0)
+	}
+	ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(n))
+	ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, age)
 }

@@ -120,6 +120,21 @@ func (s *Store) RecordDeliveryAttempt(ctx context.Context, d *commonops.Delivery
 	return nil
 }
 
+// DeliveryBacklog counts the pending deliveries through the partial index
+// of the pending ones.
+func (s *Store) DeliveryBacklog(ctx context.Context) (int64, time.Time, error) {
+	var n int64
+	var oldest *time.Time
+	err := s.pool.QueryRow(ctx, `SELECT count(*), min(created_at) FROM webhook_deliveries WHERE status = 'pending'`).Scan(&n, &oldest)
+	if err != nil {
+		return 0, time.Time{}, interpretError(fmt.Errorf("delivery backlog: %w", err))
+	}
+	if oldest == nil {
+		return n, time.Time{}, nil
+	}
+	return n, oldest.UTC(), nil
+}
+
 // ListDeliveries reads a task's deliveries, then their attempts, both in
 // one snapshot: a dispatcher recording an attempt between the two reads
 // would otherwise show the attempt beside the delivery's state before it.

@@ -132,6 +132,23 @@ func (s *Store) RecordDeliveryAttempt(ctx context.Context, d *commonops.Delivery
 	return nil
 }
 
+// DeliveryBacklog counts the pending deliveries through the partial index
+// of the pending ones.
+func (s *Store) DeliveryBacklog(ctx context.Context) (int64, time.Time, error) {
+	var n int64
+	var oldest sql.NullInt64
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		return tx.QueryRowContext(ctx, `SELECT count(*), min(created_at) FROM webhook_deliveries WHERE status = 'pending'`).Scan(&n, &oldest)
+	})
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("delivery backlog: %w", err)
+	}
+	if !oldest.Valid {
+		return n, time.Time{}, nil
+	}
+	return n, fromMicros(oldest.Int64), nil
+}
+
 // ListDeliveries reads a task's deliveries and their attempts.
 func (s *Store) ListDeliveries(ctx context.Context, tenant, taskID string) ([]*commonops.Delivery, error) {
 	out := []*commonops.Delivery{}

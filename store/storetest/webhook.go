@@ -297,6 +297,37 @@ var webhookTests = []test{
 			})
 		}
 	}},
+	{"DeliveryBacklog", func(t *testing.T, s store.Store) {
+		ctx := context.Background()
+		backlog := func(what string, wantN int64, wantOldest time.Time) {
+			t.Helper()
+			n, oldest, err := s.DeliveryBacklog(ctx)
+			if err != nil || n != wantN || !oldest.Equal(wantOldest) {
+				t.Fatalf("DeliveryBacklog %s: got %d, %s, %v, want %d, %s", what, n, oldest, err, wantN, wantOldest)
+			}
+		}
+		backlog("of none", 0, time.Time{})
+		first := create(t, s, tenantA, at(0), commonops.CreateInput{CallbackURL: ptr(hookURL)})
+		other := create(t, s, tenantB, at(0), commonops.CreateInput{CallbackURL: ptr(hookURL)})
+		cancel(t, s, first, at(1))
+		cancel(t, s, other, at(2))
+		backlog("of two tenants' pending deliveries", 2, at(1))
+		ds := claimDue(t, s, at(3))
+		if len(ds) != 2 {
+			t.Fatalf("due: got %d, want 2", len(ds))
+		}
+		backlog("while claimed (still pending)", 2, at(1))
+		for _, d := range ds {
+			if d.TaskID != first.ID {
+				continue
+			}
+			d.Record(commonops.DeliveryAttempt{Attempt: 1, At: at(4), OK: true, StatusCode: ptr(200)}, nil)
+			if err := s.RecordDeliveryAttempt(ctx, d); err != nil {
+				t.Fatalf("RecordDeliveryAttempt: %v", err)
+			}
+		}
+		backlog("after the first was delivered", 1, at(2))
+	}},
 	{"ClaimLimit", func(t *testing.T, s store.Store) {
 		ctx := context.Background()
 		for i := range 3 {
