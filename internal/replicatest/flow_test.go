@@ -41,6 +41,10 @@ const (
 //   - schedules create exactly one task per tick while the maintenance
 //     leadership is taken from its holder every 50 ms, so every process
 //     leads and fires due ticks, often at the same time;
+//   - a pause holds the type's tasks created through any process in all of
+//     them, and the resume lets them run;
+//   - a task past its timeoutSeconds fails with a timeout error long before
+//     its processor would have ended;
 //   - every terminal task is POSTed exactly once to its subscription, and
 //     once to its callbackUrl when it has one, signed with the tenant's key,
 //     by dispatchers racing in all three processes.
@@ -167,6 +171,65 @@ func TestFlowAcrossProcesses(t *testing.T) {
 	t.Logf("%s: %d ticks fired once each by %d leaders; %d fires lost the race to another process",
 		time.Since(begin).Round(time.Millisecond), ticks, len(holders), raced)
 
+	// (d) Pause: paused tasks created through every process are claimed by
+	// none of them until the resume, then all complete.
+	post(t, api(0)+"/flow-controls/noop/pause", nil, http.StatusOK)
+	paused := make([]string, 0, 6)
+	for i := range 6 {
+		var c struct {
+			Task        struct{ ID string }
+			QueuePaused bool
+		}
+		if err := json.Unmarshal(post(t, api(i)+"/tasks", map[string]any{"taskType": "noop", "entityType": "paused"}, http.StatusCreated), &c); err != nil {
+			t.Fatal(err)
+		}
+		if !c.QueuePaused {
+			t.Fatalf("create through %s while paused: got queuePaused false, want true", procs[i%len(procs)].name)
+		}
+		paused = append(paused, c.Task.ID)
+	}
+	// Each process polls every 200 ms: 1.5 s is several chances each.
+	for end := time.Now().Add(1500 * time.Millisecond); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if n := count(t, conn, "SELECT count(*) FROM tasks WHERE id = ANY($1) AND status <> 'pending'", paused); n != 0 {
+			t.Fatalf("got %d paused tasks claimed, want 0 until the resume", n)
+		}
+	}
+	post(t, api(1)+"/flow-controls/noop/resume", nil, http.StatusOK)
+	deadline = time.Now().Add(flowSettle)
+	for count(t, conn, "SELECT count(*) FROM tasks WHERE id = ANY($1) AND status = 'completed'", paused) < len(paused) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the resume: got %d of %d tasks completed within %s, want all", count(t, conn, "SELECT count(*) FROM tasks WHERE id = ANY($1) AND status = 'completed'", paused), len(paused), flowSettle)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("%s: %d tasks created while paused stayed pending 1.5 s, completed after the resume", time.Since(begin).Round(time.Millisecond), len(paused))
+
+	// (e) Time limit: a task that would sleep 8 s with timeoutSeconds 1 is
+	// failed by the maintenance leader (any process) with a timeout error,
+	// long before its sleep ends.
+	var slow struct{ Task struct{ ID string } }
+	if err := json.Unmarshal(post(t, api(2)+"/tasks", map[string]any{"taskType": "noop", "entityType": "slow",
+		"params": map[string]any{"sleepMs": 8000}, "timeoutSeconds": 1, "maxRetries": 0}, http.StatusCreated), &slow); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(6 * time.Second)
+	for count(t, conn, "SELECT count(*) FROM tasks WHERE id = $1 AND status = 'failed'", slow.Task.ID) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("task with timeoutSeconds 1 and sleepMs 8000: not failed within 6 s, want failed by its time limit")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var msg string
+	var secs float64
+	if err := conn.QueryRow(ctx, "SELECT coalesce(error_message, ''), extract(epoch FROM coalesce(completed_at, updated_at) - started_at)::float8 FROM tasks WHERE id = $1", slow.Task.ID).Scan(&msg, &secs); err != nil {
+		t.Fatal(err)
+	}
+	ran := time.Duration(secs * float64(time.Second))
+	if !strings.HasPrefix(msg, "timeout:") || ran > 4*time.Second {
+		t.Errorf("timed-out task: got error %q after %s, want an error starting timeout: within 4 s of its start", msg, ran)
+	}
+	t.Logf("%s: the task with timeoutSeconds 1 failed after %s: %s", time.Since(begin).Round(time.Millisecond), ran.Round(time.Millisecond), msg)
+
 	// (c) Webhooks: wait for every task to end and every delivery to be
 	// made, then compare what the receiver got with the tasks.
 	deadline = time.Now().Add(flowSettle)
@@ -225,9 +288,9 @@ func TestFlowAcrossProcesses(t *testing.T) {
 	t.Logf("%s: %d webhooks, each POSTed once, signed", time.Since(begin).Round(time.Millisecond), len(want))
 }
 
-// post sends body as JSON in flowTenant and fails t unless the answer is
-// want.
-func post(t *testing.T, url string, body any, want int) {
+// post sends body as JSON in flowTenant and answers the response body; it
+// fails t unless the status is want.
+func post(t *testing.T, url string, body any, want int) []byte {
 	t.Helper()
 	b, _ := json.Marshal(body)
 	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(b))
@@ -242,10 +305,11 @@ func post(t *testing.T, url string, body any, want int) {
 		t.Fatalf("POST %s: %v", url, err)
 	}
 	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != want {
-		out, _ := io.ReadAll(resp.Body)
 		t.Fatalf("POST %s: got %d %s, want %d", url, resp.StatusCode, bytes.TrimSpace(out), want)
 	}
+	return out
 }
 
 // count runs a query answering one integer.
