@@ -168,7 +168,7 @@ func TestFlowAcrossProcesses(t *testing.T) {
 	for _, r := range procs {
 		raced += strings.Count(r.log(), `"why":"raced"`)
 	}
-	t.Logf("%s: %d ticks fired once each by %d leaders; %d fires lost the race to another process",
+	t.Logf("%s: %d ticks fired by %d leaders; %d fires lost the race to another process",
 		time.Since(begin).Round(time.Millisecond), ticks, len(holders), raced)
 
 	// (d) Pause: paused tasks created through every process are claimed by
