@@ -346,3 +346,47 @@ var webhookTests = []test{
 		wantCode(t, "ClaimDeliveries limit 0", err, commonops.EINVALID)
 	}},
 }
+
+// OrphanDeliveriesPruned checks the migration that deletes the finished
+// deliveries of tasks deleted before RecordDeliveryAttempt pruned them.
+// orphan deletes a task's row alone (as if an older DeleteTask had left its
+// deliveries); remigrate forgets the migration and migrates again.
+func OrphanDeliveriesPruned(t *testing.T, s store.Store, orphan func(ctx context.Context, taskID string) error, remigrate func(ctx context.Context) error) {
+	t.Helper()
+	ctx := context.Background()
+	finished := create(t, s, tenantA, at(0), commonops.CreateInput{CallbackURL: ptr(hookURL)})
+	pending := create(t, s, tenantA, at(0), commonops.CreateInput{CallbackURL: ptr(hookURL)})
+	kept := create(t, s, tenantA, at(0), commonops.CreateInput{CallbackURL: ptr(hookURL)})
+	for _, tk := range []*commonops.Task{finished, pending, kept} {
+		cancel(t, s, tk, at(1))
+	}
+	for _, d := range claimDue(t, s, at(2)) {
+		if d.TaskID == pending.ID {
+			continue
+		}
+		d.Record(commonops.DeliveryAttempt{Attempt: 1, At: at(3), OK: true, StatusCode: ptr(200)}, nil)
+		if err := s.RecordDeliveryAttempt(ctx, d); err != nil {
+			t.Fatalf("RecordDeliveryAttempt: %v", err)
+		}
+	}
+	for _, tk := range []*commonops.Task{finished, pending} {
+		if err := orphan(ctx, tk.ID); err != nil {
+			t.Fatalf("delete the row of task %s: %v", tk.ID, err)
+		}
+	}
+	if got := listDeliveries(t, s, tenantA, finished.ID); len(got) != 1 {
+		t.Fatalf("before the migration: got %d deliveries of the deleted task, want the 1 left behind", len(got))
+	}
+	if err := remigrate(ctx); err != nil {
+		t.Fatalf("migrate again: %v", err)
+	}
+	if got := listDeliveries(t, s, tenantA, finished.ID); len(got) != 0 {
+		t.Errorf("deleted task's delivered delivery after the migration: got %d, want 0", len(got))
+	}
+	if got := listDeliveries(t, s, tenantA, pending.ID); len(got) != 1 || got[0].Status != commonops.DeliveryPending {
+		t.Errorf("deleted task's pending delivery after the migration: got %+v, want it kept (still to be sent)", got)
+	}
+	if got := listDeliveries(t, s, tenantA, kept.ID); len(got) != 1 || len(got[0].Attempts) != 1 {
+		t.Errorf("live task's delivery after the migration: got %+v, want it kept with its attempt", got)
+	}
+}
