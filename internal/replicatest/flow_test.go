@@ -34,10 +34,11 @@ const (
 // maintenance roles each, the embedded bus, no Dapr) on one PostgreSQL
 // schema and checks issue 16's flow controls across them:
 //
-//   - a concurrency limit of a task type holds in all of them together: a
-//     sampler of the tasks table never sees more than --flow-limits noop=2
-//     tasks running, sees 2 (the limit is reached, so the check can fail),
-//     and sees them held by at least two processes;
+//   - a concurrency limit of a task type holds in all of them together:
+//     each process runs one task at a time, so 3 could run, and a sampler
+//     of the tasks table never sees more than --flow-limits noop=2 running,
+//     sees 2 (the limit is reached, so the check can fail), and sees them
+//     held by at least two processes;
 //   - schedules create exactly one task per tick while the maintenance
 //     leadership is taken from its holder every 50 ms, so every process
 //     leads and fires due ticks, often at the same time;
@@ -65,6 +66,9 @@ func TestFlowAcrossProcesses(t *testing.T) {
 		"COMMONOPS_WEBHOOK_SECRET=" + webhookSecret,
 		"COMMONOPS_WEBHOOK_ALLOW=127.0.0.1",
 		"COMMONOPS_POLL_INTERVAL=200ms",
+		// One task at a time in each process: the limit's 2 running at once
+		// are then in two processes, and without the limit 3 would run.
+		"COMMONOPS_WORKER_CONCURRENCY=1",
 		"COMMONOPS_LOG_LEVEL=info", // the "schedule tick skipped ... raced" lines are counted
 	}
 	var procs []*replica
