@@ -40,11 +40,14 @@ type ScheduleTemplate struct {
 	Params     json.RawMessage `json:"params"`
 	MaxRetries *int            `json:"maxRetries"`
 	Priority   *int            `json:"priority"`
+	// TimeoutSeconds bounds each attempt of the tasks it creates (see
+	// Task.TimeoutSeconds); nil takes the task type's default at each tick.
+	TimeoutSeconds *int `json:"timeoutSeconds,omitempty"`
 }
 
 // Input is the create input of the template's task.
 func (t ScheduleTemplate) Input() CreateInput {
-	return CreateInput{TaskType: t.TaskType, EntityType: t.EntityType, Params: t.Params, MaxRetries: t.MaxRetries, Priority: t.Priority}
+	return CreateInput{TaskType: t.TaskType, EntityType: t.EntityType, Params: t.Params, MaxRetries: t.MaxRetries, Priority: t.Priority, TimeoutSeconds: t.TimeoutSeconds}
 }
 
 // Schedule creates a task from Template at every tick of Cron, read in

@@ -153,8 +153,9 @@ func New(ctx context.Context, cfg Config) (a *App, err error) {
 		// dispatcher at a time.
 		a.hooks = webhook.New(a.store, webhook.Config{
 			Secret: cfg.WebhookSecret, Guard: guard, Timeout: cfg.WebhookTimeout,
-			Signal: a.svc.DeliverySignal, Logger: a.log,
+			Signal: a.svc.DeliverySignal, Logger: a.log, Registerer: a.reg,
 		})
+		a.reg.MustRegister(webhook.NewBacklogCollector(a.store, nil, a.log))
 	}
 
 	// Pub/sub: the outbox relay publishes committed events to the embedded

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"regexp"
 	"strings"
@@ -34,14 +35,25 @@ func TestDashboard(t *testing.T) {
 		t.Fatalf("dashboard: %v", err)
 	}
 
-	// A process that has answered requests, run a task and published its
-	// events, so every labelled series exists.
+	// A process that has answered requests, run a task, published its
+	// events and delivered its webhook, so every labelled series exists.
+	hook := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer hook.Close()
 	a := start(t, app.Config{DatabaseURL: databaseURL(t, "postgres"), Addr: "127.0.0.1:0", DataDir: t.TempDir(),
-		RateLimit: -1, TenantRateLimit: -1, QuotaCreatesPerMinute: -1, QuotaConcurrentHeavy: -1, Logger: quiet()})
-	id, err := createNoop(a.URL())
+		RateLimit: -1, TenantRateLimit: -1, QuotaCreatesPerMinute: -1, QuotaConcurrentHeavy: -1, Logger: quiet(),
+		WebhookSecret: "dashboard-secret", WebhookAllow: "127.0.0.1"})
+	resp, err := http.Post(a.URL()+"/api/v1/operations/tasks", "application/json",
+		strings.NewReader(`{"taskType":"noop","entityType":"x","callbackUrl":"`+hook.URL+`/done"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
+	var c struct{ Task commonops.Task }
+	err = json.NewDecoder(resp.Body).Decode(&c)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create with a callbackUrl: got %d, %v, want 201", resp.StatusCode, err)
+	}
+	id := c.Task.ID
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		task, err := getTask(a.URL(), id)
@@ -58,6 +70,11 @@ func TestDashboard(t *testing.T) {
 	}
 	if _, err := createNoop(a.URL()); err != nil { // one more, for the queue gauges
 		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); metric(t, a.URL(), `commonops_webhook_attempts_total{outcome="delivered"}`) != 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no webhook delivered within 10s")
+		}
 	}
 	labels := scrape(t, a.URL())
 

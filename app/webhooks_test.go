@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -71,5 +72,27 @@ func TestWebhookEndToEnd(t *testing.T) {
 	}
 	if ev.Type != commonops.TopicCompleted || ev.Data.ID != c.Task.ID || ev.Data.Status != commonops.StatusCompleted {
 		t.Fatalf("event: got %s of %s (%s), want completed of %s", ev.Type, ev.Data.ID, ev.Data.Status, c.Task.ID)
+	}
+	// The receiver answered before the attempt was recorded: wait for the
+	// counter, then the backlog has nothing left.
+	base := "http://" + a.Addr()
+	deadline := time.Now().Add(10 * time.Second)
+	for metric(t, base, `commonops_webhook_attempts_total{outcome="delivered"}`) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("commonops_webhook_attempts_total{outcome=\"delivered\"}: got %v, want 1", metric(t, base, `commonops_webhook_attempts_total{outcome="delivered"}`))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := metric(t, base, "commonops_webhook_delivery_seconds_count"); n != 1 {
+		t.Errorf("commonops_webhook_delivery_seconds_count: got %v, want 1", n)
+	}
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	scrape, _ := io.ReadAll(resp.Body)
+	if !bytes.Contains(scrape, []byte("\ncommonops_webhook_pending 0\n")) {
+		t.Errorf("/metrics: no commonops_webhook_pending 0 once delivered")
 	}
 }

@@ -20,7 +20,7 @@ func TestSchedulesAPI(t *testing.T) {
 		e := newEnv(t, st).as(t)
 		body := map[string]any{
 			"cron": "0 2 * * *", "timeZone": "America/New_York",
-			"template": map[string]any{"taskType": "export", "entityType": "product", "params": map[string]any{"format": "csv"}, "priority": 5},
+			"template": map[string]any{"taskType": "export", "entityType": "product", "params": map[string]any{"format": "csv"}, "priority": 5, "timeoutSeconds": 600},
 		}
 		r := e.do("POST", schedulesPath, body).want(t, http.StatusCreated)
 		var v operations.ScheduleView
@@ -36,8 +36,8 @@ func TestSchedulesAPI(t *testing.T) {
 		}
 		path := schedulesPath + "/" + v.ID
 		e.do("GET", path, nil).want(t, http.StatusOK).decode(t, &v)
-		if len(v.NextRuns) != 5 || *v.Template.Priority != 5 {
-			t.Fatalf("GET: got %+v, want five next runs and the template", v)
+		if len(v.NextRuns) != 5 || *v.Template.Priority != 5 || v.Template.TimeoutSeconds == nil || *v.Template.TimeoutSeconds != 600 {
+			t.Fatalf("GET: got %+v, want five next runs and the template (priority 5, timeoutSeconds 600)", v)
 		}
 		var list scheduleList
 		e.do("GET", schedulesPath+"?limit=1", nil).want(t, http.StatusOK).decode(t, &list)

@@ -55,6 +55,8 @@ func TestScheduleCreateRefuses(t *testing.T) {
 			{"template without a type", func(in *operations.ScheduleInput) { in.Template.TaskType = "" }, "template.taskType"},
 			{"template priority out of range", func(in *operations.ScheduleInput) { in.Template.Priority = ptr(5000) }, "template.priority"},
 			{"template params not an object", func(in *operations.ScheduleInput) { in.Template.Params = []byte(`[1]`) }, "template.params"},
+			{"template timeoutSeconds 0", func(in *operations.ScheduleInput) { in.Template.TimeoutSeconds = ptr(0) }, "template.timeoutSeconds"},
+			{"template timeoutSeconds over 7 days", func(in *operations.ScheduleInput) { in.Template.TimeoutSeconds = ptr(commonops.MaxTimeoutSeconds + 1) }, "template.timeoutSeconds"},
 		}
 		for _, tc := range tests {
 			in := good
@@ -127,6 +129,44 @@ func TestScheduleTicks(t *testing.T) {
 		_, total, err := svc.List(ctx, commonops.ListFilter{TenantID: tenant})
 		if err != nil || total != 2 {
 			t.Fatalf("tasks: got %d, %v, want 2", total, err)
+		}
+	})
+}
+
+// TestScheduleTemplateTimeout checks that a template's timeoutSeconds is
+// stored with the schedule and given to each task, and that a template
+// without one takes the task type's default at the tick.
+func TestScheduleTemplateTimeout(t *testing.T) {
+	each(t, func(t *testing.T, svc *operations.Service) {
+		ctx := context.Background()
+		var clk atomic.Int64
+		clk.Store(t0.Add(30 * time.Second).UnixNano())
+		svc = onClock(svc, &clk)
+		svc.TaskTimeouts = map[string]time.Duration{"export": time.Hour}
+		own := every5("", commonops.MissedSkip)
+		own.Overlap = commonops.OverlapAllow
+		own.Template.TimeoutSeconds = ptr(90)
+		v, err := svc.CreateSchedule(ctx, tenant, "alice", own)
+		if err != nil {
+			t.Fatalf("CreateSchedule with timeoutSeconds 90: %v", err)
+		}
+		sc, err := svc.GetSchedule(ctx, tenant, v.ID)
+		if err != nil || sc.Template.TimeoutSeconds == nil || *sc.Template.TimeoutSeconds != 90 {
+			t.Fatalf("stored template: got %+v, %v, want timeoutSeconds 90", sc, err)
+		}
+		byType := every5(commonops.OverlapAllow, "")
+		if _, err := svc.CreateSchedule(ctx, tenant, "alice", byType); err != nil {
+			t.Fatalf("CreateSchedule without timeoutSeconds: %v", err)
+		}
+		got := map[int]int{}
+		for _, f := range fireAt(t, svc, &clk, t0.Add(5*time.Minute+time.Second)) {
+			if f.Task == nil || f.Task.TimeoutSeconds == nil {
+				t.Fatalf("fired: got %+v, want a task with timeoutSeconds", f)
+			}
+			got[*f.Task.TimeoutSeconds]++
+		}
+		if len(got) != 2 || got[90] != 1 || got[3600] != 1 {
+			t.Fatalf("tasks' timeoutSeconds: got %v, want one of 90 (the template's) and one of 3600 (the type's)", got)
 		}
 	})
 }

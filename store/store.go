@@ -179,12 +179,18 @@ type Store interface {
 	// RecordDeliveryAttempt stores d's last attempt (the last of
 	// d.Attempts) and d's status, attempt count, next attempt and delivery
 	// time as (*commonops.Delivery).Record left them. ENOTFOUND for an
-	// unknown delivery.
+	// unknown delivery. A delivery it finishes (delivered or failed) whose
+	// task has been deleted is deleted with its attempts: DeleteTask keeps
+	// only pending deliveries, until they finish.
 	RecordDeliveryAttempt(ctx context.Context, d *commonops.Delivery) error
 	// ListDeliveries returns the webhook deliveries of tenant's task, oldest
 	// first, each with its attempts in order and without its Payload; none
 	// for an unknown task.
 	ListDeliveries(ctx context.Context, tenant, taskID string) ([]*commonops.Delivery, error)
+	// DeliveryBacklog counts the pending webhook deliveries of every tenant
+	// (due or waiting for a retry) and answers when the oldest of them was
+	// written (zero when none is pending), from the pending rows only.
+	DeliveryBacklog(ctx context.Context) (pending int64, oldest time.Time, err error)
 	// CreateSubscription stores a webhook subscription; a taken id is
 	// ECONFLICT. From its commit on, each terminal status of its tenant's
 	// tasks of its task type ("*": any) writes a delivery to its URL.

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/commonops/commonops"
 	"github.com/commonops/commonops/internal/startstop"
 )
@@ -69,6 +71,9 @@ type Config struct {
 	Now func() time.Time
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Registerer, when set, registers the dispatcher's metrics
+	// (commonops_webhook_*). Defaults to none.
+	Registerer prometheus.Registerer
 }
 
 // Dispatcher POSTs due deliveries, signed, and records each attempt. Every
@@ -80,6 +85,7 @@ type Dispatcher struct {
 	q      Queue
 	cfg    Config
 	client *http.Client
+	m      *metrics
 	life   startstop.Lifecycle
 }
 
@@ -103,7 +109,7 @@ func New(q Queue, cfg Config) *Dispatcher {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Dispatcher{q: q, cfg: cfg, client: NewClient(cfg.Guard, cfg.Timeout)}
+	return &Dispatcher{q: q, cfg: cfg, client: NewClient(cfg.Guard, cfg.Timeout), m: newMetrics(cfg.Registerer)}
 }
 
 // NewClient is the HTTP client of deliveries: it dials through g, uses no
@@ -206,10 +212,13 @@ func Body(del *commonops.Delivery) ([]byte, error) {
 
 // deliver makes one attempt and records it.
 func (d *Dispatcher) deliver(ctx context.Context, del *commonops.Delivery) {
+	d.m.inFlight.Inc()
+	defer d.m.inFlight.Dec()
 	start := d.cfg.Now()
 	a := commonops.DeliveryAttempt{Attempt: del.AttemptCount + 1, At: start.UTC().Truncate(time.Microsecond)}
 	code, err := d.post(ctx, del, start)
-	a.DurationMs = d.cfg.Now().Sub(start).Milliseconds()
+	end := d.cfg.Now()
+	a.DurationMs = end.Sub(start).Milliseconds()
 	if code != 0 {
 		a.StatusCode = &code
 	}
@@ -220,6 +229,7 @@ func (d *Dispatcher) deliver(ctx context.Context, del *commonops.Delivery) {
 		a.OK = true
 	}
 	del.Record(a, d.next(del, a))
+	d.m.attempted(del, a, end)
 	if err := d.q.RecordDeliveryAttempt(ctx, del); err != nil {
 		d.cfg.Logger.Warn("record webhook attempt", "delivery", del.ID, "task", del.TaskID, "err", err)
 	}

@@ -6,4 +6,10 @@
 // checks what a platform relies on: every task completes exactly once,
 // every event leaves the outbox, and a client that retries on connection
 // errors with an Idempotency-Key sees no failed request.
+//
+// TestFlowAcrossProcesses runs three processes on PostgreSQL with the
+// embedded bus (no Dapr) and checks issue 16's flow controls across them: a
+// task type's concurrency limit, one task per schedule tick while every
+// process takes its turn at the maintenance leadership, and one webhook POST
+// per terminal task and URL.
 package replicatest

@@ -179,6 +179,7 @@ type replica struct {
 	daprPort        int // its sidecar's HTTP API
 	appPort         int // its Dapr subscription routes (workers)
 	sidecar         daprtest.Sidecar
+	env             []string // COMMONOPS_* settings over start's
 	cmd             *exec.Cmd
 	done            chan struct{}
 	logs            *bytes.Buffer
@@ -226,6 +227,7 @@ func (r *replica) start(t *testing.T) {
 		"COMMONOPS_QUOTA_CREATES_PER_MINUTE=0",
 		"COMMONOPS_LOG_LEVEL=warn",
 	)
+	cmd.Env = append(cmd.Env, r.env...) // the last of a duplicate key wins
 	r.logMu.Lock()
 	fmt.Fprintf(r.logs, "--- start %s\n", time.Now().Format(time.RFC3339Nano))
 	r.logMu.Unlock()
@@ -274,6 +276,13 @@ func (r *replica) stop(t *testing.T) {
 		t.Errorf("%s exited with %d after SIGTERM, want 0", r.name, code)
 	}
 	r.cmd = nil
+}
+
+// log is what the process has written so far.
+func (r *replica) log() string {
+	r.logMu.Lock()
+	defer r.logMu.Unlock()
+	return r.logs.String()
 }
 
 // kill ends the process at once, as a crashed machine would.

@@ -572,3 +572,47 @@ func TestDeleteRacingWritesLeavesNoHistory(t *testing.T) {
 	}
 	t.Logf("%d of %d tasks retried before their delete", kept, n)
 }
+
+// TestDeleteRacingDeliveryLeavesNoFinishedDelivery: a delivery that
+// finishes while its task is deleted is deleted by one or the other
+// (DeleteTask waits for the record in flight, lockDeliveriesSQL; the record
+// prunes once the task is gone, pruneDeliverySQL), never left behind.
+func TestDeleteRacingDeliveryLeavesNoFinishedDelivery(t *testing.T) {
+	t.Parallel()
+	s := openWith(t, newSchema(t), 16)
+	ctx := context.Background()
+	const n = 40
+	hook, ok := "https://hooks.example.com/done", 200
+	for range n {
+		tk := create(t, s, commonops.CreateInput{TaskType: "import", EntityType: "product", CallbackURL: &hook})
+		if _, err := s.UpdateTask(ctx, tk.TenantID, tk.ID, func(x *commonops.Task) (commonops.Change, error) { return x.Cancel(time.Now()) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ds, err := s.ClaimDeliveries(ctx, time.Now().Add(time.Second), time.Minute, 2*n)
+	if err != nil || len(ds) != n {
+		t.Fatalf("ClaimDeliveries: got %d, %v, want %d", len(ds), err, n)
+	}
+	var wg sync.WaitGroup
+	for _, d := range ds {
+		wg.Go(func() {
+			if _, err := s.DeleteTask(ctx, d.TenantID, d.TaskID); err != nil {
+				t.Errorf("DeleteTask: %v", err)
+			}
+		})
+		wg.Go(func() {
+			d.Record(commonops.DeliveryAttempt{Attempt: 1, At: time.Now().UTC().Truncate(time.Microsecond), OK: true, StatusCode: &ok}, nil)
+			if err := s.RecordDeliveryAttempt(ctx, d); err != nil && commonops.ErrorCode(err) != commonops.ENOTFOUND {
+				t.Errorf("RecordDeliveryAttempt: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	var left, attempts int
+	if err := s.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM webhook_deliveries), (SELECT count(*) FROM webhook_attempts)`).Scan(&left, &attempts); err != nil {
+		t.Fatal(err)
+	}
+	if left != 0 || attempts != 0 {
+		t.Fatalf("deliveries and attempts of deleted tasks: got %d and %d, want 0 and 0", left, attempts)
+	}
+}

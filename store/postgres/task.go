@@ -616,6 +616,7 @@ func (s *Store) DeleteTask(ctx context.Context, tenant, id string) (*commonops.T
 		b.Queue("BEGIN")
 		b.Queue(deleteTaskSQL, id, tenant)
 		b.Queue(deleteEventsSQL, id, tenant)
+		b.Queue(lockDeliveriesSQL, id, tenant)
 		b.Queue(deleteDeliveriesSQL, id, tenant)
 		b.Queue("COMMIT")
 		br := s.pool.SendBatch(ctx, b)

@@ -72,8 +72,22 @@ func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.D
 	return out, nil
 }
 
+// lockDeliveriesSQL waits, in DeleteTask, for the attempts being recorded
+// on the task's deliveries, so that the delete of its finished deliveries,
+// a statement after it with a snapshot of its own, sees their status as
+// recorded. With pruneDeliverySQL after each finishing record, a delivery
+// that finishes while its task is deleted is deleted by one or the other.
+const lockDeliveriesSQL = `SELECT 1 FROM webhook_deliveries WHERE task_id = $1 AND tenant_id = $2 FOR UPDATE`
+
+// pruneDeliverySQL deletes delivery $1 (its attempts go with it) once it
+// is finished and its task is gone: a delivery still pending when its task
+// was deleted is sent, then pruned.
+const pruneDeliverySQL = `DELETE FROM webhook_deliveries WHERE id = $1 AND status <> 'pending'
+	AND NOT EXISTS (SELECT 1 FROM tasks WHERE id = webhook_deliveries.task_id)`
+
 // RecordDeliveryAttempt writes the attempt row and the delivery's state in
-// one round trip.
+// one round trip, and prunes a finished delivery of a deleted task in a
+// second.
 func (s *Store) RecordDeliveryAttempt(ctx context.Context, d *commonops.Delivery) error {
 	if len(d.Attempts) == 0 {
 		return commonops.Errorf(commonops.EINVALID, "delivery %d has no attempt to record", d.ID)
@@ -97,7 +111,28 @@ func (s *Store) RecordDeliveryAttempt(ctx context.Context, d *commonops.Delivery
 	if n == 0 {
 		return commonops.Errorf(commonops.ENOTFOUND, "delivery %d not found", d.ID)
 	}
+	if d.Status != commonops.DeliveryPending {
+		// A statement after the record's commit: see lockDeliveriesSQL.
+		if _, err := s.pool.Exec(ctx, pruneDeliverySQL, d.ID); err != nil {
+			return interpretError(fmt.Errorf("prune delivery %d: %w", d.ID, err))
+		}
+	}
 	return nil
+}
+
+// DeliveryBacklog counts the pending deliveries through the partial index
+// of the pending ones.
+func (s *Store) DeliveryBacklog(ctx context.Context) (int64, time.Time, error) {
+	var n int64
+	var oldest *time.Time
+	err := s.pool.QueryRow(ctx, `SELECT count(*), min(created_at) FROM webhook_deliveries WHERE status = 'pending'`).Scan(&n, &oldest)
+	if err != nil {
+		return 0, time.Time{}, interpretError(fmt.Errorf("delivery backlog: %w", err))
+	}
+	if oldest == nil {
+		return n, time.Time{}, nil
+	}
+	return n, oldest.UTC(), nil
 }
 
 // ListDeliveries reads a task's deliveries, then their attempts, both in

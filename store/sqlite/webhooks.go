@@ -117,12 +117,36 @@ func (s *Store) RecordDeliveryAttempt(ctx context.Context, d *commonops.Delivery
 		_, err = tx.ExecContext(ctx, `INSERT INTO webhook_attempts (delivery_id, attempt, at, ok, status_code, error, duration_ms)
 			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id, attempt) DO NOTHING`,
 			d.ID, a.Attempt, micros(a.At), boolInt(a.OK), a.StatusCode, a.Error, a.DurationMs)
+		if err != nil || d.Status == commonops.DeliveryPending {
+			return err
+		}
+		// A delivery still pending when its task was deleted is sent, then
+		// pruned (its attempts go with it, ON DELETE CASCADE).
+		_, err = tx.ExecContext(ctx, `DELETE FROM webhook_deliveries WHERE id = ?
+			AND NOT EXISTS (SELECT 1 FROM tasks WHERE id = webhook_deliveries.task_id)`, d.ID)
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("record attempt %d of delivery %d: %w", a.Attempt, d.ID, err)
 	}
 	return nil
+}
+
+// DeliveryBacklog counts the pending deliveries through the partial index
+// of the pending ones.
+func (s *Store) DeliveryBacklog(ctx context.Context) (int64, time.Time, error) {
+	var n int64
+	var oldest sql.NullInt64
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		return tx.QueryRowContext(ctx, `SELECT count(*), min(created_at) FROM webhook_deliveries WHERE status = 'pending'`).Scan(&n, &oldest)
+	})
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("delivery backlog: %w", err)
+	}
+	if !oldest.Valid {
+		return n, time.Time{}, nil
+	}
+	return n, fromMicros(oldest.Int64), nil
 }
 
 // ListDeliveries reads a task's deliveries and their attempts.

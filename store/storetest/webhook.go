@@ -245,6 +245,89 @@ var webhookTests = []test{
 			t.Fatalf("due after the deletes: got %+v, want the pending delivery of %s", ds, pending.ID)
 		}
 	}},
+	{"DeliveryOfDeletedTaskPrunedWhenFinished", func(t *testing.T, s store.Store) {
+		ctx := context.Background()
+		tests := []struct {
+			name string
+			last commonops.DeliveryAttempt // recorded with no next attempt
+		}{
+			{"delivered", commonops.DeliveryAttempt{Attempt: 2, At: at(20), OK: true, StatusCode: ptr(204)}},
+			{"failed for good", commonops.DeliveryAttempt{Attempt: 2, At: at(20), StatusCode: ptr(500), Error: ptr("the endpoint answered 500")}},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				kept := create(t, s, tenantA, at(0), commonops.CreateInput{CallbackURL: ptr(hookURL)})
+				gone := create(t, s, tenantA, at(0), commonops.CreateInput{CallbackURL: ptr(hookURL)})
+				cancel(t, s, kept, at(1))
+				cancel(t, s, gone, at(1))
+				if _, err := s.DeleteTask(ctx, tenantA, gone.ID); err != nil {
+					t.Fatalf("DeleteTask: %v", err)
+				}
+				ds := claimDue(t, s, at(5))
+				if len(ds) != 2 {
+					t.Fatalf("due: got %d deliveries, want 2 (the deleted task's is still sent)", len(ds))
+				}
+				// A failed attempt with a retry to come keeps it.
+				for _, d := range ds {
+					retry := at(10)
+					d.Record(commonops.DeliveryAttempt{Attempt: 1, At: at(5), StatusCode: ptr(503), Error: ptr("the endpoint answered 503")}, &retry)
+					if err := s.RecordDeliveryAttempt(ctx, d); err != nil {
+						t.Fatalf("RecordDeliveryAttempt 1: %v", err)
+					}
+				}
+				if got := listDeliveries(t, s, tenantA, gone.ID); len(got) != 1 || got[0].Status != commonops.DeliveryPending || len(got[0].Attempts) != 1 {
+					t.Fatalf("deleted task's delivery after a failed attempt: got %+v, want it pending with 1 attempt", got)
+				}
+				for _, d := range ds {
+					d.Record(tc.last, nil)
+					if err := s.RecordDeliveryAttempt(ctx, d); err != nil {
+						t.Fatalf("RecordDeliveryAttempt 2: %v", err)
+					}
+				}
+				if got := listDeliveries(t, s, tenantA, gone.ID); len(got) != 0 {
+					t.Fatalf("deleted task's delivery once %s: got %+v, want it pruned", tc.name, got[0])
+				}
+				got := listDeliveries(t, s, tenantA, kept.ID)
+				if len(got) != 1 || got[0].Status == commonops.DeliveryPending || len(got[0].Attempts) != 2 {
+					t.Fatalf("live task's delivery once %s: got %+v, want it kept, finished, with 2 attempts", tc.name, got)
+				}
+				if ds := claimDue(t, s, at(100)); len(ds) != 0 {
+					t.Fatalf("due after both finished: got %d, want 0", len(ds))
+				}
+			})
+		}
+	}},
+	{"DeliveryBacklog", func(t *testing.T, s store.Store) {
+		ctx := context.Background()
+		backlog := func(what string, wantN int64, wantOldest time.Time) {
+			t.Helper()
+			n, oldest, err := s.DeliveryBacklog(ctx)
+			if err != nil || n != wantN || !oldest.Equal(wantOldest) {
+				t.Fatalf("DeliveryBacklog %s: got %d, %s, %v, want %d, %s", what, n, oldest, err, wantN, wantOldest)
+			}
+		}
+		backlog("of none", 0, time.Time{})
+		first := create(t, s, tenantA, at(0), commonops.CreateInput{CallbackURL: ptr(hookURL)})
+		other := create(t, s, tenantB, at(0), commonops.CreateInput{CallbackURL: ptr(hookURL)})
+		cancel(t, s, first, at(1))
+		cancel(t, s, other, at(2))
+		backlog("of two tenants' pending deliveries", 2, at(1))
+		ds := claimDue(t, s, at(3))
+		if len(ds) != 2 {
+			t.Fatalf("due: got %d, want 2", len(ds))
+		}
+		backlog("while claimed (still pending)", 2, at(1))
+		for _, d := range ds {
+			if d.TaskID != first.ID {
+				continue
+			}
+			d.Record(commonops.DeliveryAttempt{Attempt: 1, At: at(4), OK: true, StatusCode: ptr(200)}, nil)
+			if err := s.RecordDeliveryAttempt(ctx, d); err != nil {
+				t.Fatalf("RecordDeliveryAttempt: %v", err)
+			}
+		}
+		backlog("after the first was delivered", 1, at(2))
+	}},
 	{"ClaimLimit", func(t *testing.T, s store.Store) {
 		ctx := context.Background()
 		for i := range 3 {
@@ -262,4 +345,48 @@ var webhookTests = []test{
 		_, err = s.ClaimDeliveries(ctx, at(10), time.Minute, 0)
 		wantCode(t, "ClaimDeliveries limit 0", err, commonops.EINVALID)
 	}},
+}
+
+// OrphanDeliveriesPruned checks the migration that deletes the finished
+// deliveries of tasks deleted before RecordDeliveryAttempt pruned them.
+// orphan deletes a task's row alone (as if an older DeleteTask had left its
+// deliveries); remigrate forgets the migration and migrates again.
+func OrphanDeliveriesPruned(t *testing.T, s store.Store, orphan func(ctx context.Context, taskID string) error, remigrate func(ctx context.Context) error) {
+	t.Helper()
+	ctx := context.Background()
+	finished := create(t, s, tenantA, at(0), commonops.CreateInput{CallbackURL: ptr(hookURL)})
+	pending := create(t, s, tenantA, at(0), commonops.CreateInput{CallbackURL: ptr(hookURL)})
+	kept := create(t, s, tenantA, at(0), commonops.CreateInput{CallbackURL: ptr(hookURL)})
+	for _, tk := range []*commonops.Task{finished, pending, kept} {
+		cancel(t, s, tk, at(1))
+	}
+	for _, d := range claimDue(t, s, at(2)) {
+		if d.TaskID == pending.ID {
+			continue
+		}
+		d.Record(commonops.DeliveryAttempt{Attempt: 1, At: at(3), OK: true, StatusCode: ptr(200)}, nil)
+		if err := s.RecordDeliveryAttempt(ctx, d); err != nil {
+			t.Fatalf("RecordDeliveryAttempt: %v", err)
+		}
+	}
+	for _, tk := range []*commonops.Task{finished, pending} {
+		if err := orphan(ctx, tk.ID); err != nil {
+			t.Fatalf("delete the row of task %s: %v", tk.ID, err)
+		}
+	}
+	if got := listDeliveries(t, s, tenantA, finished.ID); len(got) != 1 {
+		t.Fatalf("before the migration: got %d deliveries of the deleted task, want the 1 left behind", len(got))
+	}
+	if err := remigrate(ctx); err != nil {
+		t.Fatalf("migrate again: %v", err)
+	}
+	if got := listDeliveries(t, s, tenantA, finished.ID); len(got) != 0 {
+		t.Errorf("deleted task's delivered delivery after the migration: got %d, want 0", len(got))
+	}
+	if got := listDeliveries(t, s, tenantA, pending.ID); len(got) != 1 || got[0].Status != commonops.DeliveryPending {
+		t.Errorf("deleted task's pending delivery after the migration: got %+v, want it kept (still to be sent)", got)
+	}
+	if got := listDeliveries(t, s, tenantA, kept.ID); len(got) != 1 || len(got[0].Attempts) != 1 {
+		t.Errorf("live task's delivery after the migration: got %+v, want it kept with its attempt", got)
+	}
 }
