@@ -136,6 +136,7 @@ func (im *Importer) Process(ctx context.Context, job worker.Job) error {
 	defer rd.Close()
 
 	run := &importRun{im: im, job: job, p: p, cp: cp, rd: rd, cr: cr, limits: limits, rejected: cp.SinkRejected, opts: opts}
+	run.spare, run.spareCells = make(chan Record, run.batchSize()), make(chan []string, run.batchSize())
 	run.meter = newMeter(time.Now(), inputSize(t, in, rd), declaredRows(rd))
 	if cp.Row > 0 {
 		// The counts the task holds stay the floor while this attempt
@@ -295,6 +296,12 @@ type importRun struct {
 	batch      []Record
 	batchRow   []pending
 	batchBytes int64 // input bytes of the rows in batch
+
+	// spare and spareCells hold the records and cells of stored batches,
+	// for the reader to fill again: a record and a slice of cells per row
+	// would be most of an import's garbage.
+	spare      chan Record
+	spareCells chan []string
 }
 
 // counts are the figures of a task that must not go back within an attempt
@@ -444,7 +451,11 @@ func (r *importRun) read(chunks chan<- readChunkOf, stop <-chan struct{}, resume
 		}
 		into := scratch
 		if send {
-			into = nil
+			select {
+			case into = <-r.spare: // a stored record, cleared by record
+			default:
+				into = nil
+			}
 		}
 		rec, msg := r.record(row, into)
 		rr := readRow{num: row.Num, msg: msg, read: r.cr.n, size: int64(len(row.Raw)), fresh: row.Num > resume}
@@ -456,7 +467,14 @@ func (r *importRun) read(chunks chan<- readChunkOf, stop <-chan struct{}, resume
 		}
 		if msg != "" || send {
 			// Only errors.csv reads them: keep no more than it writes.
-			rr.cells = cutCells(row.Cells, r.limits.MaxErrorRowBytes)
+			var buf []string
+			if send {
+				select {
+				case buf = <-r.spareCells:
+				default:
+				}
+			}
+			rr.cells = cutCells(buf, row.Cells, r.limits.MaxErrorRowBytes)
 			rr.raw = cutCell(row.Raw, r.limits.MaxErrorRowBytes)
 		}
 		if msg == "" && send {
@@ -601,6 +619,17 @@ func (r *importRun) flush(ctx context.Context) error {
 			return err
 		}
 	}
+	for i, rec := range r.batch {
+		select {
+		case r.spare <- rec: // stored: the reader may reuse it
+		default:
+		}
+		r.batch[i] = nil
+		select {
+		case r.spareCells <- r.batchRow[i].cells:
+		default:
+		}
+	}
 	r.batch, r.batchRow, r.batchBytes = r.batch[:0], r.batchRow[:0], 0
 	if r.p.Results {
 		r.settleResults(r.outcome, recErrs)
@@ -712,11 +741,11 @@ func cutCell(s string, max int64) string {
 	return strings.Clone(s[:i]) + cutMark
 }
 
-// cutCells returns a copy of cells that holds at most max bytes of them:
+// cutCells copies cells into dst (reusing its array) so that it holds at most max bytes of them:
 // the cell where the budget runs out is cut and marked, the later ones are
 // left empty.
-func cutCells(cells []string, max int64) []string {
-	out := slices.Clone(cells)
+func cutCells(dst, cells []string, max int64) []string {
+	out := append(dst[:0], cells...)
 	left := max
 	for i, c := range out {
 		switch {
