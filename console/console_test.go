@@ -125,7 +125,7 @@ func jsonDecode(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) 
 // TestTaskCountsAreCapped serves the task list from an API whose every
 // count is capped, and checks the page asks for the cheapest list total
 // (totalCap=1: it shows none) and counts of up to CountCap per status, and
-// says "10,000+" for each.
+// says "1,000+" for each.
 func TestTaskCountsAreCapped(t *testing.T) {
 	t.Parallel()
 	var (
@@ -137,7 +137,7 @@ func TestTaskCountsAreCapped(t *testing.T) {
 		queries = append(queries, r.URL.Query())
 		mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"tasks":[],"total":10000,"totalCapped":true,"page":1,"pageSize":25,"nextCursor":null}`)
+		io.WriteString(w, `{"tasks":[],"total":1000,"totalCapped":true,"page":1,"pageSize":25,"nextCursor":null}`)
 	})
 	srv := httptest.NewServer(console.New(console.Config{API: api, Logger: slog.New(slog.DiscardHandler)}))
 	t.Cleanup(srv.Close)
@@ -150,8 +150,8 @@ func TestTaskCountsAreCapped(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /console/tasks: got %d, want 200: %s", resp.StatusCode, body)
 	}
-	if n := strings.Count(string(body), ">10,000+</b>"); n != 6 {
-		t.Errorf("counts shown as 10,000+: got %d, want 6 (one per status)", n)
+	if n := strings.Count(string(body), ">1,000+</b>"); n != 6 {
+		t.Errorf("counts shown as 1,000+: got %d, want 6 (one per status)", n)
 	}
 	var lists, counts int
 	for _, q := range queries {
