@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,8 +23,12 @@ const (
 	// probeStreams are the streams the delay is measured on, opened beside
 	// the idle ones.
 	probeStreams = 4
-	// streamsRate is the paced create load of the delay phase, tasks/s.
-	streamsRate = 1000
+)
+
+// streamsRate is the paced create load of the delay phase.
+var (
+	streamsRate  = flag.Int("stream-rate", 1000, "tasks/s created during the streams benchmark's delay phase")
+	streamsRoles = flag.String("stream-roles", "", "COMMONOPS_ROLES of the streams benchmark's process (e.g. api: no worker runs the tasks); empty: every role")
 )
 
 // benchStreams measures the tenant-wide event stream (GET
@@ -38,7 +43,9 @@ const (
 //     arrival time minus the event's createdAt, the time the service stamps
 //     on the change just before the transaction that writes it commits: so
 //     the figure is commit + feed read + fan-out + write + client read, and
-//     slightly overstates the delay from the commit itself.
+//     overstates the delay from the commit itself by the time the write
+//     takes. The delay of each created event from its create's response
+//     (which follows the commit) is reported beside it as a lower bound.
 //
 // The idle streams follow another tenant, so they cost the feed a filter
 // check per event but no writes; the stream caps are raised to fit them.
@@ -47,15 +54,21 @@ func benchStreams(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	svc, err := startService(ctx, "COMMONOPS_DATABASE_URL="+dbURL,
+	env := []string{"COMMONOPS_DATABASE_URL=" + dbURL,
 		fmt.Sprintf("COMMONOPS_MAX_STREAMS=%d", idleStreams+probeStreams),
-		fmt.Sprintf("COMMONOPS_MAX_TENANT_STREAMS=%d", idleStreams+probeStreams))
+		fmt.Sprintf("COMMONOPS_MAX_TENANT_STREAMS=%d", idleStreams+probeStreams)}
+	roles := "every role"
+	if *streamsRoles != "" {
+		env = append(env, "COMMONOPS_ROLES="+*streamsRoles)
+		roles = "roles " + *streamsRoles
+	}
+	svc, err := startService(ctx, env...)
 	if err != nil {
 		return err
 	}
 	defer svc.stop()
-	setupLine("commonops with every role in one process on PostgreSQL, embedded bus",
-		fmt.Sprintf("%d tenant streams (tenant idle) held open, then %d more (tenant bench) read during a paced %d noop tasks/s create load for %s", idleStreams, probeStreams, streamsRate, *duration),
+	setupLine("commonops with "+roles+" in one process on PostgreSQL, embedded bus",
+		fmt.Sprintf("%d tenant streams (tenant idle) held open, then %d more (tenant bench) read during a paced %d noop tasks/s create load for %s", idleStreams, probeStreams, *streamsRate, *duration),
 		"delay = arrival on the stream − the event's createdAt (stamped by the service before its commit)")
 
 	streamCtx, cancel := context.WithCancel(ctx)
@@ -133,6 +146,13 @@ func benchStreams(ctx context.Context) error {
 		probeOK sync.WaitGroup
 		probErr error
 		resyncs atomic.Int64
+		// createdArrivals are the probes' "created" events; answered the
+		// times the creates' responses arrived. The commit is between the
+		// event's createdAt and its create's response, so arrival −
+		// response bounds the delay from below as arrival − createdAt
+		// does from above.
+		createdArrivals []arrival
+		answered        sync.Map // task id → time.Time
 	)
 	for range probeStreams {
 		probeOK.Add(1)
@@ -149,6 +169,7 @@ func benchStreams(ctx context.Context) error {
 			}
 			probeOK.Done()
 			local := make([]time.Duration, 0, 1<<15)
+			var arrived []arrival
 			lastID := ""
 			for {
 				sc := bufio.NewScanner(resp.Body)
@@ -169,10 +190,15 @@ func benchStreams(ctx context.Context) error {
 					}
 					now := time.Now()
 					var e struct {
+						TaskID    string    `json:"taskId"`
+						EventType string    `json:"eventType"`
 						CreatedAt time.Time `json:"createdAt"`
 					}
 					if json.Unmarshal([]byte(data), &e) == nil && !e.CreatedAt.IsZero() {
 						local = append(local, now.Sub(e.CreatedAt))
+						if e.EventType == "created" {
+							arrived = append(arrived, arrival{e.TaskID, now})
+						}
 					}
 				}
 				resp.Body.Close()
@@ -187,6 +213,7 @@ func benchStreams(ctx context.Context) error {
 			}
 			dmu.Lock()
 			delays = append(delays, local...)
+			createdArrivals = append(createdArrivals, arrived...)
 			dmu.Unlock()
 		}()
 	}
@@ -194,7 +221,13 @@ func benchStreams(ctx context.Context) error {
 	if probErr != nil {
 		return fmt.Errorf("probe stream: %w", probErr)
 	}
-	created, elapsed, createLat, err := paced(streamsRate, *duration, func() error { _, err := createTask(svc.base, noopBody); return err })
+	created, elapsed, createLat, err := paced(*streamsRate, *duration, func() error {
+		id, err := createTask(svc.base, noopBody)
+		if err == nil {
+			answered.Store(id, time.Now())
+		}
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -203,13 +236,27 @@ func benchStreams(ctx context.Context) error {
 	cancel()
 	wg.Wait()
 	p99 := percentile(delays, .99)
+	var afterAnswer []time.Duration
+	for _, a := range createdArrivals {
+		if t, ok := answered.Load(a.task); ok {
+			afterAnswer = append(afterAnswer, a.at.Sub(t.(time.Time)))
+		}
+	}
 	fmt.Printf("load: %d noop tasks created in %s = %.0f tasks/s (paced at %d/s); POST p50 %s, p99 %s; VmRSS then %.1f MB\n",
-		created, elapsed.Round(time.Millisecond), float64(created)/elapsed.Seconds(), streamsRate,
+		created, elapsed.Round(time.Millisecond), float64(created)/elapsed.Seconds(), *streamsRate,
 		ms(percentile(createLat, .5)), ms(percentile(createLat, .99)), mb(rss))
 	fmt.Printf("streams cut off (resync) and resumed: %d\n", resyncs.Load())
 	fmt.Printf("delay commit → stream: %d events read on %d streams, p50 %s, p99 %s, max %s   goal p99 < 100 ms: %s\n",
 		len(delays), probeStreams, ms(percentile(delays, .5)), ms(p99), ms(percentile(delays, 1)), verdict(len(delays) > 0 && p99 < 100*time.Millisecond))
+	fmt.Printf("lower bound, create's response → its created event on the stream: %d events, p50 %s, p99 %s (negative: the event came first)\n",
+		len(afterAnswer), ms(percentile(afterAnswer, .5)), ms(percentile(afterAnswer, .99)))
 	return nil
+}
+
+// arrival is when a probe stream read a task's created event.
+type arrival struct {
+	task string
+	at   time.Time
 }
 
 // openStream opens tenant's event stream (after lastID, when set) and
