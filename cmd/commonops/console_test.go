@@ -337,6 +337,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("completed count: got %q, want 2", completed)
 	}
 	b.shoot("tasks")
+	b.fitsWidth(390)
 	b.run(chromedp.Navigate(b.base+"/console/tasks?status=completed&taskType=import"), chromedp.WaitVisible("table.tasks"))
 	rows := get(b, chromedp.Evaluate[int](`document.querySelectorAll('tr[data-task]').length`))
 	if rows != 1 {
