@@ -16,7 +16,7 @@ func benchConsole(ctx context.Context) error {
 	}
 	defer svc.stop()
 	setupLine(fmt.Sprintf("%d tasks seeded in %s (90%% in tenant bench)", *rows, seeded.Round(time.Second)),
-		"commonops roles=api on PostgreSQL", "GET /console/tasks: a page of 25 and 6 status counts (capped at 10,000), as HTML", "sequential requests over loopback")
+		"commonops roles=api on PostgreSQL", "GET /console/tasks: a page of 25 (no total) and 6 status counts (capped at 1,000), as HTML", "sequential requests over loopback")
 	pages := []struct{ name, query string }{
 		{"no filter", ""},
 		{"status=failed&taskType=export", "status=failed&taskType=export"},

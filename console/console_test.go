@@ -7,7 +7,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/commonops/commonops/console"
@@ -119,3 +121,50 @@ func TestLogInKeepsTheConsoleInside(t *testing.T) {
 }
 
 func jsonDecode(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }
+
+// TestTaskCountsAreCapped serves the task list from an API whose every
+// count is capped, and checks the page asks for the cheapest list total
+// (totalCap=1: it shows none) and counts of up to CountCap per status, and
+// says "1,000+" for each.
+func TestTaskCountsAreCapped(t *testing.T) {
+	t.Parallel()
+	var (
+		mu      sync.Mutex
+		queries []url.Values
+	)
+	api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		queries = append(queries, r.URL.Query())
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"tasks":[],"total":1000,"totalCapped":true,"page":1,"pageSize":25,"nextCursor":null}`)
+	})
+	srv := httptest.NewServer(console.New(console.Config{API: api, Logger: slog.New(slog.DiscardHandler)}))
+	t.Cleanup(srv.Close)
+	resp, err := http.Get(srv.URL + "/console/tasks?taskType=export")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /console/tasks: got %d, want 200: %s", resp.StatusCode, body)
+	}
+	if n := strings.Count(string(body), ">1,000+</b>"); n != 6 {
+		t.Errorf("counts shown as 1,000+: got %d, want 6 (one per status)", n)
+	}
+	var lists, counts int
+	for _, q := range queries {
+		switch {
+		case q.Get("pageSize") == "1" && q.Get("totalCap") == strconv.Itoa(console.CountCap) && q.Get("taskType") == "export":
+			counts++
+		case q.Get("pageSize") == strconv.Itoa(console.PageSize) && q.Get("totalCap") == "1":
+			lists++
+		default:
+			t.Errorf("API query %v: want a list (totalCap=1) or a count (pageSize=1, totalCap=%d)", q, console.CountCap)
+		}
+	}
+	if lists != 1 || counts != 6 {
+		t.Errorf("API calls: got %d lists and %d counts, want 1 and 6", lists, counts)
+	}
+}

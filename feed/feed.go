@@ -38,8 +38,13 @@ const (
 	GapWaitDefault = time.Second
 	// BatchDefault bounds one read.
 	BatchDefault = 500
-	// BufferDefault is a subscription's buffer of undelivered events.
-	BufferDefault = 64
+	// BufferDefault is a subscription's buffer of undelivered events: two
+	// reads (BatchDefault), so a subscriber that keeps up is not cut off
+	// because the reader delivered one full batch at once (a busy queue
+	// writes thousands of events a second, and the reader takes them in
+	// batches after a gap or a slow read). The buffer holds pointers: 8 KB
+	// a subscription.
+	BufferDefault = 2 * BatchDefault
 )
 
 // gapRetry is how soon the reader reads again while a gap is open: the
@@ -173,7 +178,7 @@ func (f *Feed) Subscribe(ctx context.Context, filter Filter, buffer int) (*Subsc
 	case <-ctx.Done():
 		return nil, &commonops.Error{Code: commonops.EUNAVAILABLE, Message: "the event feed has not started yet", Err: ctx.Err()}
 	}
-	s := &Subscription{f: f, filter: filter, events: make(chan commonops.Event, buffer), lost: make(chan struct{})}
+	s := &Subscription{f: f, filter: filter, events: make(chan *commonops.Event, buffer), lost: make(chan struct{})}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.running {
@@ -372,7 +377,8 @@ func (f *Feed) poll(ctx context.Context) (gap bool) {
 func (f *Feed) deliver(events []commonops.Event, now time.Time) (gap bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, e := range events {
+	for i := range events {
+		e := &events[i] // shared by every subscriber: read-only
 		if e.ID <= f.last {
 			continue
 		}
@@ -401,8 +407,8 @@ func (f *Feed) deliver(events []commonops.Event, now time.Time) (gap bool) {
 // send hands e to s if its filter's Match accepts it, without blocking; a
 // subscriber whose buffer is full is cut off (it resumes from the store).
 // f.mu is held.
-func (f *Feed) send(s *Subscription, e commonops.Event) {
-	if s.filter.Match != nil && !s.filter.Match(e) {
+func (f *Feed) send(s *Subscription, e *commonops.Event) {
+	if s.filter.Match != nil && !s.filter.Match(*e) {
 		return
 	}
 	select {
@@ -418,7 +424,7 @@ type Subscription struct {
 	f      *Feed
 	filter Filter
 	from   int64
-	events chan commonops.Event
+	events chan *commonops.Event
 	lost   chan struct{}
 	once   sync.Once
 }
@@ -428,9 +434,10 @@ type Subscription struct {
 // reads the events up to From from the store.
 func (s *Subscription) From() int64 { return s.from }
 
-// Events receives the subscription's events in id order. It is never
+// Events receives the subscription's events in id order. They are shared
+// with every other subscriber: read them, never change them. It is never
 // closed: select on Lost as well.
-func (s *Subscription) Events() <-chan commonops.Event { return s.events }
+func (s *Subscription) Events() <-chan *commonops.Event { return s.events }
 
 // Lost is closed when the feed stops serving the subscription: its buffer
 // was full (a slow reader) or the feed stopped. Events already buffered may

@@ -2,6 +2,8 @@ package feed_test
 
 import (
 	"context"
+	"math"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,7 +19,7 @@ import (
 // within a few seconds came through the commit signal.
 const slowPoll = time.Hour
 
-func start(t *testing.T, s store.Store, cfg feed.Config) *feed.Feed {
+func start(t *testing.T, s feed.Source, cfg feed.Config) *feed.Feed {
 	t.Helper()
 	f := feed.New(s, cfg)
 	f.Start(context.Background())
@@ -68,7 +70,7 @@ func next(t *testing.T, sub *feed.Subscription, within time.Duration) commonops.
 	t.Helper()
 	select {
 	case e := <-sub.Events():
-		return e
+		return *e
 	case <-sub.Lost():
 		t.Fatal("subscription lost, want an event")
 	case <-time.After(within):
@@ -221,5 +223,56 @@ func TestFeedWaitsForAnIDCommittedLate(t *testing.T) {
 	}
 	if waited := time.Since(begin); waited > 5*time.Second {
 		t.Errorf("held back %s after a rolled-back id, want about GapWait (2s)", waited)
+	}
+}
+
+// gated is a Source without a commit signal whose reads find nothing new
+// until open: what the reader then finds comes in one read.
+type gated struct {
+	src  feed.Source
+	open atomic.Bool
+}
+
+func (g *gated) ListEventsAfter(ctx context.Context, afterID int64, limit int) ([]commonops.Event, int64, error) {
+	if afterID != math.MaxInt64 && !g.open.Load() { // the newest id (start) is always read
+		return nil, afterID, nil
+	}
+	return g.src.ListEventsAfter(ctx, afterID, limit)
+}
+
+// TestFeedKeepsASubscriberThroughABatch writes 300 events the reader then
+// takes in one read and delivers at once, and checks a subscriber with the
+// default buffer keeps them all: a busy queue's reader delivers such
+// batches (after a gap or a slow read) to subscribers that keep up.
+func TestFeedKeepsASubscriberThroughABatch(t *testing.T) {
+	s := testdb.SQLite(t)
+	src := &gated{src: s}
+	f := start(t, src, feed.Config{Poll: 20 * time.Millisecond})
+	const n = 300
+	var matched atomic.Int64
+	all := make(chan struct{})
+	sub := subscribe(t, f, feed.Filter{TenantID: "acme", Match: func(commonops.Event) bool {
+		if matched.Add(1) == n {
+			close(all)
+		}
+		return true
+	}}, 0)
+	for range n {
+		createTask(t, s, "acme")
+	}
+	src.open.Store(true)
+	select {
+	case <-all:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the feed matched %d events within 10s, want %d (a subscriber cut off is matched no more)", matched.Load(), n)
+	}
+	f.Subscribers() // waits for the delivery in progress (it holds the feed's lock)
+	select {
+	case <-sub.Lost():
+		t.Fatalf("a subscriber with the default buffer (%d), sent %d events at once: lost, want kept", feed.BufferDefault, n)
+	default:
+	}
+	if got := len(sub.Events()); got != n {
+		t.Errorf("events buffered: got %d, want %d", got, n)
 	}
 }

@@ -226,11 +226,11 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, tenant string, a
 			// Send what is buffered, then flush once.
 			for sending := true; sending; {
 				if e.ID > after {
-					if err := writeEvent(w, e); err != nil {
+					if err := writeEvent(w, *e); err != nil {
 						return nil
 					}
 					after = e.ID
-					src.sent(e)
+					src.sent(*e)
 				}
 				select {
 				case e = <-sub.Events():

@@ -66,6 +66,31 @@ func TestListTotal(t *testing.T) {
 	}
 }
 
+// TestListTotalCap counts up to ?totalCap=: a smaller total, capped.
+func TestListTotalCap(t *testing.T) {
+	e := sqliteEnv(t)
+	for range 3 {
+		e.create(map[string]any{"taskType": "import", "entityType": "product"})
+	}
+	cases := []struct {
+		query  string
+		total  int
+		capped bool
+	}{
+		{"totalCap=2", 2, true},
+		{"totalCap=3", 3, false},
+		{"totalCap=1&total=capped", 1, true},
+		{"totalCap=10000", 3, false},
+	}
+	for _, c := range cases {
+		var p listPage
+		e.do("GET", tasksPath+"?"+c.query, nil).want(t, http.StatusOK).decode(t, &p)
+		if p.Total != c.total || p.TotalCapped != c.capped || len(p.Tasks) != 3 {
+			t.Errorf("GET ?%s: got total %d, capped %v, %d tasks; want %d, %v, 3", c.query, p.Total, p.TotalCapped, len(p.Tasks), c.total, c.capped)
+		}
+	}
+}
+
 func TestListBadCursor(t *testing.T) {
 	e := sqliteEnv(t)
 	for range 2 {
@@ -80,6 +105,9 @@ func TestListBadCursor(t *testing.T) {
 		{"cursor=" + next + "&sort=priority", "cursor"},
 		{"cursor=" + next + "&page=2", "page"},
 		{"total=some", "total"},
+		{"totalCap=0", "totalCap"},
+		{"totalCap=10001", "totalCap"},
+		{"totalCap=5&total=exact", "totalCap"},
 	}
 	for _, c := range cases {
 		pr := e.do("GET", tasksPath+"?"+c.query, nil).want(t, http.StatusUnprocessableEntity).problem(t)

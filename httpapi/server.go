@@ -91,7 +91,7 @@ type Config struct {
 	// StreamBuffer is how many events a stream may fall behind (its client
 	// reading slower than the task changes) before it ends with a resync
 	// event, on which the client reconnects with Last-Event-ID. Defaults to
-	// StreamBufferDefault (64).
+	// StreamBufferDefault (1,000).
 	StreamBuffer int
 	// CheckTimeout bounds each health and readiness check; a check that has
 	// not answered by then is reported down. Defaults to

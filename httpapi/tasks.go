@@ -72,8 +72,8 @@ func handleCreate(s *server) http.Handler {
 const listStatusSplit = ","
 
 // listPage is the answer of GET /tasks. total counts the matching tasks up
-// to commonops.TotalCapDefault unless ?total=exact; totalCapped tells that
-// more match. nextCursor, null on a page shorter than pageSize, is the
+// to ?totalCap= (commonops.TotalCapDefault, its most, when absent) unless
+// ?total=exact; totalCapped tells that more match. nextCursor, null on a page shorter than pageSize, is the
 // ?cursor= of the next page.
 type listPage struct {
 	Tasks       []*commonops.Task `json:"tasks"`
@@ -146,9 +146,13 @@ func listFilter(r *http.Request) (commonops.ListFilter, error) {
 		}
 		f.Sort = sort
 	}
+	f.CountUpTo = q.int("totalCap", commonops.TotalCapDefault, 1, commonops.TotalCapDefault)
 	switch strings.TrimSpace(q.v.Get("total")) {
 	case "", totalCapped:
 	case totalExact:
+		if q.v.Has("totalCap") {
+			q.fail("totalCap", "counts up to a cap: not with total=%s", totalExact)
+		}
 		f.CountUpTo = 0
 	default:
 		q.fail("total", "must be %s (the default: count up to %d) or %s", totalCapped, commonops.TotalCapDefault, totalExact)

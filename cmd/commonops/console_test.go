@@ -111,6 +111,20 @@ func (b *browser) shoot(name string) {
 	}
 }
 
+// fitsWidth checks, at a viewport width wide, that neither the page nor
+// any of its tables scrolls sideways.
+func (b *browser) fitsWidth(width int64) {
+	b.t.Helper()
+	b.run(chromedp.EmulateViewport(width, 900), chromedp.Sleep(150*time.Millisecond))
+	over := get(b, chromedp.Evaluate[[]string](`[document.documentElement, ...document.querySelectorAll('.table-wrap')]
+		.filter(e => e.scrollWidth > e.clientWidth)
+		.map(e => (e.querySelector('caption') || e).textContent.trim().slice(0, 40) + ': ' + e.scrollWidth + ' > ' + e.clientWidth)`))
+	if len(over) > 0 {
+		b.t.Errorf("at %d px: got %q scrolling sideways, want nothing", width, over)
+	}
+	b.run(chromedp.EmulateViewport(1280, 900))
+}
+
 // waitJS polls expr in the page until it is true.
 func (b *browser) waitJS(expr string) {
 	b.t.Helper()
@@ -275,6 +289,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("queues page: got %q, want the import queue and reporter-1's lease", queues)
 	}
 	b.shoot("queues")
+	b.fitsWidth(390)
 
 	b.run(chromedp.Navigate(b.base+"/console/tasks/"+run), chromedp.WaitVisible("#task"))
 	b.waitJS(`document.querySelector('#logs').textContent.includes('reading sales')`)
@@ -322,6 +337,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("completed count: got %q, want 2", completed)
 	}
 	b.shoot("tasks")
+	b.fitsWidth(390)
 	b.run(chromedp.Navigate(b.base+"/console/tasks?status=completed&taskType=import"), chromedp.WaitVisible("table.tasks"))
 	rows := get(b, chromedp.Evaluate[int](`document.querySelectorAll('tr[data-task]').length`))
 	if rows != 1 {
