@@ -104,6 +104,9 @@ func (p *Pool) claimFree(ctx context.Context) {
 		cancel()
 		p.mu.Lock()
 		p.busy -= limit
+		if err == nil {
+			p.backlog = len(tasks) == limit
+		}
 		p.mu.Unlock()
 		if err != nil {
 			if ctx.Err() == nil {

@@ -112,6 +112,10 @@ type Pool struct {
 	perType  map[string]int
 	busy     int            // slots taken, including reservations
 	handling sync.WaitGroup // HandleEvent calls holding a reservation
+	// backlog: the poller's last claim filled every slot it asked for, so
+	// runnable tasks are likely waiting; events then leave the claiming to
+	// the poller, which takes them in fair turns (see HandleEvent).
+	backlog bool
 
 	base     context.Context // Start's ctx: writes die with it
 	stopJobs context.CancelCauseFunc

@@ -1,12 +1,13 @@
 package worker
 
-// reserve takes a slot for a task of taskType, if the pool is claiming and
-// both the pool and the type have room. A caller that got the slot holds
-// p.handling until it launched the task or released the slot.
+// reserve takes a slot for an event's task of taskType, if the pool is
+// claiming, has no backlog for the poller, and both the pool and the type
+// have room. A caller that got the slot holds p.handling until it launched
+// the task or released the slot.
 func (p *Pool) reserve(taskType string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.claiming || p.busy >= p.cfg.Concurrency {
+	if !p.claiming || p.backlog || p.busy >= p.cfg.Concurrency {
 		return false
 	}
 	if c, ok := p.cfg.TypeConcurrency[taskType]; ok && c > 0 && p.perType[taskType] >= c {
