@@ -721,12 +721,20 @@ SELECT ` + taskColumns + `, true, false, false, false FROM u
 UNION ALL
 SELECT ` + taskColumns + `, false, fl.paused, fl.limited, fl.at_limit FROM f, fl WHERE $5 = '' OR tenant_id = $5`
 
+// limitedMemory is how long ClaimTask takes a task type found limited for
+// still limited, and claims its tasks under the type's lock at once.
+const limitedMemory = 10 * time.Second
+
 // ClaimTask claims one task in a single statement when it is runnable and
 // its type has no limit; a limited type's claim takes the type's lock
-// first, in a transaction of its own (a second round trip). When the task
-// is not claimed, the same statement returns it, and Claim applied to it
-// gives the reason, or the flow control that holds it back; if neither
-// does (it changed in between), the claim is tried again.
+// first, in a transaction of its own. A claim naming one task type (as an
+// event's does) that a claim found limited in the last limitedMemory takes
+// the lock at once; otherwise the first statement tells that the type is
+// limited, and the locked claim is a second round trip. The lock is of the
+// stored task's type, so a wrong guess costs a lock, never a limit. When
+// the task is not claimed, the same statement returns it, and Claim applied
+// to it gives the reason, or the flow control that holds it back; if
+// neither does (it changed in between), the claim is tried again.
 func (s *Store) ClaimTask(ctx context.Context, tenant, id string, p store.ClaimParams) (*commonops.Task, error) {
 	now, exp := claimTimes(p)
 	var taskTypes, entityTypes []string // nil: any kind
@@ -735,6 +743,11 @@ func (s *Store) ClaimTask(ctx context.Context, tenant, id string, p store.ClaimP
 	}
 	var t *commonops.Task
 	locked := false
+	if len(taskTypes) == 1 {
+		if seen, ok := s.limited.Load(taskTypes[0]); ok && time.Since(seen.(time.Time)) < limitedMemory {
+			locked = true
+		}
+	}
 	err := retry(ctx, func() error {
 		var claimed, paused, limited, full bool
 		args := []any{p.WorkerID, exp, now, id, tenant, taskTypes, entityTypes, commonops.Actor(ctx), locked}
@@ -770,6 +783,7 @@ func (s *Store) ClaimTask(ctx context.Context, tenant, id string, p store.ClaimP
 		case full:
 			return commonops.Held(t, false)
 		case limited && !locked:
+			s.limited.Store(t.TaskType, time.Now())
 			locked = true
 		}
 		return errRetry
