@@ -689,7 +689,7 @@ e AS (
 //
 // fl reads the flow controls of the task's type: a paused type is not
 // claimed; a limited one is claimed only with $9 true, when the caller took
-// the type's lock (lockTaskTypeSQL) earlier in its transaction, and only
+// the type's lock (lockTaskTypesSQL) earlier in its transaction, and only
 // below its limits. The last three columns tell why a task was not
 // claimed: paused, limited, and at its limit (with $9 true).
 var claimTaskSQL = `WITH r AS MATERIALIZED (
@@ -727,7 +727,8 @@ const limitedMemory = 10 * time.Second
 
 // ClaimTask claims one task in a single statement when it is runnable and
 // its type has no limit; a limited type's claim takes the type's lock
-// first, in a transaction of its own. A claim naming one task type (as an
+// first, in the same transaction (the write group's, see combine.go, or
+// its own when sent alone). A claim naming one task type (as an
 // event's does) that a claim found limited in the last limitedMemory takes
 // the lock at once; otherwise the first statement tells that the type is
 // limited, and the locked claim is a second round trip. The lock is of the
@@ -756,12 +757,11 @@ func (s *Store) ClaimTask(ctx context.Context, tenant, id string, p store.ClaimP
 			t, err = scanTask(r, &claimed, &paused, &limited, &full)
 			return err
 		}
-		var err error
+		lockTask := ""
 		if locked {
-			err = s.claimLocked(ctx, args, scan)
-		} else {
-			err = s.queryRow(ctx, id, claimTaskSQL, args, scan)
+			lockTask = id
 		}
+		err := s.queryRowLocked(ctx, id, lockTask, claimTaskSQL, args, scan)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 			return notFound(id)
@@ -795,27 +795,6 @@ func (s *Store) ClaimTask(ctx context.Context, tenant, id string, p store.ClaimP
 		return nil, fmt.Errorf("claim task %s: %w", id, err)
 	}
 	return t, nil
-}
-
-// claimLocked runs claimTaskSQL after the lock of the task's type, in one
-// transaction sent as one batch.
-func (s *Store) claimLocked(ctx context.Context, args []any, scan func(pgx.Row) error) error {
-	b := &pgx.Batch{}
-	b.Queue("BEGIN")
-	b.Queue(lockTaskTypeSQL, args[3])
-	b.Queue(claimTaskSQL, args...)
-	b.Queue("COMMIT")
-	br := s.pool.SendBatch(ctx, b)
-	defer br.Close()
-	for range 2 {
-		if _, err := br.Exec(); err != nil {
-			return err
-		}
-	}
-	if err := scan(br.QueryRow()); err != nil {
-		return err
-	}
-	return br.Close()
 }
 
 // claimTimes are a claim's time (p.Now, or the clock when unset) and its
