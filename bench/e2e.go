@@ -69,7 +69,7 @@ func benchE2E(ctx context.Context) error {
 // rows in the tasks table 50 times a second took a fifth of this machine's
 // CPU from the run being measured.
 func waitCompleted(n int64, start time.Time, done func() (int64, error)) (time.Duration, error) {
-	deadline := time.Now().Add(2 * time.Minute)
+	deadline := time.Now().Add(*completeWait)
 	for {
 		d, err := done()
 		if err != nil {
@@ -79,7 +79,7 @@ func waitCompleted(n int64, start time.Time, done func() (int64, error)) (time.D
 			return time.Since(start), nil
 		}
 		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("only %d of %d completed after 2 minutes", d, n)
+			return 0, fmt.Errorf("only %d of %d completed after %s", d, n, *completeWait)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -38,7 +38,10 @@ var (
 	duration = flag.Duration("duration", 10*time.Second, "how long each load phase runs")
 	clients  = flag.Int("clients", 32, "concurrent HTTP clients")
 	rows     = flag.Int("rows", 1_000_000, "tasks seeded for the list benchmark")
-	bin      = flag.String("bin", "", "commonops binary to measure (e.g. one built from another commit); empty: build ../cmd/commonops")
+	// completeWait bounds each wait for the tasks of a run to complete: a
+	// shared machine's load can slow the worker several times over.
+	completeWait = flag.Duration("wait", 2*time.Minute, "how long a run waits for its tasks to complete before it fails")
+	bin          = flag.String("bin", "", "commonops binary to measure (e.g. one built from another commit); empty: build ../cmd/commonops")
 )
 
 func main() {

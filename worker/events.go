@@ -19,7 +19,11 @@ import (
 // kind (Service.ClaimEvent); everything the processor then sees comes from
 // the stored task. An event that disagrees with the store is logged and
 // dropped; a task someone else holds, one that is
-// not runnable, or a full pool answer nil (the poller finds it later). On a
+// not runnable, or a full pool answer nil (the poller finds it later).
+// While the pool has a backlog (see Pool.backlog), a created or retried
+// event claims nothing and only wakes the poller: a claim of the event's
+// task would jump the queue, the tenants' fair turns included, which only
+// ClaimNext keeps. On a
 // cancelled event it stops the task's processor once the store confirms the
 // running attempt may no longer write (see confirmCancel). An error means
 // the store could not be reached: the caller should redeliver.

@@ -115,11 +115,14 @@ type Pool struct {
 	// round is closed when the poll round in flight gives back the slots
 	// it holds while it queries; nil between rounds.
 	round chan struct{}
-	// backlog is set when an event could not start its task (every slot
-	// taken, or its type held back by a flow control): pending work that
-	// no event will bring again, so a freed slot asks the poller for it.
-	// A poll round clears it. Without a backlog, tasks start from their
-	// events and finished ones do not wake the poller.
+	// backlog: runnable tasks are likely waiting that no event will bring
+	// again (an event found every slot taken or its type held back by a
+	// flow control, or the poller's last round filled every slot it asked
+	// for). Events then leave the claiming to the poller, which takes the
+	// tasks in the tenants' fair turns (see HandleEvent), and a freed slot
+	// wakes it. A round clears it as it starts and sets it again if it
+	// fills. Without a backlog, tasks start from their events and finished
+	// ones do not wake the poller.
 	backlog bool
 
 	base     context.Context // Start's ctx: writes die with it

@@ -1,16 +1,16 @@
 package worker
 
-// reserve takes a slot for a task of taskType, if the pool is claiming and
-// both the pool and the type have room. A caller that got the slot holds
-// p.handling until it launched the task or released the slot. When the
-// only slots left are held by the poll round in flight, reserve returns
-// that round's channel: the caller may wait for it and try again (the
-// round gives back what it did not use), rather than hand its task to a
-// poll round of its own.
+// reserve takes a slot for an event's task of taskType, if the pool is
+// claiming, has no backlog for the poller's fair turns, and both the pool
+// and the type have room. A caller that got the slot holds p.handling until
+// it launched the task or released the slot. When the only slots left are
+// held by the poll round in flight, reserve returns that round's channel:
+// the caller may wait for it and try again (the round gives back what it
+// did not use), rather than hand its task to a poll round of its own.
 func (p *Pool) reserve(taskType string) (ok bool, round <-chan struct{}) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.claiming {
+	if !p.claiming || p.backlog {
 		return false, nil
 	}
 	if c, ok := p.cfg.TypeConcurrency[taskType]; ok && c > 0 && p.perType[taskType] >= c {

@@ -47,6 +47,16 @@ import (
 // holds its row across a callback that does no I/O), so that wait is short;
 // groupTimeout is the backstop.
 //
+// A write may need the flow lock of a task's type (lockTask, see flowLock)
+// before its statement: a claim of a limited type. The group takes the
+// locks of all its writes first, in one statement, in type order, before
+// any row lock; a write sent alone takes its lock in a transaction of its
+// own. A group that waits for a flow lock holds no row lock, and one that
+// holds flow locks waits only for rows (which holders of flow locks never
+// wait for one another to release in a cycle), so flow locks add no
+// deadlock. Each statement of the group runs on a snapshot taken after the
+// locks, so it sees every claim committed under them.
+//
 // A statement that fails aborts its group's transaction, so nothing of the
 // group was written; each of the group's writes is then sent again on its
 // own, and one write's error is never another's. A group whose outcome is
@@ -73,6 +83,9 @@ type write struct {
 	args []any
 	scan func(pgx.Row) error
 	done chan error
+	// lockTask: the task whose type's flow lock the statement needs first;
+	// empty for none.
+	lockTask string
 }
 
 // queryRow runs sql as one write, grouped with concurrent ones, and scans
@@ -83,11 +96,17 @@ type write struct {
 // With tracing on, a traced ctx gets a span for the write, from its hand-over
 // to the flushers to its answer (the group's commit included).
 func (s *Store) queryRow(ctx context.Context, key, sql string, args []any, scan func(pgx.Row) error) (err error) {
+	return s.queryRowLocked(ctx, key, "", sql, args, scan)
+}
+
+// queryRowLocked is queryRow for a statement that needs the flow lock of
+// task lockTask's type first (none when empty).
+func (s *Store) queryRowLocked(ctx context.Context, key, lockTask, sql string, args []any, scan func(pgx.Row) error) (err error) {
 	if tracing.Enabled() {
 		ctx = startStatement(ctx, sql)
 		defer func() { endStatement(ctx, err) }()
 	}
-	w := &write{ctx: ctx, key: key, sql: sql, args: args, scan: scan, done: make(chan error, 1)}
+	w := &write{ctx: ctx, key: key, sql: sql, args: args, scan: scan, done: make(chan error, 1), lockTask: lockTask}
 	select {
 	case s.writes <- w:
 	case <-ctx.Done():
@@ -152,13 +171,28 @@ func (s *Store) sendGroup(group []*write, m *pgtype.Map) {
 	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
 	defer cancel()
 	b := &pgx.Batch{}
+	var lockTasks []string
+	for _, w := range live {
+		if w.lockTask != "" {
+			lockTasks = append(lockTasks, w.lockTask)
+		}
+	}
+	if lockTasks != nil {
+		b.Queue(lockTaskTypesSQL, lockTasks)
+	}
 	for _, w := range live {
 		b.Queue(w.sql, w.args...)
 	}
 	br := s.pool.SendBatch(ctx, b)
 	answers := make([]*answer, len(live))
 	var failed error
+	if lockTasks != nil {
+		_, failed = br.Exec()
+	}
 	for i := range live {
+		if failed != nil {
+			break
+		}
 		rows, err := br.Query()
 		if err == nil {
 			answers[i], err = readAnswer(rows, m)
@@ -219,9 +253,32 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
-// sendAlone runs one write as its own statement, on its caller's context.
+// sendAlone runs one write as its own statement, on its caller's context;
+// a write that needs a flow lock, in a transaction of its own after the
+// lock (BEGIN, the lock, the statement and COMMIT in one batch).
 func (s *Store) sendAlone(w *write) {
-	w.done <- w.scan(s.pool.QueryRow(w.ctx, w.sql, w.args...))
+	if w.lockTask == "" {
+		w.done <- w.scan(s.pool.QueryRow(w.ctx, w.sql, w.args...))
+		return
+	}
+	w.done <- func() error {
+		b := &pgx.Batch{}
+		b.Queue("BEGIN")
+		b.Queue(lockTaskTypesSQL, []string{w.lockTask})
+		b.Queue(w.sql, w.args...)
+		b.Queue("COMMIT")
+		br := s.pool.SendBatch(w.ctx, b)
+		defer br.Close()
+		for range 2 {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
+		if err := w.scan(br.QueryRow()); err != nil {
+			return err
+		}
+		return br.Close()
+	}()
 }
 
 // answer is a statement's first row, copied out of its batch: a pgx.Row

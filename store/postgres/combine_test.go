@@ -314,3 +314,74 @@ func TestGroupedWritesUnderConcurrency(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteGroupTakesFlowLocksFirst holds the flow lock of type import in a
+// transaction that inserts a row into g, and sends a group whose first
+// write needs that lock: the group waits for the lock, and once the holder
+// commits, the write's statement sees the holder's row (its snapshot is
+// taken after the lock); the group's other write commits with it.
+func TestWriteGroupTakesFlowLocksFirst(t *testing.T) {
+	t.Parallel()
+	s := groupTable(t)
+	ctx := context.Background()
+	task, ch := newTask(t, "acme", commonops.CreateInput{TaskType: "import", EntityType: "product"})
+	if _, err := s.CreateTask(ctx, task, ch, nil); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	holder, err := s.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback(ctx)
+	var pid int
+	if err := holder.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := holder.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended('commonops.flow.' || 'import', 0))"); err != nil {
+		t.Fatalf("take the lock: %v", err)
+	}
+	if _, err := holder.Exec(ctx, "INSERT INTO g (k) VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+
+	var seen int
+	var xid int64
+	done := make(chan []error, 1)
+	go func() {
+		done <- s.SendGroup(ctx, []postgres.GroupWrite{
+			{Key: "a", SQL: "SELECT count(*) FROM g", LockTask: task.ID, Scan: func(r pgx.Row) error { return r.Scan(&seen) }},
+			insertK("b", 2, &xid),
+		})
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var waiting bool
+		if err := s.Pool().QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks
+			WHERE locktype = 'advisory' AND NOT granted AND $1 = ANY (pg_blocking_pids(pid)))`, pid).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting {
+			break
+		}
+		select {
+		case errs := <-done:
+			t.Fatalf("group returned %v while the lock was held, want it to wait for the lock", errs)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no backend waits for the flow lock after 10s, want the group waiting for it")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := holder.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	errs := <-done
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatalf("group: %v", errs)
+	}
+	if seen != 1 {
+		t.Errorf("rows of g the locked write saw: got %d, want 1 (the lock holder's, committed before the lock was granted)", seen)
+	}
+	wantKeys(t, s, 1, 2)
+}

@@ -14,6 +14,8 @@ type GroupWrite struct {
 	SQL  string
 	Args []any
 	Scan func(pgx.Row) error
+	// LockTask: the task whose type's flow lock the statement needs first.
+	LockTask string
 }
 
 // SendGroup sends ws as one write group, as the flushers would had they
@@ -21,7 +23,7 @@ type GroupWrite struct {
 func (s *Store) SendGroup(ctx context.Context, ws []GroupWrite) []error {
 	group := make([]*write, len(ws))
 	for i, w := range ws {
-		group[i] = &write{ctx: ctx, key: w.Key, sql: w.SQL, args: w.Args, scan: w.Scan, done: make(chan error, 1)}
+		group[i] = &write{ctx: ctx, key: w.Key, sql: w.SQL, args: w.Args, scan: w.Scan, done: make(chan error, 1), lockTask: w.LockTask}
 		if w.Ctx != nil {
 			group[i].ctx = w.Ctx
 		}

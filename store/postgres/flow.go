@@ -28,8 +28,11 @@ var lockLimitedSQL = `SELECT count(` + fmt.Sprintf(flowLock, "task_type") + `) F
 	ORDER BY task_type
 ) AS f`
 
-// lockTaskTypeSQL takes the lock of task $1's type.
-var lockTaskTypeSQL = `SELECT count(` + fmt.Sprintf(flowLock, "task_type") + `) FROM tasks WHERE id = $1`
+// lockTaskTypesSQL takes the locks of the types of tasks $1 (ids), in type
+// order, as lockLimitedSQL does.
+var lockTaskTypesSQL = `SELECT count(` + fmt.Sprintf(flowLock, "task_type") + `) FROM (
+	SELECT DISTINCT task_type FROM tasks WHERE id = ANY($1::text[]) ORDER BY task_type
+) AS t`
 
 // ListFlowControls returns every flow control, by task type then tenant.
 func (s *Store) ListFlowControls(ctx context.Context) ([]commonops.FlowControl, error) {

@@ -96,11 +96,14 @@ type Store struct {
 	// deliveries: see DeliverySignal.
 	deliveries store.Signals
 	writes     chan *write // to the flushers (see combine.go)
-	closed     <-chan struct{}
-	m          *metrics
-	cancel     context.CancelFunc
-	wg         sync.WaitGroup
-	once       sync.Once
+	// limited: task type → when a claim last found it limited (time.Time);
+	// see ClaimTask.
+	limited sync.Map
+	closed  <-chan struct{}
+	m       *metrics
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	once    sync.Once
 }
 
 var _ store.Store = (*Store)(nil)

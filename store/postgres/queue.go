@@ -12,7 +12,7 @@ import (
 
 // The queue statistics read three partial indexes, so their cost follows
 // the work in flight and the last window's completions, not the history:
-// tasks_claim_idx (pending), tasks_lease_idx (processing) and
+// tasks_fair_claim_idx (pending), tasks_lease_idx (processing) and
 // tasks_completed_idx (ended). $1 is the tenant, ” for every tenant.
 const (
 	queueNowSQL = `SELECT task_type,

@@ -1,0 +1,74 @@
+package postgres_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/store"
+)
+
+// claimBacklog, claimRounds and maxRowsPerClaim size TestClaimNextReadsByIndex:
+// a backlog of one tenant that a plan walking it would show, enough claims
+// for the generic plan, and the rows a claim of claimLimit tasks of two
+// tenants may read (the pairs' index probes, the candidates, the running
+// tasks, the rows it locks and updates, and their index entries).
+const (
+	claimBacklog    = 2000
+	claimRounds     = 20
+	claimLimit      = 4
+	maxRowsPerClaim = 100
+)
+
+// TestClaimNextReadsByIndex queues claimBacklog tasks of tenant "big", then
+// a few of tenant "small", analyses the table, and claims claimRounds times:
+// each claim reads about as many rows as it claims, not the backlog. Plans
+// that joined the picked ids to tasks by a sequential scan, or took small's
+// tasks from an index ordered by age alone (walking past big's), read
+// thousands.
+func TestClaimNextReadsByIndex(t *testing.T) {
+	t.Parallel()
+	s := openWith(t, newSchema(t), 1)
+	ctx := context.Background()
+	exec(t, s, "ALTER TABLE tasks SET (autovacuum_enabled = false)")
+	parallel(t, claimBacklog, func(int) error {
+		task, ch := newTask(t, "big", commonops.CreateInput{TaskType: "import", EntityType: "product"})
+		_, err := s.CreateTask(ctx, task, ch, nil)
+		return err
+	})
+	for range claimRounds * claimLimit / 2 {
+		task, ch := newTask(t, "small", commonops.CreateInput{TaskType: "import", EntityType: "product"})
+		if _, err := s.CreateTask(ctx, task, ch, nil); err != nil {
+			t.Fatalf("create: %v", err)
+		}
+	}
+	exec(t, s, "ANALYZE tasks")
+
+	before := rowsRead(t, s)
+	small := 0
+	for i := range claimRounds {
+		got, err := s.ClaimNext(ctx, store.ClaimParams{WorkerID: "w", Lease: time.Minute, Limit: claimLimit,
+			Kinds: []commonops.Kind{{TaskType: "import", EntityType: "*"}}})
+		if err != nil {
+			t.Fatalf("claim %d: %v", i, err)
+		}
+		if len(got) != claimLimit {
+			t.Fatalf("claim %d: got %d tasks, want %d", i, len(got), claimLimit)
+		}
+		for _, task := range got {
+			if task.TenantID == "small" {
+				small++
+			}
+		}
+	}
+	if want := claimRounds * claimLimit / 2; small != want {
+		t.Errorf("small's tasks claimed: got %d, want %d (half of every claim)", small, want)
+	}
+	after := waitRowsRead(t, s, before, claimRounds*claimLimit)
+	for _, r := range after.minus(before) {
+		if perClaim := float64(r.rows) / claimRounds; perClaim > maxRowsPerClaim {
+			t.Errorf("got %.1f rows read per claim by %s, want at most %d", perClaim, r.what, maxRowsPerClaim)
+		}
+	}
+}
