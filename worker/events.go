@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
@@ -46,6 +47,14 @@ func (p *Pool) HandleEvent(ctx context.Context, topic string, task *commonops.Ta
 	}
 	proc, ok := p.cfg.Registry.Lookup(task.TaskType, task.EntityType)
 	if !ok || p.runsNewer(task) {
+		return nil
+	}
+	if !task.UpdatedAt.IsZero() && time.Since(task.UpdatedAt) > LateEvent {
+		// The events lag behind the tasks (a broker's backlog): the tasks
+		// created since wait behind events that are still on their way, so
+		// the poller takes them, this one with them.
+		p.metrics.lateEvents.Inc()
+		p.missed()
 		return nil
 	}
 	ok, round := p.reserve(task.TaskType)

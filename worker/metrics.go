@@ -11,6 +11,9 @@ type poolMetrics struct {
 	claims   *prometheus.CounterVec
 	running  prometheus.Gauge
 	duration *prometheus.HistogramVec
+	// lateEvents counts created and retried events that came later than
+	// LateEvent after their task's change, leaving the claim to the poller.
+	lateEvents prometheus.Counter
 }
 
 func newPoolMetrics(reg prometheus.Registerer) *poolMetrics {
@@ -32,12 +35,17 @@ func newPoolMetrics(reg prometheus.Registerer) *poolMetrics {
 			Help:    "Time from claim to recorded outcome of an attempt.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 4, 10),
 		}, []string{"task_type"}),
+		lateEvents: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "commonops_worker_late_events_total",
+			Help: "Created and retried events delivered more than worker.LateEvent after their task's change; the poller claims for them.",
+		}),
 	}
 	if reg != nil {
 		m.tasks = prom.Register(reg, m.tasks)
 		m.claims = prom.Register(reg, m.claims)
 		m.running = prom.Register(reg, m.running)
 		m.duration = prom.Register(reg, m.duration)
+		m.lateEvents = prom.Register(reg, m.lateEvents)
 	}
 	return m
 }

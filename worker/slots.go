@@ -1,5 +1,15 @@
 package worker
 
+import "time"
+
+// LateEvent is how long after its task's change a created or retried event
+// may arrive and still claim the task itself. A later one shows that the
+// events lag behind the tasks (a backlog in the broker, a slow relay): the
+// tasks created meanwhile would wait for their events, so the pool hands
+// the claiming to the poller until the events catch up. It allows for
+// clock skew between the replicas.
+const LateEvent = 250 * time.Millisecond
+
 // reserve takes a slot for an event's task of taskType, if the pool is
 // claiming, has no backlog for the poller's fair turns, and both the pool
 // and the type have room. A caller that got the slot holds p.handling until

@@ -246,3 +246,31 @@ func TestEventDuringPollRoundIsNotLost(t *testing.T) {
 		}
 	})
 }
+
+// TestLateEventLeavesTheClaimToThePoller: an event that comes more than
+// worker.LateEvent after its task's change shows the events lag behind the
+// tasks; the pool does not claim from it but wakes the poller, which claims
+// the task (and whatever else waits behind the late events).
+func TestLateEventLeavesTheClaimToThePoller(t *testing.T) {
+	t.Parallel()
+	testdb.Each(t, func(t *testing.T, s store.Store) {
+		t.Parallel()
+		ctx := context.Background()
+		gs := &gateStore{Store: s}
+		svc := newService(t, gs, 30*time.Second)
+		reg := worker.NewRegistry()
+		reg.Register("quick", "*", worker.ProcessorFunc(func(ctx context.Context, job worker.Job) error { return nil }))
+		pool := startPool(t, ctx, svc, reg, func(c *worker.Config) { c.PollInterval = time.Hour })
+		waitFor(t, "the first poll round", 5*time.Second, func() bool { return gs.claimNexts.Load() == 1 })
+		task := create(t, svc, commonops.CreateInput{TaskType: "quick", EntityType: "x"})
+		late := *task
+		late.UpdatedAt = time.Now().Add(-2 * worker.LateEvent)
+		if err := pool.HandleEvent(ctx, commonops.TopicCreated, &late); err != nil {
+			t.Fatalf("HandleEvent: %v", err)
+		}
+		waitFor(t, "the task to complete", 5*time.Second, func() bool { return get(t, svc, task.ID).Status == commonops.StatusCompleted })
+		if rounds, claims := gs.claimNexts.Load(), gs.claimTasks.Load(); rounds != 2 || claims != 0 {
+			t.Errorf("got %d poll rounds and %d event claims, want 2 and 0: the late event wakes the poller instead of claiming", rounds, claims)
+		}
+	})
+}
