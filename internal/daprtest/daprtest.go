@@ -236,7 +236,17 @@ func Start(t testing.TB, appPort int, opts ...Option) Sidecar {
 		Restart: func() {
 			t.Helper()
 			sc.stop()
-			if err := sc.start(); err != nil {
+			// The ports are the same as before; while daprd was down another
+			// test's sidecar or port probe may have held one for a moment.
+			for attempt := 0; ; attempt++ {
+				err := sc.start()
+				if err == nil {
+					return
+				}
+				if attempt < 20 && sc.portClash() {
+					time.Sleep(250 * time.Millisecond)
+					continue
+				}
 				sc.dumpLog()
 				t.Fatalf("daprtest: daprd not ready after restart: %v", err)
 			}
@@ -299,7 +309,7 @@ func (s *sidecar) start() error {
 // portClash reports whether the last start failed on a port taken meanwhile.
 func (s *sidecar) portClash() bool {
 	b, _ := os.ReadFile(s.logPath)
-	return bytes.Contains(b, []byte("address already in use"))
+	return bytes.Contains(b, []byte("address already in use")) || bytes.Contains(b, []byte("could not listen on any endpoint"))
 }
 
 func (s *sidecar) stop() {
