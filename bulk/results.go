@@ -220,13 +220,13 @@ func (r *importRun) finishStopped(ctx context.Context) error {
 // writeUnprocessed writes the rows after the last stored batch, as the
 // input has them (its header, then its lines from that row's on), to
 // operations.UnprocessedName's file: a CSV or JSON Lines file that can be
-// imported again as is. An XLSX input gets none (a log line says so).
+// imported again as is. An XLSX input gets a workbook of the same header
+// and those rows' cells (writeUnprocessedXLSX).
 func (r *importRun) writeUnprocessed(ctx context.Context) error {
 	t := r.job.Task()
 	format := r.rd.Format()
 	if format == tabular.XLSX {
-		r.job.Log(commonops.LogWarn, "no unprocessed file for an XLSX input: import the rows after row "+fmt.Sprint(r.cp.Row)+" again", nil)
-		return nil
+		return r.writeUnprocessedXLSX(ctx, unprocessedName(t))
 	}
 	start, err := r.firstAfter(ctx, r.cp.Row)
 	if err != nil || start == 0 {
@@ -237,11 +237,7 @@ func (r *importRun) writeUnprocessed(ctx context.Context) error {
 		return fmt.Errorf("import %s: write unprocessed: %w", t.ID, err)
 	}
 	defer in.Close()
-	name := "unprocessed"
-	if t.FileName != nil {
-		name += "-" + *t.FileName
-	}
-	w, err := r.job.File(ctx, name, "application/octet-stream")
+	w, err := r.job.File(ctx, unprocessedName(t), "application/octet-stream")
 	if err != nil {
 		return fmt.Errorf("import %s: write unprocessed: %w", t.ID, err)
 	}
@@ -267,6 +263,75 @@ func (r *importRun) writeUnprocessed(ctx context.Context) error {
 		return fmt.Errorf("import %s: write unprocessed: %w", t.ID, err)
 	}
 	return w.Close()
+}
+
+// writeUnprocessedXLSX writes the rows of an XLSX input after the last
+// stored batch as a workbook: the input's header, then each row's cells as
+// the reader gave them (text, as the import read them, formulas as they
+// were), so that importing it gives what importing those rows of the
+// input would have. Nothing is written when no row is left.
+func (r *importRun) writeUnprocessedXLSX(ctx context.Context, name string) (err error) {
+	t := r.job.Task()
+	in, err := r.job.Input(ctx)
+	if err != nil {
+		return fmt.Errorf("import %s: write unprocessed: %w", t.ID, err)
+	}
+	defer in.Close()
+	rd, err := tabular.Open(in, r.opts)
+	if err != nil {
+		return fmt.Errorf("import %s: write unprocessed: %w", t.ID, err)
+	}
+	defer rd.Close()
+	var w io.WriteCloser
+	var xw tabular.Writer
+	defer func() {
+		if w != nil && err != nil {
+			w.Close()
+		}
+	}()
+	for {
+		row, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("import %s: write unprocessed: %w", t.ID, err)
+		}
+		if row.Num <= r.cp.Row {
+			continue
+		}
+		if xw == nil {
+			if w, err = r.job.File(ctx, name, tabular.XLSX.ContentType()); err != nil {
+				return fmt.Errorf("import %s: write unprocessed: %w", t.ID, err)
+			}
+			if xw, err = tabular.NewWriter(w, tabular.XLSX, rd.Header(), tabular.WriteOptions{KeepFormulas: true}); err != nil {
+				return fmt.Errorf("import %s: write unprocessed: %w", t.ID, err)
+			}
+		}
+		values := make([]any, len(row.Cells))
+		for i, c := range row.Cells {
+			values[i] = c
+		}
+		if err := xw.Write(values); err != nil {
+			return fmt.Errorf("import %s: write unprocessed: %w", t.ID, err)
+		}
+	}
+	if xw == nil {
+		return nil
+	}
+	if err := xw.Close(); err != nil {
+		return fmt.Errorf("import %s: write unprocessed: %w", t.ID, err)
+	}
+	return w.Close()
+}
+
+// unprocessedName is the name of t's unprocessed file, as
+// operations.UnprocessedName gives it: "unprocessed-" and the input's name.
+func unprocessedName(t *commonops.Task) string {
+	if t.FileName == nil {
+		return "unprocessed"
+	}
+	return "unprocessed-" + *t.FileName
 }
 
 // firstAfter is the line the first row after row starts on, read from the

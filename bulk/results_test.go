@@ -1,14 +1,18 @@
 package bulk
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/xuri/excelize/v2"
 
 	"github.com/commonops/commonops"
 )
@@ -187,6 +191,57 @@ func TestUnprocessedOnAbort(t *testing.T) {
 			}
 			if c := job.counts(); c[1] != 8 || c[2] != 6 || c[3] != 1 {
 				t.Errorf("got counts %v, want 8 processed, 6 succeeded, 1 failed", c)
+			}
+		})
+	}
+}
+
+// TestUnprocessedXLSXOnAbort: an XLSX import stopped at its first bad row
+// leaves a workbook of the header and every row after the stored batches,
+// which imports again as it is.
+func TestUnprocessedXLSXOnAbort(t *testing.T) {
+	t.Parallel()
+	for name, open := range resultsSinks(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e, _ := open(t)
+			rows := [][]any{{"sku", "name", "price"}}
+			for i := range 10 {
+				var price any = i
+				if i == 7 {
+					price = "abc"
+				}
+				rows = append(rows, []any{fmt.Sprintf("U-%d", i), fmt.Sprintf("Name %d", i), price})
+			}
+			job := newFileJob(t, "import", "product", "p.xlsx", string(xlsxBytes(t, rows)), map[string]any{"results": true, "onError": "abort"})
+			if err := (&Importer{Entity: e}).Process(context.Background(), job); err == nil {
+				t.Fatal("got nil, want the abort")
+			}
+			b := job.file("unprocessed-p.xlsx")
+			if b == nil {
+				t.Fatal("no unprocessed-p.xlsx")
+			}
+			f, err := excelize.OpenReader(bytes.NewReader(b))
+			if err != nil {
+				t.Fatalf("unprocessed-p.xlsx: %v", err)
+			}
+			got, err := f.GetRows(f.GetSheetName(0))
+			f.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Rows 0-5 are in two stored batches of 3; row 6 waited in the
+			// third, row 7 aborted.
+			want := [][]string{{"sku", "name", "price"}, {"U-6", "Name 6", "6"}, {"U-7", "Name 7", "abc"}, {"U-8", "Name 8", "8"}, {"U-9", "Name 9", "9"}}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("got unprocessed rows %q, want %q", got, want)
+			}
+			again := newFileJob(t, "import", "product", "unprocessed-p.xlsx", string(b), nil)
+			if err := (&Importer{Entity: e}).Process(context.Background(), again); err != nil {
+				t.Fatalf("import the unprocessed file: %v", err)
+			}
+			if c := again.counts(); c[1] != 4 || c[2] != 3 || c[3] != 1 {
+				t.Errorf("import of the unprocessed file: got counts %v, want 4 processed, 3 succeeded, 1 failed", c)
 			}
 		})
 	}
