@@ -96,7 +96,10 @@ func TestLocalUploadOverLimit(t *testing.T) {
 }
 
 // put uploads body to rawURL, with its length announced or (chunked)
-// streamed without one.
+// streamed without one. An announced length goes with "Expect:
+// 100-continue", as S3 clients send it: the server refuses an upload over
+// its limit without reading it and closes the connection, so a client that
+// sent the body at once could see its write reset before it read the 413.
 func put(t testing.TB, rawURL string, body io.Reader, chunked bool) response {
 	t.Helper()
 	if chunked {
@@ -105,6 +108,9 @@ func put(t testing.TB, rawURL string, body io.Reader, chunked bool) response {
 	req, err := http.NewRequest(http.MethodPut, rawURL, body)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !chunked {
+		req.Header.Set("Expect", "100-continue")
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
