@@ -176,11 +176,6 @@ func runDaprSetup(ctx context.Context, workers int) (r splitResult, err error) {
 // shared by the replicas) and the broadcast one (a group per sidecar), on
 // Redis database 0; appPort 0 runs it without an app (publishing only).
 func startSidecar(ctx context.Context, group string, appPort, httpPort int) (func(), error) {
-	bin := os.Getenv("COMMONOPS_DAPRD")
-	if bin == "" {
-		home, _ := os.UserHomeDir()
-		bin = filepath.Join(home, ".cache", "commonops-tools", "daprd")
-	}
 	dir, err := os.MkdirTemp("", "bench-dapr")
 	if err != nil {
 		return nil, err
@@ -212,5 +207,5 @@ spec:
 	if appPort > 0 {
 		args = append(args, "--app-port", strconv.Itoa(appPort))
 	}
-	return launchDaprd(ctx, bin, dir, httpPort, args...)
+	return launchDaprd(ctx, dir, httpPort, args...)
 }

@@ -118,11 +118,6 @@ func claimLatencies(base string, n int) ([]time.Duration, error) {
 
 // startDaprd runs the daprd sidecar with a Redis pub/sub component.
 func startDaprd(ctx context.Context, appPort, httpPort int) (func(), error) {
-	bin := os.Getenv("COMMONOPS_DAPRD")
-	if bin == "" {
-		home, _ := os.UserHomeDir()
-		bin = filepath.Join(home, ".cache", "commonops-tools", "daprd")
-	}
 	dir, err := os.MkdirTemp("", "bench-dapr")
 	if err != nil {
 		return nil, err
@@ -143,15 +138,21 @@ spec:
 	if err := os.WriteFile(filepath.Join(dir, "pubsub.yaml"), []byte(component), 0o644); err != nil {
 		return nil, err
 	}
-	return launchDaprd(ctx, bin, dir, httpPort, "--app-id", "commonops-bench", "--app-port", strconv.Itoa(appPort),
+	return launchDaprd(ctx, dir, httpPort, "--app-id", "commonops-bench", "--app-port", strconv.Itoa(appPort),
 		"--dapr-http-port", strconv.Itoa(httpPort), "--dapr-grpc-port", strconv.Itoa(freePort()),
 		"--metrics-port", strconv.Itoa(freePort()), "--resources-path", dir, "--log-level", "warn")
 }
 
-// launchDaprd runs daprd (bin) with args, its log in dir, and waits up to
-// a minute for its health endpoint on httpPort, then a second more for
-// its subscriptions to settle. It returns how to stop it.
-func launchDaprd(ctx context.Context, bin, dir string, httpPort int, args ...string) (func(), error) {
+// launchDaprd runs daprd ($COMMONOPS_DAPRD, else the one .ci/tools.sh
+// caches) with args, its log in dir, and waits up to a minute for its
+// health endpoint on httpPort, then a second more for its subscriptions to
+// settle. It returns how to stop it.
+func launchDaprd(ctx context.Context, dir string, httpPort int, args ...string) (func(), error) {
+	bin := os.Getenv("COMMONOPS_DAPRD")
+	if bin == "" {
+		home, _ := os.UserHomeDir()
+		bin = filepath.Join(home, ".cache", "commonops-tools", "daprd")
+	}
 	cmd := exec.CommandContext(ctx, bin, args...)
 	logf, _ := os.Create(filepath.Join(dir, "daprd.log"))
 	cmd.Stdout, cmd.Stderr = logf, logf
