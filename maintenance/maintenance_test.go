@@ -357,8 +357,12 @@ func TestTakeoverAfterCrash(t *testing.T) {
 		t.Parallel()
 		svc := &operations.Service{Store: s}
 		quietLog := slog.New(slog.NewTextHandler(io.Discard, nil))
-		a := maintenance.New(maintenance.Config{Service: svc, Holder: "a", LeaderTTL: 300 * time.Millisecond, Logger: quietLog})
-		b := maintenance.New(maintenance.Config{Service: svc, Holder: "b", LeaderTTL: 300 * time.Millisecond, Logger: quietLog})
+		// The TTL is long enough that b's first try, right after a's, finds
+		// a still leading even on a loaded CI machine (300 ms was not: a
+		// race-detector run once took longer between the two ticks).
+		const ttl = 2 * time.Second
+		a := maintenance.New(maintenance.Config{Service: svc, Holder: "a", LeaderTTL: ttl, Logger: quietLog})
+		b := maintenance.New(maintenance.Config{Service: svc, Holder: "b", LeaderTTL: ttl, Logger: quietLog})
 		ctx := context.Background()
 		if lead, err := a.Tick(ctx); err != nil || !lead {
 			t.Fatalf("a: got lead=%v err=%v, want leader", lead, err)
@@ -366,7 +370,7 @@ func TestTakeoverAfterCrash(t *testing.T) {
 		if lead, err := b.Tick(ctx); err != nil || lead {
 			t.Fatalf("b while a leads: got lead=%v err=%v, want follower", lead, err)
 		}
-		deadline := time.Now().Add(3 * time.Second)
+		deadline := time.Now().Add(3 * ttl)
 		for {
 			lead, err := b.Tick(ctx)
 			if err != nil {
@@ -376,7 +380,7 @@ func TestTakeoverAfterCrash(t *testing.T) {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatal("b did not take over within 3s of a's 300ms TTL")
+				t.Fatalf("b did not take over within %s of a's %s TTL", 3*ttl, ttl)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
