@@ -133,6 +133,7 @@ func New(ctx context.Context, cfg Config) (a *App, err error) {
 		TaskTimeouts: cfg.TaskTimeouts,
 	}
 	a.svc.FairWeights, _ = operations.ParseFairWeights(cfg.FairWeights) // checked by Validate
+	a.svc.FairHalfLife = cfg.FairHalfLife
 	limits, _ := operations.ParseFlowLimits(cfg.FlowLimits)
 	if err := a.svc.SeedFlowControls(ctx, limits); err != nil {
 		return nil, err

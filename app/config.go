@@ -180,6 +180,11 @@ type Config struct {
 	// comma-separated TENANT=N; a tenant not named weighs 1. Defaults to
 	// none.
 	FairWeights string
+	// FairHalfLife is how fast a tenant's recent claims fade from its
+	// share of the claims' turns. Defaults to
+	// operations.FairHalfLifeDefault (2s); negative: a share counts the
+	// tenant's running tasks only.
+	FairHalfLife time.Duration
 
 	// PubSub is PubSubEmbedded or PubSubDapr. Defaults to PubSubEmbedded.
 	PubSub string

@@ -28,12 +28,12 @@ func benchFlow(ctx context.Context) error {
 		fmt.Sprintf("loaded: tenant a queues %d, then tenant b 100; idle: b's 100 alone; alone: a's %d alone", *flowTasks, *flowTasks),
 		"wait = started_at − created_at from the database")
 	body := []byte(fmt.Sprintf(`{"taskType":"noop","entityType":"%%s","params":{"sleepMs":%d}}`, *flowSleep))
-	run := func(name string, a, b int) (bWaits []time.Duration, aRate float64, err error) {
+	run := func(name string, a, b int, env ...string) (bWaits []time.Duration, aRate float64, err error) {
 		dbURL, err := freshDatabase(ctx, "commonops_bench_flow_"+name)
 		if err != nil {
 			return nil, 0, err
 		}
-		svc, err := startService(ctx, "COMMONOPS_DATABASE_URL="+dbURL, "COMMONOPS_WORKER_CONCURRENCY=32")
+		svc, err := startService(ctx, append([]string{"COMMONOPS_DATABASE_URL=" + dbURL, "COMMONOPS_WORKER_CONCURRENCY=32"}, env...)...)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -63,13 +63,20 @@ func benchFlow(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("loaded: %w", err)
 	}
+	// The same with shares of running tasks only, for the comparison.
+	loadedRunning, aLoadedRunning, err := run("loaded_running", *flowTasks, 100, "COMMONOPS_FAIR_HALF_LIFE=off")
+	if err != nil {
+		return fmt.Errorf("loaded, running tasks only: %w", err)
+	}
 	_, aAlone, err := run("alone", *flowTasks, 0)
 	if err != nil {
 		return fmt.Errorf("alone: %w", err)
 	}
-	pi, pl := percentile(idle, 0.99), percentile(loaded, 0.99)
+	pi, pl, pr := percentile(idle, 0.99), percentile(loaded, 0.99), percentile(loadedRunning, 0.99)
 	fmt.Printf("tenant b p99 wait: %s behind %d tasks of a, %s on an idle service = %.2f×   goal ≤ 2×: %s\n",
 		ms(pl), *flowTasks, ms(pi), float64(pl)/float64(pi), verdict(float64(pl) <= 2*float64(pi)))
+	fmt.Printf("  with shares of running tasks only (--fair-half-life off): %s = %.2f×; a %.0f tasks/s\n",
+		ms(pr), float64(pr)/float64(pi), aLoadedRunning)
 	fmt.Printf("tenant a throughput: %.0f tasks/s with b, %.0f alone = %.1f%% drop   goal ≤ 10%%: %s\n",
 		aLoaded, aAlone, 100*(1-aLoaded/aAlone), verdict(aLoaded >= 0.9*aAlone))
 

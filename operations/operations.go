@@ -73,6 +73,10 @@ type Service struct {
 	// store.Store.ClaimNext); a tenant not named weighs 1. Defaults to
 	// none.
 	FairWeights map[string]int
+	// FairHalfLife is how fast a tenant's recent claims fade from its
+	// share in the claims' turns (see fairUse). Defaults to
+	// FairHalfLifeDefault; negative: a share counts running tasks only.
+	FairHalfLife time.Duration
 	// MissedRunGrace is how late a schedule's tick may fire and still be on
 	// time; a later tick follows the schedule's missedRuns policy. Defaults
 	// to MissedRunGraceDefault (1m).
@@ -87,6 +91,7 @@ type Service struct {
 
 	quota *quotaCache // made on first use (cache); a Service may be copied before
 	flow  *flowCache  // made on first use (flowCache)
+	use   *fairUse    // made on first use (fairUse)
 }
 
 // now is the current time at the precision both stores keep (microseconds),
@@ -397,7 +402,11 @@ func (s *Service) Claim(ctx context.Context, tenant, id, workerID string, leaseS
 	}
 	now, lease := s.now(), s.lease(leaseSeconds)
 	t, err := s.Store.ClaimTask(ctx, tenant, id, store.ClaimParams{WorkerID: workerID, Lease: lease, Now: now, Kinds: scopeOf(ctx).kinds()})
-	return claimScoped(ctx, t, err)
+	if t, err = claimScoped(ctx, t, err); err != nil {
+		return nil, err
+	}
+	s.recordClaims(t)
+	return t, nil
 }
 
 // ClaimEvent claims, for workerID with the default lease, the task a
@@ -410,8 +419,12 @@ func (s *Service) ClaimEvent(ctx context.Context, ev *commonops.Task, workerID s
 	if err := checkClaim(workerID, 0); err != nil {
 		return nil, err
 	}
-	return s.Store.ClaimTask(ctx, ev.TenantID, ev.ID, store.ClaimParams{WorkerID: workerID, Lease: s.lease(0), Now: s.now(),
+	t, err := s.Store.ClaimTask(ctx, ev.TenantID, ev.ID, store.ClaimParams{WorkerID: workerID, Lease: s.lease(0), Now: s.now(),
 		Kinds: []commonops.Kind{{TaskType: ev.TaskType, EntityType: ev.EntityType}}})
+	if err == nil {
+		s.recordClaims(t)
+	}
+	return t, err
 }
 
 // ClaimNext claims up to limit runnable tasks of the given kinds. The
@@ -422,7 +435,13 @@ func (s *Service) ClaimNext(ctx context.Context, workerID string, kinds []common
 	if err := fe.err(); err != nil {
 		return nil, err
 	}
-	return s.Store.ClaimNext(ctx, store.ClaimParams{WorkerID: workerID, Lease: s.lease(0), Limit: limit, Now: s.now(), Kinds: kinds, Weights: s.FairWeights})
+	claimed, err := s.Store.ClaimNext(ctx, store.ClaimParams{WorkerID: workerID, Lease: s.lease(0), Limit: limit, Now: s.now(), Kinds: kinds,
+		Weights: s.FairWeights, Usage: s.usage()})
+	if err != nil {
+		return nil, err
+	}
+	s.recordClaims(claimed...)
+	return claimed, nil
 }
 
 // Progress records a worker's report and renews its lease. The answer

@@ -400,6 +400,11 @@ type ClaimParams struct {
 	// Weights are the tenants' weights in ClaimNext's turns; a tenant not
 	// named, or named with a weight below 1, weighs 1.
 	Weights map[string]int
+	// Usage is each tenant's recent use, in tasks, that ClaimNext adds to
+	// its running tasks in its share: with it a tenant that has been
+	// claiming steadily yields the next slots to one that has not, beyond
+	// an even split of the running tasks. A tenant not named has none.
+	Usage map[string]float64
 }
 
 // SweepFilter selects tasks across tenants for a maintenance job. Set fields

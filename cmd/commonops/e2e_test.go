@@ -286,6 +286,7 @@ func TestConfigErrors(t *testing.T) {
 		{"s3 without endpoint", []string{"serve", "--storage", "s3"}, nil, "COMMONOPS_S3_ENDPOINT"},
 		{"bad type concurrency", []string{"serve", "--worker-type-concurrency", "import=two"}, nil, `import=two`},
 		{"unknown command", []string{"cook"}, nil, `unknown command "cook"`},
+		{"bad fair half-life", []string{"serve", "--fair-half-life", "never"}, nil, `want a duration such as 2s, or off, got "never"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -320,10 +321,11 @@ func TestReadmeConfigTable(t *testing.T) {
 // masks secrets.
 func TestConfigShowsEffectiveSettings(t *testing.T) {
 	env := map[string]string{
-		"COMMONOPS_DATABASE_URL":  "postgres://app:hunter2@db:5432/ops?sslmode=disable",
-		"COMMONOPS_S3_SECRET_KEY": "s3cr3t-value",
-		"COMMONOPS_LEASE":         "45s",
-		"APP_API_TOKEN":           "dapr-token-value",
+		"COMMONOPS_DATABASE_URL":   "postgres://app:hunter2@db:5432/ops?sslmode=disable",
+		"COMMONOPS_S3_SECRET_KEY":  "s3cr3t-value",
+		"COMMONOPS_LEASE":          "45s",
+		"COMMONOPS_FAIR_HALF_LIFE": "off",
+		"APP_API_TOKEN":            "dapr-token-value",
 	}
 	var out bytes.Buffer
 	err := run(context.Background(), []string{"config", "--shutdown-timeout", "2s"}, func(k string) string { return env[k] }, &out, &out)
@@ -334,6 +336,7 @@ func TestConfigShowsEffectiveSettings(t *testing.T) {
 	for _, want := range []string{
 		"| `--shutdown-timeout` | `COMMONOPS_SHUTDOWN_TIMEOUT` | `2s` | flag | `30s` |",
 		"| `--lease` | `COMMONOPS_LEASE` | `45s` | environment | `30s` |",
+		"| `--fair-half-life` | `COMMONOPS_FAIR_HALF_LIFE` | `off` | environment | `2s` |",
 		"| `--retention-completed` | `COMMONOPS_RETENTION_COMPLETED` | `720h` | default | `720h` |",
 		"`postgres://app:****@db:5432/ops?sslmode=disable` | environment",
 		"| `--s3-secret-key` | `COMMONOPS_S3_SECRET_KEY` | `****` | environment |",

@@ -817,7 +817,8 @@ const kindsWhere = `($5::text[] IS NULL OR EXISTS (
 		  AND (k.entity_type = '*' OR k.entity_type = tasks.entity_type)))`
 
 // claimNextSQL claims up to $4 runnable tasks of the kinds ($5, $6) by the
-// tenants' shares ($8 tenants, $9 their weights), within the flow controls.
+// tenants' shares ($8 tenants, $9 their weights, $10 their recent use),
+// within the flow controls.
 //
 //   - q walks the (tenant, task type) pairs with pending tasks by a loose
 //     index scan of tasks_fair_claim_idx: one index probe per pair, however
@@ -830,7 +831,8 @@ const kindsWhere = `($5::text[] IS NULL OR EXISTS (
 //     then age), no more than $4 nor its room, from tasks_fair_claim_idx
 //     (ordered by the pair first, so no other index serves that order).
 //   - shared ranks each candidate by its tenant's share: (the tenant's
-//     running tasks + the candidate's rank among the tenant's) / weight.
+//     running tasks + the candidate's rank among the tenant's + the
+//     tenant's recent use) / weight.
 //   - c locks the candidates in share order, skipping rows other claimers
 //     hold, keeping within each type's room across tenants. It finds them
 //     by primary key (id = ANY of the picked ids): the planner guesses a
@@ -879,9 +881,10 @@ cand AS (
 ),
 shared AS (
 	SELECT cand.*, (COALESCE((SELECT sum(r.n) FROM run r WHERE r.tenant_id = cand.tenant_id), 0)
-			+ row_number() OVER (PARTITION BY cand.tenant_id ORDER BY cand.priority DESC, cand.created_at, cand.id))::float8
+			+ row_number() OVER (PARTITION BY cand.tenant_id ORDER BY cand.priority DESC, cand.created_at, cand.id)
+			+ COALESCE(w.usage, 0))::float8
 		/ GREATEST(COALESCE(w.weight, 1), 1) AS share
-	FROM cand LEFT JOIN unnest($8::text[], $9::int[]) AS w(tenant_id, weight) ON w.tenant_id = cand.tenant_id
+	FROM cand LEFT JOIN unnest($8::text[], $9::int[], $10::float8[]) AS w(tenant_id, weight, usage) ON w.tenant_id = cand.tenant_id
 ),
 picked AS (
 	SELECT id AS pick_id, share, type_room,
@@ -904,13 +907,23 @@ u AS (
 )` + claimEvents("$7") + `
 SELECT ` + taskColumns + ` FROM u ORDER BY share, priority DESC, created_at, id`
 
-// weightArgs are p.Weights as the two arrays of claimNextSQL's $8 and $9.
-func weightArgs(p store.ClaimParams) (tenants []string, weights []int32) {
-	tenants, weights = []string{}, []int32{}
-	for t, w := range p.Weights {
-		tenants, weights = append(tenants, t), append(weights, int32(max(w, 1)))
+// shareArgs are p.Weights and p.Usage as the three arrays of
+// claimNextSQL's $8, $9 and $10: every tenant either names, with its
+// weight (1 when not set) and its use (0 when not set).
+func shareArgs(p store.ClaimParams) (tenants []string, weights []int32, usage []float64) {
+	tenants, weights, usage = []string{}, []int32{}, []float64{}
+	add := func(t string) {
+		tenants, weights, usage = append(tenants, t), append(weights, int32(max(p.Weights[t], 1))), append(usage, p.Usage[t])
 	}
-	return tenants, weights
+	for t := range p.Weights {
+		add(t)
+	}
+	for t := range p.Usage {
+		if _, ok := p.Weights[t]; !ok {
+			add(t)
+		}
+	}
+	return tenants, weights, usage
 }
 
 // genericPlans makes the claim's statement run on its generic plan, planned
@@ -932,8 +945,8 @@ func (s *Store) ClaimNext(ctx context.Context, p store.ClaimParams) ([]*commonop
 		types = append(types, k.TaskType)
 		entities = append(entities, k.EntityType)
 	}
-	tenants, weights := weightArgs(p)
-	args := []any{p.WorkerID, exp, now, max(p.Limit, 1), types, entities, commonops.Actor(ctx), tenants, weights}
+	tenants, weights, usage := shareArgs(p)
+	args := []any{p.WorkerID, exp, now, max(p.Limit, 1), types, entities, commonops.Actor(ctx), tenants, weights, usage}
 	var claimed []*commonops.Task
 	err := retry(ctx, func() error {
 		b := &pgx.Batch{}

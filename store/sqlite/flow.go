@@ -195,7 +195,7 @@ func (s *Store) ClaimNext(ctx context.Context, p store.ClaimParams) ([]*commonop
 		rank := map[string]int{}
 		for _, t := range cands {
 			rank[t.TenantID]++
-			share[t.ID] = float64(f.runningOf(t.TenantID, "")+rank[t.TenantID]) / float64(max(p.Weights[t.TenantID], 1))
+			share[t.ID] = (float64(f.runningOf(t.TenantID, "")+rank[t.TenantID]) + p.Usage[t.TenantID]) / float64(max(p.Weights[t.TenantID], 1))
 		}
 		slices.SortStableFunc(cands, func(a, b *commonops.Task) int { return cmp.Compare(share[a.ID], share[b.ID]) })
 		taken := map[string]int{}

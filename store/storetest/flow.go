@@ -222,4 +222,23 @@ var flowTests = []test{
 			t.Fatalf("claimed with %s weighing 3: got %v, want 6 and 2", tenantA, c)
 		}
 	}},
+	{"Usage", func(t *testing.T, s store.Store) {
+		for i := range 10 {
+			create(t, s, tenantA, at(i), commonops.CreateInput{})
+			create(t, s, tenantB, at(i), commonops.CreateInput{})
+		}
+		// a's recent use of 4 puts it 4 turns behind b; then they alternate.
+		got := claimNext(t, s, store.ClaimParams{Limit: 6, Now: at(20), Usage: map[string]float64{tenantA: 4}})
+		if c := countBy(got, byTenant); c[tenantA] != 1 || c[tenantB] != 5 {
+			t.Fatalf("claimed with %s's use at 4: got %v, want 1 and 5", tenantA, c)
+		}
+		// The use is divided by the weight with the running tasks: a runs
+		// 1 and weighs 2 with a use of 9.5 (shares (1+9.5+k)/2: 5.75,
+		// 6.25, 6.75, ...), b runs 5 (shares 5+k: 6, 7, ...), so a takes 3
+		// of the next 4.
+		got = claimNext(t, s, store.ClaimParams{Limit: 4, Now: at(20), Weights: map[string]int{tenantA: 2}, Usage: map[string]float64{tenantA: 9.5}})
+		if c := countBy(got, byTenant); c[tenantA] != 3 || c[tenantB] != 1 {
+			t.Fatalf("claimed with %s weighing 2 and its use at 9.5: got %v, want 3 and 1", tenantA, c)
+		}
+	}},
 }
