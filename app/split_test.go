@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -36,8 +37,8 @@ func TestSplitRolesClaimEveryTaskByEvent(t *testing.T) {
 	worker := start(t, workerCfg)
 	api := start(t, apiCfg)
 
-	var slowest time.Duration
-	var event0, poll0 float64 // claims by the end of the first task
+	var delays []time.Duration       // create → claim
+	var event0, poll0, late0 float64 // claims and late events by the end of the first task
 	for i := range tasks {
 		id, err := createNoop(api.URL())
 		if err != nil {
@@ -50,7 +51,7 @@ func TestSplitRolesClaimEveryTaskByEvent(t *testing.T) {
 				t.Fatal(err)
 			}
 			if task.Status == commonops.StatusCompleted {
-				slowest = max(slowest, task.StartedAt.Sub(task.CreatedAt))
+				delays = append(delays, task.StartedAt.Sub(task.CreatedAt))
 				break
 			}
 			if time.Now().After(deadline) {
@@ -64,25 +65,34 @@ func TestSplitRolesClaimEveryTaskByEvent(t *testing.T) {
 			// the second.
 			event0 = metric(t, worker.URL(), `commonops_worker_claims_total{source="event"}`)
 			poll0 = metric(t, worker.URL(), `commonops_worker_claims_total{source="poll"}`)
+			late0 = metric(t, worker.URL(), `commonops_worker_late_events_total`)
 		}
 	}
 	// Each claim follows its create within the NOTIFY round trip and a
 	// relay batch. Without the NOTIFY the worker's relay would find the
-	// API's rows on its own poll, every second, and the slowest of 40
-	// would take most of a second; 500ms leaves room for a busy machine.
-	if slowest > 500*time.Millisecond {
-		t.Errorf("got the slowest create → claim %s, want under 500ms", slowest)
+	// API's rows on its own poll, every second, and the median of 40 would
+	// be about half a second; the median (not the slowest, which a busy
+	// machine can hold up once) under 250ms shows the NOTIFY at work.
+	slices.Sort(delays)
+	median, slowest := delays[len(delays)/2], delays[len(delays)-1]
+	if median > 250*time.Millisecond {
+		t.Errorf("got the median create → claim %s (slowest %s), want under 250ms", median, slowest)
 	}
+	// An event that arrives over worker.LateEvent after its task's change
+	// (a loaded machine) hands its claim to the poller, by design: it
+	// still arrived, and is counted as late. Every other claim after the
+	// first is its event's.
 	event := metric(t, worker.URL(), `commonops_worker_claims_total{source="event"}`)
 	poll := metric(t, worker.URL(), `commonops_worker_claims_total{source="poll"}`)
-	if event+poll != tasks || event-event0 != tasks-1 || poll != poll0 {
-		t.Errorf("got %v event and %v poll claims (%v and %v after the first task), want %d in all, every one after the first by event",
-			event, poll, event-event0, poll-poll0, tasks)
+	late := metric(t, worker.URL(), `commonops_worker_late_events_total`) - late0
+	if event+poll != tasks || event-event0+late < tasks-1 || poll-poll0 > late {
+		t.Errorf("got %v event and %v poll claims (%v and %v after the first task, with %v late events), want %d in all, every one after the first by its event or, when the event was late, by the poller",
+			event, poll, event-event0, poll-poll0, late, tasks)
 	}
 	if got := metric(t, api.URL(), "commonops_outbox_published_total"); got != 0 {
 		t.Errorf("the API process published %v outbox rows to its bus, which has no subscriber; want 0", got)
 	}
-	t.Logf("%v event and %v poll claims; slowest create → claim %s", event, poll, slowest)
+	t.Logf("%v event and %v poll claims, %v late events; create → claim median %s, slowest %s", event, poll, late, median, slowest)
 }
 
 func start(t *testing.T, cfg app.Config) *app.App {
