@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -268,4 +269,52 @@ func setFlow(t *testing.T, cl *http.Client, cb *url.URL, change func(map[string]
 		return
 	}
 	t.Fatal("the browser holds no flow cookie")
+}
+
+// TestOIDCLogInStart: the link sends the browser to the provider with a
+// PKCE S256 challenge, state and nonce, and keeps what the callback checks
+// in a Secure (the public URL is https), HttpOnly, SameSite=Lax cookie on
+// the callback's path.
+func TestOIDCLogInStart(t *testing.T) {
+	t.Parallel()
+	p := oidctest.Start(t, nil)
+	verifier, err := auth.NewOIDC(t.Context(), auth.OIDCConfig{Issuer: p.Issuer(), Audience: oidctest.Audience, HTTPClient: p.HTTPClient()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends := verifier.Endpoints()
+	cons := console.New(console.Config{API: http.NotFoundHandler(), PublicURL: "https://ops.example.com",
+		OIDC: &console.OIDC{Issuer: p.Issuer(), ClientID: "console", AuthURL: ends.Authorization, TokenURL: ends.Token, Verifier: verifier}})
+	for next, want := range map[string]string{"/console/queues": "/console/queues", "//elsewhere.example/": "/console/tasks"} {
+		rec := httptest.NewRecorder()
+		cons.ServeHTTP(rec, httptest.NewRequest("GET", "/console/oidc/login?next="+url.QueryEscape(next), nil))
+		resp := rec.Result()
+		to, err := resp.Location()
+		if resp.StatusCode != http.StatusSeeOther || err != nil || to.Scheme+"://"+to.Host+to.Path != ends.Authorization {
+			t.Fatalf("start: got %d to %v, want 303 to %s", resp.StatusCode, to, ends.Authorization)
+		}
+		cks := resp.Cookies()
+		if len(cks) != 1 || !cks[0].Secure || !cks[0].HttpOnly || cks[0].SameSite != http.SameSiteLaxMode || cks[0].Path != "/console/oidc/" || cks[0].MaxAge != 600 {
+			t.Fatalf("flow cookie: got %+v, want one Secure, HttpOnly, SameSite=Lax cookie on /console/oidc/ for 10 minutes", cks)
+		}
+		raw, _ := base64.RawURLEncoding.DecodeString(cks[0].Value)
+		var f struct{ S, N, V, Next string }
+		if err := json.Unmarshal(raw, &f); err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256([]byte(f.V))
+		q := to.Query()
+		for param, want := range map[string]string{
+			"response_type": "code", "client_id": "console", "scope": "openid",
+			"redirect_uri": "https://ops.example.com/console/oidc/callback", "state": f.S, "nonce": f.N,
+			"code_challenge_method": "S256", "code_challenge": base64.RawURLEncoding.EncodeToString(sum[:]),
+		} {
+			if got := q.Get(param); got != want || want == "" {
+				t.Errorf("authorization request %s: got %q, want %q", param, got, want)
+			}
+		}
+		if f.Next != want {
+			t.Errorf("next=%q: the flow returns to %q, want %q", next, f.Next, want)
+		}
+	}
 }
