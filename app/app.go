@@ -247,6 +247,10 @@ func New(ctx context.Context, cfg Config) (a *App, err error) {
 		if err != nil {
 			return nil, err
 		}
+		if consoleOIDC != nil {
+			a.log.Info("console log-in with the OIDC issuer: register this redirect URI for its client",
+				"issuer", consoleOIDC.Issuer, "clientId", consoleOIDC.ClientID, "redirectUri", console.CallbackURL(a.publicURL))
+		}
 		// The console calls the API handler it is mounted in, as its user.
 		var api http.Handler
 		cons := console.New(console.Config{API: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { api.ServeHTTP(w, r) }),

@@ -138,20 +138,22 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	refuse := func(status int, msg string) {
 		c.render(w, r, status, "login", page{Title: "Log in", Data: c.loginData(next, "", msg)})
 	}
+	if flowErr != nil {
+		refuse(http.StatusBadRequest, "this log-in was not begun here, or took longer than "+flowTTL.String()+": log in again")
+		return
+	}
+	// The state is checked first, on errors too: the text of an error
+	// shown on this page must come from the provider this log-in went to.
+	if subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(f.State)) != 1 {
+		refuse(http.StatusBadRequest, "the identity provider's answer does not match this log-in (state): log in again")
+		return
+	}
 	if e := q.Get("error"); e != "" {
 		msg := "the identity provider refused the log-in (" + e + ")"
 		if d := q.Get("error_description"); d != "" {
 			msg += ": " + d
 		}
 		refuse(http.StatusUnauthorized, msg)
-		return
-	}
-	if flowErr != nil {
-		refuse(http.StatusBadRequest, "this log-in was not begun here, or took longer than "+flowTTL.String()+": log in again")
-		return
-	}
-	if subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(f.State)) != 1 {
-		refuse(http.StatusBadRequest, "the identity provider's answer does not match this log-in (state): log in again")
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), exchangeTimeout)

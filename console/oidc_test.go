@@ -182,6 +182,13 @@ func TestOIDCCallbackRefusals(t *testing.T) {
 			},
 			status: http.StatusUnauthorized, says: "the identity provider refused the log-in (access_denied): the user said no",
 		},
+		"provider refused, another state": {
+			callback: func(t *testing.T, _ *http.Client, cb *url.URL) string {
+				q := url.Values{"error": {"access_denied"}, "error_description": {"call 555-0100 to log in"}, "state": {"forged"}}
+				return cb.Scheme + "://" + cb.Host + cb.Path + "?" + q.Encode()
+			},
+			status: http.StatusBadRequest, says: "does not match this log-in (state)",
+		},
 		"wrong state": {
 			callback: func(t *testing.T, _ *http.Client, cb *url.URL) string {
 				q := cb.Query()
