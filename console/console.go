@@ -8,9 +8,9 @@
 // cookie limited to /console/), the access token an OpenID Provider issued
 // them at an OIDC log-in (in the same cookie, SameSite=Lax: see oidc.go)
 // or, when the API runs without authentication, with the request's own
-// identity headers. So the
-// console's identities, roles and tenant scoping are the API's, and a
-// change to the API's policies changes the console with them.
+// identity headers. So the console's identities, roles and tenant scoping
+// are the API's, and a change to the API's policies changes the console
+// with them.
 package console
 
 import (
