@@ -22,7 +22,8 @@ import (
 )
 
 // oidcSite is the API in the oidc mode with the console's OIDC log-in,
-// against a real OP with one person, ada (tenant acme, viewer).
+// against a real OP with two people: ada (tenant acme, viewer) and nemo,
+// whose tokens name no tenant.
 type oidcSite struct {
 	op   *oidctest.Provider
 	base string
@@ -32,6 +33,7 @@ func newOIDCSite(t *testing.T) *oidcSite {
 	t.Helper()
 	p := oidctest.Start(t, nil)
 	p.User("ada", "ada-password", map[string]any{"tenant": "acme", "roles": []string{"viewer"}})
+	p.User("nemo", "nemo-password", map[string]any{"roles": []string{"viewer"}})
 	verifier, err := auth.NewOIDC(t.Context(), auth.OIDCConfig{Issuer: p.Issuer(), Audience: oidctest.Audience, HTTPClient: p.HTTPClient()})
 	if err != nil {
 		t.Fatal(err)
@@ -76,9 +78,9 @@ func (s *oidcSite) client(t *testing.T) *http.Client {
 		}}
 }
 
-// begin starts a log-in and logs ada in at the OP; it returns the
+// begin starts a log-in and logs user in at the OP; it returns the
 // callback URL the OP sends the browser to, with its code and state.
-func (s *oidcSite) begin(t *testing.T, c *http.Client) *url.URL {
+func (s *oidcSite) begin(t *testing.T, c *http.Client, user string) *url.URL {
 	t.Helper()
 	resp, err := c.Get(s.base + "/console/oidc/login?next=/console/queues")
 	if err != nil {
@@ -89,7 +91,7 @@ func (s *oidcSite) begin(t *testing.T, c *http.Client) *url.URL {
 	if resp.StatusCode != http.StatusOK || id == "" {
 		t.Fatalf("log-in start: got %d at %s, want the OP's log-in page", resp.StatusCode, resp.Request.URL)
 	}
-	resp, err = c.PostForm(s.op.Issuer()+"/login/username", url.Values{"id": {id}, "username": {"ada"}, "password": {"ada-password"}})
+	resp, err = c.PostForm(s.op.Issuer()+"/login/username", url.Values{"id": {id}, "username": {user}, "password": {user + "-password"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +132,7 @@ func TestOIDCLogInWithoutBrowser(t *testing.T) {
 	t.Parallel()
 	s := newOIDCSite(t)
 	c := s.client(t)
-	cb := s.begin(t, c)
+	cb := s.begin(t, c, "ada")
 	resp, body := callback(t, c, cb.String())
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/console/queues" {
 		t.Fatalf("callback: got %d to %q, want 303 to /console/queues: %s", resp.StatusCode, resp.Header.Get("Location"), body)
@@ -172,9 +174,15 @@ func TestOIDCCallbackRefusals(t *testing.T) {
 		// callback turns the OP's answer into the one the console gets,
 		// and may change the browser's flow cookie.
 		callback func(t *testing.T, cl *http.Client, cb *url.URL) string
+		user     string // who logs in at the OP; ada when ""
 		status   int
 		says     string
 	}{
+		"a token the API refuses": {
+			callback: func(t *testing.T, _ *http.Client, cb *url.URL) string { return cb.String() },
+			user:     "nemo",
+			status:   http.StatusUnauthorized, says: "the API did not accept the identity provider&#39;s access token: token has no tenant",
+		},
 		"provider refused": {
 			callback: func(t *testing.T, _ *http.Client, cb *url.URL) string {
 				q := url.Values{"error": {"access_denied"}, "error_description": {"the user said no"}, "state": {cb.Query().Get("state")}}
@@ -240,7 +248,11 @@ func TestOIDCCallbackRefusals(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			cl := s.client(t)
-			to := c.callback(t, cl, s.begin(t, cl))
+			user := c.user
+			if user == "" {
+				user = "ada"
+			}
+			to := c.callback(t, cl, s.begin(t, cl, user))
 			resp, body := callback(t, cl, to)
 			if resp.StatusCode != c.status || !strings.Contains(body, c.says) {
 				t.Fatalf("got %d, want %d with %q on the log-in page:\n%s", resp.StatusCode, c.status, c.says, body)
