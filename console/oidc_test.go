@@ -132,8 +132,18 @@ func TestOIDCLogInWithoutBrowser(t *testing.T) {
 	t.Parallel()
 	s := newOIDCSite(t)
 	c := s.client(t)
+	// The log-in page offers the provider, back to the page asked for, and
+	// keeps to the console's CSP (no inline style or script).
+	resp, body := callback(t, c, s.base+"/console/login?next=/console/queues")
+	link := `href="/console/oidc/login?next=%2Fconsole%2Fqueues"`
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, link) || !strings.Contains(body, "Log in with "+strings.TrimPrefix(s.op.Issuer(), "https://")) {
+		t.Fatalf("log-in page: got %d, want 200 with a link %s naming the provider:\n%s", resp.StatusCode, link, body)
+	}
+	if strings.Contains(body, " style=") || strings.Contains(body, "<script>") {
+		t.Fatalf("log-in page: got inline style or script, which the CSP refuses")
+	}
 	cb := s.begin(t, c, "ada")
-	resp, body := callback(t, c, cb.String())
+	resp, body = callback(t, c, cb.String())
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/console/queues" {
 		t.Fatalf("callback: got %d to %q, want 303 to /console/queues: %s", resp.StatusCode, resp.Header.Get("Location"), body)
 	}
