@@ -19,6 +19,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -238,13 +240,22 @@ func New(ctx context.Context, cfg Config) (a *App, err error) {
 	metrics := promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg})
 	if a.roles[RoleAPI] {
 		a.feed = feed.New(a.svc, feed.Config{Logger: a.log})
-		authn, err := a.authenticator(ctx)
+		authn, verifier, err := a.authenticator(ctx)
 		if err != nil {
 			return nil, err
 		}
+		consoleOIDC, err := a.consoleOIDC(verifier)
+		if err != nil {
+			return nil, err
+		}
+		if consoleOIDC != nil {
+			a.log.Info("console log-in with the OIDC issuer: register this redirect URI for its client",
+				"issuer", consoleOIDC.Issuer, "clientId", consoleOIDC.ClientID, "redirectUri", console.CallbackURL(a.publicURL))
+		}
 		// The console calls the API handler it is mounted in, as its user.
 		var api http.Handler
-		cons := console.New(console.Config{API: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { api.ServeHTTP(w, r) }), Logger: a.log})
+		cons := console.New(console.Config{API: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { api.ServeHTTP(w, r) }),
+			Logger: a.log, PublicURL: a.publicURL, OIDC: consoleOIDC})
 		api = httpapi.NewServer(httpapi.Config{
 			Service: a.svc, Checks: checks, Files: files, Metrics: metrics, Feed: a.feed, Console: cons,
 			MaxStreams: cfg.MaxStreams, MaxTenantStreams: cfg.MaxTenantStreams,
@@ -526,11 +537,12 @@ func (a *App) close() {
 }
 
 // authenticator is the API's Authenticator for cfg.Auth, nil in the none
-// mode; it keeps the API keys' verifier, which Start and Stop run.
-func (a *App) authenticator(ctx context.Context) (*auth.Authenticator, error) {
+// mode, with its OIDC verifier in the oidc mode; it keeps the API keys'
+// verifier, which Start and Stop run.
+func (a *App) authenticator(ctx context.Context) (*auth.Authenticator, *auth.OIDC, error) {
 	cfg := a.cfg
 	if cfg.Auth == string(auth.ModeNone) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	a.keys = auth.NewKeys(a.store, auth.KeysConfig{Logger: a.log})
 	ac := auth.Config{
@@ -547,9 +559,38 @@ func (a *App) authenticator(ctx context.Context) (*auth.Authenticator, error) {
 			PlatformAdminRole: cfg.PlatformAdminRole, HTTPClient: cfg.OIDCHTTPClient,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("oidc issuer %s: %w", cfg.OIDCIssuer, err)
+			return nil, nil, fmt.Errorf("oidc issuer %s: %w", cfg.OIDCIssuer, err)
 		}
 		ac.OIDC = o
 	}
-	return auth.NewAuthenticator(ac)
+	authn, err := auth.NewAuthenticator(ac)
+	return authn, ac.OIDC, err
+}
+
+// consoleOIDC is the console's log-in with the issuer verifier trusts,
+// nil without a console client (or outside the oidc mode).
+func (a *App) consoleOIDC(verifier *auth.OIDC) (*console.OIDC, error) {
+	cfg := a.cfg
+	if verifier == nil || cfg.OIDCConsoleClientID == "" {
+		return nil, nil
+	}
+	ends := verifier.Endpoints()
+	if ends.Authorization == "" || ends.Token == "" {
+		return nil, fmt.Errorf("oidc-console-client-id: issuer %s advertises no authorization_endpoint or token_endpoint, which the console's log-in needs", cfg.OIDCIssuer)
+	}
+	return &console.OIDC{
+		Issuer: verifier.Issuer(), ClientID: cfg.OIDCConsoleClientID, ClientSecret: cfg.OIDCConsoleClientSecret,
+		AuthURL: ends.Authorization, TokenURL: ends.Token, Scopes: consoleScopes(cfg.OIDCConsoleScopes),
+		Verifier: verifier, HTTPClient: cfg.OIDCHTTPClient,
+	}, nil
+}
+
+// consoleScopes reads a space or comma list of scopes; openid is always
+// among them, as the log-in checks an ID token.
+func consoleScopes(s string) []string {
+	scopes := strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == ',' })
+	if !slices.Contains(scopes, "openid") {
+		scopes = append([]string{"openid"}, scopes...)
+	}
+	return scopes
 }

@@ -241,8 +241,19 @@ type Config struct {
 	// OIDCTaskTypesClaim name the token claims of the principal. Default to
 	// tenant, sub, roles and task_types.
 	OIDCTenantClaim, OIDCSubjectClaim, OIDCRolesClaim, OIDCTaskTypesClaim string
-	// OIDCHTTPClient fetches the issuer's discovery document and keys: set
-	// it to trust a private CA (tests, an in-house issuer). Not a flag.
+	// OIDCConsoleClientID and OIDCConsoleClientSecret are the console's
+	// client at the issuer (oidc mode): with an ID, the console's log-in
+	// page offers a log-in with the issuer (authorization code flow with
+	// PKCE; register the redirect URI PublicURL + /console/oidc/callback).
+	// The secret is "" for a public client. Default to "": API keys only.
+	OIDCConsoleClientID, OIDCConsoleClientSecret string
+	// OIDCConsoleScopes are the scopes (space or comma list) the console
+	// asks for at log-in; the issuer's access tokens must then carry the
+	// audience and claims above. Defaults to "openid".
+	OIDCConsoleScopes string
+	// OIDCHTTPClient fetches the issuer's discovery document and keys and
+	// makes the console's code exchanges: set it to trust a private CA
+	// (tests, an in-house issuer). Not a flag.
 	// Defaults to nil: a client with a 10s timeout.
 	OIDCHTTPClient *http.Client
 	// RateLimit is the requests per second one caller (API key, token
@@ -445,6 +456,9 @@ func (c Config) Validate() error {
 		}
 	default:
 		return fmt.Errorf("auth: want none, gateway or oidc, got %q", c.Auth)
+	}
+	if c.OIDCConsoleClientID != "" && auth.Mode(c.Auth) != auth.ModeOIDC {
+		return fmt.Errorf("oidc-console-client-id needs auth oidc (COMMONOPS_AUTH=oidc), got auth %s", c.Auth)
 	}
 	for name, n := range c.WorkerTypeConcurrency {
 		if name == "" || n < 1 {

@@ -126,3 +126,21 @@ func TestValidatorsFollowTheRoles(t *testing.T) {
 		t.Errorf("with a registered orders export: got %v, want the task created", err)
 	}
 }
+
+// The console's OIDC client is a setting of the oidc mode: anywhere else it
+// would be silently ignored, so it is refused, naming the flag.
+func TestConsoleClientNeedsOIDC(t *testing.T) {
+	t.Parallel()
+	for _, cfg := range []app.Config{
+		{OIDCConsoleClientID: "console"},
+		{Auth: "gateway", GatewaySecret: "secret", OIDCConsoleClientID: "console"},
+	} {
+		err := cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), "oidc-console-client-id needs auth oidc") {
+			t.Errorf("auth %q with a console client: got %v, want it refused naming oidc-console-client-id", cfg.Auth, err)
+		}
+	}
+	if err := (app.Config{Auth: "oidc", OIDCIssuer: "https://issuer.example", OIDCConsoleClientID: "console"}).Validate(); err != nil {
+		t.Errorf("auth oidc with a console client: got %v, want it valid", err)
+	}
+}

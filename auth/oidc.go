@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -97,6 +98,7 @@ type OIDCConfig struct {
 type OIDC struct {
 	cfg        OIDCConfig
 	jwksURL    string
+	endpoints  OIDCEndpoints
 	algorithms []jose.SignatureAlgorithm
 	now        func() time.Time
 	verified   *lru.Cache[[sha256.Size]byte, verifiedToken]
@@ -163,6 +165,7 @@ func (o *OIDC) discover(ctx context.Context) error {
 		Issuer     string                    `json:"issuer"`
 		JWKSURI    string                    `json:"jwks_uri"`
 		Algorithms []jose.SignatureAlgorithm `json:"id_token_signing_alg_values_supported"`
+		OIDCEndpoints
 	}
 	if err := o.getJSON(ctx, url, &doc); err != nil {
 		return fmt.Errorf("oidc discovery: %w", err)
@@ -174,6 +177,7 @@ func (o *OIDC) discover(ctx context.Context) error {
 		return fmt.Errorf("oidc discovery: %s has no jwks_uri", url)
 	}
 	o.jwksURL = doc.JWKSURI
+	o.endpoints = doc.OIDCEndpoints
 	o.algorithms = asymmetricAlgorithms
 	if len(doc.Algorithms) > 0 {
 		o.algorithms = nil
@@ -262,19 +266,34 @@ func (o *OIDC) Verify(ctx context.Context, rawToken string) (*Principal, error) 
 // verify is Verify without the cache: signature, then claims, then the
 // principal. It returns the token's exp with the principal.
 func (o *OIDC) verify(ctx context.Context, rawToken string) (*Principal, time.Time, error) {
+	std, claims, err := o.verifySigned(ctx, rawToken, o.cfg.Audience)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	p, err := o.principal(claims)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	return p, std.Expiry.Time(), nil
+}
+
+// verifySigned checks a JWT's signature with the issuer's keys and its
+// registered claims (issuer, audience, exp, nbf, iat), and returns its
+// claims.
+func (o *OIDC) verifySigned(ctx context.Context, rawToken, audience string) (jwt.Claims, map[string]any, error) {
+	var std jwt.Claims
 	tok, err := jwt.ParseSigned(rawToken, o.algorithms)
 	if err != nil {
 		if algErr, ok := errors.AsType[*jose.ErrUnexpectedSignatureAlgorithm](err); ok {
-			return nil, time.Time{}, unauthorized(err, "token algorithm %q is not accepted (want one of %v)", algErr.Got, o.algorithms)
+			return std, nil, unauthorized(err, "token algorithm %q is not accepted (want one of %v)", algErr.Got, o.algorithms)
 		}
-		return nil, time.Time{}, unauthorized(err, "malformed bearer token")
+		return std, nil, unauthorized(err, "malformed bearer token")
 	}
 	header := tok.Headers[0]
 	keys, err := o.keysFor(ctx, header.KeyID)
 	if err != nil {
-		return nil, time.Time{}, err
+		return std, nil, err
 	}
-	var std jwt.Claims
 	var claims map[string]any
 	for _, key := range keys { // never empty: keysFor says why instead
 		if key.Algorithm != "" && key.Algorithm != header.Algorithm {
@@ -286,34 +305,64 @@ func (o *OIDC) verify(ctx context.Context, rawToken string) (*Principal, time.Ti
 		}
 	}
 	if err != nil {
-		return nil, time.Time{}, unauthorized(err, "token signature does not verify")
+		return std, nil, unauthorized(err, "token signature does not verify")
 	}
 
 	now := o.now()
-	err = std.ValidateWithLeeway(jwt.Expected{Issuer: o.cfg.Issuer, AnyAudience: []string{o.cfg.Audience}, Time: now}, o.cfg.ClockSkew)
+	err = std.ValidateWithLeeway(jwt.Expected{Issuer: o.cfg.Issuer, AnyAudience: []string{audience}, Time: now}, o.cfg.ClockSkew)
 	switch {
 	case errors.Is(err, jwt.ErrInvalidIssuer):
-		return nil, time.Time{}, unauthorized(err, "token issued by %q, want %q", std.Issuer, o.cfg.Issuer)
+		return std, nil, unauthorized(err, "token issued by %q, want %q", std.Issuer, o.cfg.Issuer)
 	case errors.Is(err, jwt.ErrInvalidAudience):
-		return nil, time.Time{}, unauthorized(err, "token is for audience %q, want %q", []string(std.Audience), o.cfg.Audience)
+		return std, nil, unauthorized(err, "token is for audience %q, want %q", []string(std.Audience), audience)
 	case errors.Is(err, jwt.ErrExpired):
-		return nil, time.Time{}, unauthorized(err, "token expired at %s", std.Expiry.Time().UTC().Format(time.RFC3339))
+		return std, nil, unauthorized(err, "token expired at %s", std.Expiry.Time().UTC().Format(time.RFC3339))
 	case errors.Is(err, jwt.ErrNotValidYet):
-		return nil, time.Time{}, unauthorized(err, "token not valid before %s", std.NotBefore.Time().UTC().Format(time.RFC3339))
+		return std, nil, unauthorized(err, "token not valid before %s", std.NotBefore.Time().UTC().Format(time.RFC3339))
 	case errors.Is(err, jwt.ErrIssuedInTheFuture):
-		return nil, time.Time{}, unauthorized(err, "token issued in the future, at %s", std.IssuedAt.Time().UTC().Format(time.RFC3339))
+		return std, nil, unauthorized(err, "token issued in the future, at %s", std.IssuedAt.Time().UTC().Format(time.RFC3339))
 	case err != nil:
-		return nil, time.Time{}, unauthorized(err, "token claims do not validate")
+		return std, nil, unauthorized(err, "token claims do not validate")
 	case std.Expiry == nil:
-		return nil, time.Time{}, unauthorized(nil, "token has no exp")
+		return std, nil, unauthorized(nil, "token has no exp")
 	}
-
-	p, err := o.principal(claims)
-	if err != nil {
-		return nil, time.Time{}, err
-	}
-	return p, std.Expiry.Time(), nil
+	return std, claims, nil
 }
+
+// VerifyIDToken checks an ID token the issuer returned to clientID at the
+// end of a log-in (OpenID Connect Core 3.1.3.7): signature, issuer, an
+// audience naming clientID (and, when it names others too, azp naming
+// clientID), the times, and the nonce the log-in sent. An ID token is
+// never a bearer token of the API: only the access token is.
+func (o *OIDC) VerifyIDToken(ctx context.Context, rawToken, clientID, nonce string) error {
+	std, claims, err := o.verifySigned(ctx, rawToken, clientID)
+	if err != nil {
+		return err
+	}
+	if azp, _ := claims["azp"].(string); len(std.Audience) > 1 && azp != clientID {
+		return unauthorized(nil, "ID token for several audiences is authorized for %q, want %q", azp, clientID)
+	}
+	got, _ := claims["nonce"].(string)
+	if nonce == "" || subtle.ConstantTimeCompare([]byte(got), []byte(nonce)) != 1 {
+		return unauthorized(nil, "ID token nonce does not match the log-in's")
+	}
+	return nil
+}
+
+// OIDCEndpoints are the issuer's endpoints a log-in uses, from its
+// discovery document.
+type OIDCEndpoints struct {
+	Authorization string `json:"authorization_endpoint"`
+	Token         string `json:"token_endpoint"`
+	// EndSession is "" when the issuer advertises none.
+	EndSession string `json:"end_session_endpoint"`
+}
+
+// Endpoints are the issuer's log-in endpoints, as discovered at start.
+func (o *OIDC) Endpoints() OIDCEndpoints { return o.endpoints }
+
+// Issuer is the issuer whose tokens o verifies.
+func (o *OIDC) Issuer() string { return o.cfg.Issuer }
 
 // keysFor returns the keys a token with kid may be signed with: the one key
 // with that kid, or every key when the token names none. An unknown kid, or

@@ -440,3 +440,43 @@ func BenchmarkOIDCVerify(b *testing.B) {
 		}
 	})
 }
+
+// TestOIDCVerifyIDToken: an ID token of a log-in verifies with the issuer's
+// keys for the client that asked and the nonce it sent; anything else is
+// refused, saying why.
+func TestOIDCVerifyIDToken(t *testing.T) {
+	t.Parallel()
+	p := oidctest.Start(t, nil)
+	o, _ := newTestOIDC(t, p, oidcConfig(p))
+	idToken := func(change func(map[string]any)) string {
+		c := p.Claims()
+		c["aud"], c["nonce"] = []string{"console"}, "the-nonce"
+		if change != nil {
+			change(c)
+		}
+		return p.Sign(t, p.SigningKey(), c)
+	}
+	if err := o.VerifyIDToken(t.Context(), idToken(nil), "console", "the-nonce"); err != nil {
+		t.Fatalf("got %v, want the ID token verified", err)
+	}
+	if err := o.VerifyIDToken(t.Context(), idToken(func(c map[string]any) { c["aud"], c["azp"] = []string{"console", oidctest.Audience}, "console" }), "console", "the-nonce"); err != nil {
+		t.Fatalf("for the client and the API, authorized for the client: got %v, want it verified", err)
+	}
+	for name, c := range map[string]struct {
+		token, nonce, want string
+	}{
+		"another nonce":      {idToken(nil), "my-nonce", "ID token nonce does not match"},
+		"no nonce":           {idToken(func(c map[string]any) { delete(c, "nonce") }), "the-nonce", "ID token nonce does not match"},
+		"no nonce expected":  {idToken(func(c map[string]any) { c["nonce"] = "" }), "", "ID token nonce does not match"},
+		"another client":     {idToken(func(c map[string]any) { c["aud"] = []string{"other"} }), "the-nonce", "token is for audience"},
+		"another azp":        {idToken(func(c map[string]any) { c["aud"], c["azp"] = []string{"console", "other"}, "other" }), "the-nonce", "ID token for several audiences is authorized for \"other\""},
+		"several, no azp":    {idToken(func(c map[string]any) { c["aud"] = []string{"console", "other"} }), "the-nonce", "ID token for several audiences"},
+		"expired":            {idToken(func(c map[string]any) { c["exp"] = time.Now().Add(-time.Hour).Unix() }), "the-nonce", "token expired"},
+		"another issuer":     {idToken(func(c map[string]any) { c["iss"] = "https://elsewhere.example" }), "the-nonce", "token issued by"},
+		"an unpublished key": {p.Sign(t, oidctest.NewKey("unpublished", oidctest.RSAKeys()[0]), p.Claims()), "the-nonce", "token signed with unknown key"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			wantUnauthorized(t, o.VerifyIDToken(t.Context(), c.token, "console", c.nonce), c.want)
+		})
+	}
+}

@@ -5,10 +5,12 @@
 // The console holds no privileges of its own. Every page and every action
 // goes through the API handler it is given, as the person using it: with
 // the API key they logged in with (kept in an HttpOnly, SameSite=Strict
-// cookie limited to /console/) or, when the API runs without
-// authentication, with the request's own identity headers. So the
-// console's identities, roles and tenant scoping are the API's, and a
-// change to the API's policies changes the console with them.
+// cookie limited to /console/), the access token an OpenID Provider issued
+// them at an OIDC log-in (in the same cookie, SameSite=Lax: see oidc.go)
+// or, when the API runs without authentication, with the request's own
+// identity headers. So the console's identities, roles and tenant scoping
+// are the API's, and a change to the API's policies changes the console
+// with them.
 package console
 
 import (
@@ -36,7 +38,8 @@ const Prefix = "/console/"
 // apiPrefix is where the API the console calls lives.
 const apiPrefix = "/api/v1/operations"
 
-// CookieName holds the API key of a console log-in.
+// CookieName holds the credential of a console log-in: an API key or an
+// OIDC access token.
 const CookieName = "commonops_console"
 
 // csp is the console's Content-Security-Policy: scripts, styles and
@@ -53,14 +56,24 @@ type Config struct {
 	// Logger receives the errors of pages that could not be rendered.
 	// Defaults to slog.Default().
 	Logger *slog.Logger
+	// PublicURL is the base URL browsers reach the service at: the OIDC
+	// redirect URI is under it, and when it is https the log-in cookies
+	// are Secure even behind a proxy that ends TLS. Required with OIDC.
+	// Defaults to "": cookies are Secure on TLS requests.
+	PublicURL string
+	// OIDC, when set, offers a log-in with an OpenID Provider beside the
+	// API key's. Defaults to nil: API keys only.
+	OIDC *OIDC
 }
 
 // Console serves the pages, their assets and the API proxy.
 type Console struct {
-	api  http.Handler
-	log  *slog.Logger
-	tmpl map[string]*template.Template
-	mux  *http.ServeMux
+	api         http.Handler
+	log         *slog.Logger
+	tmpl        map[string]*template.Template
+	mux         *http.ServeMux
+	httpsPublic bool       // the public URL is https
+	oidc        *oidcLogin // nil without an OIDC log-in
 }
 
 // New returns the console's handler, to mount at Prefix. Cross-origin
@@ -70,9 +83,15 @@ func New(cfg Config) http.Handler {
 	if cfg.API == nil {
 		panic("console: Config.API is required")
 	}
-	c := &Console{api: cfg.API, log: cfg.Logger, tmpl: map[string]*template.Template{}, mux: http.NewServeMux()}
+	c := &Console{api: cfg.API, log: cfg.Logger, tmpl: map[string]*template.Template{}, mux: http.NewServeMux(),
+		httpsPublic: strings.HasPrefix(cfg.PublicURL, "https://")}
 	if c.log == nil {
 		c.log = slog.Default()
+	}
+	if cfg.OIDC != nil {
+		c.oidc = newOIDCLogin(*cfg.OIDC, cfg.PublicURL)
+		c.mux.HandleFunc("GET "+Prefix+"oidc/login", c.oidcStart)
+		c.mux.HandleFunc("GET "+Prefix+"oidc/callback", c.oidcCallback)
 	}
 	for _, page := range []string{"tasks", "task", "new", "queues", "login", "error"} {
 		c.tmpl[page] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+page+".html"))
@@ -108,6 +127,10 @@ func New(cfg Config) http.Handler {
 		c.mux.ServeHTTP(w, r)
 	}))
 }
+
+// secure tells whether r's cookies are to be Secure: the browser reached
+// the console over https.
+func (c *Console) secure(r *http.Request) bool { return r.TLS != nil || c.httpsPublic }
 
 // writeProblem answers an RFC 9457 problem document.
 func writeProblem(w http.ResponseWriter, status int, title, detail string) {

@@ -65,12 +65,27 @@ func prettyJSON(raw json.RawMessage) string {
 }
 
 func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
-	c.render(w, r, http.StatusOK, "login", page{Title: "Log in", Data: loginData{Next: safeNext(r.URL.Query().Get("next"))}})
+	c.render(w, r, http.StatusOK, "login", page{Title: "Log in", Data: c.loginData(safeNext(r.URL.Query().Get("next")), "", "")})
 }
 
 type loginData struct {
 	Next  string
-	Error string
+	Error string // of the API key form
+	// Provider names the OpenID Provider to log in with; "" for none.
+	Provider string
+	// OIDCLink begins a log-in with it, back to Next.
+	OIDCLink string
+	// OIDCError says why an OIDC log-in failed.
+	OIDCError string
+}
+
+func (c *Console) loginData(next, keyErr, oidcErr string) loginData {
+	d := loginData{Next: next, Error: keyErr, OIDCError: oidcErr}
+	if c.oidc != nil {
+		d.Provider = c.oidc.provider
+		d.OIDCLink = Prefix + "oidc/login?next=" + url.QueryEscape(next)
+	}
+	return d
 }
 
 // safeNext keeps a redirect after log-in inside the console.
@@ -87,12 +102,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
 	key := strings.TrimSpace(r.PostFormValue("key"))
 	next := safeNext(r.PostFormValue("next"))
-	probe := r.Clone(r.Context())
-	probe.Header = r.Header.Clone()
-	probe.Header.Del("Cookie")
-	probe.AddCookie(&http.Cookie{Name: CookieName, Value: key})
-	var out any
-	err := c.get(probe, apiPrefix+"/tasks?pageSize=1", &out)
+	err := c.probe(r, key)
 	if key == "" || err != nil {
 		msg := "the key was not accepted"
 		if ae, ok := err.(*apiError); ok && ae.Status != http.StatusUnauthorized && ae.Detail != "" {
@@ -101,15 +111,26 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		if key == "" {
 			msg = "enter an API key"
 		}
-		c.render(w, r, http.StatusUnauthorized, "login", page{Title: "Log in", Data: loginData{Next: next, Error: msg}})
+		c.render(w, r, http.StatusUnauthorized, "login", page{Title: "Log in", Data: c.loginData(next, msg, "")})
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: key, Path: Prefix, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: key, Path: Prefix, HttpOnly: true, Secure: c.secure(r), SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
+// probe asks the API whether it accepts credential (a list of one task),
+// as the console would send it on r's behalf.
+func (c *Console) probe(r *http.Request, credential string) error {
+	in := r.Clone(r.Context())
+	in.Header = r.Header.Clone()
+	in.Header.Del("Cookie")
+	in.AddCookie(&http.Cookie{Name: CookieName, Value: credential})
+	var out any
+	return c.get(in, apiPrefix+"/tasks?pageSize=1", &out)
+}
+
 func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
-	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: Prefix, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode, MaxAge: -1})
+	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: Prefix, HttpOnly: true, Secure: c.secure(r), SameSite: http.SameSiteStrictMode, MaxAge: -1})
 	http.Redirect(w, r, Prefix+"login", http.StatusSeeOther)
 }
 

@@ -3,13 +3,18 @@
 // server. Tokens come from its token endpoint (client credentials grant,
 // JWT access tokens) and its keys from its discovery and JWKS endpoints.
 // The storage is wrapped only where a test needs control: the signing keys
-// (to rotate them), the service clients and the claims they get.
+// (to rotate them), the service clients and the claims they get, and, for
+// a browser's log-in (authorization code flow with PKCE), one web client,
+// the people who may log in and the claims their access tokens carry. A
+// small log-in page of our own stands in for the example's, whose router
+// is not exported.
 package oidctest
 
 import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"html/template"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -36,9 +41,10 @@ const ClientSecret = "secret"
 
 // Provider is a running OP. It stops when the test that started it ends.
 type Provider struct {
-	issuer  string
-	server  *httptest.Server
-	storage *keyStorage
+	issuer   string
+	server   *httptest.Server
+	storage  *keyStorage
+	provider *op.Provider
 	// jwksFetches counts GETs of the OP's key set.
 	jwksFetches atomic.Int64
 }
@@ -52,25 +58,33 @@ func Start(t testing.TB, clients map[string]map[string]any) *Provider {
 	srv := httptest.NewUnstartedServer(nil)
 	p := &Provider{issuer: "https://" + srv.Listener.Addr().String(), server: srv}
 	key := newKey()
+	people := &userStore{users: map[string]*storage.User{}}
 	p.storage = &keyStorage{
-		Storage:   storage.NewStorage(storage.NewUserStore(p.issuer)),
+		Storage:   storage.NewStorageWithClients(people, map[string]*storage.Client{}),
 		signing:   key,
 		published: []*Key{key},
 		clients:   clients,
+		people:    people,
+		claims:    map[string]map[string]any{},
 	}
 	var cryptoKey [32]byte
 	if _, err := rand.Read(cryptoKey[:]); err != nil {
 		t.Fatal(err)
 	}
-	provider, err := op.NewProvider(&op.Config{CryptoKey: cryptoKey}, p.storage, op.StaticIssuer(p.issuer))
+	provider, err := op.NewProvider(&op.Config{CryptoKey: cryptoKey, CodeMethodS256: true}, p.storage, op.StaticIssuer(p.issuer))
 	if err != nil {
 		t.Fatalf("start OP: %v", err)
 	}
+	p.provider = provider
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+loginPath, p.loginPage)
+	mux.HandleFunc("POST "+loginPath, p.login)
+	mux.Handle("/", provider)
 	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/keys" {
 			p.jwksFetches.Add(1)
 		}
-		provider.ServeHTTP(w, r)
+		mux.ServeHTTP(w, r)
 	})
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
@@ -207,15 +221,22 @@ func newKey() *Key {
 	return &Key{kid: uuid.NewString(), private: keys[int(nextKey.Add(1))%len(keys)]}
 }
 
-// keyStorage is the example storage with rotatable keys and service
-// clients that get JWT access tokens with chosen claims.
+// keyStorage is the example storage with rotatable keys, service clients
+// that get JWT access tokens with chosen claims, and one web client whose
+// people get the same.
 type keyStorage struct {
 	*storage.Storage
+
+	people *userStore
 
 	mu        sync.Mutex
 	signing   *Key
 	published []*Key
 	clients   map[string]map[string]any
+	claims    map[string]map[string]any // of each person, by user ID
+	web       *storage.Client           // nil until WebClient
+	webID     string
+	webSecret string
 }
 
 func (s *keyStorage) SigningKey(context.Context) (op.SigningKey, error) {
@@ -254,7 +275,14 @@ func (s *keyStorage) ClientCredentialsTokenRequest(_ context.Context, clientID s
 	return &oidc.JWTTokenRequest{Subject: clientID, Audience: []string{Audience}, Scopes: scopes}, nil
 }
 
-func (s *keyStorage) GetPrivateClaimsFromScopes(_ context.Context, _, clientID string, _ []string) (map[string]any, error) {
+// GetPrivateClaimsFromScopes gives a person's access tokens their claims,
+// and a service client's its own.
+func (s *keyStorage) GetPrivateClaimsFromScopes(_ context.Context, userID, clientID string, _ []string) (map[string]any, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if claims, ok := s.claims[userID]; ok {
+		return claims, nil
+	}
 	return s.clients[clientID], nil
 }
 
@@ -273,3 +301,143 @@ func (p publicKey) ID() string                         { return p.k.kid }
 func (p publicKey) Algorithm() jose.SignatureAlgorithm { return jose.RS256 }
 func (p publicKey) Use() string                        { return "sig" }
 func (p publicKey) Key() any                           { return &p.k.private.PublicKey }
+
+// loginPath is the OP's log-in page, where the example clients' LoginURL
+// sends the browser with the auth request's ID.
+const loginPath = "/login/username"
+
+// WebClient registers a confidential web client (authorization code flow,
+// PKCE with S256, client_secret_basic) that may send the browser back to
+// redirectURI only. Its access tokens are JWTs for Audience carrying the
+// claims of the person who logged in (User); its ID tokens are for id and
+// Audience, authorized for id (azp). Registering id again replaces it, so
+// a test can register its service's callback once the service listens.
+func (p *Provider) WebClient(id, secret, redirectURI string) {
+	s := p.storage
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.web = storage.WebClient(id, secret, redirectURI)
+	s.webID, s.webSecret = id, secret
+}
+
+// User adds a person who may log in at the OP's log-in page with username
+// and password. Their tokens' subject is username, and their access tokens
+// carry claims (tenant, roles, ...).
+func (p *Provider) User(username, password string, claims map[string]any) {
+	p.storage.people.add(&storage.User{ID: username, Username: username, Password: password, FirstName: username, EmailVerified: true})
+	p.storage.mu.Lock()
+	defer p.storage.mu.Unlock()
+	p.storage.claims[username] = claims
+}
+
+// loginTemplate is the OP's log-in page: the form the example's login
+// handler shows, with labels a test can find.
+var loginTemplate = template.Must(template.New("login").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Test OP · Log in</title></head>
+<body style="font-family: sans-serif; max-width: 24rem; margin: 3rem auto">
+<h1>Test OpenID Provider</h1>
+<form method="post" action="` + loginPath + `">
+<input type="hidden" name="id" value="{{.ID}}">
+<p><label for="username">Username</label><br><input id="username" name="username" autocomplete="username" autofocus></p>
+<p><label for="password">Password</label><br><input id="password" name="password" type="password" autocomplete="current-password"></p>
+{{if .Error}}<p id="op-error" style="color: #b00">{{.Error}}</p>{{end}}
+<button type="submit" id="op-login">Log in</button>
+</form>
+</body></html>`))
+
+// loginPage shows the log-in form of the auth request in the query.
+func (p *Provider) loginPage(w http.ResponseWriter, r *http.Request) {
+	p.renderLogin(w, r.URL.Query().Get("authRequestID"), "")
+}
+
+func (p *Provider) renderLogin(w http.ResponseWriter, id, errMsg string) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	loginTemplate.Execute(w, struct{ ID, Error string }{id, errMsg})
+}
+
+// login checks the person's password against the auth request (the
+// example storage marks it done) and sends the browser on to the OP's
+// callback, which redirects to the client with a code.
+func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
+	id := r.PostFormValue("id")
+	if err := p.storage.CheckUsernamePassword(r.PostFormValue("username"), r.PostFormValue("password"), id); err != nil {
+		w.WriteHeader(http.StatusUnauthorized)
+		p.renderLogin(w, id, err.Error())
+		return
+	}
+	callback := op.AuthCallbackURL(p.provider)(op.ContextWithIssuer(r.Context(), p.issuer), id)
+	http.Redirect(w, r, callback, http.StatusFound)
+}
+
+// userStore holds the people of User (storage.UserStore).
+type userStore struct {
+	mu    sync.Mutex
+	users map[string]*storage.User
+}
+
+func (u *userStore) add(user *storage.User) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.users[user.ID] = user
+}
+
+func (u *userStore) GetUserByID(id string) *storage.User {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.users[id]
+}
+
+func (u *userStore) GetUserByUsername(username string) *storage.User {
+	return u.GetUserByID(username) // a user's ID is their username
+}
+
+func (u *userStore) ExampleClientID() string { return storage.ServiceUserID }
+
+func (s *keyStorage) GetClientByClientID(ctx context.Context, clientID string) (op.Client, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.web == nil || clientID != s.webID {
+		return nil, oidc.ErrInvalidClient()
+	}
+	return jwtClient{Client: s.web, id: clientID}, nil
+}
+
+func (s *keyStorage) AuthorizeClientIDSecret(_ context.Context, clientID, clientSecret string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.web == nil || clientID != s.webID || clientSecret != s.webSecret {
+		return oidc.ErrInvalidClient()
+	}
+	return nil
+}
+
+func (s *keyStorage) AuthRequestByID(ctx context.Context, id string) (op.AuthRequest, error) {
+	req, err := s.Storage.AuthRequestByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return forAPI{req}, nil
+}
+
+func (s *keyStorage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
+	req, err := s.Storage.AuthRequestByCode(ctx, code)
+	if err != nil {
+		return nil, err
+	}
+	return forAPI{req}, nil
+}
+
+// CreateAccessToken hands the example storage its own auth request, which
+// it reads the client from.
+func (s *keyStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
+	if f, ok := req.(forAPI); ok {
+		req = f.AuthRequest
+	}
+	return s.Storage.CreateAccessToken(ctx, req)
+}
+
+// forAPI is a person's auth request whose tokens are also for Audience,
+// as an OP configured for an API issues them.
+type forAPI struct{ op.AuthRequest }
+
+func (f forAPI) GetAudience() []string { return append(f.AuthRequest.GetAudience(), Audience) }
