@@ -39,11 +39,15 @@ const apiPrefix = "/api/v1/operations"
 // CookieName holds the API key of a console log-in.
 const CookieName = "commonops_console"
 
-// csp is the console's Content-Security-Policy: scripts, styles and
-// connections from the console's own origin only, no inline code, no
-// framing.
-const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
-	"form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+// contentSecurityPolicy is the console's Content-Security-Policy: scripts
+// and styles from the console's own origin only, no inline code, no
+// framing; connections to its own origin and to connect (the object
+// store's, where the new-task page uploads the input file).
+func contentSecurityPolicy(connect []string) string {
+	return "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+		strings.Join(append([]string{"connect-src 'self'"}, connect...), " ") + "; " +
+		"form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+}
 
 // Config is what the console needs.
 type Config struct {
@@ -53,6 +57,11 @@ type Config struct {
 	// Logger receives the errors of pages that could not be rendered.
 	// Defaults to slog.Default().
 	Logger *slog.Logger
+	// ConnectOrigins are the origins besides its own that the pages'
+	// scripts may send requests to (the CSP's connect-src): the object
+	// store's when its upload URLs point elsewhere (S3), as the new-task
+	// page uploads the input file there. Defaults to none.
+	ConnectOrigins []string
 }
 
 // Console serves the pages, their assets and the API proxy.
@@ -95,6 +104,7 @@ func New(cfg Config) http.Handler {
 	c.mux.HandleFunc("GET "+Prefix+"new", c.newPage)
 	c.mux.HandleFunc("GET "+Prefix+"queues", c.queuesPage)
 	c.mux.Handle(Prefix+"api/", http.HandlerFunc(c.proxy))
+	csp := contentSecurityPolicy(cfg.ConnectOrigins)
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusForbidden, "Forbidden", "cross-origin requests that change state are refused")
