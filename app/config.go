@@ -124,9 +124,9 @@ type Config struct {
 	S3CreateBucket bool
 	// S3CORSOrigins is the comma list of the origins (scheme://host[:port])
 	// the console is opened at, whose browsers upload to the bucket: at
-	// start the service writes the bucket's CORS rule for them
-	// (objectstore.CORSRuleID, the bucket's other rules kept). Defaults to
-	// "": the bucket's CORS configuration is left alone.
+	// start a process with the api role writes the bucket's CORS rule for
+	// them (objectstore.CORSRuleID, the bucket's other rules kept).
+	// Defaults to "": the bucket's CORS configuration is left alone.
 	S3CORSOrigins string
 
 	// URLExpiry is the lifetime of upload and download URLs, at most
