@@ -67,10 +67,12 @@ function upload(created, file) {
       : reject(new UploadError(`The file store refused the upload (${xhr.status}): ${xhr.responseText.slice(0, 300)}`))));
     // A browser tells a script nothing of why a request failed: a CORS
     // refusal, a blocked connection and an unreachable host look the same.
+    // Only a store of another origin (S3) needs a CORS rule.
+    const advice = store === location.origin ? 'Check the connection to the service.'
+      : `An operator should check that the bucket's CORS rule allows PUT from ${location.origin} ` +
+        `(COMMONOPS_S3_CORS_ORIGINS; see the README's Console section) and that the file store is reachable from here.`;
     xhr.addEventListener('error', () => reject(new UploadError(
-      `The browser could not send the file to ${store} (refused or unreachable). ` +
-      `An operator should check that the bucket's CORS rule allows PUT from ${location.origin} ` +
-      `(COMMONOPS_S3_CORS_ORIGINS; see the README's Console section) and that the file store is reachable from here.`)));
+      `The browser could not send the file to ${store} (refused or unreachable). ${advice}`)));
     xhr.send(file);
   });
 }
