@@ -89,7 +89,8 @@ func inputFile(t *testing.T, size int) (string, []byte) {
 
 // fillUpload fills the new-task form for a noop task (which completes as
 // soon as its input has arrived) with the file, without submitting it. The
-// upload text's every change is kept in sessionStorage, which outlives the
+// upload text's every change (each a new text node, however the observer's
+// records are batched) is kept in sessionStorage, which outlives the
 // navigation to the task page that follows a successful upload.
 func (c *s3Console) fillUpload(file string) {
 	c.b.t.Helper()
@@ -97,11 +98,11 @@ func (c *s3Console) fillUpload(file string) {
 		chromedp.SendKeys("#n-type", "noop"), chromedp.SendKeys("#n-entity", "product"),
 		chromedp.SetUploadFiles("#n-file", []string{file}),
 		chromedp.Evaluate[chromedp.Void](`sessionStorage.setItem('uploadText', '[]');
-new MutationObserver(() => {
+new MutationObserver((records) => {
   const seen = JSON.parse(sessionStorage.getItem('uploadText'));
-  seen.push(document.querySelector('#n-upload-text').textContent);
+  for (const r of records) for (const n of r.addedNodes) seen.push(n.textContent);
   sessionStorage.setItem('uploadText', JSON.stringify(seen));
-}).observe(document.querySelector('#n-upload-text'), {childList: true, characterData: true, subtree: true})`))
+}).observe(document.querySelector('#n-upload-text'), {childList: true})`))
 }
 
 // uploadTexts is what the upload text said, in order, since fillUpload.
