@@ -39,6 +39,7 @@ import (
 	"github.com/commonops/commonops/feed"
 	"github.com/commonops/commonops/httpapi"
 	"github.com/commonops/commonops/maintenance"
+	"github.com/commonops/commonops/objectstore"
 	"github.com/commonops/commonops/operations"
 	"github.com/commonops/commonops/outbox"
 	"github.com/commonops/commonops/store"
@@ -252,10 +253,15 @@ func New(ctx context.Context, cfg Config) (a *App, err error) {
 			a.log.Info("console log-in with the OIDC issuer: register this redirect URI for its client",
 				"issuer", consoleOIDC.Issuer, "clientId", consoleOIDC.ClientID, "redirectUri", console.CallbackURL(a.publicURL))
 		}
-		// The console calls the API handler it is mounted in, as its user.
+		// The console calls the API handler it is mounted in, as its user,
+		// and its new-task page uploads to the S3 store's origin.
 		var api http.Handler
+		var connect []string
+		if s3, ok := objects.(*objectstore.S3); ok {
+			connect = []string{s3.URLOrigin()}
+		}
 		cons := console.New(console.Config{API: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { api.ServeHTTP(w, r) }),
-			Logger: a.log, PublicURL: a.publicURL, OIDC: consoleOIDC})
+			Logger: a.log, PublicURL: a.publicURL, OIDC: consoleOIDC, ConnectOrigins: connect})
 		api = httpapi.NewServer(httpapi.Config{
 			Service: a.svc, Checks: checks, Files: files, Metrics: metrics, Feed: a.feed, Console: cons,
 			MaxStreams: cfg.MaxStreams, MaxTenantStreams: cfg.MaxTenantStreams,

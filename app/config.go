@@ -122,6 +122,12 @@ type Config struct {
 	// S3CreateBucket creates the bucket at start when it is missing.
 	// Defaults to false.
 	S3CreateBucket bool
+	// S3CORSOrigins is the comma list of the origins (scheme://host[:port])
+	// the console is opened at, whose browsers upload to the bucket: at
+	// start a process with the api role writes the bucket's CORS rule for
+	// them (objectstore.CORSRuleID, the bucket's other rules kept).
+	// Defaults to "": the bucket's CORS configuration is left alone.
+	S3CORSOrigins string
 
 	// URLExpiry is the lifetime of upload and download URLs, at most
 	// objectstore.URLExpiryMax. Defaults to objectstore.URLExpiryDefault.
@@ -413,6 +419,12 @@ func (c Config) Validate() error {
 		}
 	default:
 		return fmt.Errorf("storage: want %s or %s, got %q", StorageLocal, StorageS3, c.Storage)
+	}
+	if _, err := objectstore.ParseOrigins(c.S3CORSOrigins); err != nil {
+		return fmt.Errorf("s3-cors-origins: %w", err)
+	}
+	if c.S3CORSOrigins != "" && c.Storage != StorageS3 {
+		return fmt.Errorf("s3-cors-origins: wants storage %s, got %s (the local store serves uploads at the console's own origin)", StorageS3, c.Storage)
 	}
 	if _, err := operations.ParseFlowLimits(c.FlowLimits); err != nil {
 		return fmt.Errorf("flow-limits: %w", err)

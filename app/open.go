@@ -56,13 +56,19 @@ func OpenStore(ctx context.Context, cfg Config, reg prometheus.Registerer) (stor
 
 // openObjects opens the configured object store. The local store is also
 // served by commonops (the returned handler), confirms uploads itself and
-// takes a PUT only while the service says its upload is open.
+// takes a PUT only while the service says its upload is open. On S3 only a
+// process that serves the console (the api role) writes the bucket's CORS
+// rule, so workers need no rights to the bucket's configuration.
 func openObjects(ctx context.Context, cfg Config, publicURL string, svc *operations.Service) (objectstore.Store, http.Handler, error) {
 	if cfg.Storage == StorageS3 {
+		var origins []string
+		if roles, _ := parseRoles(cfg.Roles); roles[RoleAPI] {
+			origins, _ = objectstore.ParseOrigins(cfg.S3CORSOrigins) // checked by Validate
+		}
 		s3, err := objectstore.NewS3(ctx, objectstore.S3Config{
 			Endpoint: cfg.S3Endpoint, PublicEndpoint: cfg.S3PublicEndpoint, UseSSL: cfg.S3UseSSL, Region: cfg.S3Region,
 			Bucket: cfg.S3Bucket, AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey,
-			PathStyle: cfg.S3PathStyle, CreateBucket: cfg.S3CreateBucket,
+			PathStyle: cfg.S3PathStyle, CreateBucket: cfg.S3CreateBucket, CORSOrigins: origins,
 		})
 		if err != nil {
 			return nil, nil, fmt.Errorf("S3 object store: %w", err)

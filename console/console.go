@@ -42,11 +42,15 @@ const apiPrefix = "/api/v1/operations"
 // OIDC access token.
 const CookieName = "commonops_console"
 
-// csp is the console's Content-Security-Policy: scripts, styles and
-// connections from the console's own origin only, no inline code, no
-// framing.
-const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
-	"form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+// contentSecurityPolicy is the console's Content-Security-Policy: scripts
+// and styles from the console's own origin only, no inline code, no
+// framing; connections to its own origin and to connect (the object
+// store's, where the new-task page uploads the input file).
+func contentSecurityPolicy(connect []string) string {
+	return "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+		strings.Join(append([]string{"connect-src 'self'"}, connect...), " ") + "; " +
+		"form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+}
 
 // Config is what the console needs.
 type Config struct {
@@ -64,6 +68,11 @@ type Config struct {
 	// OIDC, when set, offers a log-in with an OpenID Provider beside the
 	// API key's. Defaults to nil: API keys only.
 	OIDC *OIDC
+	// ConnectOrigins are the origins besides its own that the pages'
+	// scripts may send requests to (the CSP's connect-src): the object
+	// store's when its upload URLs point elsewhere (S3), as the new-task
+	// page uploads the input file there. Defaults to none.
+	ConnectOrigins []string
 }
 
 // Console serves the pages, their assets and the API proxy.
@@ -114,6 +123,7 @@ func New(cfg Config) http.Handler {
 	c.mux.HandleFunc("GET "+Prefix+"new", c.newPage)
 	c.mux.HandleFunc("GET "+Prefix+"queues", c.queuesPage)
 	c.mux.Handle(Prefix+"api/", http.HandlerFunc(c.proxy))
+	csp := contentSecurityPolicy(cfg.ConnectOrigins)
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusForbidden, "Forbidden", "cross-origin requests that change state are refused")

@@ -69,6 +69,12 @@ type S3Config struct {
 	// PartSize is the part size of uploads through Create, at least
 	// MinPartSize. Defaults to PartSizeDefault.
 	PartSize uint64
+	// CORSOrigins are the origins of web pages (scheme://host[:port], as
+	// ParseOrigins returns them) that upload through pre-signed URLs from a
+	// browser, such as the console's. When set, NewS3 writes the bucket's
+	// CORS rule CORSRuleID for them, keeping the bucket's other rules.
+	// Defaults to none: the bucket's CORS configuration is left alone.
+	CORSOrigins []string
 }
 
 // S3 keeps files in one bucket of an S3-compatible store. Clients upload and
@@ -86,13 +92,15 @@ type S3 struct {
 	public   *minio.Client
 	bucket   string
 	partSize uint64
+	origin   string
 }
 
 var _ Store = (*S3)(nil)
 
 // NewS3 returns a store for cfg.Bucket. It contacts the store only to create
-// the bucket (CreateBucket), so the service starts while the store is down
-// and reports it through Check.
+// the bucket (CreateBucket) and write its CORS rule (CORSOrigins), so
+// without those the service starts while the store is down and reports it
+// through Check.
 func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 	switch {
 	case cfg.Endpoint == "":
@@ -123,13 +131,31 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 	if s.public, err = newMinio(cfg.PublicEndpoint, cfg); err != nil {
 		return nil, err
 	}
+	// The client that signs the URLs decides their host (virtual-host
+	// style puts the bucket in it), so the origin is read off a signed URL
+	// rather than worked out again here.
+	signed, err := s.public.PresignedPutObject(ctx, s.bucket, "origin", time.Minute)
+	if err != nil {
+		return nil, fmt.Errorf("s3 store: sign a URL for %q: %w", cfg.PublicEndpoint, err)
+	}
+	s.origin = signed.Scheme + "://" + signed.Host
 	if cfg.CreateBucket {
 		if err := s.createBucket(ctx, cfg.Region); err != nil {
 			return nil, err
 		}
 	}
+	if len(cfg.CORSOrigins) > 0 {
+		if err := s.putCORS(ctx, cfg.CORSOrigins); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
+
+// URLOrigin is the origin (scheme://host[:port]) of the URLs the store
+// hands to clients: where a browser page sends an upload, and so what its
+// Content-Security-Policy must let it connect to.
+func (s *S3) URLOrigin() string { return s.origin }
 
 // newMinio returns a client for endpoint, which is host:port or a URL.
 func newMinio(endpoint string, cfg S3Config) (*minio.Client, error) {

@@ -146,17 +146,21 @@ func TestNewS3Config(t *testing.T) {
 		edit    func(*objectstore.S3Config)
 		wantErr bool
 		wantURL string // pattern a download URL starts with
+		// wantOrigin is the URLs' origin, for a page's connect-src: on AWS
+		// the client signs for the regional dual-stack host, not the
+		// endpoint it was given.
+		wantOrigin string
 	}{
-		{"defaults", func(*objectstore.S3Config) {}, false, `^http://127\.0\.0\.1:9000/bkt/tasks/`},
-		{"AWS virtual host", func(c *objectstore.S3Config) { c.Endpoint, c.UseSSL = "s3.amazonaws.com", true }, false, `^https://bkt\.s3\.[a-z0-9.-]*amazonaws\.com/tasks/`},
-		{"AWS path style", func(c *objectstore.S3Config) { c.Endpoint, c.PathStyle = "s3.amazonaws.com", true }, false, `^http://s3\.[a-z0-9.-]*amazonaws\.com/bkt/tasks/`},
-		{"public https URL", func(c *objectstore.S3Config) { c.PathStyle, c.PublicEndpoint = true, "https://files.example.com" }, false, `^https://files\.example\.com/bkt/tasks/`},
-		{"no endpoint", func(c *objectstore.S3Config) { c.Endpoint = "" }, true, ""},
-		{"no bucket", func(c *objectstore.S3Config) { c.Bucket = "" }, true, ""},
-		{"invalid bucket", func(c *objectstore.S3Config) { c.Bucket = "No_Such" }, true, ""},
-		{"no credentials", func(c *objectstore.S3Config) { c.SecretKey = "" }, true, ""},
-		{"part too small", func(c *objectstore.S3Config) { c.PartSize = 1 << 20 }, true, ""},
-		{"endpoint with a path", func(c *objectstore.S3Config) { c.PublicEndpoint = "https://x.example.com/some/path" }, true, ""},
+		{"defaults", func(*objectstore.S3Config) {}, false, `^http://127\.0\.0\.1:9000/bkt/tasks/`, "http://127.0.0.1:9000"},
+		{"AWS virtual host", func(c *objectstore.S3Config) { c.Endpoint, c.UseSSL = "s3.amazonaws.com", true }, false, `^https://bkt\.s3\.[a-z0-9.-]*amazonaws\.com/tasks/`, "https://bkt.s3.dualstack.us-east-1.amazonaws.com"},
+		{"AWS path style", func(c *objectstore.S3Config) { c.Endpoint, c.PathStyle = "s3.amazonaws.com", true }, false, `^http://s3\.[a-z0-9.-]*amazonaws\.com/bkt/tasks/`, "http://s3.dualstack.us-east-1.amazonaws.com"},
+		{"public https URL", func(c *objectstore.S3Config) { c.PathStyle, c.PublicEndpoint = true, "https://files.example.com" }, false, `^https://files\.example\.com/bkt/tasks/`, "https://files.example.com"},
+		{"no endpoint", func(c *objectstore.S3Config) { c.Endpoint = "" }, true, "", ""},
+		{"no bucket", func(c *objectstore.S3Config) { c.Bucket = "" }, true, "", ""},
+		{"invalid bucket", func(c *objectstore.S3Config) { c.Bucket = "No_Such" }, true, "", ""},
+		{"no credentials", func(c *objectstore.S3Config) { c.SecretKey = "" }, true, "", ""},
+		{"part too small", func(c *objectstore.S3Config) { c.PartSize = 1 << 20 }, true, "", ""},
+		{"endpoint with a path", func(c *objectstore.S3Config) { c.PublicEndpoint = "https://x.example.com/some/path" }, true, "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -178,6 +182,9 @@ func TestNewS3Config(t *testing.T) {
 			}
 			if !regexp.MustCompile(tt.wantURL).MatchString(u.URL) {
 				t.Errorf("got URL %s, want it to match %s", u.URL, tt.wantURL)
+			}
+			if got := s.URLOrigin(); got != tt.wantOrigin || !strings.HasPrefix(u.URL, got+"/") {
+				t.Errorf("URLOrigin: got %q, want %q, the origin of %s", got, tt.wantOrigin, u.URL)
 			}
 		})
 	}

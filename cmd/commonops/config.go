@@ -63,6 +63,7 @@ func (o *options) settings() []setting {
 		{flag: "s3-use-ssl", env: "COMMONOPS_S3_USE_SSL", def: "false", usage: "use https to reach S3", value: boolean(&c.S3UseSSL)},
 		{flag: "s3-path-style", env: "COMMONOPS_S3_PATH_STYLE", def: "true", usage: "path-style bucket addressing (MinIO, versitygw); false picks it from the endpoint", value: boolean(&c.S3PathStyle)},
 		{flag: "s3-create-bucket", env: "COMMONOPS_S3_CREATE_BUCKET", def: "false", usage: "create the bucket at start if missing", value: boolean(&c.S3CreateBucket)},
+		{flag: "s3-cors-origins", env: "COMMONOPS_S3_CORS_ORIGINS", usage: "origins the console is opened at (scheme://host[:port], comma list), whose browsers upload to the bucket: at start an api process writes the bucket's CORS rule for them, keeping other rules; empty: the bucket's CORS is left alone", value: str(&c.S3CORSOrigins)},
 		{flag: "url-expiry", env: "COMMONOPS_URL_EXPIRY", def: fmtDuration(objectstore.URLExpiryDefault), usage: "lifetime of upload and download URLs (at most " + fmtDuration(objectstore.URLExpiryMax) + ")", value: duration(&c.URLExpiry)},
 		{flag: "max-file-size", env: "COMMONOPS_MAX_FILE_SIZE", def: fmtSize(commonops.MaxFileSizeDefault), usage: "largest input file accepted", value: size(&c.MaxFileSize)},
 		{flag: "max-concurrent-uploads", env: "COMMONOPS_MAX_CONCURRENT_UPLOADS", def: strconv.Itoa(objectstore.MaxConcurrentUploadsDefault), usage: "uploads the local store takes at once; one more is answered 503", value: number(&c.MaxConcurrentUploads)},

@@ -285,6 +285,8 @@ func TestConfigErrors(t *testing.T) {
 		{"bad duration in env", []string{"serve"}, map[string]string{"COMMONOPS_LEASE": "soon"}, "COMMONOPS_LEASE"},
 		{"s3 without endpoint", []string{"serve", "--storage", "s3"}, nil, "COMMONOPS_S3_ENDPOINT"},
 		{"bad type concurrency", []string{"serve", "--worker-type-concurrency", "import=two"}, nil, `import=two`},
+		{"CORS origin with a wildcard", []string{"serve", "--storage", "s3", "--s3-endpoint", "127.0.0.1:9", "--s3-cors-origins", "https://*.example.com"}, nil, `s3-cors-origins: origin "https://*.example.com"`},
+		{"CORS origins on the local store", []string{"serve"}, map[string]string{"COMMONOPS_S3_CORS_ORIGINS": "https://ops.example.com"}, "s3-cors-origins: wants storage s3"},
 		{"unknown command", []string{"cook"}, nil, `unknown command "cook"`},
 		{"bad fair half-life", []string{"serve", "--fair-half-life", "never"}, nil, `want a duration such as 2s, or off, got "never"`},
 	}

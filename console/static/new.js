@@ -1,5 +1,7 @@
 // The new-task form: checked before it is sent, then the input file goes
-// from the browser straight to the pre-signed URL, with its progress.
+// from the browser straight to the pre-signed URL, with its progress. An
+// upload that fails leaves the task waiting for its file and says what to
+// check; submitting again retries the upload.
 import { api, announce } from './common.js';
 
 const form = document.getElementById('new-task');
@@ -46,7 +48,11 @@ function check() {
   return ok ? { params } : null;
 }
 
+/** UploadError is why an upload did not arrive, in words an operator can act on. */
+class UploadError extends Error {}
+
 function upload(created, file) {
+  const store = new URL(created.uploadUrl, location.href).origin;
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open(created.uploadMethod || 'PUT', created.uploadUrl);
@@ -57,15 +63,49 @@ function upload(created, file) {
       bar.value = p; bar.textContent = p + '%';
       barText.textContent = `${p}% (${e.loaded} of ${e.total} bytes)`;
     });
-    xhr.addEventListener('load', () => (xhr.status >= 200 && xhr.status < 300 ? resolve() : reject(new Error(`the upload was refused (${xhr.status}): ${xhr.responseText}`))));
-    xhr.addEventListener('error', () => reject(new Error('the upload failed')));
+    xhr.addEventListener('load', () => (xhr.status >= 200 && xhr.status < 300 ? resolve()
+      : reject(new UploadError(`The file store refused the upload (${xhr.status}): ${xhr.responseText.slice(0, 300)}`))));
+    // A browser tells a script nothing of why a request failed: a CORS
+    // refusal, a blocked connection and an unreachable host look the same.
+    // Only a store of another origin (S3) needs a CORS rule.
+    const advice = store === location.origin ? 'Check the connection to the service.'
+      : `An operator should check that the bucket's CORS rule allows PUT from ${location.origin} ` +
+        `(COMMONOPS_S3_CORS_ORIGINS; see the README's Console section) and that the file store is reachable from here.`;
+    xhr.addEventListener('error', () => reject(new UploadError(
+      `The browser could not send the file to ${store} (refused or unreachable). ${advice}`)));
     xhr.send(file);
   });
 }
 
+const submit = form.querySelector('button[type=submit]');
+const formError = document.getElementById('n-form-error');
+
+// awaiting is the task created by the last submit whose upload failed, and
+// the file it was for: submitting again with that file retries the upload
+// to the same URL (while it lasts) rather than create another task.
+let awaiting = null;
+
+function forget() {
+  awaiting = null;
+  submit.textContent = 'Create';
+}
+form.addEventListener('input', forget);
+form.addEventListener('change', forget);
+
+/** uploadFailed says what went wrong and that the task waits for its file. */
+function uploadFailed(created, file, err) {
+  awaiting = { created, file };
+  const link = document.createElement('a');
+  link.href = '/console/tasks/' + encodeURIComponent(created.task.id);
+  link.textContent = created.task.id;
+  formError.replaceChildren(`${err.message} Task `, link,
+    ' was created and waits for its file: retry the upload, or open the task to cancel it.');
+  barText.textContent = `${bar.value}%: not uploaded`;
+  submit.textContent = 'Retry the upload';
+}
+
 form.addEventListener('submit', async (e) => {
   e.preventDefault();
-  const formError = document.getElementById('n-form-error');
   formError.hidden = true;
   const ok = check();
   if (!ok) { announce('The form has problems; see the fields marked.'); return; }
@@ -76,11 +116,13 @@ form.addEventListener('submit', async (e) => {
     priority: Number(f.priority.value), maxRetries: Number(f.maxRetries.value), params: ok.params,
   };
   if (file) Object.assign(body, { fileName: file.name, fileSize: file.size, contentType: file.type || 'application/octet-stream' });
-  const submit = form.querySelector('button[type=submit]');
   submit.disabled = true;
+  let created = null;
   try {
-    const created = await api('POST', '/tasks', body);
+    const retry = awaiting && file === awaiting.file && Date.now() < Date.parse(awaiting.created.uploadExpiresAt);
+    created = retry ? awaiting.created : await api('POST', '/tasks', body);
     if (file && created.uploadUrl) {
+      bar.value = 0; barText.textContent = '0%';
       await upload(created, file);
       bar.value = 100; barText.textContent = '100%: uploaded';
       try { await api('POST', `/tasks/${encodeURIComponent(created.task.id)}/upload-complete`); } catch (err) { if (err.status !== 409) throw err; }
@@ -88,13 +130,14 @@ form.addEventListener('submit', async (e) => {
     announce('Created.');
     location.href = '/console/tasks/' + encodeURIComponent(created.task.id);
   } catch (err) {
+    formError.hidden = false;
+    submit.disabled = false;
+    if (err instanceof UploadError) { uploadFailed(created, file, err); return; }
     const fields = (err.problem && err.problem.errors) || [];
     for (const fe of fields) {
       const input = f[fe.field];
       if (input && input.getAttribute('aria-describedby')) problem(input, fe.message);
     }
-    formError.hidden = false;
     formError.textContent = err.message;
-    submit.disabled = false;
   }
 });

@@ -37,10 +37,14 @@ async function refresh() {
   try { show(await api('GET', path)); } catch (e) { /* deleted or gone */ }
 }
 
+// stream is the event stream the page follows.
+let stream = null;
+
 function follow() {
   const list = document.getElementById('events');
   const last = list.querySelector('li:last-child');
   const es = new EventSource('/console/api' + path + '/events' + (last ? '?after=' + last.dataset.event : ''));
+  stream = es;
   es.onmessage = (msg) => {
     let ev;
     try { ev = JSON.parse(msg.data); } catch { return; }
@@ -55,6 +59,10 @@ function follow() {
     refresh();
   };
   es.addEventListener('resync', () => { es.close(); refresh(); setTimeout(follow, 500); });
+  // A finished task's stream ends with "end", with no event left to send
+  // when the page was rendered after the last one: show the final state,
+  // and stop following until a retry opens the task again.
+  es.addEventListener('end', () => { es.close(); refresh(); });
 }
 
 async function followLogs() {
@@ -96,6 +104,7 @@ root.addEventListener('click', async (e) => {
     await run();
     announce(done);
     if (name === 'delete') { location.href = '/console/tasks'; return; }
+    if (name === 'retry' && stream.readyState === EventSource.CLOSED) follow();
     refresh();
   } catch (err) {
     announce(`Not done: ${err.message}`);
