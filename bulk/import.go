@@ -9,9 +9,11 @@ import (
 	"io"
 	"io/fs"
 	"math"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -390,23 +392,50 @@ type readChunkOf struct {
 	err  error
 }
 
-// loop reads, coerces and validates rows in one goroutine while this one
-// counts them, writes errors.csv and sends batches to the sink, so reading
-// goes on while the sink works. Every effect keeps the order of the file.
+// parsedChunk is rows as the parser read them (their cells copied out of
+// the parser's buffers) and the input bytes read at each, for a checker to
+// turn into out; ready closes once it has.
+type parsedChunk struct {
+	rows  []tabular.Row
+	reads []int64
+	out   readChunkOf
+	ready chan struct{}
+}
+
+// checkers is how many goroutines coerce and validate rows: most of a
+// row's cost (twice its parsing), and independent from row to row.
+var checkers = min(runtime.GOMAXPROCS(0), 4)
+
+// loop reads rows in one goroutine, coerces and validates them in
+// checkers more, a chunk each at a time, while this one counts them in
+// file order, writes errors.csv and sends batches to the sink, so reading
+// goes on while the sink works. Every effect keeps the order of the file:
+// the chunks reach this goroutine in the order they were read, each once
+// its checker is done.
 func (r *importRun) loop(ctx context.Context) error {
-	chunks := make(chan readChunkOf, min(32, max(2, r.batchSize()/readChunk+1)))
+	inFlight := min(32, max(2, r.batchSize()/readChunk+1))
+	ordered := make(chan *parsedChunk, inFlight)
+	work := make(chan *parsedChunk, inFlight)
 	stop := make(chan struct{})
-	done := make(chan struct{})
+	var wg sync.WaitGroup
 	resume := r.cp.Row // the checkpoint moves on in this goroutine only
-	go func() {
-		defer close(done)
-		r.read(chunks, stop, resume)
-	}()
+	wg.Go(func() { r.read(ordered, work, stop) })
+	for range checkers {
+		wg.Go(func() {
+			var scratch Record // the record of a row that is validated only
+			for pc := range work {
+				pc.out.rows = r.check(pc, resume, &scratch)
+				close(pc.ready)
+			}
+		})
+	}
 	defer func() {
 		close(stop)
-		<-done
+		wg.Wait()
 	}()
-	for ch := range chunks {
+	for pc := range ordered {
+		<-pc.ready
+		ch := pc.out
 		for i := range ch.rows {
 			if err := r.take(ctx, &ch.rows[i]); err != nil {
 				return err
@@ -428,28 +457,78 @@ func (r *importRun) loop(ctx context.Context) error {
 	return r.flush(ctx)
 }
 
-// read is the reading goroutine: it sends rows in chunks until the file
-// ends, reading fails or stop is closed. Rows up to resume were committed by
-// an earlier attempt: they are checked again but not sent.
-func (r *importRun) read(chunks chan<- readChunkOf, stop <-chan struct{}, resume int) {
-	defer close(chunks)
-	var scratch Record // the record of a row that is validated only
-	rows := make([]readRow, 0, readChunk)
+// read is the parsing goroutine: it hands rows over in chunks, to the
+// checkers through work and to loop through ordered, until the file ends,
+// reading fails or stop is closed; then it closes both.
+func (r *importRun) read(ordered, work chan<- *parsedChunk, stop <-chan struct{}) {
+	defer close(ordered)
+	defer close(work)
+	newChunk := func() *parsedChunk {
+		return &parsedChunk{rows: make([]tabular.Row, 0, readChunk), reads: make([]int64, 0, readChunk), ready: make(chan struct{})}
+	}
+	hand := func(pc *parsedChunk) bool {
+		select { // an abort stops the reading before the next chunk
+		case <-stop:
+			return false
+		default:
+		}
+		for _, ch := range []chan<- *parsedChunk{ordered, work} {
+			select {
+			case ch <- pc:
+			case <-stop:
+				return false
+			}
+		}
+		return true
+	}
+	pc := newChunk()
+	var cells []string // the chunk's cells, one array for all its rows
+	var quoted []bool
 	var size int64 // of the rows in the chunk
 	for {
 		row, err := r.rd.Next()
 		if err != nil {
-			select {
-			case chunks <- readChunkOf{rows: rows, err: err}:
-			case <-stop:
-			}
+			pc.out.err = err
+			hand(pc)
 			return
 		}
-		send := !r.p.DryRun && row.Num > resume
-		if scratch == nil {
-			scratch = make(Record, len(r.cols))
+		// The parser reuses the slices of a row for the next one.
+		if cells == nil {
+			cells, quoted = make([]string, 0, readChunk*len(row.Cells)), make([]bool, 0, readChunk*len(row.Quoted))
 		}
-		into := scratch
+		at := len(cells)
+		cells = append(cells, row.Cells...)
+		row.Cells = cells[at:len(cells):len(cells)]
+		if row.Quoted != nil {
+			at := len(quoted)
+			quoted = append(quoted, row.Quoted...)
+			row.Quoted = quoted[at:len(quoted):len(quoted)]
+		}
+		pc.rows, pc.reads = append(pc.rows, row), append(pc.reads, r.cr.n)
+		size += int64(len(row.Raw))
+		for _, c := range row.Cells {
+			size += int64(len(c))
+		}
+		if len(pc.rows) == readChunk || size >= chunkBytes {
+			if !hand(pc) {
+				return
+			}
+			pc, cells, quoted, size = newChunk(), nil, nil, 0
+		}
+	}
+}
+
+// check coerces and validates the rows of pc into readRows. Rows up to
+// resume were committed by an earlier attempt: they are checked again but
+// not sent. scratch is the checker's record for rows validated only.
+func (r *importRun) check(pc *parsedChunk, resume int, scratch *Record) []readRow {
+	out := make([]readRow, 0, len(pc.rows))
+	for i, row := range pc.rows {
+		send := !r.p.DryRun && row.Num > resume
+		if *scratch == nil {
+			*scratch = make(Record, len(r.cols))
+		}
+		into := *scratch
 		if send {
 			select {
 			case into = <-r.spare: // a stored record, cleared by record
@@ -458,7 +537,7 @@ func (r *importRun) read(chunks chan<- readChunkOf, stop <-chan struct{}, resume
 			}
 		}
 		rec, msg := r.record(row, into)
-		rr := readRow{num: row.Num, msg: msg, read: r.cr.n, size: int64(len(row.Raw)), fresh: row.Num > resume}
+		rr := readRow{num: row.Num, msg: msg, read: pc.reads[i], size: int64(len(row.Raw)), fresh: row.Num > resume}
 		if r.p.Results && rr.fresh {
 			rr.key = r.keyOf(row)
 		}
@@ -480,21 +559,9 @@ func (r *importRun) read(chunks chan<- readChunkOf, stop <-chan struct{}, resume
 		if msg == "" && send {
 			rr.rec = rec
 		}
-		rows = append(rows, rr)
-		if size += rr.size; len(rows) == readChunk || size >= chunkBytes {
-			select { // an abort stops the reading before the next chunk
-			case <-stop:
-				return
-			default:
-			}
-			select {
-			case chunks <- readChunkOf{rows: rows}:
-			case <-stop:
-				return
-			}
-			rows, size = make([]readRow, 0, readChunk), 0
-		}
+		out = append(out, rr)
 	}
+	return out
 }
 
 // take counts one row, rejects it or adds it to the batch.
