@@ -296,13 +296,19 @@ func TestFlowAcrossProcesses(t *testing.T) {
 // fails t unless the status is want.
 func post(t *testing.T, url string, body any, want int) []byte {
 	t.Helper()
+	return postAs(t, flowTenant, url, body, want)
+}
+
+// postAs is post in tenant.
+func postAs(t *testing.T, tenant, url string, body any, want int) []byte {
+	t.Helper()
 	b, _ := json.Marshal(body)
 	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(b))
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Tenant-Id", flowTenant)
+	req.Header.Set("X-Tenant-Id", tenant)
 	req.Header.Set("X-User-Id", "alice")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
