@@ -190,16 +190,15 @@ func (r *Runner) loop(ctx context.Context) {
 // context is already done.
 const resignTimeout = 5 * time.Second
 
-// resign gives up the leadership, if held, as the loop ends.
+// resign gives up the leadership, if held, as the loop ends. It asks the
+// store whatever the last tick found: a tick cut short by the stop itself
+// fails and leaves the runner thinking it does not lead, while the
+// leadership row is still its own (and would stand until its TTL).
 func (r *Runner) resign() {
 	r.mu.Lock()
-	was := r.leader
 	r.leader = false
 	r.mu.Unlock()
 	r.metrics.leader.Set(0)
-	if !was {
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), resignTimeout)
 	defer cancel()
 	if err := r.svc.Resign(ctx, LeadershipName, r.cfg.Holder); err != nil {

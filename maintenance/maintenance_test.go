@@ -352,6 +352,31 @@ func TestOneLeader(t *testing.T) {
 	})
 }
 
+// TestStopResignsAfterAFailedTick: a leader whose last tick failed (as one
+// cut short by the stop does) still gives the leadership up when it stops,
+// so another runner takes over at once rather than after the TTL.
+func TestStopResignsAfterAFailedTick(t *testing.T) {
+	t.Parallel()
+	testdb.Each(t, func(t *testing.T, s store.Store) {
+		t.Parallel()
+		svc := &operations.Service{Store: s}
+		quietLog := slog.New(slog.NewTextHandler(io.Discard, nil))
+		a := maintenance.New(maintenance.Config{Service: svc, Holder: "a", LeaderTTL: time.Hour, Interval: time.Hour, Logger: quietLog})
+		b := maintenance.New(maintenance.Config{Service: svc, Holder: "b", LeaderTTL: time.Hour, Logger: quietLog})
+		if lead, err := a.Tick(context.Background()); err != nil || !lead {
+			t.Fatalf("a: got lead=%v err=%v, want leader", lead, err)
+		}
+		// The loop's first tick runs on a context already done, and fails.
+		stopped, cancel := context.WithCancel(context.Background())
+		cancel()
+		a.Start(stopped)
+		a.Stop()
+		if lead, err := b.Tick(context.Background()); err != nil || !lead {
+			t.Fatalf("b after a stopped: got lead=%v err=%v, want leader (a kept the leadership for its hour-long TTL)", lead, err)
+		}
+	})
+}
+
 // TestTakeoverAfterCrash: a leader that stops ticking without resigning is
 // replaced once its TTL runs out.
 func TestTakeoverAfterCrash(t *testing.T) {
