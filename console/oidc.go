@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -22,7 +23,8 @@ import (
 // and the access token the provider issues becomes the console's
 // credential, sent to the API as a bearer token like an API key.
 const (
-	// flowCookie holds the log-in in progress, on the callback's path only.
+	// flowCookie holds the log-in in progress: on https as
+	// "__Host-"+flowCookie (see flowCookieOf), else on the callback's path.
 	flowCookie = "commonops_console_oidc"
 	// flowTTL is how long a log-in may take at the provider.
 	flowTTL = 10 * time.Minute
@@ -99,12 +101,15 @@ func CallbackURL(publicURL string) string {
 	return strings.TrimSuffix(publicURL, "/") + Prefix + "oidc/callback"
 }
 
-// flow is a log-in in progress, kept in flowCookie. It needs no signature:
-// state is compared with what the provider sends back, and only this
-// origin can set the cookie, so a flow another site began cannot be
-// finished in this browser (log-in CSRF); the verifier and nonce are
-// secrets of this browser, which an intercepted code cannot be redeemed
-// or replayed without.
+// flow is a log-in in progress, kept in the flow cookie. It needs no
+// signature: state is compared with what the provider sends back, and on
+// https the cookie is a "__Host-" one, which only this origin can set (not
+// a sibling subdomain, not a plain-http page), so a flow another site began
+// cannot be finished in this browser (log-in CSRF); a request with two flow
+// cookies is refused. The verifier and nonce are secrets of this browser,
+// which an intercepted code cannot be redeemed or replayed without. Over
+// plain http nothing keeps a network attacker from setting cookies: run
+// the console on https.
 type flow struct {
 	State    string `json:"s"`
 	Nonce    string `json:"n"`
@@ -117,7 +122,8 @@ type flow struct {
 func (c *Console) oidcStart(w http.ResponseWriter, r *http.Request) {
 	f := flow{State: randomString(), Nonce: randomString(), Verifier: oauth2.GenerateVerifier(), Next: safeNext(r.URL.Query().Get("next"))}
 	raw, _ := json.Marshal(f)
-	http.SetCookie(w, c.oidcCookie(r, flowCookie, base64.RawURLEncoding.EncodeToString(raw), Prefix+"oidc/", flowTTL))
+	name, path := c.flowCookieOf(r)
+	http.SetCookie(w, c.oidcCookie(r, name, base64.RawURLEncoding.EncodeToString(raw), path, flowTTL))
 	to := c.oidc.oauth.AuthCodeURL(f.State, oauth2.S256ChallengeOption(f.Verifier), oauth2.SetAuthURLParam("nonce", f.Nonce))
 	http.Redirect(w, r, to, http.StatusSeeOther)
 }
@@ -128,9 +134,10 @@ func (c *Console) oidcStart(w http.ResponseWriter, r *http.Request) {
 // Any failure shows the log-in page saying why, and keeps no credential.
 func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f, flowErr := readFlow(r)
+	name, path := c.flowCookieOf(r)
+	f, flowErr := readFlow(r, name)
 	// The flow is good for one callback, whatever its outcome.
-	http.SetCookie(w, c.oidcCookie(r, flowCookie, "", Prefix+"oidc/", -1))
+	http.SetCookie(w, c.oidcCookie(r, name, "", path, -1))
 	next := Prefix + "tasks"
 	if flowErr == nil {
 		next = f.Next
@@ -211,13 +218,25 @@ func (c *Console) oidcCookie(r *http.Request, name, value, path string, ttl time
 	return ck
 }
 
-func readFlow(r *http.Request) (flow, error) {
-	var f flow
-	ck, err := r.Cookie(flowCookie)
-	if err != nil {
-		return f, err
+// flowCookieOf is the flow cookie's name and path for r: on https a
+// "__Host-" cookie (Secure, path /, no domain), which no other origin can
+// set; else the plain name on the callback's path.
+func (c *Console) flowCookieOf(r *http.Request) (name, path string) {
+	if c.secure(r) {
+		return "__Host-" + flowCookie, "/"
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(ck.Value)
+	return flowCookie, Prefix + "oidc/"
+}
+
+// readFlow reads the flow from the cookie name; two of them (one planted
+// for a narrower path or by a sibling domain) are refused.
+func readFlow(r *http.Request, name string) (flow, error) {
+	var f flow
+	cks := r.CookiesNamed(name)
+	if len(cks) != 1 {
+		return f, fmt.Errorf("%d log-in flow cookies, want 1", len(cks))
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(cks[0].Value)
 	if err != nil {
 		return f, err
 	}

@@ -302,8 +302,8 @@ func setFlow(t *testing.T, cl *http.Client, cb *url.URL, change func(map[string]
 
 // TestOIDCLogInStart: the link sends the browser to the provider with a
 // PKCE S256 challenge, state and nonce, and keeps what the callback checks
-// in a Secure (the public URL is https), HttpOnly, SameSite=Lax cookie on
-// the callback's path.
+// in a "__Host-" cookie (the public URL is https: Secure, path /, no
+// domain, so no other origin can plant one), HttpOnly and SameSite=Lax.
 func TestOIDCLogInStart(t *testing.T) {
 	t.Parallel()
 	p := oidctest.Start(t, nil)
@@ -323,13 +323,25 @@ func TestOIDCLogInStart(t *testing.T) {
 			t.Fatalf("start: got %d to %v, want 303 to %s", resp.StatusCode, to, ends.Authorization)
 		}
 		cks := resp.Cookies()
-		if len(cks) != 1 || !cks[0].Secure || !cks[0].HttpOnly || cks[0].SameSite != http.SameSiteLaxMode || cks[0].Path != "/console/oidc/" || cks[0].MaxAge != 600 {
-			t.Fatalf("flow cookie: got %+v, want one Secure, HttpOnly, SameSite=Lax cookie on /console/oidc/ for 10 minutes", cks)
+		if len(cks) != 1 || cks[0].Name != "__Host-commonops_console_oidc" || !cks[0].Secure || !cks[0].HttpOnly || cks[0].SameSite != http.SameSiteLaxMode ||
+			cks[0].Path != "/" || cks[0].Domain != "" || cks[0].MaxAge != 600 {
+			t.Fatalf("flow cookie: got %+v, want one __Host- cookie, Secure, HttpOnly, SameSite=Lax, on / for 10 minutes", cks)
 		}
 		raw, _ := base64.RawURLEncoding.DecodeString(cks[0].Value)
 		var f struct{ S, N, V, Next string }
 		if err := json.Unmarshal(raw, &f); err != nil {
 			t.Fatal(err)
+		}
+		// A second flow cookie (planted for a narrower path) is refused,
+		// even with the right state: 400 before any exchange (which this
+		// code would fail, 502).
+		cb := httptest.NewRequest("GET", "/console/oidc/callback?code=x&state="+url.QueryEscape(f.S), nil)
+		cb.AddCookie(&http.Cookie{Name: cks[0].Name, Value: cks[0].Value}) // planted: any valid flow would do
+		cb.AddCookie(&http.Cookie{Name: cks[0].Name, Value: cks[0].Value})
+		rec = httptest.NewRecorder()
+		cons.ServeHTTP(rec, cb)
+		if rec.Code != http.StatusBadRequest {
+			t.Fatalf("callback with two flow cookies: got %d, want 400", rec.Code)
 		}
 		sum := sha256.Sum256([]byte(f.V))
 		q := to.Query()
