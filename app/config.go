@@ -472,6 +472,11 @@ func (c Config) Validate() error {
 	if c.OIDCConsoleClientID != "" && auth.Mode(c.Auth) != auth.ModeOIDC {
 		return fmt.Errorf("oidc-console-client-id needs auth oidc (COMMONOPS_AUTH=oidc), got auth %s", c.Auth)
 	}
+	if c.OIDCConsoleClientID != "" && c.OIDCConsoleClientID == c.OIDCAudience {
+		// An ID token is issued to the client as its audience: it would
+		// pass as an access token of the API.
+		return fmt.Errorf("oidc-console-client-id %q is the API's oidc-audience: register the console as a client of its own", c.OIDCConsoleClientID)
+	}
 	for name, n := range c.WorkerTypeConcurrency {
 		if name == "" || n < 1 {
 			return fmt.Errorf("worker-type-concurrency: want taskType=N with N at least 1, got %q=%d", name, n)

@@ -140,6 +140,9 @@ func TestConsoleClientNeedsOIDC(t *testing.T) {
 			t.Errorf("auth %q with a console client: got %v, want it refused naming oidc-console-client-id", cfg.Auth, err)
 		}
 	}
+	if err := (app.Config{Auth: "oidc", OIDCIssuer: "https://issuer.example", OIDCAudience: "commonops", OIDCConsoleClientID: "commonops"}).Validate(); err == nil || !strings.Contains(err.Error(), "is the API's oidc-audience") {
+		t.Errorf("a console client named as the API's audience: got %v, want it refused (its ID tokens would pass as access tokens)", err)
+	}
 	if err := (app.Config{Auth: "oidc", OIDCIssuer: "https://issuer.example", OIDCConsoleClientID: "console"}).Validate(); err != nil {
 		t.Errorf("auth oidc with a console client: got %v, want it valid", err)
 	}

@@ -436,9 +436,9 @@ type parsedChunk struct {
 	ready chan struct{}
 }
 
-// checkers is how many goroutines coerce and validate rows: most of a
-// row's cost (twice its parsing), and independent from row to row.
-var checkers = min(runtime.GOMAXPROCS(0), 4)
+// maxCheckers bounds the goroutines that coerce and validate rows: most
+// of a row's cost (twice its parsing), and independent from row to row.
+const maxCheckers = 4
 
 // loop reads rows in one goroutine, coerces and validates them in
 // checkers more, a chunk each at a time, while this one counts them in
@@ -454,11 +454,16 @@ func (r *importRun) loop(ctx context.Context) error {
 	var wg sync.WaitGroup
 	resume := r.cp.Row // the checkpoint moves on in this goroutine only
 	wg.Go(func() { r.read(ordered, work, stop) })
-	for range checkers {
+	for range min(runtime.GOMAXPROCS(0), maxCheckers) {
 		wg.Go(func() {
 			var scratch Record // the record of a row that is validated only
 			for pc := range work {
-				pc.out.rows = r.check(pc, resume, &scratch)
+				select {
+				case <-stop: // the loop has returned: nobody reads the rows
+				default:
+					pc.out.rows = r.check(pc, resume, &scratch)
+				}
+				pc.rows, pc.reads = nil, nil // the checked rows are what is kept
 				close(pc.ready)
 			}
 		})

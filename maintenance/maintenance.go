@@ -106,8 +106,11 @@ type Runner struct {
 	metrics *runnerMetrics
 	life    startstop.Lifecycle
 
-	mu         sync.Mutex
-	leader     bool
+	mu     sync.Mutex
+	leader bool
+	// mayLead: the last tick led or failed, so the leadership row may be
+	// this runner's (resign).
+	mayLead    bool
 	lastUpload time.Time
 	cursors    map[string]string // sweep name -> last task id seen (operations.SweepFilter.AfterID)
 }
@@ -190,15 +193,20 @@ func (r *Runner) loop(ctx context.Context) {
 // context is already done.
 const resignTimeout = 5 * time.Second
 
-// resign gives up the leadership, if held, as the loop ends. It asks the
-// store whatever the last tick found: a tick cut short by the stop itself
-// fails and leaves the runner thinking it does not lead, while the
-// leadership row is still its own (and would stand until its TTL).
+// resign gives up the leadership, if it may be held, as the loop ends:
+// when the last tick led, and also when it failed, as a tick cut short by
+// the stop itself does, leaving the runner thinking it does not lead while
+// the leadership row may still be its own (and would stand until its TTL).
+// A runner whose last tick found another leader has nothing to give up.
 func (r *Runner) resign() {
 	r.mu.Lock()
-	r.leader = false
+	mayLead := r.mayLead
+	r.leader, r.mayLead = false, false
 	r.mu.Unlock()
 	r.metrics.leader.Set(0)
+	if !mayLead {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), resignTimeout)
 	defer cancel()
 	if err := r.svc.Resign(ctx, LeadershipName, r.cfg.Holder); err != nil {
@@ -216,7 +224,7 @@ func (r *Runner) Tick(ctx context.Context) (bool, error) {
 	}
 	r.mu.Lock()
 	was := r.leader
-	r.leader = lead
+	r.leader, r.mayLead = lead, lead || err != nil
 	r.mu.Unlock()
 	if lead != was {
 		r.log.Info("maintenance leadership changed", "leader", lead)

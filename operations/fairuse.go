@@ -73,14 +73,18 @@ func (u *fairUse) snapshot(now time.Time) map[string]float64 {
 	return out
 }
 
+// fairUseMade guards the making of a Service's fairUse (a Service may be
+// copied before its first use, so it holds no lock of its own).
+var fairUseMade sync.Mutex
+
 // fairUse returns s's memory of the tenants' use, made on first use; nil
 // when FairHalfLife turns it off.
 func (s *Service) fairUse() *fairUse {
 	if s.FairHalfLife < 0 {
 		return nil
 	}
-	quotaCacheMade.Lock()
-	defer quotaCacheMade.Unlock()
+	fairUseMade.Lock()
+	defer fairUseMade.Unlock()
 	if s.use == nil {
 		s.use = &fairUse{halfLife: cmp.Or(s.FairHalfLife, FairHalfLifeDefault), use: map[string]float64{}}
 	}

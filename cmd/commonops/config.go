@@ -79,7 +79,7 @@ func (o *options) settings() []setting {
 		{flag: "quota-stored-bytes", env: "COMMONOPS_QUOTA_STORED_BYTES", def: fmtSize(operations.QuotaStoredBytesDefault), usage: "bytes the files of one tenant's tasks may hold; at or over it creates are answered 507 until deletes free some; 0: no quota", value: quota(&c.QuotaStoredBytes)},
 		{flag: "flow-limits", env: "COMMONOPS_FLOW_LIMITS", usage: "concurrency limits across replicas, stored at start where none is stored yet (the API changes them): TYPE=N for every tenant together, TENANT/TYPE=N (comma list)", value: str(&c.FlowLimits)},
 		{flag: "fair-weights", env: "COMMONOPS_FAIR_WEIGHTS", usage: "tenants' weights in the claims' fair turns, TENANT=N (comma list); others weigh 1", value: str(&c.FairWeights)},
-		{flag: "fair-half-life", env: "COMMONOPS_FAIR_HALF_LIFE", def: fmtDuration(operations.FairHalfLifeDefault), usage: "how fast a tenant's recent claims fade from its share of the turns; off: running tasks only", value: durationOrOff(&c.FairHalfLife)},
+		{flag: "fair-half-life", env: "COMMONOPS_FAIR_HALF_LIFE", def: fmtDuration(operations.FairHalfLifeDefault), usage: "how fast a tenant's recent claims fade from its share of the turns; off (or 0): running tasks only", value: durationOrOff(&c.FairHalfLife)},
 		{flag: "pubsub", env: "COMMONOPS_PUBSUB", def: app.PubSubEmbedded, usage: "pub/sub: embedded (in-process bus) or dapr (a Dapr sidecar)", value: str(&c.PubSub)},
 		{flag: "dapr-url", env: "COMMONOPS_DAPR_URL", usage: "Dapr sidecar HTTP URL; empty: http://127.0.0.1:$DAPR_HTTP_PORT (3500)", value: str(&c.DaprURL)},
 		{flag: "dapr-app-addr", env: "COMMONOPS_DAPR_APP_ADDR", def: app.DaprAppAddrDefault, usage: "listen address of the Dapr subscription routes, apart from the API (the sidecar's --app-port); outside loopback set APP_API_TOKEN", value: str(&c.DaprAppAddr)},
@@ -298,7 +298,7 @@ func duration(p *time.Duration) *value {
 	}}
 }
 
-// durationOrOff is duration, or "off" for a negative one.
+// durationOrOff is duration, or off (also written 0) for a negative one.
 func durationOrOff(p *time.Duration) *value {
 	d := duration(p)
 	return &value{get: func() string {
@@ -307,12 +307,15 @@ func durationOrOff(p *time.Duration) *value {
 		}
 		return d.get()
 	}, set: func(s string) error {
-		if s == "off" {
+		if strings.EqualFold(s, "off") {
 			*p = -1
 			return nil
 		}
 		if err := d.set(s); err != nil {
 			return fmt.Errorf("want a duration such as 2s, or off, got %q", s)
+		}
+		if *p == 0 {
+			*p = -1 // 0 reads as "no memory", not as the default
 		}
 		return nil
 	}}

@@ -326,7 +326,7 @@ func TestConfigShowsEffectiveSettings(t *testing.T) {
 		"COMMONOPS_DATABASE_URL":   "postgres://app:hunter2@db:5432/ops?sslmode=disable",
 		"COMMONOPS_S3_SECRET_KEY":  "s3cr3t-value",
 		"COMMONOPS_LEASE":          "45s",
-		"COMMONOPS_FAIR_HALF_LIFE": "off",
+		"COMMONOPS_FAIR_HALF_LIFE": "0s", // 0 is off, not the default
 		"APP_API_TOKEN":            "dapr-token-value",
 	}
 	var out bytes.Buffer
