@@ -5,7 +5,7 @@
 // The console holds no privileges of its own. Every page and every action
 // goes through the API handler it is given, as the person using it: with
 // the API key they logged in with (kept in an HttpOnly, SameSite=Strict
-// cookie limited to /console/), the access token an OpenID Provider issued
+// cookie: see credentialCookie), the access token an OpenID Provider issued
 // them at an OIDC log-in (in the same cookie, SameSite=Lax: see oidc.go)
 // or, when the API runs without authentication, with the request's own
 // identity headers. So the console's identities, roles and tenant scoping
@@ -39,8 +39,31 @@ const Prefix = "/console/"
 const apiPrefix = "/api/v1/operations"
 
 // CookieName holds the credential of a console log-in: an API key or an
-// OIDC access token.
+// OIDC access token. On https the cookie is "__Host-"+CookieName (see
+// credentialCookie).
 const CookieName = "commonops_console"
+
+// credentialCookie is the credential cookie's name and path for r: on https
+// a "__Host-" cookie (Secure, path /, no domain), which no other origin
+// (a sibling subdomain, a plain-http page) can set, so nobody can log a
+// person in as someone else by planting one; over plain http CookieName on
+// Prefix. The API reads no cookies, so the wider path gives it nothing.
+func (c *Console) credentialCookie(r *http.Request) (name, path string) {
+	if c.secure(r) {
+		return "__Host-" + CookieName, "/"
+	}
+	return CookieName, Prefix
+}
+
+// credential is r's log-in credential: "" for none, and for two cookies of
+// the name (one planted beside the person's own).
+func (c *Console) credential(r *http.Request) string {
+	name, _ := c.credentialCookie(r)
+	if cks := r.CookiesNamed(name); len(cks) == 1 {
+		return cks[0].Value
+	}
+	return ""
+}
 
 // contentSecurityPolicy is the console's Content-Security-Policy: scripts
 // and styles from the console's own origin only, no inline code, no
@@ -152,7 +175,7 @@ func writeProblem(w http.ResponseWriter, status int, title, detail string) {
 // apiRequest is r turned into a request of the API at path (with its
 // query): the same identity headers, and the console log-in's key as a
 // bearer token.
-func apiRequest(r *http.Request, method, path string, body []byte) *http.Request {
+func apiRequest(r *http.Request, credential, method, path string, body []byte) *http.Request {
 	u, _ := url.Parse(path)
 	in := r.Clone(r.Context())
 	in.Method = method
@@ -161,8 +184,8 @@ func apiRequest(r *http.Request, method, path string, body []byte) *http.Request
 	in.Header.Del("Cookie")
 	in.Header.Del("Accept-Encoding")
 	in.Header.Del("Authorization")
-	if k, err := r.Cookie(CookieName); err == nil && k.Value != "" {
-		in.Header.Set("Authorization", "Bearer "+k.Value)
+	if credential != "" {
+		in.Header.Set("Authorization", "Bearer "+credential)
 	}
 	in.Body, in.ContentLength = http.NoBody, 0
 	in.Header.Del("Content-Length")
@@ -185,7 +208,7 @@ func (c *Console) proxy(w http.ResponseWriter, r *http.Request) {
 	if r.URL.RawQuery != "" {
 		target += "?" + r.URL.RawQuery
 	}
-	in := apiRequest(r, r.Method, target, nil)
+	in := apiRequest(r, c.credential(r), r.Method, target, nil)
 	in.Body, in.ContentLength = r.Body, r.ContentLength
 	if r.ContentLength >= 0 {
 		in.Header.Set("Content-Length", fmt.Sprint(r.ContentLength))
@@ -225,8 +248,13 @@ func (e *apiError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.
 // get calls the API at path as r's user and decodes its JSON answer into
 // out; an answer other than 2xx is an *apiError.
 func (c *Console) get(r *http.Request, path string, out any) error {
+	return c.getAs(r, c.credential(r), path, out)
+}
+
+// getAs is get with credential instead of r's.
+func (c *Console) getAs(r *http.Request, credential, path string, out any) error {
 	a := &answer{header: http.Header{}}
-	in := apiRequest(r, http.MethodGet, path, nil)
+	in := apiRequest(r, credential, http.MethodGet, path, nil)
 	in.Header.Set("Accept", "application/json")
 	c.api.ServeHTTP(a, in)
 	if a.status < 200 || a.status > 299 {
@@ -275,9 +303,7 @@ type page struct {
 }
 
 func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
-	if k, err := r.Cookie(CookieName); err == nil && k.Value != "" {
-		p.LogOut = true
-	}
+	p.LogOut = c.credential(r) != ""
 	var buf bytes.Buffer
 	if err := c.tmpl[name].Execute(&buf, p); err != nil {
 		c.log.Error("console template", "page", name, "error", err)

@@ -168,3 +168,60 @@ func TestTaskCountsAreCapped(t *testing.T) {
 		t.Errorf("API calls: got %d lists and %d counts, want 1 and 6", lists, counts)
 	}
 }
+
+// TestCredentialCookieOnHTTPS: behind an https public URL the log-in keeps
+// its credential in a __Host- cookie (Secure, path /, no domain), which no
+// sibling subdomain or plain-http page can set; a cookie of the plain name
+// (planted: that is how one would log a person in as someone else) or two
+// of the __Host- name are no log-in.
+func TestCredentialCookieOnHTTPS(t *testing.T) {
+	t.Parallel()
+	var seen []string // the Authorization headers the API got
+	var mu sync.Mutex
+	api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Header.Get("Authorization"))
+		mu.Unlock()
+		if r.Header.Get("Authorization") == "" {
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusUnauthorized)
+			io.WriteString(w, `{"title":"Unauthorized","status":401}`)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"tasks":[],"total":0}`)
+	})
+	cons := console.New(console.Config{API: api, PublicURL: "https://ops.example.com"})
+	req := httptest.NewRequest("POST", "/console/login", strings.NewReader(url.Values{"key": {"k1"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	rec := httptest.NewRecorder()
+	cons.ServeHTTP(rec, req)
+	cks := rec.Result().Cookies()
+	if rec.Code != http.StatusSeeOther || len(cks) != 1 || cks[0].Name != "__Host-commonops_console" || !cks[0].Secure || cks[0].Path != "/" || cks[0].Domain != "" {
+		t.Fatalf("log-in: got %d with cookies %+v, want 303 and one Secure __Host-commonops_console cookie on /", rec.Code, cks)
+	}
+	for _, c := range []struct {
+		name    string
+		cookies []*http.Cookie
+		want    string // the Authorization the API gets
+	}{
+		{"its own cookie", []*http.Cookie{cks[0]}, "Bearer k1"},
+		{"a planted plain-name cookie", []*http.Cookie{{Name: "commonops_console", Value: "attacker"}}, ""},
+		{"a planted cookie beside its own", []*http.Cookie{{Name: cks[0].Name, Value: "attacker"}, cks[0]}, ""},
+	} {
+		mu.Lock()
+		seen = nil
+		mu.Unlock()
+		req := httptest.NewRequest("GET", "/console/api/tasks", nil)
+		for _, ck := range c.cookies {
+			req.AddCookie(&http.Cookie{Name: ck.Name, Value: ck.Value})
+		}
+		cons.ServeHTTP(httptest.NewRecorder(), req)
+		mu.Lock()
+		got := seen
+		mu.Unlock()
+		if len(got) != 1 || got[0] != c.want {
+			t.Errorf("%s: the API got Authorization %q, want %q", c.name, got, c.want)
+		}
+	}
+}

@@ -196,7 +196,8 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	if !tok.Expiry.IsZero() {
 		ttl = time.Until(tok.Expiry)
 	}
-	http.SetCookie(w, c.oidcCookie(r, CookieName, tok.AccessToken, Prefix, ttl))
+	credName, credPath := c.credentialCookie(r)
+	http.SetCookie(w, c.oidcCookie(r, credName, tok.AccessToken, credPath, ttl))
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 

@@ -114,23 +114,21 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		c.render(w, r, http.StatusUnauthorized, "login", page{Title: "Log in", Data: c.loginData(next, msg, "")})
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: key, Path: Prefix, HttpOnly: true, Secure: c.secure(r), SameSite: http.SameSiteStrictMode})
+	name, path := c.credentialCookie(r)
+	http.SetCookie(w, &http.Cookie{Name: name, Value: key, Path: path, HttpOnly: true, Secure: c.secure(r), SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
 // probe asks the API whether it accepts credential (a list of one task),
 // as the console would send it on r's behalf.
 func (c *Console) probe(r *http.Request, credential string) error {
-	in := r.Clone(r.Context())
-	in.Header = r.Header.Clone()
-	in.Header.Del("Cookie")
-	in.AddCookie(&http.Cookie{Name: CookieName, Value: credential})
 	var out any
-	return c.get(in, apiPrefix+"/tasks?pageSize=1", &out)
+	return c.getAs(r, credential, apiPrefix+"/tasks?pageSize=1", &out)
 }
 
 func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
-	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: Prefix, HttpOnly: true, Secure: c.secure(r), SameSite: http.SameSiteStrictMode, MaxAge: -1})
+	name, path := c.credentialCookie(r)
+	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: path, HttpOnly: true, Secure: c.secure(r), SameSite: http.SameSiteStrictMode, MaxAge: -1})
 	http.Redirect(w, r, Prefix+"login", http.StatusSeeOther)
 }
 
