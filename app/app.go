@@ -258,7 +258,7 @@ func New(ctx context.Context, cfg Config) (a *App, err error) {
 		var api http.Handler
 		var connect []string
 		if s3, ok := objects.(*objectstore.S3); ok {
-			connect = []string{s3.URLOrigin()}
+			connect = []string{s3.URLSource()}
 		}
 		cons := console.New(console.Config{API: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { api.ServeHTTP(w, r) }),
 			Logger: a.log, PublicURL: a.publicURL, OIDC: consoleOIDC, ConnectOrigins: connect})

@@ -91,10 +91,11 @@ type Config struct {
 	// OIDC, when set, offers a log-in with an OpenID Provider beside the
 	// API key's. Defaults to nil: API keys only.
 	OIDC *OIDC
-	// ConnectOrigins are the origins besides its own that the pages'
-	// scripts may send requests to (the CSP's connect-src): the object
-	// store's when its upload URLs point elsewhere (S3), as the new-task
-	// page uploads the input file there. Defaults to none.
+	// ConnectOrigins are the CSP sources (origins, or an origin and a path
+	// prefix) besides its own that the pages' scripts may send requests to
+	// (connect-src): the object store's bucket when its upload URLs point
+	// elsewhere (S3), as the new-task page uploads the input file there.
+	// Defaults to none.
 	ConnectOrigins []string
 }
 

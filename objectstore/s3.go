@@ -92,7 +92,8 @@ type S3 struct {
 	public   *minio.Client
 	bucket   string
 	partSize uint64
-	origin   string
+	origin   string // of the URLs handed to clients (URLOrigin)
+	source   string // URLSource
 }
 
 var _ Store = (*S3)(nil)
@@ -139,6 +140,10 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 		return nil, fmt.Errorf("s3 store: sign a URL for %q: %w", cfg.PublicEndpoint, err)
 	}
 	s.origin = signed.Scheme + "://" + signed.Host
+	s.source = s.origin
+	if dir := path.Dir(signed.Path); dir != "/" { // path style: /bucket/origin
+		s.source += dir + "/"
+	}
 	if cfg.CreateBucket {
 		if err := s.createBucket(ctx, cfg.Region); err != nil {
 			return nil, err
@@ -156,6 +161,12 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 // hands to clients: where a browser page sends an upload, and so what its
 // Content-Security-Policy must let it connect to.
 func (s *S3) URLOrigin() string { return s.origin }
+
+// URLSource is the narrowest CSP source the store's URLs match: the
+// origin in virtual-host style (the bucket is in the host), the origin and
+// "/bucket/" in path style, so a page may send requests to this bucket and
+// not to every bucket of the host.
+func (s *S3) URLSource() string { return s.source }
 
 // newMinio returns a client for endpoint, which is host:port or a URL.
 func newMinio(endpoint string, cfg S3Config) (*minio.Client, error) {

@@ -186,6 +186,15 @@ func TestNewS3Config(t *testing.T) {
 			if got := s.URLOrigin(); got != tt.wantOrigin || !strings.HasPrefix(u.URL, got+"/") {
 				t.Errorf("URLOrigin: got %q, want %q, the origin of %s", got, tt.wantOrigin, u.URL)
 			}
+			// The CSP source: the bucket's path in path style, the origin
+			// (whose host names the bucket) in virtual-host style.
+			wantSource := tt.wantOrigin
+			if strings.HasPrefix(u.URL, tt.wantOrigin+"/bkt/") {
+				wantSource += "/bkt/"
+			}
+			if got := s.URLSource(); got != wantSource || !strings.HasPrefix(u.URL, got) {
+				t.Errorf("URLSource: got %q, want %q, a prefix of %s", got, wantSource, u.URL)
+			}
 		})
 	}
 }

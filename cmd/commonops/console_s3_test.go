@@ -186,7 +186,7 @@ func TestConsoleS3UploadInBrowser(t *testing.T) {
 	file, want := inputFile(t, 4<<20)
 	c.b.run(chromedp.Navigate(c.b.base + "/console/new"))
 	csp := get(c.b, chromedp.Evaluate[string](`fetch(location.href).then(r => r.headers.get('Content-Security-Policy'))`, chromedp.EvalAwaitPromise))
-	if want := fmt.Sprintf("connect-src 'self' http://%s;", c.s3.Endpoint); !strings.Contains(csp, want) {
+	if want := fmt.Sprintf("connect-src 'self' http://%s/%s/;", c.s3.Endpoint, c.s3.Bucket); !strings.Contains(csp, want) {
 		t.Fatalf("the console's CSP: got %q, want %q", csp, want)
 	}
 
