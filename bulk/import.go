@@ -427,14 +427,18 @@ type readChunkOf struct {
 }
 
 // parsedChunk is rows as the parser read them (their cells copied out of
-// the parser's buffers) and the input bytes read at each, for a checker to
-// turn into out; ready closes once it has.
+// the parser's buffers) with what the parser knew of each, for a checker
+// to turn into out; ready closes once it has.
 type parsedChunk struct {
 	rows  []tabular.Row
-	reads []int64
+	at    []rowAt
 	out   readChunkOf
 	ready chan struct{}
 }
+
+// rowAt is what the parser knew of a row: the input bytes read when it was,
+// and its own bytes (its cells or source line).
+type rowAt struct{ read, size int64 }
 
 // maxCheckers bounds the goroutines that coerce and validate rows: most
 // of a row's cost (twice its parsing), and independent from row to row.
@@ -463,7 +467,7 @@ func (r *importRun) loop(ctx context.Context) error {
 				default:
 					pc.out.rows = r.check(pc, resume, &scratch)
 				}
-				pc.rows, pc.reads = nil, nil // the checked rows are what is kept
+				pc.rows, pc.at = nil, nil // the checked rows are what is kept
 				close(pc.ready)
 			}
 		})
@@ -503,7 +507,7 @@ func (r *importRun) read(ordered, work chan<- *parsedChunk, stop <-chan struct{}
 	defer close(ordered)
 	defer close(work)
 	newChunk := func() *parsedChunk {
-		return &parsedChunk{rows: make([]tabular.Row, 0, readChunk), reads: make([]int64, 0, readChunk), ready: make(chan struct{})}
+		return &parsedChunk{rows: make([]tabular.Row, 0, readChunk), at: make([]rowAt, 0, readChunk), ready: make(chan struct{})}
 	}
 	hand := func(pc *parsedChunk) bool {
 		select { // an abort stops the reading before the next chunk
@@ -543,12 +547,12 @@ func (r *importRun) read(ordered, work chan<- *parsedChunk, stop <-chan struct{}
 			quoted = append(quoted, row.Quoted...)
 			row.Quoted = quoted[at:len(quoted):len(quoted)]
 		}
-		pc.rows, pc.reads = append(pc.rows, row), append(pc.reads, r.cr.n)
-		size += int64(len(row.Raw))
+		rowSize := int64(len(row.Raw))
 		for _, c := range row.Cells {
-			size += int64(len(c))
+			rowSize += int64(len(c))
 		}
-		if len(pc.rows) == readChunk || size >= chunkBytes {
+		pc.rows, pc.at = append(pc.rows, row), append(pc.at, rowAt{read: r.cr.n, size: rowSize})
+		if size += rowSize; len(pc.rows) == readChunk || size >= chunkBytes {
 			if !hand(pc) {
 				return
 			}
@@ -576,12 +580,9 @@ func (r *importRun) check(pc *parsedChunk, resume int, scratch *Record) []readRo
 			}
 		}
 		rec, msg := r.record(row, into)
-		rr := readRow{num: row.Num, msg: msg, read: pc.reads[i], size: int64(len(row.Raw)), fresh: row.Num > resume}
+		rr := readRow{num: row.Num, msg: msg, read: pc.at[i].read, size: pc.at[i].size, fresh: row.Num > resume}
 		if r.p.Results && rr.fresh {
 			rr.key = r.keyOf(row)
-		}
-		for _, c := range row.Cells {
-			rr.size += int64(len(c))
 		}
 		if msg != "" || send {
 			// Only errors.csv reads them: keep no more than it writes.
