@@ -2,6 +2,7 @@ package operations
 
 import (
 	"cmp"
+	"maps"
 	"math"
 	"sync"
 	"time"
@@ -66,11 +67,7 @@ func (u *fairUse) snapshot(now time.Time) map[string]float64 {
 	if len(u.use) == 0 {
 		return nil
 	}
-	out := make(map[string]float64, len(u.use))
-	for t, v := range u.use {
-		out[t] = v
-	}
-	return out
+	return maps.Clone(u.use)
 }
 
 // fairUseMade guards the making of a Service's fairUse (a Service may be
