@@ -43,26 +43,37 @@ const apiPrefix = "/api/v1/operations"
 // credentialCookie).
 const CookieName = "commonops_console"
 
-// credentialCookie is the credential cookie's name and path for r: on https
-// a "__Host-" cookie (Secure, path /, no domain), which no other origin
-// (a sibling subdomain, a plain-http page) can set, so nobody can log a
-// person in as someone else by planting one; over plain http CookieName on
-// Prefix. The API reads no cookies, so the wider path gives it nothing.
-func (c *Console) credentialCookie(r *http.Request) (name, path string) {
+// hostCookie is the name and path of a log-in cookie called name, on path
+// over plain http: on https it is a "__Host-" cookie (Secure, path /, no
+// domain), which no other origin (a sibling subdomain, a plain-http page)
+// can set, so nobody can log a person in as someone else by planting one.
+// The API reads no cookies, so the wider path gives it nothing.
+func (c *Console) hostCookie(r *http.Request, name, path string) (string, string) {
 	if c.secure(r) {
-		return "__Host-" + CookieName, "/"
+		return "__Host-" + name, "/"
 	}
-	return CookieName, Prefix
+	return name, path
 }
 
-// credential is r's log-in credential: "" for none, and for two cookies of
-// the name (one planted beside the person's own).
+// onlyCookie is the value of r's cookie name, and false when r has none or
+// two (one planted beside the person's own).
+func onlyCookie(r *http.Request, name string) (string, bool) {
+	if cks := r.CookiesNamed(name); len(cks) == 1 {
+		return cks[0].Value, true
+	}
+	return "", false
+}
+
+// credentialCookie is the credential cookie's name and path for r.
+func (c *Console) credentialCookie(r *http.Request) (name, path string) {
+	return c.hostCookie(r, CookieName, Prefix)
+}
+
+// credential is r's log-in credential, "" for none.
 func (c *Console) credential(r *http.Request) string {
 	name, _ := c.credentialCookie(r)
-	if cks := r.CookiesNamed(name); len(cks) == 1 {
-		return cks[0].Value
-	}
-	return ""
+	v, _ := onlyCookie(r, name)
+	return v
 }
 
 // contentSecurityPolicy is the console's Content-Security-Policy: scripts

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -219,25 +218,20 @@ func (c *Console) oidcCookie(r *http.Request, name, value, path string, ttl time
 	return ck
 }
 
-// flowCookieOf is the flow cookie's name and path for r: on https a
-// "__Host-" cookie (Secure, path /, no domain), which no other origin can
-// set; else the plain name on the callback's path.
+// flowCookieOf is the flow cookie's name and path for r.
 func (c *Console) flowCookieOf(r *http.Request) (name, path string) {
-	if c.secure(r) {
-		return "__Host-" + flowCookie, "/"
-	}
-	return flowCookie, Prefix + "oidc/"
+	return c.hostCookie(r, flowCookie, Prefix+"oidc/")
 }
 
 // readFlow reads the flow from the cookie name; two of them (one planted
 // for a narrower path or by a sibling domain) are refused.
 func readFlow(r *http.Request, name string) (flow, error) {
 	var f flow
-	cks := r.CookiesNamed(name)
-	if len(cks) != 1 {
-		return f, fmt.Errorf("%d log-in flow cookies, want 1", len(cks))
+	v, ok := onlyCookie(r, name)
+	if !ok {
+		return f, errors.New("no log-in flow cookie, or two")
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(cks[0].Value)
+	raw, err := base64.RawURLEncoding.DecodeString(v)
 	if err != nil {
 		return f, err
 	}
