@@ -6,7 +6,6 @@ import (
 	"math/big"
 	"regexp"
 	"strconv"
-	"time"
 	"unicode/utf8"
 )
 
@@ -293,62 +292,92 @@ func (p *fastProp) check(v any) fastVerdict {
 	case bool:
 		return p.typed(tBoolean, v)
 	case string:
-		if p.types != 0 && p.types&tString == 0 {
-			return fastInvalid
-		}
-		if p.hasEnum && !inEnum(p.enum, v) {
-			return fastInvalid
-		}
-		if p.anyString {
-			return fastValid
-		}
-		if p.minLen >= 0 || p.maxLen >= 0 {
-			n := utf8.RuneCountInString(v)
-			if p.minLen >= 0 && n < p.minLen || p.maxLen >= 0 && n > p.maxLen {
-				return fastInvalid
-			}
-		}
-		if p.pattern != nil && !p.pattern.MatchString(v) {
-			return fastInvalid
-		}
-		switch p.format {
-		case "date":
-			if _, err := time.Parse(time.DateOnly, v); err != nil {
-				return fastInvalid
-			}
-		case "date-time":
-			if !isDateTime(v) {
-				return fastUnknown
-			}
-		}
-		return fastValid
+		return p.checkString(v)
 	case int64:
-		if v > 1<<53 || v < -(1<<53) {
-			return fastUnknown
-		}
-		return p.number(float64(v), true, false)
+		return p.checkInteger(v)
 	case float64:
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return fastUnknown
 		}
 		return p.number(v, false, false)
 	case json.Number:
-		// A decimal cell (the text as written). Rounding to float64 keeps
-		// order, so only a value that rounds onto a bound is in doubt.
-		if p.types != 0 && p.types&tNumber == 0 {
-			return fastUnknown // is 1.0 an integer? the library decides
-		}
-		f, err := strconv.ParseFloat(string(v), 64)
-		if err != nil || math.IsInf(f, 0) {
-			return fastUnknown
-		}
-		return p.number(f, false, true)
+		return p.checkDecimal(string(v))
 	case []any:
 		return p.typed(tArray, v)
 	case map[string]any:
 		return p.typed(tObject, v)
 	}
 	return fastUnknown // the rest: the library decides
+}
+
+// checkCoerced is check of c's value, without boxing it.
+func (p *fastProp) checkCoerced(c coerced) fastVerdict {
+	switch c.kind {
+	case cNull:
+		return p.typed(tNull, nil)
+	case cString:
+		return p.checkString(c.s)
+	case cInteger:
+		return p.checkInteger(c.n)
+	case cNumber:
+		return p.checkDecimal(c.s)
+	case cBoolean:
+		return p.typed(tBoolean, c.b)
+	}
+	return p.check(c.v)
+}
+
+func (p *fastProp) checkString(v string) fastVerdict {
+	if p.types != 0 && p.types&tString == 0 {
+		return fastInvalid
+	}
+	if p.hasEnum && !inEnum(p.enum, v) {
+		return fastInvalid
+	}
+	if p.anyString {
+		return fastValid
+	}
+	if p.minLen >= 0 || p.maxLen >= 0 {
+		n := utf8.RuneCountInString(v)
+		if p.minLen >= 0 && n < p.minLen || p.maxLen >= 0 && n > p.maxLen {
+			return fastInvalid
+		}
+	}
+	if p.pattern != nil && !p.pattern.MatchString(v) {
+		return fastInvalid
+	}
+	switch p.format {
+	case "date":
+		if !isDate(v) {
+			return fastInvalid
+		}
+	case "date-time":
+		if !isDateTime(v) {
+			return fastUnknown
+		}
+	}
+	return fastValid
+}
+
+func (p *fastProp) checkInteger(v int64) fastVerdict {
+	if v > 1<<53 || v < -(1<<53) {
+		return fastUnknown
+	}
+	return p.number(float64(v), true, false)
+}
+
+// checkDecimal checks a decimal cell (the text as written). Rounding to
+// float64 keeps order, so only a value that rounds onto a bound is in
+// doubt.
+func (p *fastProp) checkDecimal(v string) fastVerdict {
+	if p.types != 0 && p.types&tNumber == 0 {
+		return fastUnknown // is 1.0 an integer? the library decides
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || math.IsInf(f, 0) {
+		return fastUnknown
+	}
+	return p.number(f, false, true)
 }
 
 // typed checks a value that only type and enum constrain.
@@ -422,7 +451,7 @@ func isDateTime(s string) bool {
 	if len(s) < 20 || s[10] != 'T' && s[10] != 't' {
 		return false
 	}
-	if _, err := time.Parse(time.DateOnly, s[:10]); err != nil {
+	if !isDate(s[:10]) {
 		return false
 	}
 	t := s[11:]
@@ -449,6 +478,24 @@ func isDateTime(s string) bool {
 	return len(t) == 6 && (t[0] == '+' || t[0] == '-') && t[3] == ':' && digits(t[1:3]) && digits(t[4:6]) &&
 		num(t[1:3]) <= 23 && num(t[4:6]) <= 59
 }
+
+// isDate reports whether s is a date as time.Parse(time.DateOnly, s)
+// accepts one, YYYY-MM-DD with a day the month has, without its cost.
+func isDate(s string) bool {
+	if len(s) != 10 || s[4] != '-' || s[7] != '-' || !digits(s[0:4]) || !digits(s[5:7]) || !digits(s[8:10]) {
+		return false
+	}
+	y, m, d := num(s[0:4]), num(s[5:7]), num(s[8:10])
+	if m < 1 || m > 12 || d < 1 {
+		return false
+	}
+	if m == 2 && y%4 == 0 && (y%100 != 0 || y%400 == 0) {
+		return d <= 29
+	}
+	return d <= daysInMonth[m-1]
+}
+
+var daysInMonth = [12]int{31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}
 
 func digits(s string) bool {
 	for i := 0; i < len(s); i++ {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
@@ -195,4 +196,26 @@ func TestFastValidatorDecides(t *testing.T) {
 			t.Errorf("%s: got no message from Validate, want one", name)
 		}
 	}
+}
+
+// FuzzIsDate holds isDate to time.Parse(time.DateOnly), whose work it
+// saves; the seeds walk every month end of a leap and a common year and
+// the malformed shapes.
+func FuzzIsDate(f *testing.F) {
+	for _, y := range []string{"0000", "1900", "2000", "2024", "2026", "9999"} {
+		for m := 0; m <= 13; m++ {
+			for _, d := range []int{0, 1, 28, 29, 30, 31, 32} {
+				f.Add(fmt.Sprintf("%s-%02d-%02d", y, m, d))
+			}
+		}
+	}
+	for _, s := range []string{"", "2026-1-01", "2026-01-1", "+026-01-01", "2026/01/01", "2026-01-01 ", "2026-01-01T00:00:00Z", "２０２６-01-01", "-2026-01-01", "2026-0a-01"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		_, err := time.Parse(time.DateOnly, s)
+		if got := isDate(s); got != (err == nil) {
+			t.Fatalf("isDate(%q) = %v, time.Parse says %v", s, got, err)
+		}
+	})
 }

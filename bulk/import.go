@@ -579,7 +579,11 @@ func (r *importRun) check(pc *parsedChunk, resume int, scratch *Record) []readRo
 				into = nil
 			}
 		}
-		rec, msg := r.record(row, into)
+		var rec Record
+		var msg string
+		if send || !r.valid(row) {
+			rec, msg = r.record(row, into)
+		}
 		rr := readRow{num: row.Num, msg: msg, read: pc.at[i].read, size: pc.at[i].size, fresh: row.Num > resume}
 		if r.p.Results && rr.fresh {
 			rr.key = r.keyOf(row)
@@ -676,31 +680,22 @@ func (r *importRun) record(row tabular.Row, into Record) (Record, string) {
 			rec = make(Record, len(r.cols))
 		}
 		verdict, required, set := fastValid, 0, 0
-		for _, c := range r.cols {
-			cell := row.Cells[c.idx]
-			if !r.im.Entity.KeepFormulas {
-				cell = tabular.Unneutralize(cell) // the quote an export put before =, +, -, @
+		for i := range r.cols {
+			c := &r.cols[i]
+			cv, ok, err := r.cell(row, c)
+			if err != nil {
+				return nil, prefix() + ", column " + c.name + ": " + err.Error()
+			} else if !ok {
+				delete(rec, c.name)
+				continue
 			}
-			var v any
-			if cell == "" && row.Quoted != nil && row.Quoted[c.idx] && (c.field.Type == "string" || c.field.Type == "") {
-				v = "" // CSV "": the empty string, not NULL
-			} else {
-				var ok bool
-				var err error
-				if v, ok, err = c.field.Coerce(cell); err != nil {
-					return nil, prefix() + ", column " + c.name + ": " + err.Error()
-				} else if !ok {
-					delete(rec, c.name)
-					continue
-				}
-			}
-			rec[c.name] = v
+			rec[c.name] = cv.value()
 			set++
 			if c.required {
 				required++
 			}
 			if r.fastCols && c.fast != nil && verdict == fastValid {
-				verdict = c.fast.check(v)
+				verdict = c.fast.checkCoerced(cv)
 			}
 		}
 		if len(rec) != set { // a key of no column: a sink added it to a stored record
@@ -720,6 +715,45 @@ func (r *importRun) record(row tabular.Row, into Record) (Record, string) {
 		return nil, prefix() + ": " + msg
 	}
 	return rec, ""
+}
+
+// cell is the value of column c in row, coerced to its field's type; false
+// when the cell is empty and the field not nullable (absent).
+func (r *importRun) cell(row tabular.Row, c *colPlan) (coerced, bool, error) {
+	cell := row.Cells[c.idx]
+	if !r.im.Entity.KeepFormulas {
+		cell = tabular.Unneutralize(cell) // the quote an export put before =, +, -, @
+	}
+	if cell == "" && row.Quoted != nil && row.Quoted[c.idx] && (c.field.Type == "string" || c.field.Type == "") {
+		return coerced{kind: cString}, true, nil // CSV "": the empty string, not NULL
+	}
+	return c.field.coerce(cell)
+}
+
+// valid reports whether record would find the row valid, when the column
+// checks can tell (fastCols) on their own, without building the record:
+// a row that is only validated needs none. false means "ask record".
+func (r *importRun) valid(row tabular.Row) bool {
+	if !r.fastCols || row.Err != nil || row.Record != nil {
+		return false
+	}
+	required := 0
+	for i := range r.cols {
+		c := &r.cols[i]
+		cv, ok, err := r.cell(row, c)
+		if err != nil {
+			return false
+		} else if !ok {
+			continue
+		}
+		if c.required {
+			required++
+		}
+		if c.fast != nil && c.fast.checkCoerced(cv) != fastValid {
+			return false
+		}
+	}
+	return required == r.requiredCols
 }
 
 // flush sends the batch, records what the sink refused and checkpoints.

@@ -70,57 +70,102 @@ func fieldsOf(doc any) (map[string]Field, []string) {
 // Coerce turns a text cell into the field's type. An empty cell is
 // (nil, false): absent, or null when the field is nullable.
 func (f Field) Coerce(s string) (any, bool, error) {
+	c, ok, err := f.coerce(s)
+	if !ok || err != nil {
+		return nil, ok, err
+	}
+	return c.value(), true, nil
+}
+
+// coerced is a cell turned into its field's type, not yet boxed in an any
+// (which costs an allocation a cell): kind says which of its fields holds
+// the value.
+type coerced struct {
+	kind coercedKind
+	s    string // cString, and cNumber's text as written
+	n    int64  // cInteger
+	b    bool   // cBoolean
+	v    any    // cJSON
+}
+
+type coercedKind uint8
+
+const (
+	cNull coercedKind = iota
+	cString
+	cInteger
+	cNumber
+	cBoolean
+	cJSON
+)
+
+// value is c as a record holds it.
+func (c coerced) value() any {
+	switch c.kind {
+	case cString:
+		return c.s
+	case cInteger:
+		return c.n
+	case cNumber:
+		return json.Number(c.s)
+	case cBoolean:
+		return c.b
+	case cJSON:
+		return c.v
+	}
+	return nil
+}
+
+// coerce is Coerce without the box.
+func (f Field) coerce(s string) (coerced, bool, error) {
 	if s == "" {
-		if f.Nullable {
-			return nil, true, nil
-		}
-		return nil, false, nil
+		return coerced{}, f.Nullable, nil
 	}
 	switch f.Type {
 	case "integer":
 		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
 		if err != nil {
 			if errors.Is(err, strconv.ErrRange) {
-				return nil, false, fmt.Errorf("%s is out of the integer range", quoteCell(s))
+				return coerced{}, false, fmt.Errorf("%s is out of the integer range", quoteCell(s))
 			}
-			return nil, false, fmt.Errorf("%s is not an integer", quoteCell(s))
+			return coerced{}, false, fmt.Errorf("%s is not an integer", quoteCell(s))
 		}
-		return n, true, nil
+		return coerced{kind: cInteger, n: n}, true, nil
 	case "number":
 		// The written text is kept (json.Number): no float64 round trip, so
 		// 4.90 stays 4.90 and a long decimal keeps its digits.
 		t := strings.TrimSpace(s)
 		if !isJSONNumber(t) {
-			return nil, false, fmt.Errorf("%s is not a number", quoteCell(s))
+			return coerced{}, false, fmt.Errorf("%s is not a number", quoteCell(s))
 		}
-		return json.Number(t), true, nil
+		return coerced{kind: cNumber, s: t}, true, nil
 	case "boolean":
 		switch strings.ToLower(strings.TrimSpace(s)) {
 		case "true", "t", "yes", "y", "1":
-			return true, true, nil
+			return coerced{kind: cBoolean, b: true}, true, nil
 		case "false", "f", "no", "n", "0":
-			return false, true, nil
+			return coerced{kind: cBoolean}, true, nil
 		}
-		return nil, false, fmt.Errorf("%s is not a boolean (true/false, yes/no, 1/0)", quoteCell(s))
+		return coerced{}, false, fmt.Errorf("%s is not a boolean (true/false, yes/no, 1/0)", quoteCell(s))
 	case "array", "object":
 		var v any
 		if err := json.Unmarshal([]byte(s), &v); err != nil {
-			return nil, false, fmt.Errorf("%s is not JSON", quoteCell(s))
+			return coerced{}, false, fmt.Errorf("%s is not JSON", quoteCell(s))
 		}
-		return v, true, nil
+		return coerced{kind: cJSON, v: v}, true, nil
 	case "string":
 		switch f.Format {
 		case "date":
-			if _, err := time.Parse(time.DateOnly, s); err != nil {
-				return nil, false, fmt.Errorf("%s is not a date (YYYY-MM-DD)", quoteCell(s))
+			if !isDate(s) {
+				return coerced{}, false, fmt.Errorf("%s is not a date (YYYY-MM-DD)", quoteCell(s))
 			}
 		case "date-time":
 			if _, err := time.Parse(time.RFC3339Nano, s); err != nil {
-				return nil, false, fmt.Errorf("%s is not a date-time (RFC 3339, e.g. 2026-11-29T10:15:00Z)", quoteCell(s))
+				return coerced{}, false, fmt.Errorf("%s is not a date-time (RFC 3339, e.g. 2026-11-29T10:15:00Z)", quoteCell(s))
 			}
 		}
 	}
-	return s, true, nil
+	return coerced{kind: cString, s: s}, true, nil
 }
 
 // isJSONNumber reports whether s is a number as JSON writes one:

@@ -1,6 +1,7 @@
 package tabular
 
 import (
+	"bytes"
 	"io"
 	"unicode/utf8"
 )
@@ -24,6 +25,8 @@ type boundedCSV struct {
 	fieldBytes  int64 // bytes of the current field so far
 	inQuotes    bool
 	delimPrefix int // bytes of the delimiter matched so far
+
+	slowOnly bool // tests: follow every byte, as the fast path must agree
 }
 
 func newBoundedCSV(r io.Reader, delim rune, l Limits) *boundedCSV {
@@ -38,6 +41,9 @@ func (b *boundedCSV) Read(p []byte) (int, error) {
 		return 0, b.err
 	}
 	n, err := b.r.Read(p)
+	if b.skim(p[:n]) {
+		return n, err
+	}
 	for i, c := range p[:n] {
 		b.recBytes++
 		b.fieldBytes++
@@ -69,4 +75,34 @@ func (b *boundedCSV) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// skim follows chunk in a few passes over its bytes instead of a step per
+// byte, and reports whether it could: when the chunk holds no quote and
+// starts outside quotes, only line ends and delimiters matter, and when
+// neither count could pass its limit within the chunk (each grows by at
+// most a byte a byte), only where the chunk leaves them matters. It applies
+// to single-byte delimiters; the byte-by-byte loop handles the rest.
+func (b *boundedCSV) skim(chunk []byte) bool {
+	n := int64(len(chunk))
+	if b.slowOnly || b.inQuotes || len(b.delim) != 1 || b.delim[0] == '\n' || b.delimPrefix != 0 ||
+		b.recBytes+n > b.limits.MaxRecordBytes || b.fieldBytes+n > b.limits.MaxFieldBytes ||
+		bytes.IndexByte(chunk, '"') >= 0 {
+		return false
+	}
+	d := b.delim[0]
+	tail := chunk // the bytes after the chunk's last line end
+	if nl := bytes.Count(chunk, []byte{'\n'}); nl > 0 {
+		b.line += nl
+		tail = chunk[bytes.LastIndexByte(chunk, '\n')+1:]
+		b.recLine, b.field, b.recBytes, b.fieldBytes = b.line, 1, 0, 0
+	}
+	b.recBytes += int64(len(tail))
+	if i := bytes.LastIndexByte(tail, d); i >= 0 {
+		b.field += bytes.Count(tail, b.delim)
+		b.fieldBytes = int64(len(tail) - i - 1)
+	} else {
+		b.fieldBytes += int64(len(tail))
+	}
+	return true
 }

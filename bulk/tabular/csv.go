@@ -80,7 +80,7 @@ func (r *csvReader) Next() (Row, error) {
 		row.Err = fmt.Errorf("has %d fields, the header has %d", len(rec), len(r.header))
 		return row, nil
 	}
-	if r.utf8 {
+	if r.utf8 && !validUTF8Fields(r.cr.text, rec) {
 		for i, c := range rec {
 			if !utf8.ValidString(c) {
 				row.Err = fmt.Errorf("column %s: not valid UTF-8 (set params.encoding for latin1 or windows-1252 files)", r.header[i])
@@ -89,6 +89,21 @@ func (r *csvReader) Next() (Row, error) {
 		}
 	}
 	return row, nil
+}
+
+// validUTF8Fields reports whether every field of a record is valid UTF-8,
+// in one pass over text, the fields end to end: then each field is, unless
+// one starts inside another's character (on a continuation byte).
+func validUTF8Fields(text string, fields []string) bool {
+	if !utf8.ValidString(text) {
+		return false
+	}
+	for _, f := range fields {
+		if f != "" && !utf8.RuneStart(f[0]) {
+			return false
+		}
+	}
+	return true
 }
 
 // CheckEncoding refuses an encoding name a CSV file cannot be read in: the

@@ -22,6 +22,7 @@ type csvParser struct {
 	rec     []byte // the fields' text, end to end
 	ends    []int
 	fields  []string
+	text    string // the last record's fields, end to end
 	quoted  []bool
 	numLine int // lines read so far
 	recLine int // line the last record started on
@@ -147,6 +148,7 @@ parse:
 		}
 	}
 	s := string(p.rec) // one allocation for the record
+	p.text = s
 	p.fields = p.fields[:0]
 	start := 0
 	for _, end := range p.ends {
