@@ -199,10 +199,12 @@ func (l Limits) Check() error {
 // bytes, whichever comes first: at SQLBatchSizeDefault rows of a typical
 // 100-byte row, or SQLBatchBytes of wider ones, one COPY and one commit
 // carry enough rows that the round trip and the commit no longer show.
+// Two batches are in memory at a time (one stored while the next fills),
+// which SQLBatchBytes keeps within the import's memory bound.
 const (
 	BatchSizeDefault    = 500
 	SQLBatchSizeDefault = 20_000
-	SQLBatchBytes       = 8 << 20
+	SQLBatchBytes       = 4 << 20
 	PageSizeDefault     = 1000
 	HTTPTimeoutDefault  = 30 * time.Second
 	RetriesDefault      = 5

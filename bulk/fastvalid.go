@@ -311,7 +311,7 @@ func (p *fastProp) check(v any) fastVerdict {
 }
 
 // checkCoerced is check of c's value, without boxing it.
-func (p *fastProp) checkCoerced(c coerced) fastVerdict {
+func (p *fastProp) checkCoerced(c *coerced) fastVerdict {
 	switch c.kind {
 	case cNull:
 		return p.typed(tNull, nil)
@@ -323,8 +323,10 @@ func (p *fastProp) checkCoerced(c coerced) fastVerdict {
 		return p.checkDecimal(c.s)
 	case cBoolean:
 		return p.typed(tBoolean, c.b)
+	case cJSON:
+		return p.check(c.v)
 	}
-	return p.check(c.v)
+	return fastUnknown
 }
 
 func (p *fastProp) checkString(v string) fastVerdict {

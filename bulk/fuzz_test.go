@@ -49,8 +49,8 @@ func FuzzImportRow(f *testing.F) {
 				t.Fatalf("row %d after row %d", row.Num, last)
 			}
 			last = row.Num
-			quick := run.valid(row)
-			rec, msg := run.record(row, nil)
+			quick := run.valid(row, make([]coerced, len(run.cols)))
+			rec, msg := run.record(row, nil, nil)
 			if quick && msg != "" {
 				t.Fatalf("valid passed a row that record refuses: %s", msg)
 			}

@@ -160,6 +160,11 @@ func (im *Importer) Process(ctx context.Context, job worker.Job) error {
 		if _, ok := run.sink.(OutcomeSink); p.Results && !ok {
 			return invalidParams("params.results: the sink of %s cannot tell a created record from an updated one", im.Entity.Name)
 		}
+		if ls, ok := run.sink.(lineSink); ok && rd.Format() != tabular.JSONL {
+			for _, name := range ls.columns() {
+				run.lineAt = append(run.lineAt, slices.IndexFunc(run.cols, func(c colPlan) bool { return c.name == name }))
+			}
+		}
 	}
 	if cp.Row > 0 {
 		job.Log(commonops.LogInfo, fmt.Sprintf("resuming after row %d, committed by an earlier attempt", cp.Row), cp)
@@ -306,14 +311,22 @@ type importRun struct {
 	requiredCols int
 
 	batch      []Record
+	lineBatch  [][]byte // instead of batch, when lineAt is set
 	batchRow   []pending
-	batchBytes int64 // input bytes of the rows in batch
+	writing    *sinkWrite // the batch the sink is storing, if any
+	batchBytes int64      // input bytes of the rows in batch
 
 	// spare and spareCells hold the records and cells of stored batches,
 	// for the reader to fill again: a record and a slice of cells per row
 	// would be most of an import's garbage.
 	spare      chan Record
 	spareCells chan []string
+
+	// lineAt is set when the sink takes CSV and XLSX rows as lines of
+	// COPY text (lineSink), which spares a map and boxed values a row:
+	// lineAt[j] is the column (of cols) of the sink's column j, -1 for
+	// none.
+	lineAt []int
 }
 
 // counts are the figures of a task that must not go back within an attempt
@@ -396,13 +409,13 @@ func (r *importRun) planFastChecks() {
 
 // readChunk is how many rows the reading goroutine hands over at a time,
 // and chunkBytes the most input bytes a chunk holds (past it the chunk goes
-// early). With the most input bytes of a batch (batchBytes: 16 MiB, or
+// early). With the most input bytes of a batch (batchBytes: 8 MiB, or
 // SQLBatchBytes for an sql sink) they bound the rows in flight however long
-// each is: a few chunks and one batch.
+// each is: a few chunks and two batches (one stored while the next fills).
 const (
 	readChunk  = 256
 	chunkBytes = 4 << 20
-	batchBytes = 16 << 20
+	batchBytes = 8 << 20
 )
 
 // readRow is one row as the reading goroutine leaves it: a valid record to
@@ -411,7 +424,8 @@ type readRow struct {
 	num   int
 	cells []string // set for rows that are sent or rejected
 	raw   string
-	rec   Record // nil unless the row is to be sent
+	rec   Record // nil unless the row is to be sent as a record
+	line  []byte // or as a line of COPY text (lineAt)
 	msg   string
 	read  int64  // input bytes read when the row was
 	size  int64  // bytes of the row's cells or source line
@@ -434,6 +448,16 @@ type parsedChunk struct {
 	at    []rowAt
 	out   readChunkOf
 	ready chan struct{}
+}
+
+// lineBytes is about the room the chunk's rows take as COPY text: their
+// bytes and a separator a cell, and a few more for escapes.
+func (pc *parsedChunk) lineBytes() int {
+	n := 0
+	for i, a := range pc.at {
+		n += int(a.size) + len(pc.rows[i].Cells) + 8
+	}
+	return n
 }
 
 // rowAt is what the parser knew of a row: the input bytes read when it was,
@@ -460,7 +484,7 @@ func (r *importRun) loop(ctx context.Context) error {
 	wg.Go(func() { r.read(ordered, work, stop) })
 	for range min(runtime.GOMAXPROCS(0), maxCheckers) {
 		wg.Go(func() {
-			var scratch Record // the record of a row that is validated only
+			var scratch checkScratch
 			for pc := range work {
 				select {
 				case <-stop: // the loop has returned: nobody reads the rows
@@ -475,6 +499,9 @@ func (r *importRun) loop(ctx context.Context) error {
 	defer func() {
 		close(stop)
 		wg.Wait()
+		if w := r.writing; w != nil {
+			<-w.done // the sink is closed once loop returns
+		}
 	}()
 	for pc := range ordered {
 		<-pc.ready
@@ -497,7 +524,10 @@ func (r *importRun) loop(ctx context.Context) error {
 			return r.im.readError(r.job.Task(), r.cr, ch.err)
 		}
 	}
-	return r.flush(ctx)
+	if err := r.flush(ctx); err != nil {
+		return err
+	}
+	return r.settle(ctx)
 }
 
 // read is the parsing goroutine: it hands rows over in chunks, to the
@@ -563,32 +593,45 @@ func (r *importRun) read(ordered, work chan<- *parsedChunk, stop <-chan struct{}
 
 // check coerces and validates the rows of pc into readRows. Rows up to
 // resume were committed by an earlier attempt: they are checked again but
-// not sent. scratch is the checker's record for rows validated only.
-func (r *importRun) check(pc *parsedChunk, resume int, scratch *Record) []readRow {
+// not sent. scratch is the checker's own: the record and values of rows
+// that are validated only.
+func (r *importRun) check(pc *parsedChunk, resume int, scratch *checkScratch) []readRow {
 	out := make([]readRow, 0, len(pc.rows))
+	if scratch.vals == nil {
+		scratch.rec, scratch.vals = make(Record, len(r.cols)), make([]coerced, len(r.cols))
+	}
+	var lines []byte // the chunk's lines, one array for all its rows
 	for i, row := range pc.rows {
 		send := !r.p.DryRun && row.Num > resume
-		if *scratch == nil {
-			*scratch = make(Record, len(r.cols))
-		}
-		into := *scratch
-		if send {
+		rr := readRow{num: row.Num, read: pc.at[i].read, size: pc.at[i].size, fresh: row.Num > resume}
+		switch {
+		case send && r.lineAt != nil && row.Err == nil && row.Record == nil:
+			valid, msg := r.coerceRow(row, scratch.vals)
+			if msg == "" && !valid {
+				_, msg = r.validate(row.Num, r.recordOf(scratch.vals, scratch.rec))
+			}
+			if rr.msg = msg; msg == "" {
+				if lines == nil {
+					lines = make([]byte, 0, pc.lineBytes())
+				}
+				at := len(lines)
+				lines = r.appendLine(lines, scratch.vals)
+				rr.line = lines[at:len(lines):len(lines)]
+			}
+		case send:
+			var into Record
 			select {
 			case into = <-r.spare: // a stored record, filled again by record
 			default:
-				into = nil
 			}
+			rr.rec, rr.msg = r.record(row, into, scratch.vals)
+		case !r.valid(row, scratch.vals):
+			_, rr.msg = r.record(row, scratch.rec, scratch.vals)
 		}
-		var rec Record
-		var msg string
-		if send || !r.valid(row) {
-			rec, msg = r.record(row, into)
-		}
-		rr := readRow{num: row.Num, msg: msg, read: pc.at[i].read, size: pc.at[i].size, fresh: row.Num > resume}
 		if r.p.Results && rr.fresh {
 			rr.key = r.keyOf(row)
 		}
-		if msg != "" || send {
+		if rr.msg != "" || send {
 			// Only errors.csv reads them: keep no more than it writes.
 			var buf []string
 			if send {
@@ -600,12 +643,16 @@ func (r *importRun) check(pc *parsedChunk, resume int, scratch *Record) []readRo
 			rr.cells = cutCells(buf, row.Cells, r.limits.MaxErrorRowBytes)
 			rr.raw = cutCell(row.Raw, r.limits.MaxErrorRowBytes)
 		}
-		if msg == "" && send {
-			rr.rec = rec
-		}
 		out = append(out, rr)
 	}
 	return out
+}
+
+// checkScratch is a checker's record and values for the rows it validates
+// only.
+type checkScratch struct {
+	rec  Record
+	vals []coerced
 }
 
 // take counts one row, rejects it or adds it to the batch.
@@ -617,15 +664,19 @@ func (r *importRun) take(ctx context.Context, row *readRow) error {
 		return r.reject(row.num, row.cells, row.raw, row.msg)
 	}
 	r.good++
-	if row.rec == nil {
+	switch {
+	case row.line != nil:
+		r.lineBatch = append(r.lineBatch, row.line)
+	case row.rec != nil:
+		r.batch = append(r.batch, row.rec)
+	default:
 		r.committed++ // validated only, or stored by an earlier attempt
 		r.noteResult(row)
 		return nil
 	}
-	r.batch = append(r.batch, row.rec)
-	r.noteResult(row)
 	r.batchRow = append(r.batchRow, pending{num: row.num, cells: row.cells, raw: row.raw})
-	if r.batchBytes += row.size; len(r.batch) >= r.batchSize() || r.batchBytes >= r.maxBatchBytes() {
+	r.noteResult(row)
+	if r.batchBytes += row.size; len(r.batchRow) >= r.batchSize() || r.batchBytes >= r.maxBatchBytes() {
 		return r.flush(ctx)
 	}
 	return nil
@@ -655,148 +706,248 @@ func (r *importRun) maxBatchBytes() int64 {
 
 // record turns a row into a valid record, or says what is wrong with it.
 // The record of a CSV or XLSX row goes in into (filled again) when into is
-// not nil.
-func (r *importRun) record(row tabular.Row, into Record) (Record, string) {
-	prefix := func() string { return "row " + strconv.Itoa(row.Num) }
+// not nil, its values coerced through vals (one per column; made when nil).
+func (r *importRun) record(row tabular.Row, into Record, vals []coerced) (Record, string) {
 	if row.Err != nil {
-		return nil, prefix() + ": " + row.Err.Error()
+		return nil, rowPrefix(row.Num) + ": " + row.Err.Error()
 	}
-	var rec Record
-	if row.Record != nil {
-		rec = row.Record
-		for from, to := range r.p.ColumnMapping {
-			if v, ok := rec[from]; ok && from != to {
-				delete(rec, from)
-				if to != "" {
-					rec[to] = v
-				}
-			}
+	if row.Record == nil {
+		if vals == nil {
+			vals = make([]coerced, len(r.cols))
 		}
-	} else {
-		// A record to fill again holds keys of these columns only: each is
-		// set or deleted below, which costs less than clearing the map.
-		rec = into
-		if rec == nil {
-			rec = make(Record, len(r.cols))
+		valid, msg := r.coerceRow(row, vals)
+		if msg != "" {
+			return nil, msg
 		}
-		verdict, required, set := fastValid, 0, 0
-		for i := range r.cols {
-			c := &r.cols[i]
-			cv, ok, err := r.cell(row, c)
-			if err != nil {
-				return nil, prefix() + ", column " + c.name + ": " + err.Error()
-			} else if !ok {
-				delete(rec, c.name)
-				continue
-			}
-			rec[c.name] = cv.value()
-			set++
-			if c.required {
-				required++
-			}
-			if r.fastCols && c.fast != nil && verdict == fastValid {
-				verdict = c.fast.checkCoerced(cv)
-			}
-		}
-		if len(rec) != set { // a key of no column: a sink added it to a stored record
-			fresh := make(Record, set)
-			for _, c := range r.cols {
-				if v, ok := rec[c.name]; ok {
-					fresh[c.name] = v
-				}
-			}
-			rec = fresh
-		}
-		if r.fastCols && verdict == fastValid && required == r.requiredCols {
+		rec := r.recordOf(vals, into)
+		if valid {
 			return rec, ""
 		}
+		return r.validate(row.Num, rec)
 	}
+	rec := row.Record
+	for from, to := range r.p.ColumnMapping {
+		if v, ok := rec[from]; ok && from != to {
+			delete(rec, from)
+			if to != "" {
+				rec[to] = v
+			}
+		}
+	}
+	return r.validate(row.Num, rec)
+}
+
+func rowPrefix(num int) string { return "row " + strconv.Itoa(num) }
+
+// validate checks rec against the entity's schema.
+func (r *importRun) validate(num int, rec Record) (Record, string) {
 	if msg := r.im.Entity.Validate(rec); msg != "" {
-		return nil, prefix() + ": " + msg
+		return nil, rowPrefix(num) + ": " + msg
 	}
 	return rec, ""
 }
 
-// cell is the value of column c in row, coerced to its field's type; false
-// when the cell is empty and the field not nullable (absent).
-func (r *importRun) cell(row tabular.Row, c *colPlan) (coerced, bool, error) {
-	cell := row.Cells[c.idx]
-	if !r.im.Entity.KeepFormulas {
-		cell = tabular.Unneutralize(cell) // the quote an export put before =, +, -, @
-	}
-	if cell == "" && row.Quoted != nil && row.Quoted[c.idx] && (c.field.Type == "string" || c.field.Type == "") {
-		return coerced{kind: cString}, true, nil // CSV "": the empty string, not NULL
-	}
-	return c.field.coerce(cell)
-}
-
-// valid reports whether record would find the row valid, when the column
-// checks can tell (fastCols) on their own, without building the record:
-// a row that is only validated needs none. false means "ask record".
-func (r *importRun) valid(row tabular.Row) bool {
-	if !r.fastCols || row.Err != nil || row.Record != nil {
-		return false
-	}
-	required := 0
+// coerceRow coerces the cells of a CSV or XLSX row into vals, a value a
+// column (cAbsent for an empty cell its field does not take as null). It
+// returns the message of the first cell that is not of its field's type,
+// or whether the column checks found the row valid on their own
+// (planFastChecks); false means the schema must say.
+func (r *importRun) coerceRow(row tabular.Row, vals []coerced) (bool, string) {
+	verdict, required := fastValid, 0
 	for i := range r.cols {
 		c := &r.cols[i]
-		cv, ok, err := r.cell(row, c)
+		ok, err := r.cell(row, c, &vals[i])
 		if err != nil {
-			return false
-		} else if !ok {
+			return false, rowPrefix(row.Num) + ", column " + c.name + ": " + err.Error()
+		}
+		if !ok {
 			continue
 		}
 		if c.required {
 			required++
 		}
-		if c.fast != nil && c.fast.checkCoerced(cv) != fastValid {
-			return false
+		if r.fastCols && c.fast != nil && verdict == fastValid {
+			verdict = c.fast.checkCoerced(&vals[i])
 		}
 	}
-	return required == r.requiredCols
+	return r.fastCols && verdict == fastValid && required == r.requiredCols, ""
 }
 
-// flush sends the batch, records what the sink refused and checkpoints.
+// recordOf is the record of a row's coerced values, filled into into when
+// it is not nil. A record to fill again holds keys of these columns only:
+// each is set or deleted, which costs less than clearing the map.
+func (r *importRun) recordOf(vals []coerced, into Record) Record {
+	rec := into
+	if rec == nil {
+		rec = make(Record, len(r.cols))
+	}
+	set := 0
+	for i := range r.cols {
+		if vals[i].kind == cAbsent {
+			delete(rec, r.cols[i].name)
+			continue
+		}
+		rec[r.cols[i].name] = vals[i].value()
+		set++
+	}
+	if len(rec) != set { // a key of no column: a sink added it to a stored record
+		fresh := make(Record, set)
+		for _, c := range r.cols {
+			if v, ok := rec[c.name]; ok {
+				fresh[c.name] = v
+			}
+		}
+		rec = fresh
+	}
+	return rec
+}
+
+// appendLine appends a row's coerced values to b as a line of COPY text,
+// in the sink's column order (lineAt): what postgresSink.WriteOutcomes
+// writes of the row's record.
+func (r *importRun) appendLine(b []byte, vals []coerced) []byte {
+	for j, k := range r.lineAt {
+		if j > 0 {
+			b = append(b, '\t')
+		}
+		if k < 0 {
+			b = append(b, `\N`...)
+			continue
+		}
+		switch v := &vals[k]; v.kind {
+		case cString, cNumber:
+			b = appendCopyText(b, v.s)
+		case cInteger:
+			b = strconv.AppendInt(b, v.n, 10)
+		case cBoolean:
+			b = strconv.AppendBool(b, v.b)
+		default:
+			if t, ok := v.text(); ok {
+				b = appendCopyText(b, t)
+			} else {
+				b = append(b, `\N`...)
+			}
+		}
+	}
+	return append(b, '\n')
+}
+
+// cell coerces the value of column c in row to its field's type, into
+// out; false when the cell is empty and the field not nullable (absent).
+func (r *importRun) cell(row tabular.Row, c *colPlan, out *coerced) (bool, error) {
+	cell := row.Cells[c.idx]
+	if !r.im.Entity.KeepFormulas {
+		cell = tabular.Unneutralize(cell) // the quote an export put before =, +, -, @
+	}
+	if cell == "" && row.Quoted != nil && row.Quoted[c.idx] && (c.field.Type == "string" || c.field.Type == "") {
+		*out = coerced{kind: cString} // CSV "": the empty string, not NULL
+		return true, nil
+	}
+	return c.field.coerceInto(cell, out)
+}
+
+// valid reports whether record would find the row valid, when the column
+// checks can tell on their own, without building the record: a row that
+// is only validated needs none. false means "ask record". vals is scratch.
+func (r *importRun) valid(row tabular.Row, vals []coerced) bool {
+	if !r.fastCols || row.Err != nil || row.Record != nil {
+		return false
+	}
+	valid, _ := r.coerceRow(row, vals)
+	return valid
+}
+
+// flush sends the batch to the sink. The sink stores it while the rows of
+// the next batch are read and checked: flush first settles the batch sent
+// before (settle), and hands this one to a goroutine of its own. With
+// params.results (whose lines wait for their batch's outcomes) or
+// maxErrors (which the sink's refusals count toward before the next batch
+// goes) it stores and settles the batch before it returns.
 func (r *importRun) flush(ctx context.Context) error {
-	if len(r.batch) == 0 {
+	if len(r.batchRow) == 0 {
 		return nil
 	}
-	var recErrs []RecordError
-	var err error
+	if err := r.settle(ctx); err != nil {
+		return err
+	}
+	w := &sinkWrite{batch: r.batch, lines: r.lineBatch, rows: r.batchRow, done: make(chan struct{})}
+	r.batch, r.lineBatch, r.batchRow, r.batchBytes = nil, nil, nil, 0
 	if r.p.Results {
-		r.outcome = slices.Grow(r.outcome[:0], len(r.batch))[:len(r.batch)]
+		r.outcome = slices.Grow(r.outcome[:0], len(w.rows))[:len(w.rows)]
 		clear(r.outcome)
-		recErrs, err = r.sink.(OutcomeSink).WriteOutcomes(ctx, r.batch, r.outcome)
-	} else {
-		recErrs, err = r.sink.Write(ctx, r.batch)
+		w.outcomes = r.outcome
 	}
-	if err != nil {
-		return fmt.Errorf("import %s: rows %d to %d: %w", r.job.Task().ID, r.batchRow[0].num, r.batchRow[len(r.batchRow)-1].num, err)
+	r.writing = w
+	if w.outcomes != nil || r.p.MaxErrors > 0 {
+		w.write(ctx, r.sink)
+		return r.settle(ctx)
 	}
-	r.committed += int64(len(r.batch))
+	go w.write(ctx, r.sink)
+	return nil
+}
+
+// sinkWrite is a batch being stored.
+type sinkWrite struct {
+	batch    []Record
+	lines    [][]byte // instead of batch, when lineAt is set
+	rows     []pending
+	outcomes []Outcome // nil unless params.results
+
+	done    chan struct{} // closed once recErrs and err are set
+	recErrs []RecordError
+	err     error
+}
+
+func (w *sinkWrite) write(ctx context.Context, sink Sink) {
+	defer close(w.done)
+	switch {
+	case w.lines != nil:
+		w.recErrs, w.err = sink.(lineSink).writeLines(ctx, w.lines, w.outcomes)
+	case w.outcomes != nil:
+		w.recErrs, w.err = sink.(OutcomeSink).WriteOutcomes(ctx, w.batch, w.outcomes)
+	default:
+		w.recErrs, w.err = sink.Write(ctx, w.batch)
+	}
+}
+
+// settle waits for the batch being stored, if any, then records what the
+// sink refused, hands the batch's records and cells back for reuse and
+// checkpoints after its last row.
+func (r *importRun) settle(ctx context.Context) error {
+	w := r.writing
+	if w == nil {
+		return nil
+	}
+	<-w.done
+	r.writing = nil
+	recErrs := w.recErrs
+	if w.err != nil {
+		return fmt.Errorf("import %s: rows %d to %d: %w", r.job.Task().ID, w.rows[0].num, w.rows[len(w.rows)-1].num, w.err)
+	}
+	r.committed += int64(len(w.rows))
 	r.rejected += int64(len(recErrs))
-	last := r.batchRow[len(r.batchRow)-1].num
+	last := w.rows[len(w.rows)-1].num
 	slices.SortFunc(recErrs, func(a, b RecordError) int { return a.Index - b.Index })
 	for _, re := range recErrs {
-		pr := r.batchRow[re.Index]
+		pr := w.rows[re.Index]
 		if err := r.writeError(pr.num, pr.cells, pr.raw, fmt.Sprintf("row %d: refused by the sink: %s", pr.num, re.Message)); err != nil {
 			return err
 		}
 	}
-	for i, rec := range r.batch {
+	for _, rec := range w.batch {
 		select {
 		case r.spare <- rec: // stored: the reader may reuse it
 		default:
 		}
-		r.batch[i] = nil
+	}
+	for _, p := range w.rows {
 		select {
-		case r.spareCells <- r.batchRow[i].cells:
+		case r.spareCells <- p.cells:
 		default:
 		}
 	}
-	r.batch, r.batchRow, r.batchBytes = r.batch[:0], r.batchRow[:0], 0
-	if r.p.Results {
-		r.settleResults(r.outcome, recErrs)
+	if w.outcomes != nil {
+		r.settleResults(w.outcomes, recErrs)
 		if err := r.writePart(ctx, last); err != nil {
 			return err
 		}

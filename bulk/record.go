@@ -70,7 +70,8 @@ func fieldsOf(doc any) (map[string]Field, []string) {
 // Coerce turns a text cell into the field's type. An empty cell is
 // (nil, false): absent, or null when the field is nullable.
 func (f Field) Coerce(s string) (any, bool, error) {
-	c, ok, err := f.coerce(s)
+	var c coerced
+	ok, err := f.coerceInto(s, &c)
 	if !ok || err != nil {
 		return nil, ok, err
 	}
@@ -79,19 +80,20 @@ func (f Field) Coerce(s string) (any, bool, error) {
 
 // coerced is a cell turned into its field's type, not yet boxed in an any
 // (which costs an allocation a cell): kind says which of its fields holds
-// the value.
+// the value. The zero value is an absent cell.
 type coerced struct {
-	kind coercedKind
 	s    string // cString, and cNumber's text as written
-	n    int64  // cInteger
-	b    bool   // cBoolean
 	v    any    // cJSON
+	n    int64  // cInteger
+	kind coercedKind
+	b    bool // cBoolean
 }
 
 type coercedKind uint8
 
 const (
-	cNull coercedKind = iota
+	cAbsent coercedKind = iota
+	cNull
 	cString
 	cInteger
 	cNumber
@@ -116,56 +118,88 @@ func (c coerced) value() any {
 	return nil
 }
 
-// coerce is Coerce without the box.
-func (f Field) coerce(s string) (coerced, bool, error) {
+// text is c as the sink's text formats write it (formatValue of its
+// value); false for null or absent.
+func (c coerced) text() (string, bool) {
+	switch c.kind {
+	case cAbsent, cNull:
+		return "", false
+	case cString, cNumber:
+		return c.s, true
+	case cInteger:
+		return strconv.FormatInt(c.n, 10), true
+	case cBoolean:
+		return strconv.FormatBool(c.b), true
+	}
+	if c.v == nil {
+		return "", false // JSON null
+	}
+	return formatValue(c.v), true
+}
+
+// coerceInto is Coerce into out, without the box (out is left as it was
+// when the cell is not of the field's type).
+func (f *Field) coerceInto(s string, out *coerced) (bool, error) {
 	if s == "" {
-		return coerced{}, f.Nullable, nil
+		if f.Nullable {
+			*out = coerced{kind: cNull}
+			return true, nil
+		}
+		*out = coerced{}
+		return false, nil
 	}
 	switch f.Type {
 	case "integer":
 		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
 		if err != nil {
 			if errors.Is(err, strconv.ErrRange) {
-				return coerced{}, false, fmt.Errorf("%s is out of the integer range", quoteCell(s))
+				return false, fmt.Errorf("%s is out of the integer range", quoteCell(s))
 			}
-			return coerced{}, false, fmt.Errorf("%s is not an integer", quoteCell(s))
+			return false, fmt.Errorf("%s is not an integer", quoteCell(s))
 		}
-		return coerced{kind: cInteger, n: n}, true, nil
+		*out = coerced{kind: cInteger, n: n}
+		return true, nil
 	case "number":
 		// The written text is kept (json.Number): no float64 round trip, so
 		// 4.90 stays 4.90 and a long decimal keeps its digits.
 		t := strings.TrimSpace(s)
 		if !isJSONNumber(t) {
-			return coerced{}, false, fmt.Errorf("%s is not a number", quoteCell(s))
+			return false, fmt.Errorf("%s is not a number", quoteCell(s))
 		}
-		return coerced{kind: cNumber, s: t}, true, nil
+		*out = coerced{kind: cNumber, s: t}
+		return true, nil
 	case "boolean":
 		switch strings.ToLower(strings.TrimSpace(s)) {
 		case "true", "t", "yes", "y", "1":
-			return coerced{kind: cBoolean, b: true}, true, nil
+			*out = coerced{kind: cBoolean, b: true}
+			return true, nil
 		case "false", "f", "no", "n", "0":
-			return coerced{kind: cBoolean}, true, nil
+			*out = coerced{kind: cBoolean}
+			return true, nil
 		}
-		return coerced{}, false, fmt.Errorf("%s is not a boolean (true/false, yes/no, 1/0)", quoteCell(s))
+		*out = coerced{}
+		return false, fmt.Errorf("%s is not a boolean (true/false, yes/no, 1/0)", quoteCell(s))
 	case "array", "object":
 		var v any
 		if err := json.Unmarshal([]byte(s), &v); err != nil {
-			return coerced{}, false, fmt.Errorf("%s is not JSON", quoteCell(s))
+			return false, fmt.Errorf("%s is not JSON", quoteCell(s))
 		}
-		return coerced{kind: cJSON, v: v}, true, nil
+		*out = coerced{kind: cJSON, v: v}
+		return true, nil
 	case "string":
 		switch f.Format {
 		case "date":
 			if !isDate(s) {
-				return coerced{}, false, fmt.Errorf("%s is not a date (YYYY-MM-DD)", quoteCell(s))
+				return false, fmt.Errorf("%s is not a date (YYYY-MM-DD)", quoteCell(s))
 			}
 		case "date-time":
 			if _, err := time.Parse(time.RFC3339Nano, s); err != nil {
-				return coerced{}, false, fmt.Errorf("%s is not a date-time (RFC 3339, e.g. 2026-11-29T10:15:00Z)", quoteCell(s))
+				return false, fmt.Errorf("%s is not a date-time (RFC 3339, e.g. 2026-11-29T10:15:00Z)", quoteCell(s))
 			}
 		}
 	}
-	return coerced{kind: cString, s: s}, true, nil
+	*out = coerced{kind: cString, s: s}
+	return true, nil
 }
 
 // isJSONNumber reports whether s is a number as JSON writes one:

@@ -82,8 +82,8 @@ func (r *importRun) noteResult(row *readRow) {
 	switch {
 	case row.msg != "":
 		l.outcome, l.msg = outcomeFailed, row.msg
-	case row.rec != nil:
-		l.batch = len(r.batch) - 1
+	case row.rec != nil || row.line != nil:
+		l.batch = len(r.batchRow) - 1
 	default:
 		l.outcome, l.msg = outcomeSkipped, "dry run: valid, nothing imported"
 	}

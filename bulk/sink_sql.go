@@ -1,12 +1,14 @@
 package bulk
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -53,11 +55,11 @@ type postgresSink struct {
 	types  []string
 	upsert string
 	single string
-	rows   [][]any
 
-	direct  bool   // plain COPY has not met an existing key yet
-	copySQL string // COPY table (cols) FROM STDIN
-	buf     []byte // rows of a batch in COPY text format, reused
+	direct       bool   // plain COPY has not met an existing key yet
+	copySQL      string // COPY table (cols) FROM STDIN
+	stageCopySQL string // COPY stageTable (ord, cols) FROM STDIN
+	buf          []byte // records of a batch in COPY text format, reused
 
 	// upsertOutcomes is upsert that leaves unchanged rows alone and returns
 	// the staging ord of each row it created or updated, with which;
@@ -131,6 +133,7 @@ func (s *postgresSink) prepare(ctx context.Context) error {
 	s.single = fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s) %s", quoteIdent(table), quoteIdents(s.cols),
 		strings.Join(params, ", "), conflict)
 	s.copySQL = fmt.Sprintf("COPY %s (%s) FROM STDIN", quoteIdent(table), quoteIdents(s.cols))
+	s.stageCopySQL = fmt.Sprintf("COPY %s (ord, %s) FROM STDIN", stageTable, quoteIdents(s.cols))
 	changed := conflict + changedWhere(table, s.cols, s.e.Key, "IS DISTINCT FROM")
 	var join []string
 	for _, k := range s.e.Key {
@@ -164,13 +167,46 @@ func (s *postgresSink) Write(ctx context.Context, batch []Record) ([]RecordError
 	return s.WriteOutcomes(ctx, batch, nil)
 }
 
+// lineSink is a Sink that also takes each record as a line of COPY's text
+// format, its values in the order of columns(): the importer writes the
+// lines of the CSV and XLSX rows it coerced as it checks them, with no map
+// and no boxed value a record. outcomes is nil unless the caller wants
+// them (OutcomeSink).
+type lineSink interface {
+	columns() []string
+	writeLines(ctx context.Context, lines [][]byte, outcomes []Outcome) ([]RecordError, error)
+}
+
+func (s *postgresSink) columns() []string { return s.cols }
+
 // WriteOutcomes is Write that, when outcomes is not nil, tells what each
 // record did: a batch a plain COPY stored created every row; a staged
 // upsert returns the rows it created or updated, and the others of the
 // staging table were unchanged.
 func (s *postgresSink) WriteOutcomes(ctx context.Context, batch []Record, outcomes []Outcome) ([]RecordError, error) {
+	lines := make([][]byte, len(batch))
+	for i, r := range batch {
+		start := len(s.buf)
+		for j, col := range s.cols {
+			if j > 0 {
+				s.buf = append(s.buf, '\t')
+			}
+			if v := r[col]; v != nil {
+				s.buf = appendCopyText(s.buf, formatValue(v))
+			} else {
+				s.buf = append(s.buf, `\N`...)
+			}
+		}
+		s.buf = append(s.buf, '\n')
+		lines[i] = s.buf[start:len(s.buf):len(s.buf)]
+	}
+	defer func() { s.buf = s.buf[:0] }()
+	return s.writeLines(ctx, lines, outcomes)
+}
+
+func (s *postgresSink) writeLines(ctx context.Context, lines [][]byte, outcomes []Outcome) ([]RecordError, error) {
 	if s.direct {
-		done, err := s.copyDirect(ctx, batch)
+		done, err := s.copyDirect(ctx, lines)
 		if done && outcomes != nil {
 			for i := range outcomes {
 				outcomes[i] = OutcomeCreated
@@ -180,17 +216,15 @@ func (s *postgresSink) WriteOutcomes(ctx context.Context, batch []Record, outcom
 			return nil, err
 		}
 	}
-	return s.writeStaged(ctx, batch, outcomes)
+	return s.writeStaged(ctx, lines, outcomes)
 }
 
-// copyDirect stores batch with one COPY into the table. It reports false
+// copyDirect stores a batch with one COPY into the table. It reports false
 // when the database refused the batch (nothing of it is stored; a COPY is
 // atomic): a key already there, or a value a column refuses, which the
 // staged upsert then handles as before.
-func (s *postgresSink) copyDirect(ctx context.Context, batch []Record) (bool, error) {
-	ct := &copyText{batch: batch, cols: s.cols, buf: s.buf[:0]}
-	_, err := s.conn.PgConn().CopyFrom(ctx, ct, s.copySQL)
-	s.buf = ct.buf
+func (s *postgresSink) copyDirect(ctx context.Context, lines [][]byte) (bool, error) {
+	_, err := s.conn.PgConn().CopyFrom(ctx, &copyLines{lines: lines}, s.copySQL)
 	if err == nil {
 		return true, nil
 	}
@@ -204,39 +238,39 @@ func (s *postgresSink) copyDirect(ctx context.Context, batch []Record) (bool, er
 	return false, nil
 }
 
-// copyText reads a batch in COPY's text format, formatting a few rows at a
-// time, so that the batch is never held twice in memory.
-type copyText struct {
-	batch []Record
-	cols  []string
-	next  int    // the next record to format
-	buf   []byte // formatted, not read yet: buf[off:]
-	off   int
+// copyLines reads lines of COPY text end to end; with ord, each line is
+// preceded by its index and a tab (the staging table's first column).
+type copyLines struct {
+	lines [][]byte
+	ord   bool
+	next  int    // the next line to read
+	off   int    // bytes of it read
+	pre   []byte // its index, when ord
 }
 
-func (c *copyText) Read(p []byte) (int, error) {
-	for c.off == len(c.buf) {
-		if c.next == len(c.batch) {
-			return 0, io.EOF
+func (c *copyLines) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) && c.next < len(c.lines) {
+		if c.ord && c.off == 0 && c.pre == nil {
+			c.pre = append(strconv.AppendInt(make([]byte, 0, 24), int64(c.next), 10), '\t')
 		}
-		c.buf, c.off = c.buf[:0], 0
-		for ; c.next < len(c.batch) && len(c.buf) < 64<<10; c.next++ {
-			r := c.batch[c.next]
-			for j, col := range c.cols {
-				if j > 0 {
-					c.buf = append(c.buf, '\t')
-				}
-				if v := r[col]; v != nil {
-					c.buf = appendCopyText(c.buf, formatValue(v))
-				} else {
-					c.buf = append(c.buf, `\N`...)
-				}
+		if len(c.pre) > 0 {
+			k := copy(p[n:], c.pre)
+			n, c.pre = n+k, c.pre[k:]
+			if len(c.pre) > 0 {
+				break
 			}
-			c.buf = append(c.buf, '\n')
+		}
+		l := c.lines[c.next]
+		k := copy(p[n:], l[c.off:])
+		n, c.off = n+k, c.off+k
+		if c.off == len(l) {
+			c.next, c.off, c.pre = c.next+1, 0, nil
 		}
 	}
-	n := copy(p, c.buf[c.off:])
-	c.off += n
+	if n == 0 && c.next == len(c.lines) {
+		return 0, io.EOF
+	}
 	return n, nil
 }
 
@@ -259,21 +293,43 @@ func appendCopyText(b []byte, v string) []byte {
 	return b
 }
 
-// writeStaged upserts batch through the staging table.
-func (s *postgresSink) writeStaged(ctx context.Context, batch []Record, outcomes []Outcome) ([]RecordError, error) {
-	s.rows = s.rows[:0]
-	for i, r := range batch {
-		row := make([]any, len(s.cols)+1)
-		row[0] = int64(i)
-		for j, c := range s.cols {
-			if v := r[c]; v != nil {
-				row[j+1] = formatValue(v)
-			}
+// copyValues reads a line of COPY text back into its values: strings, or
+// nil for NULL.
+func copyValues(line []byte) []any {
+	line = bytes.TrimSuffix(line, []byte{'\n'})
+	var vals []any
+	for field := range bytes.SplitSeq(line, []byte{'\t'}) {
+		if string(field) == `\N` {
+			vals = append(vals, nil)
+			continue
 		}
-		s.rows = append(s.rows, row)
+		v := make([]byte, 0, len(field))
+		for i := 0; i < len(field); i++ {
+			c := field[i]
+			if c == '\\' && i+1 < len(field) {
+				i++
+				switch field[i] {
+				case 'n':
+					c = '\n'
+				case 'r':
+					c = '\r'
+				case 't':
+					c = '\t'
+				default:
+					c = field[i]
+				}
+			}
+			v = append(v, c)
+		}
+		vals = append(vals, string(v))
 	}
+	return vals
+}
+
+// writeStaged upserts a batch through the staging table.
+func (s *postgresSink) writeStaged(ctx context.Context, lines [][]byte, outcomes []Outcome) ([]RecordError, error) {
 	err := pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{stageTable}, append([]string{"ord"}, s.cols...), pgx.CopyFromRows(s.rows)); err != nil {
+		if _, err := tx.Conn().PgConn().CopyFrom(ctx, &copyLines{lines: lines, ord: true}, s.stageCopySQL); err != nil {
 			return err
 		}
 		if outcomes == nil {
@@ -303,24 +359,18 @@ func (s *postgresSink) writeStaged(ctx context.Context, batch []Record, outcomes
 	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "23")) {
-		return s.writeOneByOne(ctx, batch, outcomes)
+		return s.writeOneByOne(ctx, lines, outcomes)
 	}
 	return nil, pgError("write batch", err)
 }
 
 // writeOneByOne stores a batch that a record broke (a value the column
 // refuses), each record under a savepoint, to tell the bad ones apart.
-func (s *postgresSink) writeOneByOne(ctx context.Context, batch []Record, outcomes []Outcome) ([]RecordError, error) {
+func (s *postgresSink) writeOneByOne(ctx context.Context, lines [][]byte, outcomes []Outcome) ([]RecordError, error) {
 	var recErrs []RecordError
 	err := pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
-		args := make([]any, len(s.cols))
-		for i, r := range batch {
-			for j, c := range s.cols {
-				args[j] = nil
-				if v := r[c]; v != nil {
-					args[j] = formatValue(v)
-				}
-			}
+		for i, line := range lines {
+			args := copyValues(line)
 			err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
 				if outcomes == nil {
 					_, err := sp.Exec(ctx, s.single, args...)
