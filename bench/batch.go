@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -29,11 +30,13 @@ func benchBatch(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	svc, err := startService(ctx, "COMMONOPS_DATABASE_URL="+dbURL, "COMMONOPS_ROLES=api")
+	debugPort := freePort()
+	svc, err := startService(ctx, "COMMONOPS_DATABASE_URL="+dbURL, "COMMONOPS_ROLES=api", fmt.Sprintf("COMMONOPS_DEBUG_ADDR=127.0.0.1:%d", debugPort))
 	if err != nil {
 		return err
 	}
 	defer svc.stop()
+	names := cpuNames{svc.cmd.Process.Pid: "commonops api"}
 	setupLine(fmt.Sprintf("%d clients, %d tasks per batch", *batchClients, *batchSize), "commonops roles=api on PostgreSQL",
 		fmt.Sprintf("%s per phase", *duration))
 	var body bytes.Buffer
@@ -50,8 +53,19 @@ func benchBatch(ctx context.Context) error {
 	if _, _, err := load(*batchClients, time.Second, send); err != nil { // warm up
 		return err
 	}
+	profiled := make(chan error, 1)
+	if *profileDir != "" {
+		go func() { profiled <- cpuProfile(debugPort, *duration, filepath.Join(*profileDir, "batch-api.pprof")) }()
+	} else {
+		profiled <- nil
+	}
+	cpuBefore := readCPU(names)
 	n, lat, err := load(*batchClients, *duration, send)
 	if err != nil {
+		return err
+	}
+	cpuAfter := readCPU(names)
+	if err := <-profiled; err != nil {
 		return err
 	}
 	rate := float64(n) * float64(*batchSize) / duration.Seconds()
@@ -62,6 +76,8 @@ func benchBatch(ctx context.Context) error {
 	}
 	fmt.Printf("batch create over HTTP: %.0f tasks/s (batch p50 %s, p99 %s)   goal ≥ 20000/s: %s\n", rate, ms(percentile(lat, .5)), ms(percentile(lat, .99)), verdict(rate >= 20000))
 	fmt.Printf("River InsertMany, same clients and batch: %.0f jobs/s   ratio %.2f   goal ≥ 0.35: %s\n", river, rate/river, verdict(rate/river >= 0.35))
+	fmt.Println("where the CPU went during the batch creates:")
+	cpuTable(cpuBefore, cpuAfter, *duration, n*int64(*batchSize))
 	return nil
 }
 

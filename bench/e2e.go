@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -27,15 +28,24 @@ func benchE2E(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	svc, err := startService(ctx, "COMMONOPS_DATABASE_URL="+dbURL)
+	debugPort := freePort()
+	svc, err := startService(ctx, "COMMONOPS_DATABASE_URL="+dbURL, fmt.Sprintf("COMMONOPS_DEBUG_ADDR=127.0.0.1:%d", debugPort))
 	if err != nil {
 		return err
 	}
 	defer svc.stop()
+	names := cpuNames{svc.cmd.Process.Pid: "commonops"}
 	setupLine(fmt.Sprintf("%d HTTP clients create noop tasks for %s", *clients, *duration),
 		"commonops with every role in one process on PostgreSQL, embedded bus, default worker concurrency",
 		"throughput = tasks created / time until the last one completed")
 
+	profiled := make(chan error, 1)
+	if *profileDir != "" {
+		go func() { profiled <- cpuProfile(debugPort, *duration, filepath.Join(*profileDir, "e2e.pprof")) }()
+	} else {
+		profiled <- nil
+	}
+	cpuBefore := readCPU(names)
 	start := time.Now()
 	n, _, err := load(*clients, *duration, func(int, int) error { _, err := createTask(svc.base, noopBody); return err })
 	if err != nil {
@@ -43,6 +53,10 @@ func benchE2E(ctx context.Context) error {
 	}
 	elapsed, err := waitCompleted(n, start, func() (int64, error) { return completedCount(svc.base) })
 	if err != nil {
+		return err
+	}
+	cpuAfter := readCPU(names)
+	if err := <-profiled; err != nil {
 		return err
 	}
 	ours := float64(n) / elapsed.Seconds()
@@ -61,6 +75,8 @@ func benchE2E(ctx context.Context) error {
 	fmt.Printf("commonops end to end: %d tasks in %s = %.0f tasks/s   goal ≥ 1500/s: %s\n", n, elapsed.Round(time.Millisecond), ours, verdict(ours >= 1500))
 	fmt.Printf("River defaults (one insert per transaction + no-op worker, %d inserters, 100 workers): %.0f jobs/s   ratio %.2f\n", *clients, riverRate, ours/riverRate)
 	fmt.Printf("River tuned for throughput (fetch cooldown %s, poll %s, same load): %.0f jobs/s   ratio %.2f\n", riverTunedCooldown, riverTunedPoll, tunedRate, ours/tunedRate)
+	fmt.Println("where the CPU went, from the first create to the last completion:")
+	cpuTable(cpuBefore, cpuAfter, elapsed, n)
 	return nil
 }
 
