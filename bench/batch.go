@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -53,19 +52,14 @@ func benchBatch(ctx context.Context) error {
 	if _, _, err := load(*batchClients, time.Second, send); err != nil { // warm up
 		return err
 	}
-	profiled := make(chan error, 1)
-	if *profileDir != "" {
-		go func() { profiled <- cpuProfile(debugPort, *duration, filepath.Join(*profileDir, "batch-api.pprof")) }()
-	} else {
-		profiled <- nil
-	}
+	profiled := profileService(debugPort, *duration, "batch-api.pprof")
 	cpuBefore := readCPU(names)
 	n, lat, err := load(*batchClients, *duration, send)
 	if err != nil {
 		return err
 	}
 	cpuAfter := readCPU(names)
-	if err := <-profiled; err != nil {
+	if err := profiled(); err != nil {
 		return err
 	}
 	rate := float64(n) * float64(*batchSize) / duration.Seconds()

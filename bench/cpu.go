@@ -121,6 +121,18 @@ func perTask(d time.Duration, n int64) float64 {
 
 // cpuProfile fetches a CPU profile of d from the pprof listener on port
 // (COMMONOPS_DEBUG_ADDR) into file.
+// profileService starts, when -profile-dir is set, the CPU profile over d
+// of the service whose debug server listens on port, into the directory's
+// file name; wait waits for it.
+func profileService(port int, d time.Duration, name string) (wait func() error) {
+	if *profileDir == "" {
+		return func() error { return nil }
+	}
+	done := make(chan error, 1)
+	go func() { done <- cpuProfile(port, d, filepath.Join(*profileDir, name)) }()
+	return func() error { return <-done }
+}
+
 func cpuProfile(port int, d time.Duration, file string) error {
 	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
 		return err

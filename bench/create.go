@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"sync"
@@ -41,19 +40,14 @@ func benchCreate(ctx context.Context) error {
 	if _, _, err := load(*clients, time.Second, func(int, int) error { _, err := createTask(svc.base, createBody); return err }); err != nil {
 		return err
 	}
-	profiled := make(chan error, 1)
-	if *profileDir != "" {
-		go func() { profiled <- cpuProfile(debugPort, *duration, filepath.Join(*profileDir, "create-api.pprof")) }()
-	} else {
-		profiled <- nil
-	}
+	profiled := profileService(debugPort, *duration, "create-api.pprof")
 	cpuBefore := readCPU(names)
 	n, lat, err := load(*clients, *duration, func(int, int) error { _, err := createTask(svc.base, createBody); return err })
 	if err != nil {
 		return err
 	}
 	cpuAfter := readCPU(names)
-	if err := <-profiled; err != nil {
+	if err := profiled(); err != nil {
 		return err
 	}
 	rate := float64(n) / duration.Seconds()

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -39,12 +38,7 @@ func benchE2E(ctx context.Context) error {
 		"commonops with every role in one process on PostgreSQL, embedded bus, default worker concurrency",
 		"throughput = tasks created / time until the last one completed")
 
-	profiled := make(chan error, 1)
-	if *profileDir != "" {
-		go func() { profiled <- cpuProfile(debugPort, *duration, filepath.Join(*profileDir, "e2e.pprof")) }()
-	} else {
-		profiled <- nil
-	}
+	profiled := profileService(debugPort, *duration, "e2e.pprof")
 	cpuBefore := readCPU(names)
 	start := time.Now()
 	n, _, err := load(*clients, *duration, func(int, int) error { _, err := createTask(svc.base, noopBody); return err })
@@ -56,7 +50,7 @@ func benchE2E(ctx context.Context) error {
 		return err
 	}
 	cpuAfter := readCPU(names)
-	if err := <-profiled; err != nil {
+	if err := profiled(); err != nil {
 		return err
 	}
 	ours := float64(n) / elapsed.Seconds()
