@@ -366,7 +366,10 @@ func (a *App) Start(ctx context.Context) error {
 	var runCtx context.Context
 	runCtx, a.cancelRun = context.WithCancel(context.WithoutCancel(ctx))
 	if a.bus != nil && a.pool != nil {
-		a.unsubscribe = a.bus.Subscribe(commonops.WorkerTopics, func(ctx context.Context, m bus.Message) error {
+		// Events are hints the pool checks against the store: handled
+		// side by side, a claim waiting for the database does not hold
+		// back the events behind it.
+		a.unsubscribe = a.bus.SubscribeConcurrent(commonops.WorkerTopics, a.pool.Concurrency(), func(ctx context.Context, m bus.Message) error {
 			return a.pool.HandleEvent(commonops.WithTraceParent(ctx, m.TraceParent), m.Topic, m.Task)
 		})
 	}

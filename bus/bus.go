@@ -127,6 +127,16 @@ func New(opts ...Option) *Bus {
 // redelivered. The returned func unsubscribes: it cancels the context fn
 // gets, waits for a running fn to return and discards what is queued.
 func (b *Bus) Subscribe(topics []string, fn func(ctx context.Context, m Message) error) (unsubscribe func()) {
+	return b.SubscribeConcurrent(topics, 1, fn)
+}
+
+// SubscribeConcurrent is Subscribe with up to n calls of fn at a time, on n
+// goroutines of the subscriber's own, so messages are handled in no set
+// order: for a subscriber whose messages are independent hints, as the
+// worker pool's are, one slow fn (a claim waiting for the database) does
+// not hold back the messages behind it. Unsubscribing waits for every
+// running fn.
+func (b *Bus) SubscribeConcurrent(topics []string, n int, fn func(ctx context.Context, m Message) error) (unsubscribe func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &subscriber{
 		fn:     fn,
@@ -141,7 +151,14 @@ func (b *Bus) Subscribe(topics []string, fn func(ctx context.Context, m Message)
 	b.mu.Lock()
 	b.subs = append(b.subs, s)
 	b.mu.Unlock()
-	go b.serve(s)
+	var serving sync.WaitGroup
+	for range max(n, 1) {
+		serving.Go(func() { b.serve(s) })
+	}
+	go func() {
+		serving.Wait()
+		close(s.done)
+	}()
 
 	var once sync.Once
 	return func() {
@@ -156,12 +173,14 @@ func (b *Bus) Subscribe(topics []string, fn func(ctx context.Context, m Message)
 }
 
 func (b *Bus) serve(s *subscriber) {
-	defer close(s.done)
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
 		case m := <-s.queue:
+			if s.ctx.Err() != nil {
+				return // unsubscribed meanwhile: what is queued is discarded
+			}
 			if err := s.fn(s.ctx, m); err != nil && s.ctx.Err() == nil {
 				b.log.Warn("bus: subscriber failed", "topic", m.Topic, "id", m.ID, "err", err)
 			}

@@ -206,6 +206,48 @@ func TestBusUnsubscribeCancelsAndStopsDelivery(t *testing.T) {
 	}
 }
 
+// TestBusSubscribeConcurrent holds every handler call until n of them run
+// at once: a concurrent subscriber gets n messages side by side (one call
+// at a time would never get there), and unsubscribing waits for all n.
+func TestBusSubscribeConcurrent(t *testing.T) {
+	t.Parallel()
+	const n = 4
+	b := bus.New()
+	var mu sync.Mutex
+	running, ended := 0, 0
+	all := make(chan struct{})
+	unsub := b.SubscribeConcurrent(nil, n, func(ctx context.Context, m bus.Message) error {
+		mu.Lock()
+		if running++; running == n {
+			close(all)
+		}
+		mu.Unlock()
+		<-ctx.Done()
+		mu.Lock()
+		ended++
+		mu.Unlock()
+		return nil
+	})
+	var msgs []outbox.Message
+	for i := range 2 * n {
+		msgs = append(msgs, message(t, int64(i+1), commonops.TopicCreated))
+	}
+	b.Publish(context.Background(), msgs)
+	select {
+	case <-all:
+	case <-time.After(10 * time.Second):
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("%d handler calls ran at once, want %d", running, n)
+	}
+	unsub()
+	mu.Lock()
+	defer mu.Unlock()
+	if running != n || ended != n {
+		t.Errorf("after unsubscribe: %d calls started and %d ended, want %d and %d (no more start once it is cancelled)", running, ended, n, n)
+	}
+}
+
 // TestRelayToBus runs the outbox relay into the bus over each store: every
 // committed task reaches the subscriber once, with the outbox id as its id.
 func TestRelayToBus(t *testing.T) {

@@ -182,6 +182,10 @@ func NewPool(cfg Config) *Pool {
 // WorkerID is the name this pool claims tasks under.
 func (p *Pool) WorkerID() string { return p.cfg.WorkerID }
 
+// Concurrency is how many tasks the pool runs at once: also how many events
+// it can usefully handle at once, each claim needing a free slot.
+func (p *Pool) Concurrency() int { return p.cfg.Concurrency }
+
 // Start begins claiming and returns at once; on a running pool it does
 // nothing. Cancelling ctx halts the pool abruptly, as a killed process
 // would: running processors see their context cancelled and nothing more is
