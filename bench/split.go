@@ -34,8 +34,8 @@ func benchE2ESplit(ctx context.Context) error {
 		"one = every role in one process; split = --roles api and --roles worker,maintenance side by side, same database",
 		"PostgreSQL, embedded bus, default poll interval (2s) and worker concurrency",
 		fmt.Sprintf("%d alternating rounds", *splitRounds))
-	fmt.Printf("%-6s %-5s %8s %7s %7s %7s %9s %9s %7s %7s %9s\n", "round", "setup", "tasks", "tasks/s", "event", "poll", "p50", "p99", "event", "poll", "api")
-	fmt.Printf("%-6s %-5s %8s %7s %7s %7s %9s %9s %7s %7s %9s\n", "", "", "(load)", "(load)", "(load)", "(load)", "(@rate)", "(@rate)", "(@rate)", "(@rate)", "relayed")
+	fmt.Printf("%-6s %-5s %8s %7s %7s %7s %9s %9s %7s %7s %7s %9s\n", "round", "setup", "tasks", "tasks/s", "event", "poll", "p50", "p99", "event", "poll", "late", "api")
+	fmt.Printf("%-6s %-5s %8s %7s %7s %7s %9s %9s %7s %7s %7s %9s\n", "", "", "(load)", "(load)", "(load)", "(load)", "(@rate)", "(@rate)", "(@rate)", "(@rate)", "(@rate)", "relayed")
 	for round := 1; round <= *splitRounds; round++ {
 		for _, split := range []bool{false, true} {
 			r, err := runSplitSetup(ctx, split)
@@ -46,8 +46,8 @@ func benchE2ESplit(ctx context.Context) error {
 			if split {
 				name = "split"
 			}
-			fmt.Printf("%-6d %-5s %8d %7.0f %7d %7d %9s %9s %7d %7d %9d\n", round, name, r.tasks, r.rate, r.load.event, r.load.poll,
-				ms(r.p50), ms(r.p99), r.paced.event, r.paced.poll, r.apiRelayed)
+			fmt.Printf("%-6d %-5s %8d %7.0f %7d %7d %9s %9s %7d %7d %7d %9d\n", round, name, r.tasks, r.rate, r.load.event, r.load.poll,
+				ms(r.p50), ms(r.p99), r.paced.event, r.paced.poll, r.late, r.apiRelayed)
 		}
 	}
 	return nil
@@ -61,6 +61,7 @@ type splitResult struct {
 	load       claims
 	p50, p99   time.Duration
 	paced      claims
+	late       int64 // created events the worker found late during the paced phase
 	apiRelayed int64 // rows the API process of the split pair relayed to its own bus
 
 	// The machine's CPU use by process over the load phase (e2e-dapr).
@@ -109,6 +110,10 @@ func runSplitSetup(ctx context.Context, split bool) (r splitResult, err error) {
 		return r, err
 	}
 
+	lateBefore, err := samples(worker.base, "commonops_worker_late_events_total")
+	if err != nil {
+		return r, err
+	}
 	paced, err := pacedCreates(api.base, *splitRate, *duration/2)
 	if err != nil {
 		return r, err
@@ -116,6 +121,11 @@ func runSplitSetup(ctx context.Context, split bool) (r splitResult, err error) {
 	if _, err := waitCompleted(n+paced, time.Now(), func() (int64, error) { return completedCount(worker.base) }); err != nil {
 		return r, err
 	}
+	lateAfter, err := samples(worker.base, "commonops_worker_late_events_total")
+	if err != nil {
+		return r, err
+	}
+	r.late = int64(lateAfter[0] - lateBefore[0])
 	after, err := claimCounts(worker.base)
 	if err != nil {
 		return r, err
