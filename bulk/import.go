@@ -474,7 +474,7 @@ const maxCheckers = 4
 // goes on while the sink works. Every effect keeps the order of the file:
 // the chunks reach this goroutine in the order they were read, each once
 // its checker is done.
-func (r *importRun) loop(ctx context.Context) error {
+func (r *importRun) loop(ctx context.Context) (err error) {
 	inFlight := min(32, max(2, r.batchSize()/readChunk+1))
 	ordered := make(chan *parsedChunk, inFlight)
 	work := make(chan *parsedChunk, inFlight)
@@ -499,8 +499,14 @@ func (r *importRun) loop(ctx context.Context) error {
 	defer func() {
 		close(stop)
 		wg.Wait()
-		if w := r.writing; w != nil {
-			<-w.done // the sink is closed once loop returns
+		if r.writing != nil {
+			// Stopped early (an abort, a broken input, a cancel): the
+			// batch being stored still counts, with its refusals and its
+			// checkpoint, before the sink is closed. The stop's own error
+			// is the one to report.
+			if serr := r.settle(context.WithoutCancel(ctx)); err == nil {
+				err = serr
+			}
 		}
 	}()
 	for pc := range ordered {
@@ -661,7 +667,7 @@ func (r *importRun) take(ctx context.Context, row *readRow) error {
 	r.readBytes = row.read
 	if row.msg != "" {
 		r.noteResult(row)
-		return r.reject(row.num, row.cells, row.raw, row.msg)
+		return r.reject(ctx, row.num, row.cells, row.raw, row.msg)
 	}
 	r.good++
 	switch {
@@ -961,7 +967,12 @@ func (r *importRun) settle(ctx context.Context) error {
 }
 
 // reject records a bad row and stops the import when the options say so.
-func (r *importRun) reject(num int, cells []string, raw, msg string) error {
+func (r *importRun) reject(ctx context.Context, num int, cells []string, raw, msg string) error {
+	// errors.csv keeps the file's order: the sink's refusals of the batch
+	// being stored, rows before this one, go first.
+	if err := r.settle(ctx); err != nil {
+		return err
+	}
 	r.bad++
 	if err := r.writeError(num, cells, raw, msg); err != nil {
 		return err

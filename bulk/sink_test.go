@@ -3,12 +3,15 @@ package bulk
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/commonops/commonops"
 	"github.com/commonops/commonops/worker"
@@ -294,5 +297,60 @@ func TestPostgresSinkNeedsUniqueKey(t *testing.T) {
 	}
 	if n != 0 {
 		t.Fatalf("rows stored: got %d, want 0", n)
+	}
+}
+
+// TestAsyncBatchSettledInOrder imports 30 rows in batches of 10 through a
+// sink that is slow and refuses the fifth record of each batch, with a bad
+// row (15) while the first batch is being stored. errors.csv keeps the
+// file's order (the sink's refusal of row 6 before row 16's error), and
+// when the bad row aborts the import (onError=abort), the batch that was
+// being stored still counts: its rows, its refusal and its checkpoint.
+func TestAsyncBatchSettledInOrder(t *testing.T) {
+	t.Parallel()
+	cfg := loadTestConfig(t, "", "")
+	var mu sync.Mutex
+	stored := 0
+	im := &Importer{Entity: cfg.Entities["product"], BatchSize: 10, Open: func(context.Context, *Entity) (Sink, error) {
+		return funcSink{write: func(batch []Record) ([]RecordError, error) {
+			time.Sleep(50 * time.Millisecond) // still storing when row 16 is read
+			mu.Lock()
+			stored += len(batch) - 1
+			mu.Unlock()
+			return []RecordError{{Index: 4, Message: "refused"}}, nil
+		}}, nil
+	}}
+	csv := strings.Replace(productsCSV(30), "P-15,Product 15,15.5", "P-15,Product 15,abc", 1)
+	for _, c := range []struct {
+		params     map[string]any
+		wantRows   []string
+		wantCounts [4]int64 // processed, success... as job.counts
+		wantStored int
+	}{
+		{nil, []string{"6", "16", "17", "27"}, [4]int64{30, 30, 26, 4}, 26},
+		{map[string]any{"onError": "abort"}, []string{"6", "16"}, [4]int64{15, 15, 9, 2}, 9},
+	} {
+		mu.Lock()
+		stored = 0
+		mu.Unlock()
+		job := newFileJob(t, "import", "product", "p.csv", csv, c.params)
+		err := im.Process(context.Background(), job)
+		if c.params == nil && err != nil {
+			t.Fatalf("Process: %v", err)
+		}
+		if c.params != nil && !errors.Is(err, errStopped) {
+			t.Fatalf("Process with %v: got %v, want the abort", c.params, err)
+		}
+		var rows []string
+		for _, r := range job.errorRows(t)[1:] {
+			rows = append(rows, r[0])
+		}
+		mu.Lock()
+		got := stored
+		mu.Unlock()
+		if !slices.Equal(rows, c.wantRows) || job.counts() != c.wantCounts || got != c.wantStored {
+			t.Errorf("params %v: got errors.csv rows %v, counts %v, %d stored; want %v, %v, %d",
+				c.params, rows, job.counts(), got, c.wantRows, c.wantCounts, c.wantStored)
+		}
 	}
 }
