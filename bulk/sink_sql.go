@@ -187,17 +187,7 @@ func (s *postgresSink) WriteOutcomes(ctx context.Context, batch []Record, outcom
 	lines := make([][]byte, len(batch))
 	for i, r := range batch {
 		start := len(s.buf)
-		for j, col := range s.cols {
-			if j > 0 {
-				s.buf = append(s.buf, '\t')
-			}
-			if v := r[col]; v != nil {
-				s.buf = appendCopyText(s.buf, formatValue(v))
-			} else {
-				s.buf = append(s.buf, `\N`...)
-			}
-		}
-		s.buf = append(s.buf, '\n')
+		s.buf = appendRecordLine(s.buf, r, s.cols)
 		lines[i] = s.buf[start:len(s.buf):len(s.buf)]
 	}
 	defer func() { s.buf = s.buf[:0] }()
@@ -236,6 +226,21 @@ func (s *postgresSink) copyDirect(ctx context.Context, lines [][]byte) (bool, er
 		s.direct = false // the table holds keys of this import: upsert from now on
 	}
 	return false, nil
+}
+
+// appendRecordLine appends r's values of cols to b as a line of COPY text.
+func appendRecordLine(b []byte, r Record, cols []string) []byte {
+	for j, col := range cols {
+		if j > 0 {
+			b = append(b, '\t')
+		}
+		if v := r[col]; v != nil {
+			b = appendCopyText(b, formatValue(v))
+		} else {
+			b = append(b, `\N`...)
+		}
+	}
+	return append(b, '\n')
 }
 
 // copyLines reads lines of COPY text end to end; with ord, each line is
