@@ -19,6 +19,9 @@ import (
 	"github.com/commonops/commonops/store"
 )
 
+// quietLog drops the runners' logs.
+var quietLog = slog.New(slog.DiscardHandler)
+
 const tenant = commonops.DefaultTenant
 
 // clock is a settable clock shared by the Service and the Runner.
@@ -59,7 +62,7 @@ func newEnv(t *testing.T, s store.Store, mod func(*maintenance.Config)) *env {
 	c := &clock{now: time.Now().UTC().Truncate(time.Millisecond)}
 	svc := &operations.Service{Store: s, Objects: objs, Now: c.Now, Rand: func() float64 { return 0 }}
 	reg := prometheus.NewRegistry()
-	cfg := maintenance.Config{Service: svc, Now: c.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: reg, Holder: "h-" + t.Name()}
+	cfg := maintenance.Config{Service: svc, Now: c.Now, Logger: quietLog, Registerer: reg, Holder: "h-" + t.Name()}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -316,7 +319,7 @@ func TestOneLeader(t *testing.T) {
 			// Stop resigns, so the takeover below does not wait for the TTL;
 			// a long one keeps a slow tick on a loaded machine from looking
 			// like a lapse.
-			return maintenance.New(maintenance.Config{Service: svc, Holder: holder, LeaderTTL: 5 * time.Second, Interval: 50 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			return maintenance.New(maintenance.Config{Service: svc, Holder: holder, LeaderTTL: 5 * time.Second, Interval: 50 * time.Millisecond, Logger: quietLog})
 		}
 		a, b := mk("a"), mk("b")
 		a.Start(context.Background())
@@ -360,7 +363,6 @@ func TestStopResignsAfterAFailedTick(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, s store.Store) {
 		t.Parallel()
 		svc := &operations.Service{Store: s}
-		quietLog := slog.New(slog.NewTextHandler(io.Discard, nil))
 		a := maintenance.New(maintenance.Config{Service: svc, Holder: "a", LeaderTTL: time.Hour, Interval: time.Hour, Logger: quietLog})
 		b := maintenance.New(maintenance.Config{Service: svc, Holder: "b", LeaderTTL: time.Hour, Logger: quietLog})
 		if lead, err := a.Tick(context.Background()); err != nil || !lead {
@@ -384,7 +386,6 @@ func TestTakeoverAfterCrash(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, s store.Store) {
 		t.Parallel()
 		svc := &operations.Service{Store: s}
-		quietLog := slog.New(slog.NewTextHandler(io.Discard, nil))
 		// The TTL is long enough that b's first try, right after a's, finds
 		// a still leading even on a loaded CI machine (300 ms was not: a
 		// race-detector run once took longer between the two ticks).

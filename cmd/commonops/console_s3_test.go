@@ -51,15 +51,7 @@ func startS3Console(t *testing.T, corsOption bool) *s3Console {
 	// The console's origin must be known before the start, for the rule.
 	port := freePort(t)
 	origin := fmt.Sprintf("http://localhost:%d", port)
-	env := map[string]string{
-		"COMMONOPS_ADDR":          fmt.Sprintf("127.0.0.1:%d", port),
-		"COMMONOPS_STORAGE":       "s3",
-		"COMMONOPS_S3_ENDPOINT":   s3.Endpoint,
-		"COMMONOPS_S3_BUCKET":     s3.Bucket,
-		"COMMONOPS_S3_REGION":     s3.Region,
-		"COMMONOPS_S3_ACCESS_KEY": s3.AccessKey,
-		"COMMONOPS_S3_SECRET_KEY": s3.SecretKey,
-	}
+	env := s3Env(s3, map[string]string{"COMMONOPS_ADDR": fmt.Sprintf("127.0.0.1:%d", port)})
 	if corsOption {
 		env["COMMONOPS_S3_CORS_ORIGINS"] = origin
 	}
@@ -133,16 +125,7 @@ func (c *s3Console) downloaded(t *testing.T, id string) []byte {
 		DownloadURL string `json:"downloadUrl"`
 	}
 	apiCall(t, c.in.base, "GET", "/tasks/"+id+"/download?file=input", nil, http.StatusOK, &d)
-	resp, err := http.Get(d.DownloadURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("download the input of %s: got %d %s, want 200", id, resp.StatusCode, b)
-	}
-	return b
+	return fetch(t, d.DownloadURL, "the input of "+id)
 }
 
 // checkArrived checks that the page reported the upload to 100%, that the

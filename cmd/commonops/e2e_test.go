@@ -198,14 +198,21 @@ func (in *instance) download(t *testing.T, id, file string) []byte {
 		FileName    string `json:"fileName"`
 	}
 	in.call(t, http.MethodGet, "/tasks/"+id+"/download?file="+file, nil, http.StatusOK, &d)
-	resp, err := http.Get(d.DownloadURL)
+	return fetch(t, d.DownloadURL, file+" of "+id)
+}
+
+// fetch GETs a signed download URL and returns the body; anything but a
+// 200 fails the test, naming what.
+func fetch(t *testing.T, url, what string) []byte {
+	t.Helper()
+	resp, err := http.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("download %s of %s: got %d %s", file, id, resp.StatusCode, b)
+		t.Fatalf("download %s: got %d %s, want 200", what, resp.StatusCode, b)
 	}
 	return b
 }

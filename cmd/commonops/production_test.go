@@ -156,19 +156,13 @@ func TestProductionStack(t *testing.T) {
 	s3 := s3test.Start(t)
 	proxy := newSidecarProxy(t)
 	appPort := freePort(t)
-	in := start(t, map[string]string{
+	in := start(t, s3Env(s3, map[string]string{
 		"COMMONOPS_DAPR_APP_ADDR": fmt.Sprintf("127.0.0.1:%d", appPort),
 		"COMMONOPS_DATABASE_URL":  dbURL,
-		"COMMONOPS_STORAGE":       "s3",
-		"COMMONOPS_S3_ENDPOINT":   s3.Endpoint,
-		"COMMONOPS_S3_BUCKET":     s3.Bucket,
-		"COMMONOPS_S3_REGION":     s3.Region,
-		"COMMONOPS_S3_ACCESS_KEY": s3.AccessKey,
-		"COMMONOPS_S3_SECRET_KEY": s3.SecretKey,
 		"COMMONOPS_PUBSUB":        "dapr",
 		"COMMONOPS_DAPR_URL":      proxy.URL,
 		"COMMONOPS_POLL_INTERVAL": "1h",
-	})
+	}))
 	sidecar := daprtest.Start(t, appPort)
 	proxy.point(sidecar.BaseURL)
 	// Deliveries go to their own loopback listener: the API port takes none.
@@ -344,4 +338,15 @@ func TestSidecarDownPollerRunsTasks(t *testing.T) {
 	if got := count(t, conn, "SELECT count(*) FROM task_events WHERE event_type = 'started'"); got != n {
 		t.Fatalf("started events: got %d, want %d", got, n)
 	}
+}
+
+// s3Env adds to env the settings that store files on the S3 server s.
+func s3Env(s s3test.Server, env map[string]string) map[string]string {
+	env["COMMONOPS_STORAGE"] = "s3"
+	env["COMMONOPS_S3_ENDPOINT"] = s.Endpoint
+	env["COMMONOPS_S3_BUCKET"] = s.Bucket
+	env["COMMONOPS_S3_REGION"] = s.Region
+	env["COMMONOPS_S3_ACCESS_KEY"] = s.AccessKey
+	env["COMMONOPS_S3_SECRET_KEY"] = s.SecretKey
+	return env
 }

@@ -97,10 +97,7 @@ var flowTests = []test{
 	}},
 	{"Limits", func(t *testing.T, s store.Store) {
 		ctx := context.Background()
-		for i := range 6 {
-			create(t, s, tenantA, at(i), commonops.CreateInput{TaskType: "import"})
-			create(t, s, tenantB, at(i), commonops.CreateInput{TaskType: "import"})
-		}
+		createBoth(t, s, 6, commonops.CreateInput{TaskType: "import"})
 		setFlow(t, s, "", "import", func(fc *commonops.FlowControl) { fc.Limit = 4 })
 		setFlow(t, s, tenantA, "import", func(fc *commonops.FlowControl) { fc.Limit = 1 })
 		got := claimNext(t, s, store.ClaimParams{Limit: 10, Now: at(10)})
@@ -213,20 +210,14 @@ var flowTests = []test{
 		}
 	}},
 	{"Weights", func(t *testing.T, s store.Store) {
-		for i := range 10 {
-			create(t, s, tenantA, at(i), commonops.CreateInput{})
-			create(t, s, tenantB, at(i), commonops.CreateInput{})
-		}
+		createBoth(t, s, 10, commonops.CreateInput{})
 		got := claimNext(t, s, store.ClaimParams{Limit: 8, Now: at(20), Weights: map[string]int{tenantA: 3}})
 		if c := countBy(got, byTenant); c[tenantA] != 6 || c[tenantB] != 2 {
 			t.Fatalf("claimed with %s weighing 3: got %v, want 6 and 2", tenantA, c)
 		}
 	}},
 	{"Usage", func(t *testing.T, s store.Store) {
-		for i := range 10 {
-			create(t, s, tenantA, at(i), commonops.CreateInput{})
-			create(t, s, tenantB, at(i), commonops.CreateInput{})
-		}
+		createBoth(t, s, 10, commonops.CreateInput{})
 		// a's recent use of 4 puts it 4 turns behind b; then they alternate.
 		got := claimNext(t, s, store.ClaimParams{Limit: 6, Now: at(20), Usage: map[string]float64{tenantA: 4}})
 		if c := countBy(got, byTenant); c[tenantA] != 1 || c[tenantB] != 5 {
@@ -241,4 +232,14 @@ var flowTests = []test{
 			t.Fatalf("claimed with %s weighing 2 and its use at 9.5: got %v, want 3 and 1", tenantA, c)
 		}
 	}},
+}
+
+// createBoth creates n tasks of each of tenantA and tenantB, in turns, the
+// i-th pair at at(i).
+func createBoth(t *testing.T, s store.Store, n int, in commonops.CreateInput) {
+	t.Helper()
+	for i := range n {
+		create(t, s, tenantA, at(i), in)
+		create(t, s, tenantB, at(i), in)
+	}
 }
