@@ -48,6 +48,7 @@ func benchE2ESplit(ctx context.Context) error {
 			}
 			fmt.Printf("%-6d %-5s %8d %7.0f %7d %7d %9s %9s %7d %7d %7d %9d\n", round, name, r.tasks, r.rate, r.load.event, r.load.poll,
 				ms(r.p50), ms(r.p99), r.paced.event, r.paced.poll, r.late, r.apiRelayed)
+			cpuTable(r.cpuBefore, r.cpuAfter, r.elapsed, r.tasks)
 		}
 	}
 	return nil
@@ -64,7 +65,7 @@ type splitResult struct {
 	late       int64 // created events the worker found late during the paced phase
 	apiRelayed int64 // rows the API process of the split pair relayed to its own bus
 
-	// The machine's CPU use by process over the load phase (e2e-dapr).
+	// The machine's CPU use by process over the load phase.
 	cpuBefore, cpuAfter cpuUse
 	elapsed             time.Duration
 }
@@ -89,13 +90,16 @@ func runSplitSetup(ctx context.Context, split bool) (r splitResult, err error) {
 	}
 	defer api.stop()
 	worker := api
+	names := cpuNames{api.cmd.Process.Pid: "commonops"}
 	if split {
 		if worker, err = startService(ctx, db, "COMMONOPS_ROLES=worker,maintenance"); err != nil {
 			return r, err
 		}
 		defer worker.stop()
+		names = cpuNames{api.cmd.Process.Pid: "commonops api", worker.cmd.Process.Pid: "commonops worker"}
 	}
 
+	r.cpuBefore = readCPU(names)
 	start := time.Now()
 	n, _, err := load(*clients, *duration, func(int, int) error { _, err := createTask(api.base, noopBody); return err })
 	if err != nil {
@@ -106,6 +110,7 @@ func runSplitSetup(ctx context.Context, split bool) (r splitResult, err error) {
 		return r, err
 	}
 	r.tasks, r.rate = n, float64(n)/elapsed.Seconds()
+	r.cpuAfter, r.elapsed = readCPU(names), elapsed
 	if r.load, err = claimCounts(worker.base); err != nil {
 		return r, err
 	}
