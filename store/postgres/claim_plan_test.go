@@ -10,12 +10,13 @@ import (
 )
 
 // claimBacklog, claimRounds and maxRowsPerClaim size TestClaimNextReadsByIndex:
-// a backlog of one tenant that a plan walking it would show, enough claims
-// for the generic plan, and the rows a claim of claimLimit tasks of two
-// tenants may read (the pairs' index probes, the candidates, the running
+// a backlog of one tenant that a plan walking it would show (in a single
+// claim of the claimRounds, against the rows all of them may read), enough
+// claims for the generic plan, and the rows a claim of claimLimit tasks of
+// two tenants may read (the pairs' index probes, the candidates, the running
 // tasks, the rows it locks and updates, and their index entries).
 const (
-	claimBacklog    = 2000
+	claimBacklog    = 5000
 	claimRounds     = 20
 	claimLimit      = 4
 	maxRowsPerClaim = 100

@@ -839,8 +839,10 @@ const kindsWhere = `($5::text[] IS NULL OR EXISTS (
 //     thousand candidates per pair, and joined on id it read every pending
 //     task by a sequential scan (28 ms of a 45 ms claim behind 20,000
 //     pending tasks). It takes a candidate only as cand read it (the same
-//     row version, by xmin): its runnable conditions hold, and those of a
-//     row changed meanwhile are not rechecked. With them, the planner could
+//     row version: its xmin, and its version, which every write bumps, in
+//     case a 32-bit xmin came round again): its runnable conditions hold,
+//     and a row changed meanwhile is skipped rather than rechecked. With
+//     the runnable conditions here, the planner could
 //     find the picked rows through an index of the pending tasks: planned
 //     on an empty table, never analysed, the claim walked every pending
 //     task in tasks_fair_claim_idx (guessed to hold one row) on each call.
@@ -874,9 +876,9 @@ room AS MATERIALIZED (
 	  AND ($5::text[] IS NULL OR EXISTS (SELECT 1 FROM unnest($5::text[]) AS k(task_type) WHERE k.task_type IN ('*', q.task_type)))
 ),
 cand AS (
-	SELECT t.id, t.xmin, t.tenant_id, t.task_type, t.priority, t.created_at, room.type_room
+	SELECT t.id, t.xmin, t.version, t.tenant_id, t.task_type, t.priority, t.created_at, room.type_room
 	FROM room CROSS JOIN LATERAL (
-		SELECT id, xmin, tenant_id, task_type, priority, created_at FROM tasks
+		SELECT id, xmin, version, tenant_id, task_type, priority, created_at FROM tasks
 		WHERE tasks.tenant_id = room.tenant_id AND tasks.task_type = room.task_type
 		  AND ` + runnableWhere + `
 		  AND ` + kindsWhere + `
@@ -892,7 +894,7 @@ shared AS (
 	FROM cand LEFT JOIN unnest($8::text[], $9::int[], $10::float8[]) AS w(tenant_id, weight, usage) ON w.tenant_id = cand.tenant_id
 ),
 picked AS (
-	SELECT id AS pick_id, xmin AS pick_xmin, share, type_room,
+	SELECT id AS pick_id, xmin AS pick_xmin, version AS pick_version, share, type_room,
 		row_number() OVER (PARTITION BY task_type ORDER BY share, priority DESC, created_at, id) AS type_rank
 	FROM shared
 ),
@@ -900,7 +902,7 @@ c AS (
 	SELECT tasks.id, picked.share FROM tasks JOIN picked ON tasks.id = picked.pick_id
 	WHERE tasks.id = ANY (ARRAY(SELECT pick_id FROM picked))
 	  AND (picked.type_room IS NULL OR picked.type_rank <= picked.type_room)
-	  AND tasks.xmin = picked.pick_xmin
+	  AND tasks.xmin = picked.pick_xmin AND tasks.version = picked.pick_version
 	ORDER BY picked.share, tasks.priority DESC, tasks.created_at, tasks.id
 	LIMIT $4
 	FOR UPDATE OF tasks SKIP LOCKED
@@ -932,7 +934,7 @@ func shareArgs(p store.ClaimParams) (tenants []string, weights []int32, usage []
 }
 
 // claimPlans makes the claim's statement run on its generic plan, planned
-// once per connection, and planned without sequential scans. Its plan does
+// once per connection, and planned with sequential scans disabled. Its plan does
 // not depend on the parameters (every read of tasks is by an index, bounded
 // by the limit or the pairs), while planning it for each call's parameters,
 // as PostgreSQL does for the first five executions and after whenever it
@@ -941,9 +943,10 @@ func shareArgs(p store.ClaimParams) (tenants []string, weights []int32, usage []
 // table is still empty and never analysed, and the planner then guesses it
 // holds a few rows: finding the picked tasks by a sequential scan looked
 // cheaper than by their ids, and read every task on each claim of the
-// connection, long after the table had grown. With sequential scans
-// disabled the plan's cost is past JIT's thresholds, and compiling it took
-// 1.8 s a claim, hence jit off.
+// connection, long after the table had grown. Disabled is not forbidden:
+// flow_controls, which no index can serve here, is still read by a
+// sequential scan, whose disabled cost puts the plan past JIT's
+// thresholds; compiling it took 1.8 s a claim, hence jit off.
 const claimPlans = "SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('enable_seqscan', 'off', true), set_config('jit', 'off', true)"
 
 // ClaimNext claims up to p.Limit runnable tasks in one round trip: BEGIN,
