@@ -74,7 +74,9 @@ func (s *Store) DeliverOutbox(ctx context.Context, limit int, publish func(conte
 	} else {
 		b.Queue("UPDATE outbox SET sent_at = now(), attempts = attempts + 1 WHERE id = ANY($1)", ids[:n])
 	}
-	b.Queue("UPDATE outbox SET attempts = attempts + 1 WHERE id = ANY($1)", ids[n:])
+	if n < len(ids) {
+		b.Queue("UPDATE outbox SET attempts = attempts + 1 WHERE id = ANY($1)", ids[n:])
+	}
 	b.Queue("COMMIT")
 	// Marking must not be lost to a caller's cancelled context: the events
 	// were published.
