@@ -101,3 +101,65 @@ func claimReadsByIndex(t *testing.T, analyse bool) {
 		}
 	}
 }
+
+// awaitingUploads sizes TestClaimNextPastAwaitingUploads: imports waiting
+// for their files ahead of the runnable tasks of the same tenant and type.
+const awaitingUploads = 5000
+
+// TestClaimNextPastAwaitingUploads queues awaitingUploads imports that wait
+// for their files, then claimRounds × claimLimit runnable imports of the
+// same tenant and type, and claims them all: each claim reads about as many
+// rows as it claims. When tasks_fair_claim_idx held every pending task, the
+// claim stepped over the waiting imports on each call (5,009 index entries
+// a claim). The queue statistics, read per partial index, still count the
+// waiting imports as pending.
+func TestClaimNextPastAwaitingUploads(t *testing.T) {
+	t.Parallel()
+	s := openWith(t, newSchema(t), 4)
+	ctx := context.Background()
+	exec(t, s, "ALTER TABLE tasks SET (autovacuum_enabled = false)")
+	file := "in.csv"
+	parallel(t, awaitingUploads, func(int) error {
+		task, ch := newTask(t, "big", commonops.CreateInput{TaskType: "import", EntityType: "product", FileName: &file})
+		_, err := s.CreateTask(ctx, task, ch, nil)
+		return err
+	})
+	for range claimRounds * claimLimit {
+		task, ch := newTask(t, "big", commonops.CreateInput{TaskType: "import", EntityType: "product"})
+		if _, err := s.CreateTask(ctx, task, ch, nil); err != nil {
+			t.Fatalf("create: %v", err)
+		}
+	}
+	exec(t, s, "ANALYZE tasks")
+
+	before := rowsRead(t, s)
+	for i := range claimRounds {
+		got, err := s.ClaimNext(ctx, store.ClaimParams{WorkerID: "w", Lease: time.Minute, Limit: claimLimit,
+			Kinds: []commonops.Kind{{TaskType: "import", EntityType: "*"}}})
+		if err != nil {
+			t.Fatalf("claim %d: %v", i, err)
+		}
+		if len(got) != claimLimit {
+			t.Fatalf("claim %d: got %d tasks, want %d", i, len(got), claimLimit)
+		}
+		for _, task := range got {
+			if task.UploadStatus == commonops.UploadAwaiting {
+				t.Fatalf("claim %d: got task %s, which awaits its upload", i, task.ID)
+			}
+		}
+	}
+	after := waitRowsRead(t, s, before, claimRounds*claimLimit)
+	for _, r := range after.minus(before) {
+		if perClaim := float64(r.rows) / claimRounds; perClaim > maxRowsPerClaim {
+			t.Errorf("got %.1f rows read per claim by %s, want at most %d", perClaim, r.what, maxRowsPerClaim)
+		}
+	}
+
+	st, err := s.QueueStats(ctx, store.QueueQuery{Now: time.Now()})
+	if err != nil {
+		t.Fatalf("queue stats: %v", err)
+	}
+	if len(st.Queues) != 1 || st.Queues[0].Pending != awaitingUploads || st.Queues[0].Running != claimRounds*claimLimit {
+		t.Errorf("queue stats: got %+v, want import with %d pending (awaiting their files) and %d running", st.Queues, awaitingUploads, claimRounds*claimLimit)
+	}
+}

@@ -10,18 +10,29 @@ import (
 	"github.com/commonops/commonops/store"
 )
 
-// The queue statistics read three partial indexes, so their cost follows
+// The queue statistics read four partial indexes, so their cost follows
 // the work in flight and the last window's completions, not the history:
-// tasks_fair_claim_idx (pending), tasks_lease_idx (processing) and
-// tasks_completed_idx (ended). $1 is the tenant, ” for every tenant.
+// tasks_fair_claim_idx (pending, input ready), tasks_pending_upload_idx
+// (pending, awaiting the upload), tasks_lease_idx (processing) and
+// tasks_completed_idx (ended). Each part of queueNowSQL states one index's
+// predicate as written in its migration. $1 is the tenant, ” for every
+// tenant.
 const (
-	queueNowSQL = `SELECT task_type,
-	count(*) FILTER (WHERE status = 'pending'),
-	count(*) FILTER (WHERE status = 'processing'),
-	min(greatest(updated_at, coalesce(available_at, updated_at))) FILTER (WHERE status = 'pending'
-		AND NOT cancel_requested AND upload_status NOT IN ('awaiting', 'expired')
-		AND (available_at IS NULL OR available_at <= $2))
-FROM tasks WHERE status IN ('pending', 'processing') AND ($1 = '' OR tenant_id = $1)
+	queueNowSQL = `SELECT task_type, sum(pending)::bigint, sum(running)::bigint, min(oldest) FROM (
+	SELECT task_type, count(*) AS pending, 0 AS running,
+		min(greatest(updated_at, coalesce(available_at, updated_at))) FILTER (WHERE NOT cancel_requested
+			AND (available_at IS NULL OR available_at <= $2)) AS oldest
+	FROM tasks WHERE ` + readyWhere + ` AND ($1 = '' OR tenant_id = $1)
+	GROUP BY task_type
+	UNION ALL
+	SELECT task_type, count(*), 0, NULL
+	FROM tasks WHERE status = 'pending' AND upload_status IN ('awaiting', 'expired') AND ($1 = '' OR tenant_id = $1)
+	GROUP BY task_type
+	UNION ALL
+	SELECT task_type, 0, count(*), NULL
+	FROM tasks WHERE status = 'processing' AND ($1 = '' OR tenant_id = $1)
+	GROUP BY task_type
+) AS q
 GROUP BY task_type`
 	queueHistorySQL = `SELECT task_type, status,
 	floor(extract(epoch FROM completed_at - $2::timestamptz) * 1000000 / $4)::int, count(*)

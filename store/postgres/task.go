@@ -655,9 +655,13 @@ const claimSet = `status = 'processing', attempt = attempt + 1,
 		failed_items = CASE WHEN checkpoint IS NULL THEN 0 ELSE failed_items END,
 		updated_at = $3, version = version + 1`
 
+// readyWhere is the predicate of tasks_fair_claim_idx (migration 0018):
+// the pending tasks whose input is ready. Every reader of that index
+// states it as written here, so that PostgreSQL can match it.
+const readyWhere = `status = 'pending' AND upload_status NOT IN ('awaiting', 'expired')`
+
 // runnableWhere is (*commonops.Task).Runnable at $3.
-const runnableWhere = `status = 'pending' AND NOT cancel_requested
-	  AND upload_status NOT IN ('awaiting', 'expired')
+const runnableWhere = readyWhere + ` AND NOT cancel_requested
 	  AND (available_at IS NULL OR available_at <= $3)`
 
 // claimEvents records the started events of the rows a claim statement's
@@ -820,7 +824,7 @@ const kindsWhere = `($5::text[] IS NULL OR EXISTS (
 // tenants' shares ($8 tenants, $9 their weights, $10 their recent use),
 // within the flow controls.
 //
-//   - q walks the (tenant, task type) pairs with pending tasks by a loose
+//   - q walks the (tenant, task type) pairs with ready pending tasks by a loose
 //     index scan of tasks_fair_claim_idx: one index probe per pair, however
 //     many tasks each holds.
 //   - room drops the paused pairs and those of other kinds, and tells how
@@ -850,11 +854,11 @@ const kindsWhere = `($5::text[] IS NULL OR EXISTS (
 // The limits hold across claimers because every claim of a limited type
 // runs after lockLimitedSQL in the same transaction.
 var claimNextSQL = `WITH RECURSIVE q AS (
-	(SELECT tenant_id, task_type FROM tasks WHERE status = 'pending' ORDER BY tenant_id, task_type LIMIT 1)
+	(SELECT tenant_id, task_type FROM tasks WHERE ` + readyWhere + ` ORDER BY tenant_id, task_type LIMIT 1)
 	UNION ALL
 	SELECT n.tenant_id, n.task_type FROM q CROSS JOIN LATERAL (
 		SELECT tenant_id, task_type FROM tasks
-		WHERE status = 'pending' AND (tenant_id, task_type) > (q.tenant_id, q.task_type)
+		WHERE ` + readyWhere + ` AND (tenant_id, task_type) > (q.tenant_id, q.task_type)
 		ORDER BY tenant_id, task_type LIMIT 1
 	) AS n
 ),
