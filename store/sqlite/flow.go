@@ -146,12 +146,7 @@ func (s *Store) ClaimNext(ctx context.Context, p store.ClaimParams) ([]*commonop
 	}
 	now = truncTime(now)
 	limit := max(p.Limit, 1)
-	where := []string{"tenant_id = ?", "task_type = ?", "status = 'pending'", "cancel_requested = 0", "upload_status NOT IN ('awaiting', 'expired')", "(available_at IS NULL OR available_at <= ?)"}
-	kinds, kargs := kindFilter(p.Kinds)
-	if kinds != "" {
-		where = append(where, kinds)
-	}
-	candSQL := "SELECT " + taskColumns + " FROM tasks WHERE " + strings.Join(where, " AND ") + " ORDER BY priority DESC, created_at ASC, id ASC LIMIT ?"
+	candSQL, kargs := claimCandidatesSQL(p.Kinds)
 	var claimed []*commonops.Task
 	var wroteOutbox bool
 	err := s.write(ctx, func(tx *sql.Tx) error {
@@ -244,17 +239,40 @@ func (s *Store) ClaimNext(ctx context.Context, p store.ClaimParams) ([]*commonop
 	return claimed, nil
 }
 
-// pendingPairs lists the (tenant, task type) pairs with pending tasks, one
-// index seek each (a loose index scan of tasks_fair_claim).
+// claimCandidatesSQL selects one (tenant, task type) pair's first runnable
+// tasks of kinds in claim order, from tasks_fair_claim; its arguments are
+// the tenant, the task type, the time, kargs and the limit.
+func claimCandidatesSQL(kinds []commonops.Kind) (query string, kargs []any) {
+	where := []string{"tenant_id = ?", "task_type = ?", readyWhere, "cancel_requested = 0", "(available_at IS NULL OR available_at <= ?)"}
+	filter, kargs := kindFilter(kinds)
+	if filter != "" {
+		where = append(where, filter)
+	}
+	return "SELECT " + taskColumns + " FROM tasks WHERE " + strings.Join(where, " AND ") + " ORDER BY priority DESC, created_at ASC, id ASC LIMIT ?", kargs
+}
+
+// readyWhere is the predicate of tasks_fair_claim (migration 0015): the
+// pending tasks whose input is ready. Its readers state it as written here,
+// so that SQLite can use the partial index.
+const readyWhere = "status = 'pending' AND upload_status NOT IN ('awaiting', 'expired')"
+
+// pairsFirstSQL and pairsNextSQL are pendingPairs' first and next seeks.
+const (
+	pairsFirstSQL = `SELECT tenant_id, task_type FROM tasks WHERE ` + readyWhere + `
+	ORDER BY tenant_id, task_type LIMIT 1`
+	pairsNextSQL = `SELECT tenant_id, task_type FROM tasks WHERE ` + readyWhere + `
+	AND (tenant_id, task_type) > (?, ?) ORDER BY tenant_id, task_type LIMIT 1`
+)
+
+// pendingPairs lists the (tenant, task type) pairs with ready pending tasks,
+// one index seek each (a loose index scan of tasks_fair_claim).
 func pendingPairs(ctx context.Context, q querier) ([][2]string, error) {
 	var pairs [][2]string
 	var tenant, taskType string
-	err := q.QueryRowContext(ctx, `SELECT tenant_id, task_type FROM tasks WHERE status = 'pending'
-		ORDER BY tenant_id, task_type LIMIT 1`).Scan(&tenant, &taskType)
+	err := q.QueryRowContext(ctx, pairsFirstSQL).Scan(&tenant, &taskType)
 	for err == nil {
 		pairs = append(pairs, [2]string{tenant, taskType})
-		err = q.QueryRowContext(ctx, `SELECT tenant_id, task_type FROM tasks WHERE status = 'pending'
-			AND (tenant_id, task_type) > (?, ?) ORDER BY tenant_id, task_type LIMIT 1`, tenant, taskType).Scan(&tenant, &taskType)
+		err = q.QueryRowContext(ctx, pairsNextSQL, tenant, taskType).Scan(&tenant, &taskType)
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("list pending task types: %w", err)
