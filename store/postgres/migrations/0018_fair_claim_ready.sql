@@ -6,6 +6,11 @@
 -- behind 5,000 imports awaiting their files. The pending tasks awaiting an
 -- upload get their own small index, for the queue statistics, which count
 -- them as pending.
+--
+-- Both indexes are small (pending tasks only), but building them reads the
+-- whole table while this migration's transaction blocks writes to tasks: a
+-- few seconds for 1,000,000 tasks. On a much larger table, create them
+-- CONCURRENTLY by hand under other names before upgrading, then rename.
 DROP INDEX tasks_fair_claim_idx;
 CREATE INDEX tasks_fair_claim_idx ON tasks (tenant_id, task_type, priority DESC, created_at, id)
     WHERE status = 'pending' AND upload_status NOT IN ('awaiting', 'expired');
