@@ -7,12 +7,25 @@
 -- upload get their own small index, for the queue statistics, which count
 -- them as pending.
 --
--- Both indexes are small (pending tasks only), but building them reads the
--- whole table while this migration's transaction blocks writes to tasks: a
--- few seconds for 1,000,000 tasks. On a much larger table, create them
--- CONCURRENTLY by hand under other names before upgrading, then rename.
-DROP INDEX tasks_fair_claim_idx;
-CREATE INDEX tasks_fair_claim_idx ON tasks (tenant_id, task_type, priority DESC, created_at, id)
+-- The new indexes are built first and the old one dropped last: building
+-- blocks writes to tasks (not reads) until the migration commits, and the
+-- drop, which blocks reads too, is held only for the end of it. Building
+-- reads the whole table: 3.4 s for 1,000,000 tasks, all pending. On a much
+-- larger table, build both by hand beforehand, outside a transaction:
+--   CREATE INDEX CONCURRENTLY tasks_fair_claim_ready_idx ON tasks (tenant_id, task_type, priority DESC, created_at, id)
+--       WHERE status = 'pending' AND upload_status NOT IN ('awaiting', 'expired');
+--   CREATE INDEX CONCURRENTLY tasks_pending_upload_idx ON tasks (task_type, tenant_id)
+--       WHERE status = 'pending' AND upload_status IN ('awaiting', 'expired');
+-- and this migration uses them (check first that neither is INVALID, as a
+-- failed concurrent build leaves it: drop and build it again).
+--
+-- Replicas still running the code from before this migration plan their
+-- claim's scan of the pairs on status = 'pending' alone, which no index
+-- serves once the old one is gone: their claims read every task of the
+-- table until they are replaced, so roll the upgrade through promptly.
+CREATE INDEX IF NOT EXISTS tasks_fair_claim_ready_idx ON tasks (tenant_id, task_type, priority DESC, created_at, id)
     WHERE status = 'pending' AND upload_status NOT IN ('awaiting', 'expired');
-CREATE INDEX tasks_pending_upload_idx ON tasks (task_type, tenant_id)
+CREATE INDEX IF NOT EXISTS tasks_pending_upload_idx ON tasks (task_type, tenant_id)
     WHERE status = 'pending' AND upload_status IN ('awaiting', 'expired');
+DROP INDEX tasks_fair_claim_idx;
+ALTER INDEX tasks_fair_claim_ready_idx RENAME TO tasks_fair_claim_idx;
