@@ -69,9 +69,11 @@ func (s *Store) DeliverOutbox(ctx context.Context, limit int, publish func(conte
 		ids[i] = m.ID
 	}
 	b = &pgx.Batch{}
-	if s.deletePublished {
+	switch {
+	case n == 0:
+	case s.deletePublished:
 		b.Queue("DELETE FROM outbox WHERE id = ANY($1)", ids[:n])
-	} else {
+	default:
 		b.Queue("UPDATE outbox SET sent_at = now(), attempts = attempts + 1 WHERE id = ANY($1)", ids[:n])
 	}
 	if n < len(ids) {
