@@ -158,7 +158,9 @@ func TestClaimNextPastAwaitingUploads(t *testing.T) {
 	if err != nil {
 		t.Fatalf("queue stats: %v", err)
 	}
-	if len(st.Queues) != 1 || st.Queues[0].Pending != awaitingUploads || st.Queues[0].Running != claimRounds*claimLimit {
-		t.Errorf("queue stats: got %+v, want import with %d pending (awaiting their files) and %d running", st.Queues, awaitingUploads, claimRounds*claimLimit)
+	if len(st.Queues) != 1 || st.Queues[0].Pending != awaitingUploads || st.Queues[0].Running != claimRounds*claimLimit ||
+		!st.Queues[0].OldestWaiting.IsZero() {
+		t.Errorf("queue stats: got %+v, want import with %d pending (awaiting their files, so none waiting to be claimed) and %d running",
+			st.Queues, awaitingUploads, claimRounds*claimLimit)
 	}
 }

@@ -32,14 +32,15 @@ func retryLater(t *testing.T, s store.Store, tk *commonops.Task, now time.Time, 
 
 // queueFixture stores, for tenant A: pending imports (one claimable since
 // at(0), one since the end of its backoff at(-270), one still backing off,
-// one awaiting its upload), two processing exports, and imports that
+// one awaiting its upload since at(-600), the oldest, which is not
+// claimable and so not the oldest waiting), two processing exports, and imports that
 // completed at(100) and at(3599) and failed at(1000), an export completed
 // before the window and one cancelled in it; for tenant B one pending
 // import created at(-500).
 func queueFixture(t *testing.T, s store.Store) {
 	create(t, s, tenantA, at(0), commonops.CreateInput{TaskType: "import"})
 	create(t, s, tenantA, at(10), commonops.CreateInput{TaskType: "import"})
-	create(t, s, tenantA, at(-100), commonops.CreateInput{TaskType: "import", FileName: ptr("a.csv")})
+	create(t, s, tenantA, at(-600), commonops.CreateInput{TaskType: "import", FileName: ptr("a.csv")})
 	retryLater(t, s, create(t, s, tenantA, at(-300), commonops.CreateInput{TaskType: "import"}), at(-280), 10*time.Second)
 	retryLater(t, s, create(t, s, tenantA, at(-400), commonops.CreateInput{TaskType: "import"}), at(5), time.Hour*2)
 	claim(t, s, create(t, s, tenantA, at(15), commonops.CreateInput{TaskType: "export"}), at(20))
