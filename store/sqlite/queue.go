@@ -8,10 +8,11 @@ import (
 	"github.com/commonops/commonops/store"
 )
 
-// The queue statistics read the partial indexes of the pending, processing
-// and ended tasks (tasks_claim, tasks_lease_expiry,
-// tasks_terminal_completed). Times are microseconds; ?1 is the tenant, ”
-// for every tenant.
+// The queue statistics. queueNowSQL scans tasks (SQLite plans no partial
+// index for its status IN list; the embedded store serves one process);
+// the history and the leases are meant for tasks_terminal_completed and
+// tasks_lease_expiry. Times are microseconds; ?1 is the tenant, ” for
+// every tenant.
 const (
 	queueNowSQL = `SELECT task_type,
 	sum(status = 'pending'), sum(status = 'processing'),
