@@ -164,3 +164,57 @@ func TestClaimNextPastAwaitingUploads(t *testing.T) {
 			st.Queues, awaitingUploads, claimRounds*claimLimit)
 	}
 }
+
+// TestClaimNextPastBackoffs queues awaitingUploads imports backing off for
+// an hour, then claimRounds × claimLimit runnable imports of the same tenant
+// and type, half never tried and half whose backoff is over, and claims
+// them all: each claim reads about as many rows as it claims, and never a
+// task still backing off. When tasks_fair_claim_idx held every pending
+// task, the claim stepped over the backing-off imports on each call (5,009
+// index entries a claim). The tasks are stored in their backoff, not
+// updated into it, so no dead row versions are left in the indexes for the
+// claims to step over while another test's transaction keeps them.
+func TestClaimNextPastBackoffs(t *testing.T) {
+	t.Parallel()
+	s := openWith(t, newSchema(t), 4)
+	ctx := context.Background()
+	exec(t, s, "ALTER TABLE tasks SET (autovacuum_enabled = false)")
+	backingOff := func(until time.Time) error {
+		task, ch := newTask(t, "big", commonops.CreateInput{TaskType: "import", EntityType: "product"})
+		task.RetryCount, task.AvailableAt = 1, &until
+		_, err := s.CreateTask(ctx, task, ch, nil)
+		return err
+	}
+	parallel(t, awaitingUploads, func(int) error { return backingOff(time.Now().Add(time.Hour)) })
+	for i := range claimRounds * claimLimit {
+		var err error
+		if i%2 == 0 {
+			task, ch := newTask(t, "big", commonops.CreateInput{TaskType: "import", EntityType: "product"})
+			_, err = s.CreateTask(ctx, task, ch, nil)
+		} else {
+			err = backingOff(time.Now().Add(-time.Minute))
+		}
+		if err != nil {
+			t.Fatalf("create: %v", err)
+		}
+	}
+	exec(t, s, "ANALYZE tasks")
+
+	retries := 0
+	claimImports(t, s, func(i int, task *commonops.Task) {
+		if task.RetryCount > 0 {
+			retries++
+		}
+	})
+	if want := claimRounds * claimLimit / 2; retries != want {
+		t.Errorf("retries claimed: got %d, want %d (every one whose backoff is over)", retries, want)
+	}
+
+	st, err := s.QueueStats(ctx, store.QueueQuery{Now: time.Now()})
+	if err != nil {
+		t.Fatalf("queue stats: %v", err)
+	}
+	if len(st.Queues) != 1 || st.Queues[0].Pending != awaitingUploads || !st.Queues[0].OldestWaiting.IsZero() {
+		t.Errorf("queue stats: got %+v, want import with %d pending (backing off, so none waiting to be claimed)", st.Queues, awaitingUploads)
+	}
+}

@@ -10,19 +10,24 @@ import (
 	"github.com/commonops/commonops/store"
 )
 
-// The queue statistics read four partial indexes, so their cost follows
+// The queue statistics read five partial indexes, so their cost follows
 // the work in flight and the last window's completions, not the history:
-// tasks_fair_claim_idx (pending, input ready), tasks_pending_upload_idx
-// (pending, awaiting the upload), tasks_running_idx (processing) and
+// tasks_fair_claim_idx and tasks_retry_claim_idx (pending, input ready,
+// never backed off or backed off), tasks_pending_upload_idx (pending,
+// awaiting the upload), tasks_running_idx (processing) and
 // tasks_completed_idx (ended). Each part of queueNowSQL states one index's
 // predicate as written in its migration. $1 is the tenant, ” for every
 // tenant.
 const (
 	queueNowSQL = `SELECT task_type, sum(pending)::bigint, sum(running)::bigint, min(oldest) FROM (
 	SELECT task_type, count(*) AS pending, 0 AS running,
-		min(greatest(updated_at, coalesce(available_at, updated_at))) FILTER (WHERE NOT cancel_requested
-			AND (available_at IS NULL OR available_at <= $2)) AS oldest
-	FROM tasks WHERE ` + readyWhere + ` AND ($1 = '' OR tenant_id = $1)
+		min(updated_at) FILTER (WHERE NOT cancel_requested) AS oldest
+	FROM tasks WHERE ` + freshWhere + ` AND ($1 = '' OR tenant_id = $1)
+	GROUP BY task_type
+	UNION ALL
+	SELECT task_type, count(*), 0,
+		min(greatest(updated_at, available_at)) FILTER (WHERE NOT cancel_requested AND available_at <= $2)
+	FROM tasks WHERE ` + retryWhere + ` AND ($1 = '' OR tenant_id = $1)
 	GROUP BY task_type
 	UNION ALL
 	SELECT task_type, count(*), 0, NULL

@@ -655,10 +655,16 @@ const claimSet = `status = 'processing', attempt = attempt + 1,
 		failed_items = CASE WHEN checkpoint IS NULL THEN 0 ELSE failed_items END,
 		updated_at = $3, version = version + 1`
 
-// readyWhere is the predicate of tasks_fair_claim_idx (migration 0018):
-// the pending tasks whose input is ready. Every reader of that index
-// states it as written here, so that PostgreSQL can match it.
-const readyWhere = `status = 'pending' AND upload_status NOT IN ('awaiting', 'expired')`
+// readyWhere holds the pending tasks whose input is ready. freshWhere (no
+// backoff) is the predicate of tasks_fair_claim_idx and retryWhere (a
+// backoff, over or not) that of tasks_retry_claim_idx (migration 0018);
+// every reader of those indexes states them as written here, so that
+// PostgreSQL can match them.
+const (
+	readyWhere = `status = 'pending' AND upload_status NOT IN ('awaiting', 'expired')`
+	freshWhere = readyWhere + ` AND available_at IS NULL`
+	retryWhere = readyWhere + ` AND available_at IS NOT NULL`
+)
 
 // runnableWhere is (*commonops.Task).Runnable at $3.
 const runnableWhere = readyWhere + ` AND NOT cancel_requested
@@ -825,15 +831,21 @@ const kindsWhere = `($5::text[] IS NULL OR EXISTS (
 // within the flow controls.
 //
 //   - q walks the (tenant, task type) pairs with ready pending tasks by a loose
-//     index scan of tasks_fair_claim_idx: one index probe per pair, however
-//     many tasks each holds.
+//     index scan of tasks_fair_claim_idx (qf, the tasks never backed off)
+//     and one of tasks_retry_claim_idx (qr, those with a backoff, due or
+//     not): one index probe per pair, however many tasks each holds.
 //   - room drops the paused pairs and those of other kinds, and tells how
 //     many more tasks each pair may start: pair_room under the tenant's
 //     limit for the type, type_room under the type's limit for all tenants
 //     (NULL: no limit), from the running tasks counted in run.
 //   - cand takes each pair's first runnable tasks in claim order (priority,
-//     then age), no more than $4 nor its room, from tasks_fair_claim_idx
-//     (ordered by the pair first, so no other index serves that order).
+//     then age), no more than $4 nor its room: of the first so many from
+//     tasks_fair_claim_idx in claim order (ordered by the pair first, so no
+//     other index serves that order) and the first so many whose backoff is
+//     over from tasks_retry_claim_idx, by the end of their backoff. So a
+//     claim never reads a task still backing off, and among the retries
+//     that are due, the longest due go first rather than the highest
+//     priority.
 //   - shared ranks each candidate by its tenant's share: (the tenant's
 //     running tasks + the candidate's rank among the tenant's + the
 //     tenant's recent use) / weight.
@@ -853,14 +865,26 @@ const kindsWhere = `($5::text[] IS NULL OR EXISTS (
 //
 // The limits hold across claimers because every claim of a limited type
 // runs after lockLimitedSQL in the same transaction.
-var claimNextSQL = `WITH RECURSIVE q AS (
-	(SELECT tenant_id, task_type FROM tasks WHERE ` + readyWhere + ` ORDER BY tenant_id, task_type LIMIT 1)
+var claimNextSQL = `WITH RECURSIVE qf AS (
+	(SELECT tenant_id, task_type FROM tasks WHERE ` + freshWhere + ` ORDER BY tenant_id, task_type LIMIT 1)
 	UNION ALL
-	SELECT n.tenant_id, n.task_type FROM q CROSS JOIN LATERAL (
+	SELECT n.tenant_id, n.task_type FROM qf CROSS JOIN LATERAL (
 		SELECT tenant_id, task_type FROM tasks
-		WHERE ` + readyWhere + ` AND (tenant_id, task_type) > (q.tenant_id, q.task_type)
+		WHERE ` + freshWhere + ` AND (tenant_id, task_type) > (qf.tenant_id, qf.task_type)
 		ORDER BY tenant_id, task_type LIMIT 1
 	) AS n
+),
+qr AS (
+	(SELECT tenant_id, task_type FROM tasks WHERE ` + retryWhere + ` ORDER BY tenant_id, task_type LIMIT 1)
+	UNION ALL
+	SELECT n.tenant_id, n.task_type FROM qr CROSS JOIN LATERAL (
+		SELECT tenant_id, task_type FROM tasks
+		WHERE ` + retryWhere + ` AND (tenant_id, task_type) > (qr.tenant_id, qr.task_type)
+		ORDER BY tenant_id, task_type LIMIT 1
+	) AS n
+),
+q AS MATERIALIZED (
+	SELECT tenant_id, task_type FROM qf UNION SELECT tenant_id, task_type FROM qr
 ),
 run AS MATERIALIZED (
 	SELECT tenant_id, task_type, count(*) AS n FROM tasks WHERE status = 'processing' GROUP BY tenant_id, task_type
@@ -882,11 +906,22 @@ room AS MATERIALIZED (
 cand AS (
 	SELECT t.id, t.xmin, t.version, t.tenant_id, t.task_type, t.priority, t.created_at, room.type_room
 	FROM room CROSS JOIN LATERAL (
-		SELECT id, xmin, version, tenant_id, task_type, priority, created_at FROM tasks
-		WHERE tasks.tenant_id = room.tenant_id AND tasks.task_type = room.task_type
-		  AND ` + runnableWhere + `
-		  AND ` + kindsWhere + `
-		ORDER BY tenant_id, task_type, priority DESC, created_at, id
+		SELECT * FROM (
+			(SELECT id, xmin, version, tenant_id, task_type, priority, created_at FROM tasks
+			WHERE tasks.tenant_id = room.tenant_id AND tasks.task_type = room.task_type
+			  AND ` + freshWhere + ` AND NOT cancel_requested
+			  AND ` + kindsWhere + `
+			ORDER BY tenant_id, task_type, priority DESC, created_at, id
+			LIMIT LEAST($4, room.pair_room, room.type_room))
+			UNION ALL
+			(SELECT id, xmin, version, tenant_id, task_type, priority, created_at FROM tasks
+			WHERE tasks.tenant_id = room.tenant_id AND tasks.task_type = room.task_type
+			  AND ` + retryWhere + ` AND available_at <= $3 AND NOT cancel_requested
+			  AND ` + kindsWhere + `
+			ORDER BY tenant_id, task_type, available_at
+			LIMIT LEAST($4, room.pair_room, room.type_room))
+		) AS b
+		ORDER BY priority DESC, created_at, id
 		LIMIT LEAST($4, room.pair_room, room.type_room)
 	) AS t
 ),

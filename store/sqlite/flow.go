@@ -146,7 +146,10 @@ func (s *Store) ClaimNext(ctx context.Context, p store.ClaimParams) ([]*commonop
 	}
 	now = truncTime(now)
 	limit := max(p.Limit, 1)
-	candSQL, kargs := claimCandidatesSQL(p.Kinds)
+	freshSQL, retrySQL, kargs := claimCandidatesSQL(p.Kinds)
+	order := func(a, b *commonops.Task) int {
+		return cmp.Or(cmp.Compare(b.Priority, a.Priority), a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+	}
 	var claimed []*commonops.Task
 	var wroteOutbox bool
 	err := s.write(ctx, func(tx *sql.Tx) error {
@@ -172,18 +175,26 @@ func (s *Store) ClaimNext(ctx context.Context, p store.ClaimParams) ([]*commonop
 			if room > 0 {
 				n = min(n, room)
 			}
-			rows, err := tx.QueryContext(ctx, candSQL, append(append([]any{pr[0], pr[1], micros(now)}, kargs...), n)...)
-			if err != nil {
-				return err
+			var pair []*commonops.Task
+			for _, q := range []struct {
+				sql  string
+				args []any
+			}{
+				{freshSQL, []any{pr[0], pr[1]}},
+				{retrySQL, []any{pr[0], pr[1], micros(now)}},
+			} {
+				rows, err := tx.QueryContext(ctx, q.sql, append(append(q.args, kargs...), n)...)
+				if err != nil {
+					return err
+				}
+				ts, err := scanTasks(rows)
+				if err != nil {
+					return err
+				}
+				pair = append(pair, ts...)
 			}
-			ts, err := scanTasks(rows)
-			if err != nil {
-				return err
-			}
-			cands = append(cands, ts...)
-		}
-		order := func(a, b *commonops.Task) int {
-			return cmp.Or(cmp.Compare(b.Priority, a.Priority), a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+			slices.SortFunc(pair, order)
+			cands = append(cands, pair[:min(len(pair), n)]...)
 		}
 		slices.SortFunc(cands, order)
 		share := make(map[string]float64, len(cands))
@@ -240,44 +251,63 @@ func (s *Store) ClaimNext(ctx context.Context, p store.ClaimParams) ([]*commonop
 }
 
 // claimCandidatesSQL selects one (tenant, task type) pair's first runnable
-// tasks of kinds in claim order, from tasks_fair_claim; its arguments are
-// the tenant, the task type, the time, kargs and the limit.
-func claimCandidatesSQL(kinds []commonops.Kind) (query string, kargs []any) {
-	where := []string{"tenant_id = ?", "task_type = ?", readyWhere, "cancel_requested = 0", "(available_at IS NULL OR available_at <= ?)"}
+// tasks of kinds: fresh, those never backed off, in claim order from
+// tasks_fair_claim; retry, those whose backoff is over, by its end from
+// tasks_retry_claim (so a claim never reads a task still backing off).
+// The arguments of fresh are the tenant, the task type, kargs and the
+// limit; retry takes the time after the task type.
+func claimCandidatesSQL(kinds []commonops.Kind) (fresh, retry string, kargs []any) {
 	filter, kargs := kindFilter(kinds)
-	if filter != "" {
-		where = append(where, filter)
+	query := func(where []string, order string) string {
+		where = append([]string{"tenant_id = ?", "task_type = ?"}, where...)
+		if filter != "" {
+			where = append(where, filter)
+		}
+		return "SELECT " + taskColumns + " FROM tasks WHERE " + strings.Join(where, " AND ") + " ORDER BY " + order + " LIMIT ?"
 	}
-	return "SELECT " + taskColumns + " FROM tasks WHERE " + strings.Join(where, " AND ") + " ORDER BY priority DESC, created_at ASC, id ASC LIMIT ?", kargs
+	return query([]string{freshWhere, "cancel_requested = 0"}, "priority DESC, created_at ASC, id ASC"),
+		query([]string{"available_at <= ?", retryWhere, "cancel_requested = 0"}, "available_at ASC"), kargs
 }
 
-// readyWhere is the predicate of tasks_fair_claim (migration 0015): the
-// pending tasks whose input is ready. Its readers state it as written here,
-// so that SQLite can use the partial index.
-const readyWhere = "status = 'pending' AND upload_status NOT IN ('awaiting', 'expired')"
-
-// pairsFirstSQL and pairsNextSQL are pendingPairs' first and next seeks.
+// readyWhere holds the pending tasks whose input is ready. freshWhere (no
+// backoff) is the predicate of tasks_fair_claim and retryWhere (a backoff,
+// over or not) that of tasks_retry_claim (migration 0015); their readers
+// state them as written here, so that SQLite can use the partial indexes.
 const (
-	pairsFirstSQL = `SELECT tenant_id, task_type FROM tasks WHERE ` + readyWhere + `
-	ORDER BY tenant_id, task_type LIMIT 1`
-	pairsNextSQL = `SELECT tenant_id, task_type FROM tasks WHERE ` + readyWhere + `
-	AND (tenant_id, task_type) > (?, ?) ORDER BY tenant_id, task_type LIMIT 1`
+	readyWhere = "status = 'pending' AND upload_status NOT IN ('awaiting', 'expired')"
+	freshWhere = readyWhere + " AND available_at IS NULL"
+	retryWhere = readyWhere + " AND available_at IS NOT NULL"
 )
 
+// pairsFirstSQL and pairsNextSQL are a loose index scan's first and next
+// seeks, over the pending tasks that where holds.
+func pairsFirstSQL(where string) string {
+	return `SELECT tenant_id, task_type FROM tasks WHERE ` + where + ` ORDER BY tenant_id, task_type LIMIT 1`
+}
+
+func pairsNextSQL(where string) string {
+	return `SELECT tenant_id, task_type FROM tasks WHERE ` + where + `
+	AND (tenant_id, task_type) > (?, ?) ORDER BY tenant_id, task_type LIMIT 1`
+}
+
 // pendingPairs lists the (tenant, task type) pairs with ready pending tasks,
-// one index seek each (a loose index scan of tasks_fair_claim).
+// in order, one index seek each (loose index scans of tasks_fair_claim and
+// tasks_retry_claim).
 func pendingPairs(ctx context.Context, q querier) ([][2]string, error) {
 	var pairs [][2]string
-	var tenant, taskType string
-	err := q.QueryRowContext(ctx, pairsFirstSQL).Scan(&tenant, &taskType)
-	for err == nil {
-		pairs = append(pairs, [2]string{tenant, taskType})
-		err = q.QueryRowContext(ctx, pairsNextSQL, tenant, taskType).Scan(&tenant, &taskType)
+	for _, where := range []string{freshWhere, retryWhere} {
+		var tenant, taskType string
+		err := q.QueryRowContext(ctx, pairsFirstSQL(where)).Scan(&tenant, &taskType)
+		for err == nil {
+			pairs = append(pairs, [2]string{tenant, taskType})
+			err = q.QueryRowContext(ctx, pairsNextSQL(where), tenant, taskType).Scan(&tenant, &taskType)
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("list pending task types: %w", err)
+		}
 	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("list pending task types: %w", err)
-	}
-	return pairs, nil
+	slices.SortFunc(pairs, func(a, b [2]string) int { return cmp.Or(cmp.Compare(a[0], b[0]), cmp.Compare(a[1], b[1])) })
+	return slices.Compact(pairs), nil
 }
 
 // kindTypeMatches reports whether a claim of kinds may take a task of

@@ -10,14 +10,14 @@ import (
 	"github.com/commonops/commonops"
 )
 
-var usesFairClaim = regexp.MustCompile(`INDEX tasks_fair_claim\b`)
-
-// TestClaimReadsTheReadyIndex explains the claim's reads of tasks (the
-// loose scan of the pairs and each pair's candidates) and wants each served
-// by tasks_fair_claim, whose predicate leaves out the pending tasks that
-// await their files: a query whose terms stopped implying the index's
-// predicate would fall back to another index and step over them.
-func TestClaimReadsTheReadyIndex(t *testing.T) {
+// TestClaimReadsTheReadyIndexes explains the claim's reads of tasks (the
+// loose scans of the pairs and each pair's candidates) and wants each
+// served by its partial index: tasks_fair_claim for the tasks never backed
+// off, tasks_retry_claim for those that did. Their predicates leave out the
+// pending tasks that await their files, and the fresh one those backing
+// off: a query whose terms stopped implying its index's predicate would
+// fall back to another index and step over them.
+func TestClaimReadsTheReadyIndexes(t *testing.T) {
 	ctx := context.Background()
 	s, err := Open(ctx, Config{Path: MemoryPath})
 	if err != nil {
@@ -25,15 +25,19 @@ func TestClaimReadsTheReadyIndex(t *testing.T) {
 	}
 	t.Cleanup(func() { s.Close() })
 	now := micros(time.Now())
-	cand, kargs := claimCandidatesSQL([]commonops.Kind{{TaskType: "import", EntityType: "*"}})
+	fresh, retry, kargs := claimCandidatesSQL([]commonops.Kind{{TaskType: "import", EntityType: "*"}})
 	for _, c := range []struct {
 		name  string
+		index string
 		query string
 		args  []any
 	}{
-		{"first pair", pairsFirstSQL, nil},
-		{"next pair", pairsNextSQL, []any{"t", "import"}},
-		{"candidates", cand, append(append([]any{"t", "import", now}, kargs...), 4)},
+		{"first fresh pair", "tasks_fair_claim", pairsFirstSQL(freshWhere), nil},
+		{"next fresh pair", "tasks_fair_claim", pairsNextSQL(freshWhere), []any{"t", "import"}},
+		{"first retry pair", "tasks_retry_claim", pairsFirstSQL(retryWhere), nil},
+		{"next retry pair", "tasks_retry_claim", pairsNextSQL(retryWhere), []any{"t", "import"}},
+		{"fresh candidates", "tasks_fair_claim", fresh, append(append([]any{"t", "import"}, kargs...), 4)},
+		{"retry candidates", "tasks_retry_claim", retry, append(append([]any{"t", "import", now}, kargs...), 4)},
 	} {
 		rows, err := s.DB().QueryContext(ctx, "EXPLAIN QUERY PLAN "+c.query, c.args...)
 		if err != nil {
@@ -51,8 +55,8 @@ func TestClaimReadsTheReadyIndex(t *testing.T) {
 		if err := rows.Close(); err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
-		if got := strings.Join(plan, "; "); !usesFairClaim.MatchString(got) {
-			t.Errorf("%s: got plan %q, want tasks_fair_claim", c.name, got)
+		if got := strings.Join(plan, "; "); !regexp.MustCompile(`INDEX ` + c.index + `\b`).MatchString(got) {
+			t.Errorf("%s: got plan %q, want %s", c.name, got, c.index)
 		}
 	}
 }

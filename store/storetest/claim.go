@@ -123,6 +123,29 @@ var claimTests = []test{
 			}
 		}
 	}},
+	{"DueRetriesTakeTheirTurn", func(t *testing.T, s store.Store) {
+		// A retry whose backoff is over and a task never tried are claimed
+		// in one claim order (priority, then age), though the store may
+		// keep them apart.
+		retry := func(created time.Time, priority int) *commonops.Task {
+			tk := create(t, s, tenantA, created, commonops.CreateInput{Priority: ptr(priority), MaxRetries: ptr(3)})
+			claim(t, s, tk, created.Add(time.Second))
+			return update(t, s, tenantA, tk.ID, func(x *commonops.Task) (commonops.Change, error) {
+				return x.FailAttempt("transient", false, time.Second, created.Add(2*time.Second)), nil
+			})
+		}
+		oldRetry := retry(at(0), 0)
+		newFresh := create(t, s, tenantA, at(10), commonops.CreateInput{})
+		urgentFresh := create(t, s, tenantA, at(20), commonops.CreateInput{Priority: ptr(5)})
+		newRetry := retry(at(30), 0)
+		var got []string
+		for range 4 {
+			got = append(got, ids(claimNext(t, s, store.ClaimParams{Limit: 1, Now: at(100)}))...)
+		}
+		if want := []string{urgentFresh.ID, oldRetry.ID, newFresh.ID, newRetry.ID}; !slices.Equal(got, want) {
+			t.Fatalf("claims one at a time: got %v, want %v (priority, then age)", got, want)
+		}
+	}},
 	{"SkipsNotRunnable", func(t *testing.T, s store.Store) {
 		awaiting := create(t, s, tenantA, at(0), commonops.CreateInput{FileName: ptr("in.csv")})
 		scheduled := create(t, s, tenantA, at(0), commonops.CreateInput{ScheduledAt: ptr(at(3600))})
