@@ -13,7 +13,7 @@ import (
 // The queue statistics read five partial indexes, so their cost follows
 // the work in flight and the last window's completions, not the history:
 // tasks_fair_claim_idx and tasks_retry_claim_idx (pending, input ready,
-// never backed off or backed off), tasks_pending_upload_idx (pending,
+// without or with an available_at), tasks_pending_upload_idx (pending,
 // awaiting the upload), tasks_running_idx (processing) and
 // tasks_completed_idx (ended). Each part of queueNowSQL states one index's
 // predicate as written in its migration. $1 is the tenant, ” for every

@@ -831,9 +831,10 @@ const kindsWhere = `($5::text[] IS NULL OR EXISTS (
 // within the flow controls.
 //
 //   - q walks the (tenant, task type) pairs with ready pending tasks by a loose
-//     index scan of tasks_fair_claim_idx (qf, the tasks never backed off)
-//     and one of tasks_retry_claim_idx (qr, those with a backoff, due or
-//     not): one index probe per pair, however many tasks each holds.
+//     index scan of tasks_fair_claim_idx (qf, the tasks not backing off)
+//     and one of tasks_retry_claim_idx (qr, those with an available_at,
+//     due or not): one index probe per pair and index, however many tasks
+//     each holds.
 //   - room drops the paused pairs and those of other kinds, and tells how
 //     many more tasks each pair may start: pair_room under the tenant's
 //     limit for the type, type_room under the type's limit for all tenants
@@ -843,9 +844,9 @@ const kindsWhere = `($5::text[] IS NULL OR EXISTS (
 //     tasks_fair_claim_idx in claim order (ordered by the pair first, so no
 //     other index serves that order) and the first so many whose backoff is
 //     over from tasks_retry_claim_idx, by the end of their backoff. So a
-//     claim never reads a task still backing off, and among the retries
-//     that are due, the longest due go first rather than the highest
-//     priority.
+//     claim never reads a task still backing off; it sees only each pair's
+//     so many longest-due retries, and a higher-priority retry due later
+//     waits until it is among them.
 //   - shared ranks each candidate by its tenant's share: (the tenant's
 //     running tasks + the candidate's rank among the tenant's + the
 //     tenant's recent use) / weight.
@@ -918,7 +919,7 @@ cand AS (
 			WHERE tasks.tenant_id = room.tenant_id AND tasks.task_type = room.task_type
 			  AND ` + retryWhere + ` AND available_at <= $3 AND NOT cancel_requested
 			  AND ` + kindsWhere + `
-			ORDER BY tenant_id, task_type, available_at
+			ORDER BY tenant_id, task_type, available_at, priority DESC, created_at, id
 			LIMIT LEAST($4, room.pair_room, room.type_room))
 		) AS b
 		ORDER BY priority DESC, created_at, id

@@ -136,9 +136,10 @@ func (f *flow) runningOf(tenant, taskType string) int {
 
 // ClaimNext claims up to p.Limit runnable tasks by the tenants' shares
 // within the flow controls, in one write transaction (see store.Store): it
-// walks the (tenant, task type) pairs with pending tasks by a loose index
-// scan of tasks_fair_claim, takes each open pair's first runnable tasks,
-// ranks them by share and claims them in that order.
+// walks the (tenant, task type) pairs with ready pending tasks by loose
+// index scans of tasks_fair_claim and tasks_retry_claim, takes each open
+// pair's first runnable tasks, ranks them by share and claims them in that
+// order.
 func (s *Store) ClaimNext(ctx context.Context, p store.ClaimParams) ([]*commonops.Task, error) {
 	now := p.Now
 	if now.IsZero() {
@@ -251,7 +252,7 @@ func (s *Store) ClaimNext(ctx context.Context, p store.ClaimParams) ([]*commonop
 }
 
 // claimCandidatesSQL selects one (tenant, task type) pair's first runnable
-// tasks of kinds: fresh, those never backed off, in claim order from
+// tasks of kinds: fresh, those not backing off, in claim order from
 // tasks_fair_claim; retry, those whose backoff is over, by its end from
 // tasks_retry_claim (so a claim never reads a task still backing off).
 // The arguments of fresh are the tenant, the task type, kargs and the
@@ -266,7 +267,7 @@ func claimCandidatesSQL(kinds []commonops.Kind) (fresh, retry string, kargs []an
 		return "SELECT " + taskColumns + " FROM tasks WHERE " + strings.Join(where, " AND ") + " ORDER BY " + order + " LIMIT ?"
 	}
 	return query([]string{freshWhere, "cancel_requested = 0"}, "priority DESC, created_at ASC, id ASC"),
-		query([]string{"available_at <= ?", retryWhere, "cancel_requested = 0"}, "available_at ASC"), kargs
+		query([]string{"available_at <= ?", retryWhere, "cancel_requested = 0"}, "available_at ASC, priority DESC, created_at ASC, id ASC"), kargs
 }
 
 // readyWhere holds the pending tasks whose input is ready. freshWhere (no

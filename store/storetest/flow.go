@@ -121,6 +121,18 @@ var flowTests = []test{
 			t.Fatalf("ClaimTask once one finished: %v", err)
 		}
 	}},
+	{"LimitsCountDueRetries", func(t *testing.T, s store.Store) {
+		// Due retries and fresh tasks of one pair are claimed within the
+		// pair's limit together, though the store may read them apart.
+		for i := range 2 {
+			retryLater(t, s, create(t, s, tenantA, at(i), commonops.CreateInput{TaskType: "import", MaxRetries: ptr(3)}), at(5), time.Second)
+			create(t, s, tenantA, at(10+i), commonops.CreateInput{TaskType: "import"})
+		}
+		setFlow(t, s, tenantA, "import", func(fc *commonops.FlowControl) { fc.Limit = 1 })
+		if got := claimNext(t, s, store.ClaimParams{Limit: 10, Now: at(20)}); len(got) != 1 {
+			t.Fatalf("claim under a limit of 1: got %v, want one task", ids(got))
+		}
+	}},
 	{"LimitRace", func(t *testing.T, s store.Store) {
 		// 8 racers claim (ClaimNext and ClaimTask by turns) 40 imports
 		// limited to 3, hold each a moment and complete it: at no time do

@@ -1,12 +1,12 @@
 -- 0018: tasks_fair_claim_idx holds only the pending tasks that are ready
--- and have never backed off: a task created with a file waits for its
--- upload as a pending task, and a failed attempt waits out its backoff as
--- one, and the claim, which takes each (tenant, task type) pair's first
--- runnable tasks from this index in claim order, stepped over every one of
--- them on each call: 5,009 index entries read a claim behind 5,000 imports
--- awaiting their files, 7,587 behind 5,000 backing off. The tasks that
--- backed off get tasks_retry_claim_idx, ordered by the end of their
--- backoff, so a claim reads only those whose backoff is over; the pending
+-- and not backing off (no available_at): a task created with a file waits
+-- for its upload as a pending task, and a failed attempt waits out its
+-- backoff as one, and the claim, which takes each (tenant, task type)
+-- pair's first runnable tasks from this index in claim order, stepped over
+-- every one of them on each call: 5,009 index entries read a claim behind
+-- 5,000 imports awaiting their files, as many behind 5,000 backing off.
+-- The ready tasks with an available_at get tasks_retry_claim_idx, ordered
+-- by it, so a claim reads only those whose backoff is over; the pending
 -- tasks awaiting an upload get their own small index, for the queue
 -- statistics, which count them as pending.
 --
@@ -18,7 +18,7 @@
 -- transaction:
 --   CREATE INDEX CONCURRENTLY tasks_fair_claim_ready_idx ON tasks (tenant_id, task_type, priority DESC, created_at, id)
 --       WHERE status = 'pending' AND upload_status NOT IN ('awaiting', 'expired') AND available_at IS NULL;
---   CREATE INDEX CONCURRENTLY tasks_retry_claim_idx ON tasks (tenant_id, task_type, available_at)
+--   CREATE INDEX CONCURRENTLY tasks_retry_claim_idx ON tasks (tenant_id, task_type, available_at, priority DESC, created_at, id)
 --       WHERE status = 'pending' AND upload_status NOT IN ('awaiting', 'expired') AND available_at IS NOT NULL;
 --   CREATE INDEX CONCURRENTLY tasks_pending_upload_idx ON tasks (task_type, tenant_id)
 --       WHERE status = 'pending' AND upload_status IN ('awaiting', 'expired');
@@ -31,7 +31,7 @@
 -- table until they are replaced, so roll the upgrade through promptly.
 CREATE INDEX IF NOT EXISTS tasks_fair_claim_ready_idx ON tasks (tenant_id, task_type, priority DESC, created_at, id)
     WHERE status = 'pending' AND upload_status NOT IN ('awaiting', 'expired') AND available_at IS NULL;
-CREATE INDEX IF NOT EXISTS tasks_retry_claim_idx ON tasks (tenant_id, task_type, available_at)
+CREATE INDEX IF NOT EXISTS tasks_retry_claim_idx ON tasks (tenant_id, task_type, available_at, priority DESC, created_at, id)
     WHERE status = 'pending' AND upload_status NOT IN ('awaiting', 'expired') AND available_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS tasks_pending_upload_idx ON tasks (task_type, tenant_id)
     WHERE status = 'pending' AND upload_status IN ('awaiting', 'expired');
