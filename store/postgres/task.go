@@ -866,24 +866,8 @@ const kindsWhere = `($5::text[] IS NULL OR EXISTS (
 //
 // The limits hold across claimers because every claim of a limited type
 // runs after lockLimitedSQL in the same transaction.
-var claimNextSQL = `WITH RECURSIVE qf AS (
-	(SELECT tenant_id, task_type FROM tasks WHERE ` + freshWhere + ` ORDER BY tenant_id, task_type LIMIT 1)
-	UNION ALL
-	SELECT n.tenant_id, n.task_type FROM qf CROSS JOIN LATERAL (
-		SELECT tenant_id, task_type FROM tasks
-		WHERE ` + freshWhere + ` AND (tenant_id, task_type) > (qf.tenant_id, qf.task_type)
-		ORDER BY tenant_id, task_type LIMIT 1
-	) AS n
-),
-qr AS (
-	(SELECT tenant_id, task_type FROM tasks WHERE ` + retryWhere + ` ORDER BY tenant_id, task_type LIMIT 1)
-	UNION ALL
-	SELECT n.tenant_id, n.task_type FROM qr CROSS JOIN LATERAL (
-		SELECT tenant_id, task_type FROM tasks
-		WHERE ` + retryWhere + ` AND (tenant_id, task_type) > (qr.tenant_id, qr.task_type)
-		ORDER BY tenant_id, task_type LIMIT 1
-	) AS n
-),
+var claimNextSQL = `WITH RECURSIVE ` + loosePairs("qf", freshWhere) + `,
+` + loosePairs("qr", retryWhere) + `,
 q AS MATERIALIZED (
 	SELECT tenant_id, task_type FROM qf UNION SELECT tenant_id, task_type FROM qr
 ),
@@ -953,6 +937,21 @@ u AS (
 	RETURNING ` + qualified("tasks", taskColumnList) + `, c.share
 )` + claimEvents("$7") + `
 SELECT ` + taskColumns + ` FROM u ORDER BY share, priority DESC, created_at, id`
+
+// loosePairs is the recursive CTE name that walks the (tenant, task type)
+// pairs of the pending tasks where holds, in order, by a loose index scan:
+// one probe of the partial index whose predicate is where per pair.
+func loosePairs(name, where string) string {
+	return name + ` AS (
+	(SELECT tenant_id, task_type FROM tasks WHERE ` + where + ` ORDER BY tenant_id, task_type LIMIT 1)
+	UNION ALL
+	SELECT n.tenant_id, n.task_type FROM ` + name + ` CROSS JOIN LATERAL (
+		SELECT tenant_id, task_type FROM tasks
+		WHERE ` + where + ` AND (tenant_id, task_type) > (` + name + `.tenant_id, ` + name + `.task_type)
+		ORDER BY tenant_id, task_type LIMIT 1
+	) AS n
+)`
+}
 
 // shareArgs are p.Weights and p.Usage as the three arrays of
 // claimNextSQL's $8, $9 and $10: every tenant either names, with its
