@@ -118,11 +118,13 @@ func claimImports(t *testing.T, s *postgres.Store, each func(claim int, task *co
 	}
 }
 
-// awaitingUploads sizes TestClaimNextPastAwaitingUploads: imports waiting
-// for their files ahead of the runnable tasks of the same tenant and type.
-const awaitingUploads = 5000
+// notReady sizes TestClaimNextPastAwaitingUploads and
+// TestClaimNextPastBackoffs: imports that may not run yet (awaiting their
+// files, or backing off) ahead of the runnable tasks of the same tenant and
+// type.
+const notReady = 5000
 
-// TestClaimNextPastAwaitingUploads queues awaitingUploads imports that wait
+// TestClaimNextPastAwaitingUploads queues notReady imports that wait
 // for their files, then claimRounds × claimLimit runnable imports of the
 // same tenant and type, and claims them all: each claim reads about as many
 // rows as it claims. When tasks_fair_claim_idx held every pending task, the
@@ -135,7 +137,7 @@ func TestClaimNextPastAwaitingUploads(t *testing.T) {
 	ctx := context.Background()
 	exec(t, s, "ALTER TABLE tasks SET (autovacuum_enabled = false)")
 	file := "in.csv"
-	parallel(t, awaitingUploads, func(int) error {
+	parallel(t, notReady, func(int) error {
 		task, ch := newTask(t, "big", commonops.CreateInput{TaskType: "import", EntityType: "product", FileName: &file})
 		_, err := s.CreateTask(ctx, task, ch, nil)
 		return err
@@ -158,14 +160,14 @@ func TestClaimNextPastAwaitingUploads(t *testing.T) {
 	if err != nil {
 		t.Fatalf("queue stats: %v", err)
 	}
-	if len(st.Queues) != 1 || st.Queues[0].Pending != awaitingUploads || st.Queues[0].Running != claimRounds*claimLimit ||
+	if len(st.Queues) != 1 || st.Queues[0].Pending != notReady || st.Queues[0].Running != claimRounds*claimLimit ||
 		!st.Queues[0].OldestWaiting.IsZero() {
 		t.Errorf("queue stats: got %+v, want import with %d pending (awaiting their files, so none waiting to be claimed) and %d running",
-			st.Queues, awaitingUploads, claimRounds*claimLimit)
+			st.Queues, notReady, claimRounds*claimLimit)
 	}
 }
 
-// TestClaimNextPastBackoffs queues awaitingUploads imports backing off for
+// TestClaimNextPastBackoffs queues notReady imports backing off for
 // an hour, then claimRounds × claimLimit runnable imports of the same tenant
 // and type, half never tried and half whose backoff is over, and claims
 // them all: each claim reads about as many rows as it claims, and never a
@@ -185,7 +187,7 @@ func TestClaimNextPastBackoffs(t *testing.T) {
 		_, err := s.CreateTask(ctx, task, ch, nil)
 		return err
 	}
-	parallel(t, awaitingUploads, func(int) error { return backingOff(time.Now().Add(time.Hour)) })
+	parallel(t, notReady, func(int) error { return backingOff(time.Now().Add(time.Hour)) })
 	for i := range claimRounds * claimLimit {
 		var err error
 		if i%2 == 0 {
@@ -214,7 +216,7 @@ func TestClaimNextPastBackoffs(t *testing.T) {
 	if err != nil {
 		t.Fatalf("queue stats: %v", err)
 	}
-	if len(st.Queues) != 1 || st.Queues[0].Pending != awaitingUploads || !st.Queues[0].OldestWaiting.IsZero() {
-		t.Errorf("queue stats: got %+v, want import with %d pending (backing off, so none waiting to be claimed)", st.Queues, awaitingUploads)
+	if len(st.Queues) != 1 || st.Queues[0].Pending != notReady || !st.Queues[0].OldestWaiting.IsZero() {
+		t.Errorf("queue stats: got %+v, want import with %d pending (backing off, so none waiting to be claimed)", st.Queues, notReady)
 	}
 }

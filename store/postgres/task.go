@@ -892,19 +892,9 @@ cand AS (
 	SELECT t.id, t.xmin, t.version, t.tenant_id, t.task_type, t.priority, t.created_at, room.type_room
 	FROM room CROSS JOIN LATERAL (
 		SELECT * FROM (
-			(SELECT id, xmin, version, tenant_id, task_type, priority, created_at FROM tasks
-			WHERE tasks.tenant_id = room.tenant_id AND tasks.task_type = room.task_type
-			  AND ` + freshWhere + ` AND NOT cancel_requested
-			  AND ` + kindsWhere + `
-			ORDER BY tenant_id, task_type, priority DESC, created_at, id
-			LIMIT LEAST($4, room.pair_room, room.type_room))
+			` + pairCandidates(freshWhere, "priority DESC, created_at, id") + `
 			UNION ALL
-			(SELECT id, xmin, version, tenant_id, task_type, priority, created_at FROM tasks
-			WHERE tasks.tenant_id = room.tenant_id AND tasks.task_type = room.task_type
-			  AND ` + retryWhere + ` AND available_at <= $3 AND NOT cancel_requested
-			  AND ` + kindsWhere + `
-			ORDER BY tenant_id, task_type, available_at, priority DESC, created_at, id
-			LIMIT LEAST($4, room.pair_room, room.type_room))
+			` + pairCandidates(retryWhere+` AND available_at <= $3`, "available_at, priority DESC, created_at, id") + `
 		) AS b
 		ORDER BY priority DESC, created_at, id
 		LIMIT LEAST($4, room.pair_room, room.type_room)
@@ -951,6 +941,18 @@ func loosePairs(name, where string) string {
 		ORDER BY tenant_id, task_type LIMIT 1
 	) AS n
 )`
+}
+
+// pairCandidates reads room's pair's first runnable tasks of the kinds
+// among those where holds (an index's predicate, and the time), in order
+// after the pair, no more than $4 nor the pair's room.
+func pairCandidates(where, order string) string {
+	return `(SELECT id, xmin, version, tenant_id, task_type, priority, created_at FROM tasks
+			WHERE tasks.tenant_id = room.tenant_id AND tasks.task_type = room.task_type
+			  AND ` + where + ` AND NOT cancel_requested
+			  AND ` + kindsWhere + `
+			ORDER BY tenant_id, task_type, ` + order + `
+			LIMIT LEAST($4, room.pair_room, room.type_room))`
 }
 
 // shareArgs are p.Weights and p.Usage as the three arrays of

@@ -307,7 +307,7 @@ func pendingPairs(ctx context.Context, q querier) ([][2]string, error) {
 			return nil, fmt.Errorf("list pending task types: %w", err)
 		}
 	}
-	slices.SortFunc(pairs, func(a, b [2]string) int { return cmp.Or(cmp.Compare(a[0], b[0]), cmp.Compare(a[1], b[1])) })
+	slices.SortFunc(pairs, func(a, b [2]string) int { return slices.Compare(a[:], b[:]) })
 	return slices.Compact(pairs), nil
 }
 
