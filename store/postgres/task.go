@@ -130,7 +130,7 @@ func (s *Store) changeArgs(ctx context.Context, t *commonops.Task, ch commonops.
 		}
 	}
 	if ch.Topic != "" {
-		b, err := json.Marshal(t)
+		b, err := t.AppendJSON(nil)
 		if err != nil {
 			return nil, fmt.Errorf("encode event payload of task %s: %w", t.ID, err)
 		}
@@ -345,7 +345,8 @@ func (s *Store) ListTasks(ctx context.Context, f commonops.ListFilter) ([]*commo
 		w.add("created_at < ?", *f.EndDate)
 	}
 	if f.Search != "" {
-		// Served by tasks_id_pattern_idx and tasks_search_trgm_idx (0006).
+		// Served by tasks_pkey (the id is COLLATE "C", 0019) and
+		// tasks_search_trgm_idx (0006).
 		like := "%" + likeEscape(f.Search) + "%"
 		w.add("(id LIKE ? OR file_name ILIKE ? OR message ILIKE ? OR error_message ILIKE ?)",
 			likeEscape(strings.ToLower(f.Search))+"%", like, like, like)
