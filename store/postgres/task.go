@@ -130,11 +130,11 @@ func (s *Store) changeArgs(ctx context.Context, t *commonops.Task, ch commonops.
 		}
 	}
 	if ch.Topic != "" {
-		b, err := t.AppendJSON(nil)
+		b, err := t.MarshalJSON()
 		if err != nil {
 			return nil, fmt.Errorf("encode event payload of task %s: %w", t.ID, err)
 		}
-		payload = string(b)
+		payload = b
 	}
 	var tp any
 	if v := commonops.TraceParent(ctx); v != "" {
