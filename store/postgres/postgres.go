@@ -1,8 +1,8 @@
 // Package postgres is the PostgreSQL driver of the commonops store, built on
 // pgx/v5 and its pool. It is the production store: every role of every
-// replica shares one database, so claims use FOR UPDATE SKIP LOCKED, the
-// outbox wakes relays in all replicas through LISTEN/NOTIFY, and leadership
-// is a lease row judged by the database clock.
+// replica shares one database, so claims use FOR NO KEY UPDATE SKIP
+// LOCKED, the outbox wakes relays in all replicas through LISTEN/NOTIFY, and
+// leadership is a lease row judged by the database clock.
 //
 // Migrations are embedded (migrations/NNNN_name.sql), forward-only and
 // applied at Open; replicas starting together serialise on an advisory lock.

@@ -98,8 +98,8 @@ t AS (
 		`SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM o)`
 }()
 
-// saveSQL writes every column of a task loaded FOR UPDATE, guarded by its
-// old version ($N+1), with its change's rows.
+// saveSQL writes every column of a task loaded FOR NO KEY UPDATE, guarded
+// by its old version ($N+1), with its change's rows.
 var saveSQL = func() string {
 	n := nTaskCols
 	sets := make([]string, 0, n-1)
@@ -464,14 +464,16 @@ func (s *Store) saveArgs(ctx context.Context, t *commonops.Task, old int64, ch c
 
 // lockTaskSQL locks the task by id (byID) and checks its tenant ($2, empty
 // for any) after; a guessed id of another tenant is locked until UpdateTask
-// rolls back, and never read.
-var lockTaskSQL = fmt.Sprintf(byID, taskColumns, " FOR UPDATE") + "SELECT " + taskColumns + " FROM t WHERE $2 = '' OR tenant_id = $2"
+// rolls back, and never read. The lock is FOR NO KEY UPDATE, as the write
+// changes no key: a log append, which holds the task FOR KEY SHARE so that
+// it is not deleted meanwhile, does not wait for it.
+var lockTaskSQL = fmt.Sprintf(byID, taskColumns, " FOR NO KEY UPDATE") + "SELECT " + taskColumns + " FROM t WHERE $2 = '' OR tenant_id = $2"
 
 // UpdateTask locks the task, calls fn and saves the result with ch's rows,
-// in two round trips: BEGIN with SELECT ... FOR UPDATE, then the write with
-// COMMIT. The version check stays as the optimistic guard: a write that
-// matches no row reloads and calls fn again. A callback that changes
-// nothing writes nothing.
+// in two round trips: BEGIN with SELECT ... FOR NO KEY UPDATE, then the
+// write with COMMIT. The version check stays as the optimistic guard: a
+// write that matches no row reloads and calls fn again. A callback that
+// changes nothing writes nothing.
 func (s *Store) UpdateTask(ctx context.Context, tenant, id string, fn func(*commonops.Task) (commonops.Change, error)) (*commonops.Task, error) {
 	var saved *commonops.Task
 	err := retry(ctx, func() error {
@@ -920,7 +922,7 @@ c AS (
 	  AND tasks.xmin = picked.pick_xmin AND tasks.version = picked.pick_version
 	ORDER BY picked.share, tasks.priority DESC, tasks.created_at, tasks.id
 	LIMIT $4
-	FOR UPDATE OF tasks SKIP LOCKED
+	FOR NO KEY UPDATE OF tasks SKIP LOCKED
 ),
 u AS (
 	UPDATE tasks SET ` + claimSet + `

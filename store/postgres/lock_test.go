@@ -1,0 +1,74 @@
+package postgres_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/store"
+)
+
+// TestLogAppendDoesNotWaitForAnUpdate: UpdateTask holds the task from its
+// read to its write (a round trip and the callback between), and a worker
+// appends logs while it reports progress. The append holds the task FOR
+// KEY SHARE (so it is not deleted meanwhile), which the update's FOR NO
+// KEY UPDATE lets through; under FOR UPDATE the append waited for the
+// update to commit.
+func TestLogAppendDoesNotWaitForAnUpdate(t *testing.T) {
+	t.Parallel()
+	s := openWith(t, newSchema(t), 4)
+	ctx := context.Background()
+	tk := create(t, s, commonops.CreateInput{TaskType: "import", EntityType: "product"})
+	locked, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	updated := make(chan error, 1)
+	go func() {
+		_, err := s.UpdateTask(ctx, tk.TenantID, tk.ID, func(task *commonops.Task) (commonops.Change, error) {
+			once.Do(func() { close(locked) })
+			<-release
+			task.Message = new("halfway")
+			return commonops.Change{}, nil
+		})
+		updated <- err
+	}()
+	<-locked
+	actx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	err := s.AppendLogs(actx, tk.TenantID, tk.ID, nil, []commonops.LogEntry{{Level: commonops.LogInfo, Message: "row 1 read", CreatedAt: time.Now()}})
+	cancel()
+	close(release)
+	if err != nil {
+		t.Fatalf("append logs while an update holds the task: %v (it waited for the update's lock)", err)
+	}
+	if err := <-updated; err != nil {
+		t.Fatalf("update: %v", err)
+	}
+	logs, _, err := s.ListLogs(ctx, commonops.LogFilter{TenantID: tk.TenantID, TaskID: tk.ID})
+	if err != nil || len(logs) != 1 {
+		t.Fatalf("logs: %d, err %v", len(logs), err)
+	}
+}
+
+// TestClaimTakesATaskHeldForKeyShare: a log append holds a pending task
+// FOR KEY SHARE (a task released back to pending while its old worker
+// still writes its last lines); the claim, FOR NO KEY UPDATE SKIP LOCKED,
+// still takes it, where FOR UPDATE skipped it as locked.
+func TestClaimTakesATaskHeldForKeyShare(t *testing.T) {
+	t.Parallel()
+	s := openWith(t, newSchema(t), 4)
+	ctx := context.Background()
+	tk := create(t, s, commonops.CreateInput{TaskType: "import", EntityType: "product"})
+	tx, err := s.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "SELECT 1 FROM tasks WHERE id = $1 FOR KEY SHARE", tk.ID); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ClaimNext(ctx, store.ClaimParams{WorkerID: "w", Lease: time.Minute, Now: time.Now(), Limit: 1})
+	if err != nil || len(got) != 1 || got[0].ID != tk.ID {
+		t.Fatalf("claim next while the task is held FOR KEY SHARE: %d tasks, err %v; want the task", len(got), err)
+	}
+}
