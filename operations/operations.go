@@ -186,6 +186,29 @@ type Created struct {
 	QueuePaused bool `json:"queuePaused,omitempty"`
 }
 
+// createdFields has Created's fields and tags but not its methods.
+type createdFields Created
+
+// AppendJSON appends c's JSON to b, as encoding/json would: the task by
+// its AppendJSON (the answer to every create; see Task.AppendJSON), the
+// few other fields by encoding/json.
+func (c *Created) AppendJSON(b []byte) ([]byte, error) {
+	const nullTask = `{"task":null`
+	rest := *c
+	rest.Task = nil
+	tail, err := json.Marshal((*createdFields)(&rest))
+	if err != nil {
+		return nil, err
+	}
+	b = append(b, `{"task":`...)
+	if c.Task == nil {
+		b = append(b, "null"...)
+	} else if b, err = c.Task.AppendJSON(b); err != nil {
+		return nil, err
+	}
+	return append(b, tail[len(nullTask):]...), nil
+}
+
 // MaxIdempotencyKeyLen bounds the Idempotency-Key header.
 const MaxIdempotencyKeyLen = 255
 

@@ -130,7 +130,7 @@ func (s *Store) changeArgs(ctx context.Context, t *commonops.Task, ch commonops.
 		}
 	}
 	if ch.Topic != "" {
-		b, err := t.MarshalJSON()
+		b, err := t.AppendJSON(make([]byte, 0, commonops.TaskJSONSize))
 		if err != nil {
 			return nil, fmt.Errorf("encode event payload of task %s: %w", t.ID, err)
 		}

@@ -230,7 +230,7 @@ func (s *Store) recordChange(ctx context.Context, q querier, t *commonops.Task, 
 	if ch.Topic == "" {
 		return false, nil
 	}
-	payload, err := t.MarshalJSON()
+	payload, err := t.AppendJSON(make([]byte, 0, commonops.TaskJSONSize))
 	if err != nil {
 		return false, fmt.Errorf("encode outbox payload: %w", err)
 	}
