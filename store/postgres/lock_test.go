@@ -72,3 +72,21 @@ func TestClaimTakesATaskHeldForKeyShare(t *testing.T) {
 		t.Fatalf("claim next while the task is held FOR KEY SHARE: %d tasks, err %v; want the task", len(got), err)
 	}
 }
+
+// TestCreateRefusesANotifyingChange: the create statements write no webhook
+// delivery (a create never notifies, and leaving the webhook tables out of
+// them made a create a sixth cheaper for PostgreSQL), so a create whose
+// change would notify is refused rather than silently not delivered.
+func TestCreateRefusesANotifyingChange(t *testing.T) {
+	t.Parallel()
+	s := openWith(t, newSchema(t), 2)
+	ctx := context.Background()
+	task, ch := newTask(t, "acme", commonops.CreateInput{TaskType: "import", EntityType: "product"})
+	ch.Topic = commonops.TopicCompleted
+	if _, err := s.CreateTask(ctx, task, ch, nil); err == nil {
+		t.Fatal("a create with a notifying change was accepted")
+	}
+	if _, err := s.GetTask(ctx, "acme", task.ID); commonops.ErrorCode(err) != commonops.ENOTFOUND {
+		t.Fatalf("get the refused task: %v, want not found", err)
+	}
+}

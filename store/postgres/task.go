@@ -33,16 +33,7 @@ var nTaskCols = len(taskColumnList)
 // in other replicas are woken by a coalesced NOTIFY sent after commit
 // (see notifier).
 func changeCTEs(src string, p int) string {
-	return fmt.Sprintf(`,
-e AS (
-	INSERT INTO task_events (tenant_id, task_id, task_type, entity_type, status, requested_by, event_type, event_data, created_at)
-	SELECT tenant_id, id, task_type, entity_type, status, requested_by, $%[2]d::text, $%[3]d::json, $%[4]d::timestamptz FROM %[1]s WHERE $%[2]d::text <> ''
-),
-o AS (
-	INSERT INTO outbox (tenant_id, task_id, topic, payload, traceparent)
-	SELECT tenant_id, id, $%[5]d::text, $%[6]d::json, $%[7]d::text FROM %[1]s WHERE $%[5]d::text <> ''
-	RETURNING 1
-),
+	return eventCTEs(src, p) + fmt.Sprintf(`,
 d AS (
 	INSERT INTO webhook_deliveries (tenant_id, task_id, subscription_id, url, event_type, payload, created_at, next_attempt_at)
 	SELECT tenant_id, id, NULL, callback_url, $%[5]d::text, $%[6]d::json, $%[4]d::timestamptz, $%[4]d::timestamptz
@@ -53,6 +44,22 @@ d AS (
 	WHERE $%[5]d::text IN (%[8]s)
 )
 `, src, p, p+1, p+2, p+3, p+4, p+5, notifyingTopics)
+}
+
+// eventCTEs are changeCTEs without the webhook deliveries, for the changes
+// that never notify (a create): the statement then neither plans nor locks
+// the webhook tables.
+func eventCTEs(src string, p int) string {
+	return fmt.Sprintf(`,
+e AS (
+	INSERT INTO task_events (tenant_id, task_id, task_type, entity_type, status, requested_by, event_type, event_data, created_at)
+	SELECT tenant_id, id, task_type, entity_type, status, requested_by, $%[2]d::text, $%[3]d::json, $%[4]d::timestamptz FROM %[1]s WHERE $%[2]d::text <> ''
+),
+o AS (
+	INSERT INTO outbox (tenant_id, task_id, topic, payload, traceparent)
+	SELECT tenant_id, id, $%[5]d::text, $%[6]d::json, $%[7]d::text FROM %[1]s WHERE $%[5]d::text <> ''
+	RETURNING 1
+)`, src, p, p+1, p+2, p+3, p+4, p+5)
 }
 
 // srcColumns are what the CTE before changeCTEs returns of the task it wrote:
@@ -94,9 +101,19 @@ t AS (
 	WHERE $%[1]d::text IS NULL OR EXISTS (SELECT 1 FROM k)
 	RETURNING `+srcColumns+`
 )`, k, k+1, k+2, k+3, k+4, k+5, taskColumns, placeholders(taskColumnList, 1)) +
-		changeCTEs("t", n+1) +
+		eventCTEs("t", n+1) +
 		`SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM o)`
 }()
+
+// createPlainSQL is createSQL without an idempotency key: it does not
+// touch idempotency_keys.
+var createPlainSQL = fmt.Sprintf(`WITH t AS (
+	INSERT INTO tasks (%s)
+	VALUES (%s)
+	RETURNING `+srcColumns+`
+)`, taskColumns, placeholders(taskColumnList, 1)) +
+	eventCTEs("t", nTaskCols+1) +
+	`SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM o)`
 
 // saveSQL writes every column of a task loaded FOR NO KEY UPDATE, guarded
 // by its old version ($N+1), with its change's rows.
@@ -158,6 +175,9 @@ func createKey(t *commonops.Task, idem *store.Idempotency) string {
 // returns the stored record. t's times are normalised to what the database
 // keeps (UTC, microseconds).
 func (s *Store) CreateTask(ctx context.Context, t *commonops.Task, ch commonops.Change, idem *store.Idempotency) (*store.Idempotency, error) {
+	if commonops.Notifies(ch.Topic) {
+		return nil, fmt.Errorf("create task %s: a create cannot notify (topic %s): its statement writes no webhook delivery", t.ID, ch.Topic)
+	}
 	normalize(t)
 	args := taskArgs(t)
 	cargs, err := s.changeArgs(ctx, t, ch)
@@ -173,13 +193,15 @@ func (s *Store) CreateTask(ctx context.Context, t *commonops.Task, ch commonops.
 			created = t.CreatedAt
 		}
 		args = append(args, tenant, idem.Key, idem.RequestHash, idem.StatusCode, jsonArg(idem.Response, "null"), dbTime(created))
-	} else {
-		args = append(args, nil, nil, nil, nil, nil, nil)
+	}
+	sql := createSQL
+	if idem == nil {
+		sql = createPlainSQL
 	}
 	var prior *store.Idempotency
 	err = retry(ctx, func() error {
 		var inserted, written int
-		if err := s.queryRow(ctx, createKey(t, idem), createSQL, args, func(r pgx.Row) error { return r.Scan(&inserted, &written) }); err != nil {
+		if err := s.queryRow(ctx, createKey(t, idem), sql, args, func(r pgx.Row) error { return r.Scan(&inserted, &written) }); err != nil {
 			if isCode(err, codeUniqueViolation) {
 				return &commonops.Error{Code: commonops.ECONFLICT, Message: fmt.Sprintf("task %s already exists", t.ID), Err: err}
 			}
