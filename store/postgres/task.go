@@ -116,8 +116,21 @@ var createPlainSQL = fmt.Sprintf(`WITH t AS (
 	`SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM o)`
 
 // saveSQL writes every column of a task loaded FOR NO KEY UPDATE, guarded
-// by its old version ($N+1), with its change's rows.
-var saveSQL = func() string {
+// by its old version ($N+1), with its change's rows. saveQuietSQL is the
+// same for a change that notifies no webhook (all but the terminal ones:
+// progress, claims, retries): it leaves the webhook tables out, which
+// PostgreSQL would otherwise open and lock on every write (saveFor).
+var saveSQL, saveQuietSQL = saveStatement(changeCTEs), saveStatement(eventCTEs)
+
+// saveFor is the statement that saves a task with ch.
+func saveFor(ch commonops.Change) string {
+	if commonops.Notifies(ch.Topic) {
+		return saveSQL
+	}
+	return saveQuietSQL
+}
+
+func saveStatement(changes func(src string, p int) string) string {
 	n := nTaskCols
 	sets := make([]string, 0, n-1)
 	for i, c := range taskColumnList[1:] {
@@ -128,9 +141,9 @@ var saveSQL = func() string {
 	WHERE id = $1::text AND version = $%d::bigint
 	RETURNING `+srcColumns+`
 )`, strings.Join(sets, ", "), n+1) +
-		changeCTEs("u", n+2) +
+		changes("u", n+2) +
 		`SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM o)`
-}()
+}
 
 // changeArgs are the parameters of changeCTEs for t's change ch made with
 // ctx (which may carry a traceparent for the outbox row).
@@ -544,7 +557,7 @@ func (s *Store) UpdateTask(ctx context.Context, tenant, id string, fn func(*comm
 			return fnError{err}
 		}
 		b = &pgx.Batch{}
-		b.Queue(saveSQL, args...)
+		b.Queue(saveFor(ch), args...)
 		b.Queue("COMMIT")
 		br = tc.c.SendBatch(ctx, b)
 		var updated, written int
@@ -597,7 +610,7 @@ func (s *Store) UpdateTaskFrom(ctx context.Context, known *commonops.Task, fn fu
 	}
 	var updated, written int
 	err = retry(ctx, func() error {
-		return s.queryRow(ctx, known.ID, saveSQL, args, func(r pgx.Row) error { return r.Scan(&updated, &written) })
+		return s.queryRow(ctx, known.ID, saveFor(ch), args, func(r pgx.Row) error { return r.Scan(&updated, &written) })
 	})
 	if err != nil {
 		return nil, fmt.Errorf("update task %s: %w", known.ID, err)
