@@ -24,6 +24,9 @@ const TaskJSONSize = 1024
 // saved. Callers on a hot path (the stores, the API's responses) call
 // AppendJSON.
 func (t *Task) AppendJSON(b []byte) ([]byte, error) {
+	if t == nil {
+		return append(b, "null"...), nil
+	}
 	var err error
 	b = append(b, `{"id":`...)
 	b = appendJSONString(b, t.ID)

@@ -92,6 +92,15 @@ func TestTaskJSONMatchesEncodingJSON(t *testing.T) {
 	}
 }
 
+// TestNilTaskJSON: a nil task is null, as encoding/json writes it.
+func TestNilTaskJSON(t *testing.T) {
+	var task *Task
+	want, _ := json.Marshal((*plainTask)(task))
+	if got, err := task.AppendJSON(nil); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("nil task: %s, %v; want %s", got, err, want)
+	}
+}
+
 // TestTaskJSONErrors: what encoding/json refuses, AppendJSON refuses.
 func TestTaskJSONErrors(t *testing.T) {
 	year := time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)

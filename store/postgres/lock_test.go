@@ -2,12 +2,15 @@ package postgres_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/internal/testdb"
 	"github.com/commonops/commonops/store"
+	"github.com/commonops/commonops/store/postgres"
 )
 
 // TestLogAppendDoesNotWaitForAnUpdate: UpdateTask holds the task from its
@@ -88,5 +91,35 @@ func TestCreateRefusesANotifyingChange(t *testing.T) {
 	}
 	if _, err := s.GetTask(ctx, "acme", task.ID); commonops.ErrorCode(err) != commonops.ENOTFOUND {
 		t.Fatalf("get the refused task: %v, want not found", err)
+	}
+}
+
+// TestCreateOverTheSimpleProtocol: behind PgBouncer in transaction mode
+// pgx runs with default_query_exec_mode=simple_protocol, where a parameter
+// goes with the type its Go value maps to; the outbox payload must go as
+// json (a []byte went as bytea, and every create failed).
+func TestCreateOverTheSimpleProtocol(t *testing.T) {
+	t.Parallel()
+	url := testdb.PostgresURL(t)
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	s, err := postgres.Open(context.Background(), postgres.Config{URL: url + sep + "default_query_exec_mode=simple_protocol", Schema: newSchema(t), MaxConns: 2})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ctx := context.Background()
+	task, ch := newTask(t, "acme", commonops.CreateInput{TaskType: "import", EntityType: "product"})
+	if _, err := s.CreateTask(ctx, task, ch, nil); err != nil {
+		t.Fatalf("create over the simple protocol: %v", err)
+	}
+	var payload string
+	if err := s.Pool().QueryRow(ctx, "SELECT payload::text FROM outbox WHERE task_id = $1", task.ID).Scan(&payload); err != nil {
+		t.Fatalf("outbox row: %v", err)
+	}
+	if want, _ := task.AppendJSON(nil); payload != string(want) {
+		t.Fatalf("outbox payload:\n got %s\nwant %s", payload, want)
 	}
 }

@@ -164,7 +164,7 @@ func (s *Store) changeArgs(ctx context.Context, t *commonops.Task, ch commonops.
 		if err != nil {
 			return nil, fmt.Errorf("encode event payload of task %s: %w", t.ID, err)
 		}
-		payload = b
+		payload = json.RawMessage(b) // json in every exec mode; a []byte goes as bytea over the simple protocol
 	}
 	var tp any
 	if v := commonops.TraceParent(ctx); v != "" {

@@ -26,6 +26,11 @@
 -- 2,000,000 events and 1,000,000 log lines (1.7 GB) on a 2-core machine.
 -- Run it at a quiet moment: meanwhile writes wait on the locks, and the
 -- API's reads wait up to their timeout (--read-timeout, then 503).
+
+-- Dropped first: the ALTER below would rebuild it, under its lock, for
+-- nothing. IF EXISTS: 0006 invites building it by hand.
+DROP INDEX IF EXISTS tasks_id_pattern_idx;
+
 ALTER TABLE tasks
     ALTER COLUMN id TYPE text COLLATE "C",
     ALTER COLUMN tenant_id TYPE text COLLATE "C",
@@ -35,7 +40,6 @@ ALTER TABLE tasks
     ALTER COLUMN requested_by TYPE text COLLATE "C",
     ALTER COLUMN upload_status TYPE text COLLATE "C",
     ALTER COLUMN lease_owner TYPE text COLLATE "C";
-DROP INDEX tasks_id_pattern_idx;
 
 ALTER TABLE task_logs
     ALTER COLUMN task_id TYPE text COLLATE "C",
