@@ -22,7 +22,7 @@
 --
 -- Changing a column's collation rewrites no table but rebuilds the indexes
 -- on the column, and holds an exclusive lock on each table (reads wait
--- too) until the migration commits: 18 s for 1,000,000 tasks with
+-- too) until the migration commits: 16 s for 1,000,000 tasks with
 -- 2,000,000 events and 1,000,000 log lines (1.7 GB) on a 2-core machine.
 -- Run it at a quiet moment: meanwhile writes wait on the locks, and the
 -- API's reads wait up to their timeout (--read-timeout, then 503).
@@ -104,7 +104,7 @@ ALTER TABLE leaders
 -- then guesses: lists over 1,000,000 tasks took 180-290 ms instead of
 -- 1-40 ms until the next ANALYZE (autovacuum may wait long for it, as the
 -- table did not change). So the tables that had statistics are analysed
--- again here (within the 18 s above); those never analysed
+-- again here (within the 16 s above); those never analysed
 -- are left so, as a fresh database's are.
 DO $$
 DECLARE
