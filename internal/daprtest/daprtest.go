@@ -29,6 +29,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -129,7 +130,8 @@ func WithBroker(b Broker) Option { return func(o *options) { o.broker = b } }
 // for the app's subscriptions.
 func HTTPPort(port int) Option { return func(o *options) { o.httpPort = port } }
 
-// FreePort returns a loopback port free at the time of the call.
+// FreePort returns a loopback port free at the time of the call, for a
+// process started later to listen on (see freePorts).
 func FreePort(t testing.TB) int { return freePorts(t, 1)[0] }
 
 // Tracing samples every request in the sidecar (samplingRate "1"), which
@@ -651,20 +653,33 @@ func leaseRedisDB(t testing.TB, owner string) int {
 
 func leaseKey(db int) string { return "commonops:daprtest:db:" + strconv.Itoa(db) }
 
+// Free ports are picked below the kernel's ephemeral range (32768-60999 by
+// default), where every outgoing connection takes its local port: a port
+// picked there and handed to a process could be taken by any test's
+// connection before the process listens on it (seen in CI: daprd "could
+// not listen on any endpoint" on the HTTP port a replica was given).
+const portsFrom, portsTo = 20000, 32000
+
+// freePorts returns n distinct loopback ports free at the time of the call.
 func freePorts(t testing.TB, n int) []int {
 	t.Helper()
 	ports := make([]int, 0, n)
 	var ls []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	for tries := 0; len(ports) < n; tries++ {
+		if tries == 1000 {
+			t.Fatalf("daprtest: no free port among %d tried in %d-%d", tries, portsFrom, portsTo)
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", portsFrom+mrand.IntN(portsTo-portsFrom)))
 		if err != nil {
-			t.Fatalf("daprtest: free port: %v", err)
+			continue // taken
 		}
 		ls = append(ls, l)
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
 	}
 	return ports
 }
