@@ -83,22 +83,22 @@ var notifyingTopics = func() string {
 // nChangeArgs is the number of parameters of changeCTEs.
 const nChangeArgs = 6
 
-// createSQL inserts the idempotency key (when given: $N+7...), then the task
-// only if the key was free, then its event and outbox rows: one round trip.
+// createSQL inserts the idempotency key ($N+7...), then the task only if
+// the key was free, then its event and outbox rows: one round trip. A
+// create without a key uses createPlainSQL.
 var createSQL = func() string {
 	n := nTaskCols
 	k := n + 1 + nChangeArgs
 	return fmt.Sprintf(`WITH k AS (
 	INSERT INTO idempotency_keys (tenant_id, key, request_hash, task_id, status_code, response, created_at)
 	SELECT $%[1]d::text, $%[2]d::text, $%[3]d::text, $1::text, $%[4]d::integer, $%[5]d::json, $%[6]d::timestamptz
-	WHERE $%[1]d::text IS NOT NULL
 	ON CONFLICT DO NOTHING
 	RETURNING 1
 ),
 t AS (
 	INSERT INTO tasks (%[7]s)
 	SELECT %[8]s
-	WHERE $%[1]d::text IS NULL OR EXISTS (SELECT 1 FROM k)
+	WHERE EXISTS (SELECT 1 FROM k)
 	RETURNING `+srcColumns+`
 )`, k, k+1, k+2, k+3, k+4, k+5, taskColumns, placeholders(taskColumnList, 1)) +
 		eventCTEs("t", n+1) +

@@ -297,11 +297,12 @@ func pairsNextSQL(where string) string {
 func pendingPairs(ctx context.Context, q querier) ([][2]string, error) {
 	var pairs [][2]string
 	for _, where := range []string{freshWhere, retryWhere} {
+		first, next := pairsFirstSQL(where), pairsNextSQL(where)
 		var tenant, taskType string
-		err := q.QueryRowContext(ctx, pairsFirstSQL(where)).Scan(&tenant, &taskType)
+		err := q.QueryRowContext(ctx, first).Scan(&tenant, &taskType)
 		for err == nil {
 			pairs = append(pairs, [2]string{tenant, taskType})
-			err = q.QueryRowContext(ctx, pairsNextSQL(where), tenant, taskType).Scan(&tenant, &taskType)
+			err = q.QueryRowContext(ctx, next, tenant, taskType).Scan(&tenant, &taskType)
 		}
 		if !errors.Is(err, sql.ErrNoRows) {
 			return nil, fmt.Errorf("list pending task types: %w", err)
