@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -74,6 +75,9 @@ func (s *Store) CreateTasks(ctx context.Context, batch []store.NewTask) ([]*stor
 	priors := make([]*store.Idempotency, len(batch))
 	if len(batch) == 0 {
 		return priors, nil
+	}
+	if !slices.ContainsFunc(batch, func(it store.NewTask) bool { return it.Idem != nil }) {
+		return priors, s.copyTasks(ctx, batch)
 	}
 	keys := make(map[[2]string]int, len(batch))
 	cols := make([][]any, nTaskCols+len(batchExtra))
@@ -159,4 +163,64 @@ func (s *Store) CreateTasks(ctx context.Context, batch []store.NewTask) ([]*stor
 		priors[n] = p
 	}
 	return priors, nil
+}
+
+// Column names of the COPYs of copyTasks.
+var (
+	copyTaskColumns   = columnNames(taskColumnList)
+	copyEventColumns  = []string{"tenant_id", "task_id", "task_type", "entity_type", "status", "requested_by", "event_type", "event_data", "created_at"}
+	copyOutboxColumns = []string{"tenant_id", "task_id", "topic", "payload", "traceparent"}
+)
+
+// copyTasks creates a batch without idempotency keys, so that every task is
+// written or none: it COPYs the tasks, then their events, then their outbox
+// rows (in batch order, which is the order the relay publishes them), in
+// one transaction. COPY writes a page of rows at a time, where the
+// statement of createBatchSQL writes each row on its own; the keys' batch
+// needs that statement to insert only the tasks whose key was free.
+func (s *Store) copyTasks(ctx context.Context, batch []store.NewTask) error {
+	tasks := make([][]any, len(batch))
+	events := make([][]any, 0, len(batch))
+	msgs := make([][]any, 0, len(batch))
+	for n, it := range batch {
+		t := it.Task
+		normalize(t)
+		tasks[n] = taskArgs(t)
+		c, err := s.changeArgs(ctx, t, it.Change)
+		if err != nil {
+			return err
+		}
+		// c: event type, event data, event time, topic, payload, traceparent.
+		if c[0] != "" {
+			events = append(events, []any{t.TenantID, t.ID, t.TaskType, t.EntityType, string(t.Status), t.RequestedBy, c[0], c[1], c[2]})
+		}
+		if c[3] != "" {
+			msgs = append(msgs, []any{t.TenantID, t.ID, c[3], c[4], c[5]})
+		}
+	}
+	err := retry(ctx, func() error {
+		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"tasks"}, copyTaskColumns, pgx.CopyFromRows(tasks)); err != nil {
+				return err
+			}
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"task_events"}, copyEventColumns, pgx.CopyFromRows(events)); err != nil {
+				return err
+			}
+			_, err := tx.CopyFrom(ctx, pgx.Identifier{"outbox"}, copyOutboxColumns, pgx.CopyFromRows(msgs))
+			return err
+		})
+		if isCode(err, codeUniqueViolation) {
+			return &commonops.Error{Code: commonops.ECONFLICT, Message: "a task of the batch already exists", Err: err}
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("create %d tasks: %w", len(batch), err)
+	}
+	if len(msgs) > 0 {
+		s.outboxWritten()
+	} else {
+		s.commits.Signal()
+	}
+	return nil
 }

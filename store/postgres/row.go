@@ -39,13 +39,16 @@ var taskColumnList = []column{
 }
 
 // taskColumns is the select list that scanTask reads.
-var taskColumns = func() string {
-	names := make([]string, len(taskColumnList))
-	for i, c := range taskColumnList {
+var taskColumns = strings.Join(columnNames(taskColumnList), ", ")
+
+// columnNames are the names of cols.
+func columnNames(cols []column) []string {
+	names := make([]string, len(cols))
+	for i, c := range cols {
 		names[i] = c.name
 	}
-	return strings.Join(names, ", ")
-}()
+	return names
+}
 
 // qualified is the column list with each name prefixed by table.
 func qualified(table string, cols []column) string {

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/google/uuid"
+
 	"github.com/commonops/commonops"
 	"github.com/commonops/commonops/store"
 )
@@ -70,6 +72,28 @@ var createBatchTests = []test{
 			if err := json.Unmarshal(m.Payload, &payload); err != nil || payload.ID != m.TaskID || m.Topic != commonops.TopicCreated {
 				t.Fatalf("outbox row of %s: got topic %q payload %s (%v), want %q and the task", m.TaskID, m.Topic, m.Payload, err, commonops.TopicCreated)
 			}
+		}
+	}},
+	{"KeepsEveryField", func(t *testing.T, s store.Store) {
+		// Without keys the PostgreSQL store COPYs a batch: every column
+		// must come back as written, NULLs and booleans both ways.
+		var batch []store.NewTask
+		for seed := 1; seed <= 4; seed++ {
+			tk := filledTask(t, uuid.NewString(), tenantA, seed)
+			batch = append(batch, store.NewTask{Task: tk, Change: commonops.Change{Event: commonops.EventCreated, Topic: commonops.TopicCreated}})
+		}
+		bare, ch := newTask(t, tenantA, at(0), commonops.CreateInput{})
+		batch = append(batch, store.NewTask{Task: bare, Change: ch})
+		want := make([]commonops.Task, len(batch))
+		for i, it := range batch {
+			want[i] = *it.Task
+		}
+		createTasks(t, s, batch)
+		for i, it := range batch {
+			equalFields(t, fmt.Sprintf("item %d", i), get(t, s, tenantA, it.Task.ID), &want[i])
+		}
+		if got, want := msgTaskIDs(drain(t, s)), []string{batch[0].Task.ID, batch[1].Task.ID, batch[2].Task.ID, batch[3].Task.ID, bare.ID}; !slices.Equal(got, want) {
+			t.Fatalf("outbox rows: got %v, want %v", got, want)
 		}
 	}},
 	{"EmptyBatch", func(t *testing.T, s store.Store) {
