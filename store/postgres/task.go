@@ -151,7 +151,12 @@ func (s *Store) changeArgs(ctx context.Context, t *commonops.Task, ch commonops.
 	var data, payload any
 	if ch.Event != "" {
 		data = "{}"
-		if len(ch.Data) > 0 || commonops.Actor(ctx) != "" {
+		if a := commonops.Actor(ctx); len(ch.Data) == 0 && a != "" {
+			// What json.Marshal(commonops.EventData(ctx, nil)) writes,
+			// without building and encoding a map for every event.
+			b, _ := json.Marshal(a) // a string always encodes
+			data = `{"actor":` + string(b) + `}`
+		} else if len(ch.Data) > 0 || a != "" {
 			b, err := json.Marshal(commonops.EventData(ctx, ch.Data))
 			if err != nil {
 				return nil, fmt.Errorf("encode event data of task %s: %w", t.ID, err)
