@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -153,9 +154,17 @@ func (s *Store) listenOnce(ctx context.Context, cfg *pgx.ConnConfig, connected f
 		defer cancel()
 		_ = conn.Close(cctx)
 	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
+	// Listening, holding the schema's listener lock, then saying hello:
+	// the other replicas' notifiers count this one from the hello on.
+	b := &pgx.Batch{}
+	b.Queue("LISTEN " + notifyChannel)
+	b.Queue("SELECT pg_advisory_lock_shared($1, $2)", listenerLockClass, listenerLockKey(s.schema))
+	b.Queue("SELECT pg_notify($1, $2)", notifyChannel, s.schema)
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		return err
 	}
+	s.listenPID.Store(conn.PgConn().PID())
+	defer s.listenPID.Store(0)
 	connected()
 	s.notify()
 	for {
@@ -164,9 +173,37 @@ func (s *Store) listenOnce(ctx context.Context, cfg *pgx.ConnConfig, connected f
 			return err
 		}
 		if n.Payload == s.schema {
+			s.heard.Store(true)
 			s.notify()
 		}
 	}
+}
+
+// The listener lock: every store's LISTEN connection holds it shared,
+// under listenerLockClass and its schema's listenerLockKey, for as long as
+// it listens; the notifier counts its holders in pg_locks.
+const listenerLockClass = 0x636f6f70 // "coop"
+
+func listenerLockKey(schema string) int32 {
+	h := fnv.New32a()
+	h.Write([]byte(schema))
+	return int32(h.Sum32() &^ (1 << 31)) // positive: pg_locks shows it as an oid
+}
+
+const peersSQL = `SELECT count(*) FROM pg_locks
+WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+	AND classid = $1::int4::oid AND objid = $2::int4::oid AND objsubid = 2 AND granted AND pid <> $3::int4`
+
+// peerRecheck is how often a writing notifier counts the other
+// replicas' listeners again.
+const peerRecheck = time.Second
+
+// peers reports whether another store listens on this schema (true when
+// it cannot tell).
+func (s *Store) peers(ctx context.Context) bool {
+	var n int
+	err := s.pool.QueryRow(ctx, peersSQL, listenerLockClass, listenerLockKey(s.schema), int32(s.listenPID.Load())).Scan(&n)
+	return err != nil || n > 0
 }
 
 // notifier sends NOTIFY commonops_outbox (payload: the schema) after commits
@@ -174,8 +211,19 @@ func (s *Store) listenOnce(ctx context.Context, cfg *pgx.ConnConfig, connected f
 // happen while one NOTIFY is in flight share the next one. A NOTIFY lost to
 // a crash or an error only delays the other replicas until their relay's
 // next poll; nothing committed is lost, since the rows are in the outbox.
+//
+// It sends none while no other store listens on the schema: this process
+// wakes its own relay and feeds directly, and a NOTIFY is a transaction
+// of its own (one after about every write group: a sixth of the
+// transactions of a lone busy process). It counts the other listeners
+// (their listener lock) at most every peerRecheck while writing, and at
+// the next write after its listener heard a notification while it counted
+// none (a replica's hello, or its first NOTIFY), so a replica that starts
+// is woken from its hello on.
 func (s *Store) notifier(ctx context.Context) {
 	defer s.wg.Done()
+	var others bool
+	var counted time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -183,7 +231,12 @@ func (s *Store) notifier(ctx context.Context) {
 		case <-s.wake:
 		}
 		nctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, _ = s.pool.Exec(nctx, "SELECT pg_notify($1, $2)", notifyChannel, s.schema)
+		if heard := s.heard.Swap(false); (heard && !others) || time.Since(counted) >= peerRecheck {
+			others, counted = s.peers(nctx), time.Now()
+		}
+		if others {
+			_, _ = s.pool.Exec(nctx, "SELECT pg_notify($1, $2)", notifyChannel, s.schema)
+		}
 		cancel()
 	}
 }

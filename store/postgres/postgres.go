@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -91,6 +92,11 @@ type Store struct {
 
 	signal chan struct{} // OutboxSignal: local commits and other replicas' NOTIFYs
 	wake   chan struct{} // asks the notifier for one NOTIFY
+	// listenPID is the backend of the LISTEN connection, 0 while it is
+	// down; heard is set when it receives a notification of this schema
+	// (see notifier).
+	listenPID atomic.Uint32
+	heard     atomic.Bool
 	// commits: see CommitSignal.
 	commits store.Signals
 	// deliveries: see DeliverySignal.

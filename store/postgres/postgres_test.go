@@ -294,6 +294,70 @@ func TestOutboxSignalCrossesReplicas(t *testing.T) {
 	}
 }
 
+// TestNotifiesOnlyWithPeers: a store alone on its schema sends no NOTIFY
+// after its writes (it wakes its own relay directly); once another store
+// listens on the schema, its writes notify again, from the newcomer's
+// hello on.
+func TestNotifiesOnlyWithPeers(t *testing.T) {
+	t.Parallel()
+	schema := newSchema(t)
+	ctx := context.Background()
+	spy, err := pgx.Connect(ctx, testdb.PostgresURL(t)) // listens, holds no listener lock
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(func() { spy.Close(context.Background()) })
+	if _, err := spy.Exec(ctx, "LISTEN commonops_outbox"); err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	// expect wants exactly want notifications of schema on the spy: each
+	// within 10 s, then none for 500 ms.
+	expect := func(what string, want int) {
+		t.Helper()
+		for n := 0; ; n++ {
+			wait := 10 * time.Second
+			if n >= want {
+				wait = 500 * time.Millisecond
+			}
+			wctx, cancel := context.WithTimeout(ctx, wait)
+			m, err := spy.WaitForNotification(wctx)
+			cancel()
+			if err != nil && n < want {
+				t.Fatalf("notifications %s: got %d, want %d", what, n, want)
+			}
+			if err != nil {
+				return
+			}
+			if m.Payload != schema {
+				n--
+			} else if n >= want {
+				t.Fatalf("notifications %s: got more than %d", what, want)
+			}
+		}
+	}
+
+	writer := openIn(t, schema)
+	expect("when the writer started (its hello)", 1)
+	for range 5 {
+		create(t, writer, commonops.CreateInput{TaskType: "import", EntityType: "product"})
+		time.Sleep(20 * time.Millisecond)
+	}
+	expect("of a store alone on its schema", 0)
+
+	reader := openIn(t, schema)
+	expect("when the reader started (its hello)", 1)
+	for len(reader.OutboxSignal()) > 0 {
+		<-reader.OutboxSignal()
+	}
+	create(t, writer, commonops.CreateInput{TaskType: "import", EntityType: "product"})
+	select {
+	case <-reader.OutboxSignal():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the reader got no outbox signal, want one")
+	}
+	expect("of a write with a peer listening", 1)
+}
+
 func TestDeliverOutboxPartialFailure(t *testing.T) {
 	t.Parallel()
 	s := openStore(t)
