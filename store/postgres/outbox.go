@@ -214,7 +214,7 @@ func (s *Store) peers(ctx context.Context) bool {
 //
 // It sends none while no other store listens on the schema: this process
 // wakes its own relay and feeds directly, and a NOTIFY is a transaction
-// of its own (one after about every write group: a sixth of the
+// of its own (one after about every write group: about half of the
 // transactions of a lone busy process). It counts the other listeners
 // (their listener lock) at most every peerRecheck while writing, and at
 // the next write after its listener heard a notification while it counted
