@@ -19,6 +19,7 @@ import (
 var (
 	batchSize    = flag.Int("batch-size", 1000, "tasks per batch in the batch benchmark")
 	batchClients = flag.Int("batch-clients", 4, "concurrent clients in the batch benchmark")
+	batchKeys    = flag.Bool("batch-keys", false, "give every item of the batch benchmark its own idempotency key")
 )
 
 // benchBatch: POST /tasks/batch of -batch-size tasks with -batch-clients
@@ -36,20 +37,40 @@ func benchBatch(ctx context.Context) error {
 	}
 	defer svc.stop()
 	names := cpuNames{svc.cmd.Process.Pid: "commonops api"}
-	setupLine(fmt.Sprintf("%d clients, %d tasks per batch", *batchClients, *batchSize), "commonops roles=api on PostgreSQL",
-		fmt.Sprintf("%s per phase", *duration))
-	var body bytes.Buffer
-	body.WriteString(`{"tasks":[`)
-	for i := range *batchSize {
-		if i > 0 {
-			body.WriteByte(',')
-		}
-		body.Write(createBody)
+	keyed := "no idempotency keys"
+	if *batchKeys {
+		keyed = "an idempotency key per item"
 	}
-	body.WriteString(`]}`)
+	setupLine(fmt.Sprintf("%d clients, %d tasks per batch, %s", *batchClients, *batchSize, keyed), "commonops roles=api on PostgreSQL",
+		fmt.Sprintf("%s per phase", *duration))
+	// batchBody is a batch of createBody; with -batch-keys each item has
+	// a key no other request uses.
+	batchBody := func(worker, i int) []byte {
+		var body bytes.Buffer
+		body.WriteString(`{"tasks":[`)
+		for n := range *batchSize {
+			if n > 0 {
+				body.WriteByte(',')
+			}
+			if *batchKeys {
+				fmt.Fprintf(&body, `{"idempotencyKey":"w%d-%d-%d",%s`, worker, i, n, createBody[1:])
+			} else {
+				body.Write(createBody)
+			}
+		}
+		body.WriteString(`]}`)
+		return body.Bytes()
+	}
+	plain := batchBody(0, 0)
 	url := svc.base + "/api/v1/operations/tasks/batch"
-	send := func(int, int) error { return postBatch(url, body.Bytes(), *batchSize) }
-	if _, _, err := load(*batchClients, time.Second, send); err != nil { // warm up
+	send := func(worker, i int) error {
+		if *batchKeys {
+			return postBatch(url, batchBody(worker, i), *batchSize)
+		}
+		return postBatch(url, plain, *batchSize)
+	}
+	warm := func(worker, i int) error { return send(worker+*batchClients, i) } // keys of their own
+	if _, _, err := load(*batchClients, time.Second, warm); err != nil {       // warm up
 		return err
 	}
 	profiled := profileService(debugPort, *duration, "batch-api.pprof")

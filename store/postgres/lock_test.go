@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"sync"
 	"testing"
@@ -97,9 +98,8 @@ func TestCreateRefusesANotifyingChange(t *testing.T) {
 // TestCreateOverTheSimpleProtocol: behind PgBouncer in transaction mode
 // pgx runs with default_query_exec_mode=simple_protocol, where a parameter
 // goes with the type its Go value maps to; the outbox payload must go as
-// json (a []byte went as bytea, and every create failed). A batch without
-// keys is COPYed, which works there too; a batch with keys does not yet
-// (its arrays of []any need the parameter types).
+// json (a []byte went as bytea, and every create failed). Batches, with
+// keys and without, go there too.
 func TestCreateOverTheSimpleProtocol(t *testing.T) {
 	t.Parallel()
 	url := testdb.PostgresURL(t)
@@ -126,7 +126,26 @@ func TestCreateOverTheSimpleProtocol(t *testing.T) {
 	if _, err := s.CreateTasks(ctx, batch); err != nil {
 		t.Fatalf("batch create over the simple protocol: %v", err)
 	}
-	for _, tk := range []*commonops.Task{task, batch[0].Task, batch[2].Task} {
+	// With keys: one free, one taken by a create before.
+	taken := &store.Idempotency{Key: "k1", RequestHash: "h", StatusCode: 201, Response: json.RawMessage(`{"n": 1}`)}
+	first, fch := newTask(t, "acme", commonops.CreateInput{TaskType: "import", EntityType: "product"})
+	if _, err := s.CreateTask(ctx, first, fch, taken); err != nil {
+		t.Fatalf("create with a key over the simple protocol: %v", err)
+	}
+	free, frch := newTask(t, "acme", commonops.CreateInput{TaskType: "import", EntityType: "product"})
+	again, ach := newTask(t, "acme", commonops.CreateInput{TaskType: "import", EntityType: "product"})
+	priors, err := s.CreateTasks(ctx, []store.NewTask{
+		{Task: free, Change: frch, Idem: &store.Idempotency{Key: "k2", RequestHash: "h", StatusCode: 201, Response: json.RawMessage(`{"n": 2}`)}},
+		{Task: again, Change: ach, Idem: taken},
+	})
+	if err != nil {
+		t.Fatalf("batch create with keys over the simple protocol: %v", err)
+	}
+	if priors[0] != nil || priors[1] == nil || priors[1].TaskID != first.ID {
+		t.Fatalf("priors: got %+v, %+v, want nil and the record of %s", priors[0], priors[1], first.ID)
+	}
+	batch = append(batch, store.NewTask{Task: free})
+	for _, tk := range []*commonops.Task{task, batch[0].Task, batch[2].Task, free} {
 		var payload string
 		if err := s.Pool().QueryRow(ctx, "SELECT payload::text FROM outbox WHERE task_id = $1", tk.ID).Scan(&payload); err != nil {
 			t.Fatalf("outbox row: %v", err)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"reflect"
 	"runtime"
 	"sync"
@@ -169,6 +170,59 @@ func TestCreateIdempotentUnderConcurrency(t *testing.T) {
 		if priors[i] != nil && (priors[i].RequestHash != "h" || priors[i].StatusCode != 201 || len(priors[i].Response) == 0) {
 			t.Errorf("replay %d: got %+v, want the stored key", i, priors[i])
 		}
+	}
+}
+
+// TestBatchKeysUnderConcurrency: batches racing on the same keys, each in
+// its own order, create one task a key; every other item answers with the
+// record of the task that won its key.
+func TestBatchKeysUnderConcurrency(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	ctx := context.Background()
+	const batches, keys = 4, 40
+	var wg sync.WaitGroup
+	items := make([][]store.NewTask, batches)
+	priors := make([][]*store.Idempotency, batches)
+	errs := make([]error, batches)
+	for b := range batches {
+		for _, k := range mrand.Perm(keys) {
+			task, ch := newTask(t, "acme", commonops.CreateInput{TaskType: "export", EntityType: "order"})
+			idem := &store.Idempotency{TenantID: "acme", Key: fmt.Sprint("k", k), RequestHash: "h", StatusCode: 201, Response: json.RawMessage(`{}`), CreatedAt: task.CreatedAt}
+			items[b] = append(items[b], store.NewTask{Task: task, Change: ch, Idem: idem})
+		}
+		wg.Go(func() { priors[b], errs[b] = s.CreateTasks(ctx, items[b]) })
+	}
+	wg.Wait()
+	winner := map[string]string{} // key → task
+	for b := range batches {
+		if errs[b] != nil {
+			t.Fatalf("batch %d: %v", b, errs[b])
+		}
+		for n, it := range items[b] {
+			if priors[b][n] == nil {
+				if w, ok := winner[it.Idem.Key]; ok {
+					t.Fatalf("key %s: tasks %s and %s both created", it.Idem.Key, w, it.Task.ID)
+				}
+				winner[it.Idem.Key] = it.Task.ID
+			}
+		}
+	}
+	if len(winner) != keys {
+		t.Fatalf("got %d keys with a created task, want %d", len(winner), keys)
+	}
+	for b := range batches {
+		for n, it := range items[b] {
+			if p := priors[b][n]; p != nil && p.TaskID != winner[it.Idem.Key] {
+				t.Errorf("batch %d, key %s: replayed task %s, want %s", b, it.Idem.Key, p.TaskID, winner[it.Idem.Key])
+			}
+		}
+	}
+	if _, total, err := s.ListTasks(ctx, commonops.ListFilter{TenantID: "acme"}); err != nil || total != keys {
+		t.Errorf("tasks: got %d (%v), want %d", total, err, keys)
+	}
+	if backlog, _, err := s.OutboxStats(ctx); err != nil || backlog != keys {
+		t.Errorf("outbox backlog: got %d (%v), want %d", backlog, err, keys)
 	}
 }
 
