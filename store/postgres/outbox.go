@@ -175,6 +175,11 @@ func (s *Store) listenOnce(ctx context.Context, cfg *pgx.ConnConfig, connected f
 		if n.Payload == s.schema {
 			s.heard.Store(true)
 			s.notify()
+			if s.skipped.Load() {
+				// A peer appeared after a write this process did not
+				// announce: count again and announce it now.
+				s.wakeNotifier()
+			}
 		}
 	}
 }
@@ -218,8 +223,9 @@ func (s *Store) peers(ctx context.Context) bool {
 // transactions of a lone busy process). It counts the other listeners
 // (their listener lock) at most every peerRecheck while writing, and at
 // the next write after its listener heard a notification while it counted
-// none (a replica's hello, or its first NOTIFY), so a replica that starts
-// is woken from its hello on.
+// none (a replica's hello, or its first NOTIFY); when that notification
+// comes after a write it left out, it counts and notifies at once, so a
+// replica that starts hears of every write committed after its hello.
 func (s *Store) notifier(ctx context.Context) {
 	defer s.wg.Done()
 	var others bool
@@ -233,6 +239,12 @@ func (s *Store) notifier(ctx context.Context) {
 		nctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		if heard := s.heard.Swap(false); (heard && !others) || time.Since(counted) >= peerRecheck {
 			others, counted = s.peers(nctx), time.Now()
+		}
+		s.skipped.Store(!others)
+		if !others && s.heard.Load() {
+			// A notification came while this write was being decided:
+			// the listener may have looked at skipped before it was set.
+			s.wakeNotifier()
 		}
 		if others {
 			_, _ = s.pool.Exec(nctx, "SELECT pg_notify($1, $2)", notifyChannel, s.schema)

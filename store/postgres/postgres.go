@@ -93,10 +93,12 @@ type Store struct {
 	signal chan struct{} // OutboxSignal: local commits and other replicas' NOTIFYs
 	wake   chan struct{} // asks the notifier for one NOTIFY
 	// listenPID is the backend of the LISTEN connection, 0 while it is
-	// down; heard is set when it receives a notification of this schema
-	// (see notifier).
+	// down; heard is set when it receives a notification of this schema;
+	// skipped while the notifier has left out a NOTIFY since it last
+	// counted no peer (see notifier).
 	listenPID atomic.Uint32
 	heard     atomic.Bool
+	skipped   atomic.Bool
 	// commits: see CommitSignal.
 	commits store.Signals
 	// deliveries: see DeliverySignal.
@@ -222,6 +224,11 @@ func (s *Store) committed(ch commonops.Change, outboxRows int) {
 // the local relay and asks the notifier to tell the other replicas.
 func (s *Store) outboxWritten() {
 	s.notify()
+	s.wakeNotifier()
+}
+
+// wakeNotifier asks the notifier for one NOTIFY (see notifier).
+func (s *Store) wakeNotifier() {
 	select {
 	case s.wake <- struct{}{}:
 	default:

@@ -180,19 +180,24 @@ func TestBatchKeysUnderConcurrency(t *testing.T) {
 	t.Parallel()
 	s := openStore(t)
 	ctx := context.Background()
-	const batches, keys = 4, 40
+	const batches, keys = 4, 300
 	var wg sync.WaitGroup
 	items := make([][]store.NewTask, batches)
 	priors := make([][]*store.Idempotency, batches)
 	errs := make([]error, batches)
+	start := make(chan struct{})
 	for b := range batches {
 		for _, k := range mrand.Perm(keys) {
 			task, ch := newTask(t, "acme", commonops.CreateInput{TaskType: "export", EntityType: "order"})
 			idem := &store.Idempotency{TenantID: "acme", Key: fmt.Sprint("k", k), RequestHash: "h", StatusCode: 201, Response: json.RawMessage(`{}`), CreatedAt: task.CreatedAt}
 			items[b] = append(items[b], store.NewTask{Task: task, Change: ch, Idem: idem})
 		}
-		wg.Go(func() { priors[b], errs[b] = s.CreateTasks(ctx, items[b]) })
+		wg.Go(func() {
+			<-start
+			priors[b], errs[b] = s.CreateTasks(ctx, items[b])
+		})
 	}
+	close(start)
 	wg.Wait()
 	winner := map[string]string{} // key → task
 	for b := range batches {
@@ -223,6 +228,37 @@ func TestBatchKeysUnderConcurrency(t *testing.T) {
 	}
 	if backlog, _, err := s.OutboxStats(ctx); err != nil || backlog != keys {
 		t.Errorf("outbox backlog: got %d (%v), want %d", backlog, err, keys)
+	}
+}
+
+// TestBatchAfterAColumnChanged: pgx keeps the column types of a COPY's
+// table per connection; after a migration elsewhere changed one, the next
+// batch reads them again instead of failing on every connection that had
+// them.
+func TestBatchAfterAColumnChanged(t *testing.T) {
+	t.Parallel()
+	schema := newSchema(t)
+	s := openWith(t, schema, 1)
+	ctx := context.Background()
+	batch := func() error {
+		var b []store.NewTask
+		for range 3 {
+			tk, ch := newTask(t, "acme", commonops.CreateInput{TaskType: "import", EntityType: "product"})
+			b = append(b, store.NewTask{Task: tk, Change: ch})
+		}
+		_, err := s.CreateTasks(ctx, b)
+		return err
+	}
+	if err := batch(); err != nil {
+		t.Fatalf("batch: %v", err)
+	}
+	if _, err := openWith(t, schema, 1).Pool().Exec(ctx, "ALTER TABLE outbox ALTER COLUMN payload TYPE jsonb USING payload::jsonb"); err != nil {
+		t.Fatalf("alter: %v", err)
+	}
+	for i := range 3 {
+		if err := batch(); err != nil {
+			t.Errorf("batch %d after the change: %v", i, err)
+		}
 	}
 }
 
@@ -349,9 +385,9 @@ func TestOutboxSignalCrossesReplicas(t *testing.T) {
 }
 
 // TestNotifiesOnlyWithPeers: a store alone on its schema sends no NOTIFY
-// after its writes (it wakes its own relay directly); once another store
-// listens on the schema, its writes notify again, from the newcomer's
-// hello on.
+// after its writes (it wakes its own relay directly); when another store
+// says hello on the schema, the writer notifies for the writes it left
+// out, and its writes notify again.
 func TestNotifiesOnlyWithPeers(t *testing.T) {
 	t.Parallel()
 	schema := newSchema(t)
@@ -399,7 +435,8 @@ func TestNotifiesOnlyWithPeers(t *testing.T) {
 	expect("of a store alone on its schema", 0)
 
 	reader := openIn(t, schema)
-	expect("when the reader started (its hello)", 1)
+	// Its hello, and the writer's NOTIFY for the writes it left out.
+	expect("when the reader started", 2)
 	for len(reader.OutboxSignal()) > 0 {
 		<-reader.OutboxSignal()
 	}
