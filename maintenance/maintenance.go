@@ -218,7 +218,12 @@ func (r *Runner) resign() {
 // reports whether this runner leads. Start calls it every Interval; tests
 // call it directly with an injected clock.
 func (r *Runner) Tick(ctx context.Context) (bool, error) {
-	lead, err := r.svc.TryLead(ctx, LeadershipName, r.cfg.Holder, r.cfg.LeaderTTL)
+	// A stop does not cut the leadership statement short: one abandoned
+	// mid-flight can still commit on the server after the resign that
+	// follows the stop, and its lease would then stand until its TTL.
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), resignTimeout)
+	lead, err := r.svc.TryLead(lctx, LeadershipName, r.cfg.Holder, r.cfg.LeaderTTL)
+	cancel()
 	if err != nil {
 		lead = false
 	}
