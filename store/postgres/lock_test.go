@@ -144,7 +144,6 @@ func TestCreateOverTheSimpleProtocol(t *testing.T) {
 	if priors[0] != nil || priors[1] == nil || priors[1].TaskID != first.ID {
 		t.Fatalf("priors: got %+v, %+v, want nil and the record of %s", priors[0], priors[1], first.ID)
 	}
-	batch = append(batch, store.NewTask{Task: free})
 	for _, tk := range []*commonops.Task{task, batch[0].Task, batch[2].Task, free} {
 		var payload string
 		if err := s.Pool().QueryRow(ctx, "SELECT payload::text FROM outbox WHERE task_id = $1", tk.ID).Scan(&payload); err != nil {
