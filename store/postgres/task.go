@@ -156,7 +156,7 @@ func (s *Store) changeArgs(ctx context.Context, t *commonops.Task, ch commonops.
 			// without building and encoding a map for every event.
 			b, _ := json.Marshal(a) // a string always encodes
 			data = `{"actor":` + string(b) + `}`
-		} else if len(ch.Data) > 0 || a != "" {
+		} else if len(ch.Data) > 0 {
 			b, err := json.Marshal(commonops.EventData(ctx, ch.Data))
 			if err != nil {
 				return nil, fmt.Errorf("encode event data of task %s: %w", t.ID, err)
