@@ -119,8 +119,6 @@ func perTask(d time.Duration, n int64) float64 {
 	return float64(d.Microseconds()) / float64(n)
 }
 
-// cpuProfile fetches a CPU profile of d from the pprof listener on port
-// (COMMONOPS_DEBUG_ADDR) into file.
 // profileService starts, when -profile-dir is set, the CPU profile over d
 // of the service whose debug server listens on port, into the directory's
 // file name; wait waits for it.
@@ -133,6 +131,8 @@ func profileService(port int, d time.Duration, name string) (wait func() error) 
 	return func() error { return <-done }
 }
 
+// cpuProfile fetches a CPU profile of d from the pprof listener on port
+// (COMMONOPS_DEBUG_ADDR) into file.
 func cpuProfile(port int, d time.Duration, file string) error {
 	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
 		return err

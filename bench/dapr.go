@@ -13,7 +13,7 @@ import (
 
 var (
 	daprRounds = flag.Int("dapr-rounds", 1, "e2e-dapr: rounds, each running one replica and then three")
-	profileDir = flag.String("profile-dir", "", "create, batch, e2e, e2e-dapr: write each replica's CPU profile over the load phase into this directory (go tool pprof -top FILE)")
+	profileDir = flag.String("profile-dir", "", "create, batch, e2e, e2e-split, e2e-dapr: write each replica's CPU profile over the load phase into this directory (go tool pprof -top FILE)")
 )
 
 // benchE2EDapr: the same load through Dapr with one replica (every role,

@@ -49,6 +49,7 @@ func benchE2ESplit(ctx context.Context) error {
 			fmt.Printf("%-6d %-5s %8d %7.0f %7d %7d %9s %9s %7d %7d %7d %9d\n", round, name, r.tasks, r.rate, r.load.event, r.load.poll,
 				ms(r.p50), ms(r.p99), r.paced.event, r.paced.poll, r.late, r.apiRelayed)
 			cpuTable(r.cpuBefore, r.cpuAfter, r.elapsed, r.tasks)
+			printDBWork(r.db, r.tasks+r.pacedTasks)
 		}
 	}
 	return nil
@@ -64,6 +65,8 @@ type splitResult struct {
 	paced      claims
 	late       int64 // created events the worker found late during the paced phase
 	apiRelayed int64 // rows the API process of the split pair relayed to its own bus
+	pacedTasks int64
+	db         dbWork // over both phases: tasks + pacedTasks
 
 	// The machine's CPU use by process over the load phase.
 	cpuBefore, cpuAfter cpuUse
@@ -78,7 +81,8 @@ func runSplitSetup(ctx context.Context, split bool) (r splitResult, err error) {
 		return r, err
 	}
 	db := "COMMONOPS_DATABASE_URL=" + dbURL
-	apiEnv := []string{db}
+	apiDebug, workerDebug := freePort(), freePort()
+	apiEnv := []string{db, fmt.Sprintf("COMMONOPS_DEBUG_ADDR=127.0.0.1:%d", apiDebug)}
 	if split {
 		apiEnv = append(apiEnv, "COMMONOPS_ROLES=api")
 	}
@@ -92,13 +96,22 @@ func runSplitSetup(ctx context.Context, split bool) (r splitResult, err error) {
 	worker := api
 	names := cpuNames{api.cmd.Process.Pid: "commonops"}
 	if split {
-		if worker, err = startService(ctx, db, "COMMONOPS_ROLES=worker,maintenance"); err != nil {
+		if worker, err = startService(ctx, db, "COMMONOPS_ROLES=worker,maintenance", fmt.Sprintf("COMMONOPS_DEBUG_ADDR=127.0.0.1:%d", workerDebug)); err != nil {
 			return r, err
 		}
 		defer worker.stop()
 		names = cpuNames{api.cmd.Process.Pid: "commonops api", worker.cmd.Process.Pid: "commonops worker"}
 	}
 
+	// Profiles over the load phase (-profile-dir): e2e-split-one.pprof, or
+	// e2e-split-api.pprof and e2e-split-worker.pprof.
+	var profiled []func() error
+	if split {
+		profiled = append(profiled, profileService(apiDebug, *duration, "e2e-split-api.pprof"),
+			profileService(workerDebug, *duration, "e2e-split-worker.pprof"))
+	} else {
+		profiled = append(profiled, profileService(apiDebug, *duration, "e2e-split-one.pprof"))
+	}
 	r.cpuBefore = readCPU(names)
 	start := time.Now()
 	n, _, err := load(*clients, *duration, func(int, int) error { _, err := createTask(api.base, noopBody); return err })
@@ -111,6 +124,11 @@ func runSplitSetup(ctx context.Context, split bool) (r splitResult, err error) {
 	}
 	r.tasks, r.rate = n, float64(n)/elapsed.Seconds()
 	r.cpuAfter, r.elapsed = readCPU(names), elapsed
+	for _, wait := range profiled {
+		if err := wait(); err != nil {
+			return r, err
+		}
+	}
 	if r.load, err = claimCounts(worker.base); err != nil {
 		return r, err
 	}
@@ -123,6 +141,7 @@ func runSplitSetup(ctx context.Context, split bool) (r splitResult, err error) {
 	if err != nil {
 		return r, err
 	}
+	r.pacedTasks = paced
 	if _, err := waitCompleted(n+paced, time.Now(), func() (int64, error) { return completedCount(worker.base) }); err != nil {
 		return r, err
 	}
@@ -142,6 +161,9 @@ func runSplitSetup(ctx context.Context, split bool) (r splitResult, err error) {
 	}
 	r.p50, r.p99 = percentile(lat, .5), percentile(lat, .99)
 	if err := checkCompleted(ctx, dbURL, n+paced); err != nil {
+		return r, err
+	}
+	if r.db, err = readDBWork(ctx, dbURL); err != nil {
 		return r, err
 	}
 	if split {
