@@ -29,12 +29,23 @@ const storePostgres = "postgres"
 // OpenStore opens PostgreSQL for a postgres:// URL and SQLite otherwise
 // (cfg.DatabaseURL "sqlite:PATH", or DataDir/commonops.db), applying the
 // migrations, and returns it with a name for logs. reg may be nil.
+//
+// With the embedded bus the store writes outbox rows for
+// commonops.WorkerTopics only: the bus reaches this process alone, where
+// only the worker subscribes, so a completed, failed or progress message
+// would be written, relayed and deleted for no one (one insert, one delete
+// and a relay read of every finished task). Their events stay in
+// task_events and their webhook deliveries are written as before.
 func OpenStore(ctx context.Context, cfg Config, reg prometheus.Registerer) (store.Store, string, error) {
 	cfg = cfg.withDefaults()
 	deletePublished := cfg.OutboxRetention == 0
+	var topics []string // every topic: Dapr delivers them to any subscriber
+	if cfg.PubSub == PubSubEmbedded {
+		topics = commonops.WorkerTopics
+	}
 	u := cfg.DatabaseURL
 	if strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://") {
-		s, err := postgres.Open(ctx, postgres.Config{URL: u, MaxConns: int32(cfg.DBMaxConns), DeletePublished: deletePublished, ReadTimeout: cfg.ReadTimeout, Registerer: reg})
+		s, err := postgres.Open(ctx, postgres.Config{URL: u, MaxConns: int32(cfg.DBMaxConns), DeletePublished: deletePublished, Topics: topics, ReadTimeout: cfg.ReadTimeout, Registerer: reg})
 		if err != nil {
 			return nil, "", fmt.Errorf("open PostgreSQL: %w", err)
 		}
@@ -47,7 +58,7 @@ func OpenStore(ctx context.Context, cfg Config, reg prometheus.Registerer) (stor
 		}
 		path = filepath.Join(cfg.DataDir, "commonops.db")
 	}
-	s, err := sqlite.Open(ctx, sqlite.Config{Path: path, DeletePublished: deletePublished, ReadTimeout: cfg.ReadTimeout})
+	s, err := sqlite.Open(ctx, sqlite.Config{Path: path, DeletePublished: deletePublished, Topics: topics, ReadTimeout: cfg.ReadTimeout})
 	if err != nil {
 		return nil, "", fmt.Errorf("open SQLite %s: %w", path, err)
 	}

@@ -459,3 +459,26 @@ type ScheduleFire struct {
 	Task   *commonops.Task
 	Change commonops.Change
 }
+
+// Topics is the set of topics a store writes outbox rows for (its Config's
+// Topics): nil holds every topic. A change of another topic still records
+// its event and its webhook deliveries; only the message to the bus is left
+// out, for a bus that would deliver it to no one (the embedded bus, whose
+// only subscriber is the worker: commonops.WorkerTopics).
+type Topics map[string]bool
+
+// NewTopics is the set of topics, nil (every topic) for a nil slice.
+func NewTopics(topics []string) Topics {
+	if topics == nil {
+		return nil
+	}
+	s := make(Topics, len(topics))
+	for _, t := range topics {
+		s[t] = true
+	}
+	return s
+}
+
+// Has reports whether a change of topic writes an outbox row: never for
+// no topic.
+func (s Topics) Has(topic string) bool { return topic != "" && (s == nil || s[topic]) }

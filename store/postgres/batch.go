@@ -68,11 +68,12 @@ func (s *Store) CreateTasks(ctx context.Context, batch []store.NewTask) ([]*stor
 		}
 		r := &rows[n]
 		r.task = taskArgs(t)
-		// c: event type, event data, event time, topic, payload, traceparent.
+		// c: event type, event data, event time, topic, payload,
+		// traceparent, queued.
 		if c[0] != "" {
 			r.event = []any{t.TenantID, t.ID, t.TaskType, t.EntityType, string(t.Status), t.RequestedBy, c[0], c[1], c[2]}
 		}
-		if c[3] != "" {
+		if c[6] == true {
 			r.msg = []any{t.TenantID, t.ID, c[3], c[4], c[5]}
 		}
 		if k := it.Idem; k != nil {

@@ -1,10 +1,12 @@
 package postgres_test
 
 import (
+	"context"
 	"testing"
 
 	"github.com/commonops/commonops/internal/testdb"
 	"github.com/commonops/commonops/store"
+	"github.com/commonops/commonops/store/postgres"
 	"github.com/commonops/commonops/store/storetest"
 )
 
@@ -13,4 +15,18 @@ import (
 func TestConformance(t *testing.T) {
 	t.Parallel()
 	storetest.Run(t, func(t *testing.T) store.Store { return testdb.Postgres(t) })
+}
+
+// TestTopics: a store opened with the worker's topics writes outbox rows
+// for those only (storetest.RunTopics).
+func TestTopics(t *testing.T) {
+	t.Parallel()
+	storetest.RunTopics(t, func(t *testing.T, topics []string) store.Store {
+		s, err := postgres.Open(context.Background(), postgres.Config{URL: testdb.PostgresURL(t), Schema: newSchema(t), Topics: topics})
+		if err != nil {
+			t.Fatalf("open: %v", err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
 }

@@ -69,6 +69,12 @@ type Config struct {
 	// published row is then written once less, which a busy queue feels
 	// (the task history stays in task_events either way). Defaults to false.
 	DeletePublished bool
+	// Topics, when not nil, are the only topics whose changes write an
+	// outbox row: those the configured bus delivers to a subscriber (the
+	// embedded bus: commonops.WorkerTopics). A change of another topic
+	// still records its event and webhook deliveries. Defaults to every
+	// topic.
+	Topics []string
 	// Registerer, when set, registers the store's metrics (its write
 	// groups, see combine.go). Defaults to none.
 	Registerer prometheus.Registerer
@@ -87,6 +93,8 @@ type Store struct {
 	schema string // the schema rows are written to, as the server resolves it
 	// deletePublished: see Config.DeletePublished.
 	deletePublished bool
+	// topics: see Config.Topics.
+	topics store.Topics
 	// readTimeout: see Config.ReadTimeout; 0 when disabled.
 	readTimeout time.Duration
 
@@ -141,7 +149,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, interpretError(fmt.Errorf("connect: %w", err))
 	}
-	s := &Store{pool: pool, schema: cfg.Schema, deletePublished: cfg.DeletePublished, signal: make(chan struct{}, 1), wake: make(chan struct{}, 1),
+	s := &Store{pool: pool, schema: cfg.Schema, deletePublished: cfg.DeletePublished, topics: store.NewTopics(cfg.Topics), signal: make(chan struct{}, 1), wake: make(chan struct{}, 1),
 		m: newMetrics(cfg.Registerer)}
 	switch {
 	case cfg.ReadTimeout == 0:

@@ -22,10 +22,11 @@ var nTaskCols = len(taskColumnList)
 
 // changeCTEs writes the task_events row, the outbox row and the webhook
 // deliveries (its callback URL's and its subscriptions', for a terminal
-// status) of a change for the task the CTE named src returns (srcColumns). Parameters from p:
-// event type, event data, event time, topic, payload, traceparent (NULL for
-// none; see commonops.TraceParent). The statement's last
-// column counts the outbox rows (SELECT count(*) FROM o).
+// status) of a change for the task the CTE named src returns (srcColumns).
+// Parameters from p: event type, event data, event time, topic, payload,
+// traceparent (NULL for none; see commonops.TraceParent), and whether the
+// topic is queued in the outbox (one of the store's Config.Topics). The
+// statement's last column counts the outbox rows (SELECT count(*) FROM o).
 //
 // There is deliberately no pg_notify here: PostgreSQL serialises the commits
 // of notifying transactions on one lock held across the WAL flush, which
@@ -57,9 +58,9 @@ e AS (
 ),
 o AS (
 	INSERT INTO outbox (tenant_id, task_id, topic, payload, traceparent)
-	SELECT tenant_id, id, $%[5]d::text, $%[6]d::json, $%[7]d::text FROM %[1]s WHERE $%[5]d::text <> ''
+	SELECT tenant_id, id, $%[5]d::text, $%[6]d::json, $%[7]d::text FROM %[1]s WHERE $%[5]d::text <> '' AND $%[8]d::boolean
 	RETURNING 1
-)`, src, p, p+1, p+2, p+3, p+4, p+5)
+)`, src, p, p+1, p+2, p+3, p+4, p+5, p+6)
 }
 
 // srcColumns are what the CTE before changeCTEs returns of the task it wrote:
@@ -81,7 +82,7 @@ var notifyingTopics = func() string {
 }()
 
 // nChangeArgs is the number of parameters of changeCTEs.
-const nChangeArgs = 6
+const nChangeArgs = 7
 
 // createSQL inserts the idempotency key ($N+7...), then the task only if
 // the key was free, then its event and outbox rows: one round trip. A
@@ -164,7 +165,8 @@ func (s *Store) changeArgs(ctx context.Context, t *commonops.Task, ch commonops.
 			data = string(b)
 		}
 	}
-	if ch.Topic != "" {
+	queued := s.topics.Has(ch.Topic)
+	if queued || commonops.Notifies(ch.Topic) {
 		b, err := t.AppendJSON(make([]byte, 0, commonops.TaskJSONSize))
 		if err != nil {
 			return nil, fmt.Errorf("encode event payload of task %s: %w", t.ID, err)
@@ -175,7 +177,7 @@ func (s *Store) changeArgs(ctx context.Context, t *commonops.Task, ch commonops.
 	if v := commonops.TraceParent(ctx); v != "" {
 		tp = v
 	}
-	return []any{ch.Event, data, t.UpdatedAt, ch.Topic, payload, tp}, nil
+	return []any{ch.Event, data, t.UpdatedAt, ch.Topic, payload, tp, queued}, nil
 }
 
 // createKey orders a create in its write group (see combine.go): the

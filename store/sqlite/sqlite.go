@@ -60,6 +60,12 @@ type Config struct {
 	// instead of marking them sent for PruneOutbox to delete later (the task
 	// history stays in task_events either way). Defaults to false.
 	DeletePublished bool
+	// Topics, when not nil, are the only topics whose changes write an
+	// outbox row: those the configured bus delivers to a subscriber (the
+	// embedded bus: commonops.WorkerTopics). A change of another topic
+	// still records its event and webhook deliveries. Defaults to every
+	// topic.
+	Topics []string
 	// ReadTimeout bounds each of the reads the API serves (GetTask,
 	// ListTasks, ListLogs, ListEvents), waiting for a connection included,
 	// through a context deadline: the driver interrupts the statement
@@ -81,6 +87,8 @@ type Store struct {
 	now        func() time.Time
 	// deletePublished: see Config.DeletePublished.
 	deletePublished bool
+	// topics: see Config.Topics.
+	topics store.Topics
 	// readTimeout: see Config.ReadTimeout; 0 when disabled.
 	readTimeout time.Duration
 }
@@ -121,7 +129,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	writer.SetMaxIdleConns(1)
 	writer.SetConnMaxLifetime(0)
 	writer.SetConnMaxIdleTime(0)
-	s := &Store{writer: writer, reader: writer, signal: make(chan struct{}, 1), now: time.Now, deletePublished: cfg.DeletePublished}
+	s := &Store{writer: writer, reader: writer, signal: make(chan struct{}, 1), now: time.Now, deletePublished: cfg.DeletePublished, topics: store.NewTopics(cfg.Topics)}
 	switch {
 	case cfg.ReadTimeout == 0:
 		s.readTimeout = store.ReadTimeoutDefault

@@ -228,3 +228,16 @@ func TestDeletePublished(t *testing.T) {
 		t.Fatalf("outbox rows after publishing 2 of 3: got %d (%d unsent), want 1 (1 unsent)", rows, unsent)
 	}
 }
+
+// TestTopics: a store opened with the worker's topics writes outbox rows
+// for those only (storetest.RunTopics).
+func TestTopics(t *testing.T) {
+	storetest.RunTopics(t, func(t *testing.T, topics []string) store.Store {
+		s, err := sqlite.Open(context.Background(), sqlite.Config{Path: sqlite.MemoryPath, Topics: topics})
+		if err != nil {
+			t.Fatalf("open: %v", err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}

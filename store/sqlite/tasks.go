@@ -208,8 +208,8 @@ func saveTask(ctx context.Context, q querier, t *commonops.Task, old int64) (boo
 	return n == 1, err
 }
 
-// recordChange writes ch's task_events row and, with a topic, its outbox row
-// carrying the saved task and ctx's traceparent (NULL for none), and for a
+// recordChange writes ch's task_events row and, with a topic of
+// Config.Topics, its outbox row carrying the saved task and ctx's traceparent (NULL for none), and for a
 // terminal status the task's webhook deliveries. It reports
 // whether it wrote an outbox row.
 func (s *Store) recordChange(ctx context.Context, q querier, t *commonops.Task, ch commonops.Change) (bool, error) {
@@ -227,27 +227,30 @@ func (s *Store) recordChange(ctx context.Context, q querier, t *commonops.Task, 
 		t.TenantID, t.ID, t.TaskType, t.EntityType, string(t.Status), t.RequestedBy, ch.Event, string(data), micros(t.UpdatedAt)); err != nil {
 		return false, fmt.Errorf("insert event: %w", err)
 	}
-	if ch.Topic == "" {
+	queued, notifies := s.topics.Has(ch.Topic), commonops.Notifies(ch.Topic)
+	if !queued && !notifies {
 		return false, nil
 	}
 	payload, err := t.AppendJSON(make([]byte, 0, commonops.TaskJSONSize))
 	if err != nil {
 		return false, fmt.Errorf("encode outbox payload: %w", err)
 	}
-	var tp any
-	if v := commonops.TraceParent(ctx); v != "" {
-		tp = v
+	if queued {
+		var tp any
+		if v := commonops.TraceParent(ctx); v != "" {
+			tp = v
+		}
+		if _, err := q.ExecContext(ctx, "INSERT INTO outbox (tenant_id, task_id, topic, payload, created_at, traceparent) VALUES (?, ?, ?, ?, ?, ?)",
+			t.TenantID, t.ID, ch.Topic, string(payload), micros(s.now()), tp); err != nil {
+			return false, fmt.Errorf("insert outbox: %w", err)
+		}
 	}
-	if _, err := q.ExecContext(ctx, "INSERT INTO outbox (tenant_id, task_id, topic, payload, created_at, traceparent) VALUES (?, ?, ?, ?, ?, ?)",
-		t.TenantID, t.ID, ch.Topic, string(payload), micros(s.now()), tp); err != nil {
-		return false, fmt.Errorf("insert outbox: %w", err)
-	}
-	if commonops.Notifies(ch.Topic) {
+	if notifies {
 		if err := s.insertDeliveries(ctx, q, t, ch.Topic, payload); err != nil {
 			return false, err
 		}
 	}
-	return true, nil
+	return queued, nil
 }
 
 // CreateTask inserts t (its times truncated to the stored microseconds) and
