@@ -28,14 +28,18 @@ func Actor(ctx context.Context) string {
 // data is not changed), or data itself when ctx carries no actor. Drivers
 // call it on the data of every event they write.
 func EventData(ctx context.Context, data map[string]any) map[string]any {
-	a := Actor(ctx)
-	if a == "" {
+	return withActor(data, Actor(ctx))
+}
+
+// withActor is EventData for an actor already read from the context.
+func withActor(data map[string]any, actor string) map[string]any {
+	if actor == "" {
 		return data
 	}
 	out := maps.Clone(data)
 	if out == nil {
 		out = map[string]any{}
 	}
-	out["actor"] = a
+	out["actor"] = actor
 	return out
 }

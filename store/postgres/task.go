@@ -151,19 +151,11 @@ func saveStatement(changes func(src string, p int) string) string {
 func (s *Store) changeArgs(ctx context.Context, t *commonops.Task, ch commonops.Change) ([]any, error) {
 	var data, payload any
 	if ch.Event != "" {
-		data = "{}"
-		if a := commonops.Actor(ctx); len(ch.Data) == 0 && a != "" {
-			// What json.Marshal(commonops.EventData(ctx, nil)) writes,
-			// without building and encoding a map for every event.
-			b, _ := json.Marshal(a) // a string always encodes
-			data = `{"actor":` + string(b) + `}`
-		} else if len(ch.Data) > 0 {
-			b, err := json.Marshal(commonops.EventData(ctx, ch.Data))
-			if err != nil {
-				return nil, fmt.Errorf("encode event data of task %s: %w", t.ID, err)
-			}
-			data = string(b)
+		b, err := commonops.AppendEventData(make([]byte, 0, 128), ch.Data, commonops.Actor(ctx))
+		if err != nil {
+			return nil, fmt.Errorf("encode event data of task %s: %w", t.ID, err)
 		}
+		data = string(b)
 	}
 	queued := s.topics.Has(ch.Topic)
 	if queued || commonops.Notifies(ch.Topic) {

@@ -216,12 +216,9 @@ func (s *Store) recordChange(ctx context.Context, q querier, t *commonops.Task, 
 	if ch.Event == "" {
 		return false, nil
 	}
-	data := []byte("{}")
-	if d := commonops.EventData(ctx, ch.Data); len(d) > 0 {
-		var err error
-		if data, err = json.Marshal(d); err != nil {
-			return false, fmt.Errorf("encode event data: %w", err)
-		}
+	data, err := commonops.AppendEventData(make([]byte, 0, 128), ch.Data, commonops.Actor(ctx))
+	if err != nil {
+		return false, fmt.Errorf("encode event data: %w", err)
 	}
 	if _, err := q.ExecContext(ctx, "INSERT INTO task_events (tenant_id, task_id, task_type, entity_type, status, requested_by, event_type, event_data, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
 		t.TenantID, t.ID, t.TaskType, t.EntityType, string(t.Status), t.RequestedBy, ch.Event, string(data), micros(t.UpdatedAt)); err != nil {
