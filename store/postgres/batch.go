@@ -73,7 +73,7 @@ func (s *Store) CreateTasks(ctx context.Context, batch []store.NewTask) ([]*stor
 		if c[0] != "" {
 			r.event = []any{t.TenantID, t.ID, t.TaskType, t.EntityType, string(t.Status), t.RequestedBy, c[0], c[1], c[2]}
 		}
-		if c[6] == true {
+		if c[6].(bool) {
 			r.msg = []any{t.TenantID, t.ID, c[3], c[4], c[5]}
 		}
 		if k := it.Idem; k != nil {
