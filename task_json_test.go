@@ -140,3 +140,56 @@ func FuzzTaskJSON(f *testing.F) {
 		}
 	})
 }
+
+// taskHeader has the fields of Task.AppendHeaderJSON, in its order, with
+// Task's tags: encoding/json's reference for it.
+type taskHeader struct {
+	ID         string    `json:"id"`
+	TenantID   string    `json:"tenantId"`
+	TaskType   string    `json:"taskType"`
+	EntityType string    `json:"entityType"`
+	Status     Status    `json:"status"`
+	Attempt    int       `json:"attempt"`
+	Version    int64     `json:"version"`
+	UpdatedAt  time.Time `json:"updatedAt"`
+}
+
+// TestTaskHeaderJSON: AppendHeaderJSON writes what encoding/json writes
+// of the header's fields, and decodes into a Task with those fields and
+// no other.
+func TestTaskHeaderJSON(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for i := range 2000 {
+		var task Task
+		randomValue(t, r, reflect.ValueOf(&task).Elem())
+		h := taskHeader{task.ID, task.TenantID, task.TaskType, task.EntityType, task.Status, task.Attempt, task.Version, task.UpdatedAt}
+		want, err := json.Marshal(h)
+		if err != nil {
+			t.Fatalf("task %d: encoding/json: %v", i, err)
+		}
+		got, err := task.AppendHeaderJSON(nil)
+		if err != nil {
+			t.Fatalf("task %d: AppendHeaderJSON: %v", i, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("task %d:\n got %s\nwant %s", i, got, want)
+		}
+		// Decoded, it sets the header's fields and no other (its strings
+		// are encoding/json's, compared above).
+		var back Task
+		if err := json.Unmarshal(got, &back); err != nil {
+			t.Fatalf("task %d: decode: %v", i, err)
+		}
+		if back.Attempt != task.Attempt || back.Version != task.Version || !back.UpdatedAt.Equal(task.UpdatedAt) {
+			t.Fatalf("task %d: decoded attempt %d version %d updatedAt %s, want %d %d %s", i, back.Attempt, back.Version, back.UpdatedAt, task.Attempt, task.Version, task.UpdatedAt)
+		}
+		back.ID, back.TenantID, back.TaskType, back.EntityType, back.Status, back.Attempt, back.Version, back.UpdatedAt = "", "", "", "", "", 0, 0, time.Time{}
+		if !reflect.DeepEqual(back, Task{}) {
+			t.Fatalf("task %d: the decoded header sets other fields: %+v", i, back)
+		}
+	}
+	var none *Task
+	if got, err := none.AppendHeaderJSON(nil); err != nil || string(got) != "null" {
+		t.Fatalf("nil task: %s, %v; want null", got, err)
+	}
+}

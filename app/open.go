@@ -35,17 +35,21 @@ const storePostgres = "postgres"
 // only the worker subscribes, so a completed, failed or progress message
 // would be written, relayed and deleted for no one (one insert, one delete
 // and a relay read of every finished task). Their events stay in
-// task_events and their webhook deliveries are written as before.
+// task_events and their webhook deliveries are written as before. The
+// rows it writes carry the task's header, not the whole task: the worker
+// takes an event only as a hint of which task to claim, and reads the
+// rest from the store.
 func OpenStore(ctx context.Context, cfg Config, reg prometheus.Registerer) (store.Store, string, error) {
 	cfg = cfg.withDefaults()
 	deletePublished := cfg.OutboxRetention == 0
 	var topics []string // every topic: Dapr delivers them to any subscriber
-	if cfg.PubSub == PubSubEmbedded {
+	embedded := cfg.PubSub == PubSubEmbedded
+	if embedded {
 		topics = commonops.WorkerTopics
 	}
 	u := cfg.DatabaseURL
 	if strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://") {
-		s, err := postgres.Open(ctx, postgres.Config{URL: u, MaxConns: int32(cfg.DBMaxConns), DeletePublished: deletePublished, Topics: topics, ReadTimeout: cfg.ReadTimeout, Registerer: reg})
+		s, err := postgres.Open(ctx, postgres.Config{URL: u, MaxConns: int32(cfg.DBMaxConns), DeletePublished: deletePublished, Topics: topics, HeaderPayload: embedded, ReadTimeout: cfg.ReadTimeout, Registerer: reg})
 		if err != nil {
 			return nil, "", fmt.Errorf("open PostgreSQL: %w", err)
 		}
@@ -58,7 +62,7 @@ func OpenStore(ctx context.Context, cfg Config, reg prometheus.Registerer) (stor
 		}
 		path = filepath.Join(cfg.DataDir, "commonops.db")
 	}
-	s, err := sqlite.Open(ctx, sqlite.Config{Path: path, DeletePublished: deletePublished, Topics: topics, ReadTimeout: cfg.ReadTimeout})
+	s, err := sqlite.Open(ctx, sqlite.Config{Path: path, DeletePublished: deletePublished, Topics: topics, HeaderPayload: embedded, ReadTimeout: cfg.ReadTimeout})
 	if err != nil {
 		return nil, "", fmt.Errorf("open SQLite %s: %w", path, err)
 	}

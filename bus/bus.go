@@ -33,8 +33,10 @@ const QueueSizeDefault = 1024
 type Message struct {
 	ID    string
 	Topic string
-	// Task is the task as committed with the event; each subscriber gets its
-	// own copy.
+	// Task is the task as committed with the event: what its outbox row
+	// carries, with the stores app.OpenStore opens for this bus only its
+	// header (commonops.Task.AppendHeaderJSON) unless the change notifies
+	// webhooks. Each subscriber gets its own copy.
 	Task *commonops.Task
 	// TraceParent is the W3C trace context the event was committed under,
 	// if any.

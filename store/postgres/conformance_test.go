@@ -17,12 +17,12 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return testdb.Postgres(t) })
 }
 
-// TestTopics: a store opened with the worker's topics writes outbox rows
-// for those only (storetest.RunTopics).
+// TestTopics: a store opened as for the embedded bus writes outbox rows
+// for the worker's topics only, with the task's header (storetest.RunTopics).
 func TestTopics(t *testing.T) {
 	t.Parallel()
-	storetest.RunTopics(t, func(t *testing.T, topics []string) store.Store {
-		s, err := postgres.Open(context.Background(), postgres.Config{URL: testdb.PostgresURL(t), Schema: newSchema(t), Topics: topics})
+	storetest.RunTopics(t, func(t *testing.T, topics []string, header bool) store.Store {
+		s, err := postgres.Open(context.Background(), postgres.Config{URL: testdb.PostgresURL(t), Schema: newSchema(t), Topics: topics, HeaderPayload: header})
 		if err != nil {
 			t.Fatalf("open: %v", err)
 		}

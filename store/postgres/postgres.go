@@ -75,6 +75,13 @@ type Config struct {
 	// still records its event and webhook deliveries. Defaults to every
 	// topic.
 	Topics []string
+	// HeaderPayload makes an outbox row carry the task's header
+	// (commonops.Task.AppendHeaderJSON) instead of the whole task, unless
+	// the change also notifies webhooks: for a bus whose subscribers only
+	// learn which task changed and read the store for the rest (the
+	// embedded bus's worker). Defaults to false: the whole task, as Dapr
+	// publishes it.
+	HeaderPayload bool
 	// Registerer, when set, registers the store's metrics (its write
 	// groups, see combine.go). Defaults to none.
 	Registerer prometheus.Registerer
@@ -95,6 +102,8 @@ type Store struct {
 	deletePublished bool
 	// topics: see Config.Topics.
 	topics store.Topics
+	// headerPayload: see Config.HeaderPayload.
+	headerPayload bool
 	// readTimeout: see Config.ReadTimeout; 0 when disabled.
 	readTimeout time.Duration
 
@@ -149,7 +158,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, interpretError(fmt.Errorf("connect: %w", err))
 	}
-	s := &Store{pool: pool, schema: cfg.Schema, deletePublished: cfg.DeletePublished, topics: store.NewTopics(cfg.Topics), signal: make(chan struct{}, 1), wake: make(chan struct{}, 1),
+	s := &Store{pool: pool, schema: cfg.Schema, deletePublished: cfg.DeletePublished, topics: store.NewTopics(cfg.Topics), headerPayload: cfg.HeaderPayload, signal: make(chan struct{}, 1), wake: make(chan struct{}, 1),
 		m: newMetrics(cfg.Registerer)}
 	switch {
 	case cfg.ReadTimeout == 0:

@@ -66,6 +66,13 @@ type Config struct {
 	// still records its event and webhook deliveries. Defaults to every
 	// topic.
 	Topics []string
+	// HeaderPayload makes an outbox row carry the task's header
+	// (commonops.Task.AppendHeaderJSON) instead of the whole task, unless
+	// the change also notifies webhooks: for a bus whose subscribers only
+	// learn which task changed and read the store for the rest (the
+	// embedded bus's worker). Defaults to false: the whole task, as Dapr
+	// publishes it.
+	HeaderPayload bool
 	// ReadTimeout bounds each of the reads the API serves (GetTask,
 	// ListTasks, ListLogs, ListEvents), waiting for a connection included,
 	// through a context deadline: the driver interrupts the statement
@@ -89,6 +96,8 @@ type Store struct {
 	deletePublished bool
 	// topics: see Config.Topics.
 	topics store.Topics
+	// headerPayload: see Config.HeaderPayload.
+	headerPayload bool
 	// readTimeout: see Config.ReadTimeout; 0 when disabled.
 	readTimeout time.Duration
 }
@@ -129,7 +138,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	writer.SetMaxIdleConns(1)
 	writer.SetConnMaxLifetime(0)
 	writer.SetConnMaxIdleTime(0)
-	s := &Store{writer: writer, reader: writer, signal: make(chan struct{}, 1), now: time.Now, deletePublished: cfg.DeletePublished, topics: store.NewTopics(cfg.Topics)}
+	s := &Store{writer: writer, reader: writer, signal: make(chan struct{}, 1), now: time.Now, deletePublished: cfg.DeletePublished, topics: store.NewTopics(cfg.Topics), headerPayload: cfg.HeaderPayload}
 	switch {
 	case cfg.ReadTimeout == 0:
 		s.readTimeout = store.ReadTimeoutDefault

@@ -229,11 +229,11 @@ func TestDeletePublished(t *testing.T) {
 	}
 }
 
-// TestTopics: a store opened with the worker's topics writes outbox rows
-// for those only (storetest.RunTopics).
+// TestTopics: a store opened as for the embedded bus writes outbox rows
+// for the worker's topics only, with the task's header (storetest.RunTopics).
 func TestTopics(t *testing.T) {
-	storetest.RunTopics(t, func(t *testing.T, topics []string) store.Store {
-		s, err := sqlite.Open(context.Background(), sqlite.Config{Path: sqlite.MemoryPath, Topics: topics})
+	storetest.RunTopics(t, func(t *testing.T, topics []string, header bool) store.Store {
+		s, err := sqlite.Open(context.Background(), sqlite.Config{Path: sqlite.MemoryPath, Topics: topics, HeaderPayload: header})
 		if err != nil {
 			t.Fatalf("open: %v", err)
 		}

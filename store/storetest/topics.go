@@ -9,14 +9,17 @@ import (
 	"github.com/commonops/commonops/store"
 )
 
-// RunTopics proves a driver's Config.Topics: open returns a fresh store
-// that writes outbox rows for the topics it is given only. With the
-// worker's topics (what the embedded bus delivers), a create, a retry and
-// a cancel write their messages, and progress, completion and failure
-// write none; every change still records its event, and a completion or
-// failure still writes its webhook deliveries, with the task's JSON.
-func RunTopics(t *testing.T, open func(t *testing.T, topics []string) store.Store) {
-	s := open(t, commonops.WorkerTopics)
+// RunTopics proves a driver's Config.Topics and Config.HeaderPayload, as
+// app.OpenStore sets them for the embedded bus: open returns a fresh store
+// that writes outbox rows for the topics it is given only, with the task's
+// header (commonops.Task.AppendHeaderJSON) as their payload when header is
+// set. With the worker's topics, a create, a retry and a cancel write
+// their messages, and progress, completion and failure write none; every
+// change still records its event, and a completion or failure still
+// writes its webhook deliveries, with the whole task's JSON. A cancel,
+// which notifies webhooks too, carries the whole task in both.
+func RunTopics(t *testing.T, open func(t *testing.T, topics []string, header bool) store.Store) {
+	s := open(t, commonops.WorkerTopics, true)
 
 	done := create(t, s, tenantA, at(0), commonops.CreateInput{CallbackURL: ptr(hookURL)})
 	claim(t, s, done, at(1))
@@ -42,6 +45,27 @@ func RunTopics(t *testing.T, open func(t *testing.T, topics []string) store.Stor
 	var got []msg
 	for _, m := range drain(t, s) {
 		got = append(got, msg{m.TaskID, m.Topic})
+		var fields map[string]json.RawMessage
+		var task commonops.Task
+		if err := json.Unmarshal(m.Payload, &fields); err != nil {
+			t.Fatalf("payload of %s %s: %v", m.Topic, m.TaskID, err)
+		}
+		if err := json.Unmarshal(m.Payload, &task); err != nil {
+			t.Fatalf("payload of %s %s: %v", m.Topic, m.TaskID, err)
+		}
+		if task.ID != m.TaskID || task.TenantID != tenantA || task.TaskType != "import" || task.Version == 0 || task.UpdatedAt.IsZero() {
+			t.Fatalf("payload of %s %s: got %s, want the task's id, tenant, kind, version and time", m.Topic, m.TaskID, m.Payload)
+		}
+		switch m.Topic {
+		case commonops.TopicCancelled:
+			if task.Status != commonops.StatusCancelled || task.RequestedBy != "user-1" {
+				t.Fatalf("payload of the cancel: got %s, want the whole cancelled task", m.Payload)
+			}
+		default:
+			if task.Status != commonops.StatusPending || len(fields) != 8 {
+				t.Fatalf("payload of %s %s: got %s, want the header of the pending task (8 fields)", m.Topic, m.TaskID, m.Payload)
+			}
+		}
 	}
 	want := []msg{
 		{done.ID, commonops.TopicCreated},
@@ -81,7 +105,7 @@ func RunTopics(t *testing.T, open func(t *testing.T, topics []string) store.Stor
 		if err := json.Unmarshal(d.Payload, &payload); err != nil {
 			t.Fatalf("payload of %s: %v", d.TaskID, err)
 		}
-		if payload.ID != stored.ID || payload.Status != stored.Status || payload.Version != stored.Version {
+		if payload.ID != stored.ID || payload.Status != stored.Status || payload.Version != stored.Version || payload.RequestedBy != stored.RequestedBy {
 			t.Fatalf("payload: got task %s %s v%d, want %s %s v%d", payload.ID, payload.Status, payload.Version, stored.ID, stored.Status, stored.Version)
 		}
 	}
