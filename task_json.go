@@ -28,16 +28,7 @@ func (t *Task) AppendJSON(b []byte) ([]byte, error) {
 		return append(b, "null"...), nil
 	}
 	var err error
-	b = append(b, `{"id":`...)
-	b = appendJSONString(b, t.ID)
-	b = append(b, `,"tenantId":`...)
-	b = appendJSONString(b, t.TenantID)
-	b = append(b, `,"taskType":`...)
-	b = appendJSONString(b, t.TaskType)
-	b = append(b, `,"entityType":`...)
-	b = appendJSONString(b, t.EntityType)
-	b = append(b, `,"status":`...)
-	b = appendJSONString(b, string(t.Status))
+	b = t.appendKey(b)
 	b = append(b, `,"priority":`...)
 	b = strconv.AppendInt(b, int64(t.Priority), 10)
 	b = append(b, `,"params":`...)
@@ -151,16 +142,7 @@ func (t *Task) AppendHeaderJSON(b []byte) ([]byte, error) {
 	if t == nil {
 		return append(b, "null"...), nil
 	}
-	b = append(b, `{"id":`...)
-	b = appendJSONString(b, t.ID)
-	b = append(b, `,"tenantId":`...)
-	b = appendJSONString(b, t.TenantID)
-	b = append(b, `,"taskType":`...)
-	b = appendJSONString(b, t.TaskType)
-	b = append(b, `,"entityType":`...)
-	b = appendJSONString(b, t.EntityType)
-	b = append(b, `,"status":`...)
-	b = appendJSONString(b, string(t.Status))
+	b = t.appendKey(b)
 	b = append(b, `,"attempt":`...)
 	b = strconv.AppendInt(b, int64(t.Attempt), 10)
 	b = append(b, `,"version":`...)
@@ -171,6 +153,22 @@ func (t *Task) AppendHeaderJSON(b []byte) ([]byte, error) {
 		return nil, err
 	}
 	return append(b, '}'), nil
+}
+
+// appendKey opens t's JSON object with the fields both encodings begin
+// with: id, tenantId, taskType, entityType and status.
+func (t *Task) appendKey(b []byte) []byte {
+	b = append(b, `{"id":`...)
+	b = appendJSONString(b, t.ID)
+	b = append(b, `,"tenantId":`...)
+	b = appendJSONString(b, t.TenantID)
+	b = append(b, `,"taskType":`...)
+	b = appendJSONString(b, t.TaskType)
+	b = append(b, `,"entityType":`...)
+	b = appendJSONString(b, t.EntityType)
+	b = append(b, `,"status":`...)
+	b = appendJSONString(b, string(t.Status))
+	return b
 }
 
 func appendOptString(b []byte, s *string) []byte {
