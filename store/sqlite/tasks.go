@@ -209,9 +209,10 @@ func saveTask(ctx context.Context, q querier, t *commonops.Task, old int64) (boo
 }
 
 // recordChange writes ch's task_events row and, with a topic of
-// Config.Topics, its outbox row carrying the saved task and ctx's
-// traceparent (NULL for none), and for a terminal status the task's
-// webhook deliveries. It reports whether it wrote an outbox row.
+// Config.Topics, its outbox row carrying the saved task (its header with
+// Config.HeaderPayload, unless the change notifies) and ctx's traceparent
+// (NULL for none), and for a terminal status the task's webhook
+// deliveries. It reports whether it wrote an outbox row.
 func (s *Store) recordChange(ctx context.Context, q querier, t *commonops.Task, ch commonops.Change) (bool, error) {
 	if ch.Event == "" {
 		return false, nil
