@@ -160,7 +160,7 @@ const advanceSQL = `UPDATE schedules SET next_run_at = $4::timestamptz, last_run
 		last_task_id = COALESCE($6::text, last_task_id), updated_at = $5::timestamptz, version = version + 1
 	WHERE tenant_id = $1::text AND id = $2::text AND NOT paused AND next_run_at = $3::timestamptz`
 
-// fireSQL advances the schedule ($N+7...: advanceSQL's parameters) and,
+// fireSQL advances the schedule ($N+8...: advanceSQL's parameters) and,
 // only if it did, inserts the task ($1...$N) with its change's rows: one
 // statement, so a concurrent firer's UPDATE waits on the row lock, then
 // finds next_run_at moved and inserts nothing.

@@ -84,7 +84,7 @@ var notifyingTopics = func() string {
 // nChangeArgs is the number of parameters of changeCTEs.
 const nChangeArgs = 7
 
-// createSQL inserts the idempotency key ($N+7...), then the task only if
+// createSQL inserts the idempotency key ($N+8...), then the task only if
 // the key was free, then its event and outbox rows: one round trip. A
 // create without a key uses createPlainSQL.
 var createSQL = func() string {
