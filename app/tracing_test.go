@@ -20,8 +20,9 @@ import (
 // through Dapr, the publish of its completed event, each span the child of
 // the one before (through the sidecar, the delivery's parent is daprd's own
 // span, which continues the publish's trace). The embedded bus publishes
-// no completed event: no one here subscribes to it (app.OpenStore). Spans are collected in memory; the test
-// does not run in parallel, as tracing is switched on for the process.
+// no completed event: no one here subscribes to it (app.OpenStore). Spans
+// are collected in memory; the test does not run in parallel, as tracing
+// is switched on for the process.
 func TestTraceEndToEnd(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
 	tracing.Enable(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec), sdktrace.WithSampler(sdktrace.AlwaysSample())))

@@ -482,3 +482,21 @@ func NewTopics(topics []string) Topics {
 // Has reports whether a change of topic writes an outbox row: never for
 // no topic.
 func (s Topics) Has(topic string) bool { return topic != "" && (s == nil || s[topic]) }
+
+// ChangePayload is the task's JSON a change of topic writes into its
+// outbox row (queued: the topic is one of the store's Topics) and into its
+// webhook deliveries (commonops.Notifies(topic)): the whole task, or with
+// header (the drivers' Config.HeaderPayload) the task's header when only
+// the outbox row takes it, since a delivery needs the whole task. nil when
+// the change writes neither.
+func ChangePayload(t *commonops.Task, topic string, queued, header bool) ([]byte, error) {
+	notifies := commonops.Notifies(topic)
+	switch {
+	case !queued && !notifies:
+		return nil, nil
+	case header && !notifies:
+		return t.AppendHeaderJSON(make([]byte, 0, 256))
+	default:
+		return t.AppendJSON(make([]byte, 0, commonops.TaskJSONSize))
+	}
+}

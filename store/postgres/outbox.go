@@ -257,7 +257,6 @@ func (s *Store) notifier(ctx context.Context) {
 				notify(nctx) // a peer came: it hears of this write too
 			}
 		}
-		s.skipped.Store(!others)
 		if !others && s.heard.Load() {
 			// A notification came while this write was being decided:
 			// the listener may have looked at skipped before it was set.

@@ -157,20 +157,12 @@ func (s *Store) changeArgs(ctx context.Context, t *commonops.Task, ch commonops.
 		}
 		data = string(b)
 	}
-	// The payload goes into the outbox row (queued) and the webhook
-	// deliveries (a change that notifies), which need the whole task.
-	queued, notifies := s.topics.Has(ch.Topic), commonops.Notifies(ch.Topic)
-	if queued || notifies {
-		var b []byte
-		var err error
-		if queued && !notifies && s.headerPayload {
-			b, err = t.AppendHeaderJSON(make([]byte, 0, 256))
-		} else {
-			b, err = t.AppendJSON(make([]byte, 0, commonops.TaskJSONSize))
-		}
-		if err != nil {
-			return nil, fmt.Errorf("encode event payload of task %s: %w", t.ID, err)
-		}
+	queued := s.topics.Has(ch.Topic)
+	b, err := store.ChangePayload(t, ch.Topic, queued, s.headerPayload)
+	if err != nil {
+		return nil, fmt.Errorf("encode event payload of task %s: %w", t.ID, err)
+	}
+	if b != nil {
 		payload = json.RawMessage(b) // json in every exec mode; a []byte goes as bytea over the simple protocol
 	}
 	var tp any

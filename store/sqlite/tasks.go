@@ -225,33 +225,22 @@ func (s *Store) recordChange(ctx context.Context, q querier, t *commonops.Task, 
 		t.TenantID, t.ID, t.TaskType, t.EntityType, string(t.Status), t.RequestedBy, ch.Event, string(data), micros(t.UpdatedAt)); err != nil {
 		return false, fmt.Errorf("insert event: %w", err)
 	}
-	queued, notifies := s.topics.Has(ch.Topic), commonops.Notifies(ch.Topic)
-	if !queued && !notifies {
-		return false, nil
-	}
-	var payload []byte // the whole task: the webhook deliveries', and the outbox row's unless a header does
-	if notifies || !s.headerPayload {
-		if payload, err = t.AppendJSON(make([]byte, 0, commonops.TaskJSONSize)); err != nil {
-			return false, fmt.Errorf("encode outbox payload: %w", err)
-		}
+	queued := s.topics.Has(ch.Topic)
+	payload, err := store.ChangePayload(t, ch.Topic, queued, s.headerPayload)
+	if err != nil {
+		return false, fmt.Errorf("encode outbox payload: %w", err)
 	}
 	if queued {
-		msg := payload
-		if msg == nil {
-			if msg, err = t.AppendHeaderJSON(make([]byte, 0, 256)); err != nil {
-				return false, fmt.Errorf("encode outbox payload: %w", err)
-			}
-		}
 		var tp any
 		if v := commonops.TraceParent(ctx); v != "" {
 			tp = v
 		}
 		if _, err := q.ExecContext(ctx, "INSERT INTO outbox (tenant_id, task_id, topic, payload, created_at, traceparent) VALUES (?, ?, ?, ?, ?, ?)",
-			t.TenantID, t.ID, ch.Topic, string(msg), micros(s.now()), tp); err != nil {
+			t.TenantID, t.ID, ch.Topic, string(payload), micros(s.now()), tp); err != nil {
 			return false, fmt.Errorf("insert outbox: %w", err)
 		}
 	}
-	if notifies {
+	if commonops.Notifies(ch.Topic) {
 		if err := s.insertDeliveries(ctx, q, t, ch.Topic, payload); err != nil {
 			return false, err
 		}
