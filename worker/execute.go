@@ -16,7 +16,7 @@ import (
 )
 
 // launch runs a claimed task in its own goroutine; its slot is already
-// reserved.
+// reserved, and execute gives it back once the processor has returned.
 func (p *Pool) launch(t *commonops.Task, proc Processor, traceParent string) {
 	p.mu.Lock()
 	ctx, cancel := context.WithCancelCause(commonops.WithTraceParent(p.jobsCtx, traceParent))
@@ -30,7 +30,6 @@ func (p *Pool) launch(t *commonops.Task, proc Processor, traceParent string) {
 	go func() {
 		defer p.jobs.Done()
 		defer p.metrics.running.Dec()
-		defer p.release(t.TaskType)
 		defer func() {
 			p.mu.Lock()
 			if p.running[t.ID] == r { // not a newer attempt launched since
@@ -68,6 +67,12 @@ func (p *Pool) execute(ctx context.Context, cancel context.CancelCauseFunc, t *c
 	<-hbDone
 	j.rep.stop()
 	j.abortOpenWriters()
+	// The slot is the processor's: the next task may start while this
+	// one's outcome is written. Held through that write, a slot waited for
+	// two of the store's round trips (the claim's and the outcome's) for
+	// every task, so under load short tasks left the slots full, and the
+	// pool idle, behind their writes.
+	p.release(t.TaskType)
 	outcome := p.finish(ctx, j, err, log)
 	span.SetAttributes(attribute.String("commonops.outcome", outcome))
 	if err != nil {

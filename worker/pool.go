@@ -59,8 +59,9 @@ type Config struct {
 	Registry *Registry
 	// WorkerID names this worker in leases. Defaults to hostname-pid.
 	WorkerID string
-	// Concurrency is how many tasks run at once. Defaults to
-	// ConcurrencyDefault (32).
+	// Concurrency is how many processors run at once. A task's slot frees
+	// when its processor returns, before its outcome is written. Defaults
+	// to ConcurrencyDefault (32).
 	Concurrency int
 	// TypeConcurrency caps the running tasks of a taskType; a type absent
 	// from the map is capped only by Concurrency. Defaults to no caps.

@@ -15,10 +15,13 @@ import (
 )
 
 // gateStore is a real store whose next UpdateTask or ClaimTask, once armed,
-// waits for the test to open the gate; it counts ClaimNext calls.
+// waits for the test to open the gate (its next UpdateTaskFrom, the
+// in-process worker's reports and outcomes, with armFrom); it counts
+// ClaimNext calls.
 type gateStore struct {
 	store.Store
 	next       atomic.Pointer[gate]
+	nextFrom   atomic.Pointer[gate]
 	nextPoll   atomic.Pointer[gate] // holds back the next ClaimNext's answer
 	claimNexts atomic.Int32
 	claimTasks atomic.Int32
@@ -32,6 +35,21 @@ func (s *gateStore) arm() *gate {
 	g := &gate{entered: make(chan struct{}), open: make(chan struct{})}
 	s.next.Store(g)
 	return g
+}
+
+// armFrom makes the next UpdateTaskFrom wait for the returned gate's open.
+func (s *gateStore) armFrom() *gate {
+	g := &gate{entered: make(chan struct{}), open: make(chan struct{})}
+	s.nextFrom.Store(g)
+	return g
+}
+
+func (s *gateStore) UpdateTaskFrom(ctx context.Context, known *commonops.Task, fn func(*commonops.Task) (commonops.Change, error)) (*commonops.Task, error) {
+	if g := s.nextFrom.Swap(nil); g != nil {
+		close(g.entered)
+		<-g.open
+	}
+	return s.Store.UpdateTaskFrom(ctx, known, fn)
 }
 
 // pass waits at the armed gate, if any, once.
