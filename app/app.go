@@ -171,7 +171,7 @@ func New(ctx context.Context, cfg Config) (a *App, err error) {
 			BroadcastPubSubName: cfg.DaprBroadcastPubSub, APIToken: cfg.DaprAPIToken})
 		publisher, pubsubCheck = p, p.Check
 	} else {
-		a.bus = bus.New()
+		a.bus = bus.New(bus.WithLogger(a.log), bus.WithRegisterer(a.reg))
 		publisher = a.bus
 	}
 	relayCfg := outbox.Config{Logger: a.log, Registerer: a.reg}
