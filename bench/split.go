@@ -50,6 +50,7 @@ func benchE2ESplit(ctx context.Context) error {
 				ms(r.p50), ms(r.p99), r.paced.event, r.paced.poll, r.late, r.apiRelayed)
 			cpuTable(r.cpuBefore, r.cpuAfter, r.elapsed, r.tasks)
 			printDBWork(r.db, r.tasks+r.pacedTasks)
+			printGroups(r.groups, r.tasks+r.pacedTasks)
 		}
 	}
 	return nil
@@ -67,6 +68,7 @@ type splitResult struct {
 	apiRelayed int64 // rows the API process of the split pair relayed to its own bus
 	pacedTasks int64
 	db         dbWork // over both phases: tasks + pacedTasks
+	groups     []processGroups
 
 	// The machine's CPU use by process over the load phase.
 	cpuBefore, cpuAfter cpuUse
@@ -166,6 +168,18 @@ func runSplitSetup(ctx context.Context, split bool) (r splitResult, err error) {
 	if r.db, err = readDBWork(ctx, dbURL); err != nil {
 		return r, err
 	}
+	procs := []*service{api}
+	if split {
+		procs = append(procs, worker)
+	}
+	for _, p := range procs {
+		v, err := samples(p.base, "commonops_db_write_group_size_count", "commonops_db_write_group_size_sum", "commonops_bus_dropped_total")
+		if err != nil {
+			return r, err
+		}
+		name := names[p.cmd.Process.Pid]
+		r.groups = append(r.groups, processGroups{name: name, groups: int64(v[0]), writes: int64(v[1]), dropped: int64(v[2])})
+	}
 	if split {
 		v, err := samples(api.base, "commonops_outbox_published_total")
 		if err != nil {
@@ -255,4 +269,32 @@ func samples(base string, names ...string) ([]float64, error) {
 		}
 	}
 	return v, sc.Err()
+}
+
+// processGroups is one process's write groups (commonops_db_write_group_size)
+// and its embedded bus's drops over both phases.
+type processGroups struct {
+	name           string
+	groups, writes int64
+	dropped        int64 // events its embedded bus dropped, a subscriber's queue full
+}
+
+// printGroups prints each process's write groups per task and their mean
+// size: each group is one of the commits printDBWork counts.
+func printGroups(gs []processGroups, n int64) {
+	if n == 0 {
+		return
+	}
+	fmt.Print("  write groups a task:")
+	for i, g := range gs {
+		if i > 0 {
+			fmt.Print(";")
+		}
+		mean := 0.0
+		if g.groups > 0 {
+			mean = float64(g.writes) / float64(g.groups)
+		}
+		fmt.Printf(" %s %.2f (%.1f writes each, %d events dropped)", g.name, float64(g.groups)/float64(n), mean, g.dropped)
+	}
+	fmt.Println()
 }
