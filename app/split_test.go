@@ -89,6 +89,9 @@ func TestSplitRolesClaimEveryTaskByEvent(t *testing.T) {
 		t.Errorf("got %v event and %v poll claims (%v and %v after the first task, with %v late events), want %d in all, every one after the first by its event or, when the event was late, by the poller",
 			event, poll, event-event0, poll-poll0, late, tasks)
 	}
+	if got := metric(t, worker.URL(), "commonops_worker_event_delay_seconds_count"); got < tasks-1 {
+		t.Errorf("the worker timed %v events from their task's change, want at least %d (every created event but maybe the first task's, which the first poll round may have claimed)", got, tasks-1)
+	}
 	if got := metric(t, worker.URL(), "commonops_bus_delivered_total"); got < tasks {
 		t.Errorf("the worker process's bus handed %v events to its subscribers, want at least %d (a created event a task)", got, tasks)
 	}

@@ -49,13 +49,17 @@ func (p *Pool) HandleEvent(ctx context.Context, topic string, task *commonops.Ta
 	if !ok || p.runsNewer(task) {
 		return nil
 	}
-	if !task.UpdatedAt.IsZero() && time.Since(task.UpdatedAt) > LateEvent {
-		// The events lag behind the tasks (a broker's backlog): the tasks
-		// created since wait behind events that are still on their way, so
-		// the poller takes them, this one with them.
-		p.metrics.lateEvents.Inc()
-		p.missed()
-		return nil
+	if !task.UpdatedAt.IsZero() {
+		delay := time.Since(task.UpdatedAt)
+		p.metrics.eventDelay.Observe(max(delay, 0).Seconds())
+		if delay > LateEvent {
+			// The events lag behind the tasks (a broker's backlog): the
+			// tasks created since wait behind events that are still on
+			// their way, so the poller takes them, this one with them.
+			p.metrics.lateEvents.Inc()
+			p.missed()
+			return nil
+		}
 	}
 	ok, round := p.reserve(task.TaskType)
 	if !ok && round != nil {

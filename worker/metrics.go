@@ -14,6 +14,9 @@ type poolMetrics struct {
 	// lateEvents counts created and retried events that came later than
 	// LateEvent after their task's change, leaving the claim to the poller.
 	lateEvents prometheus.Counter
+	// eventDelay is the time from a task's change to its created or
+	// retried event reaching the pool.
+	eventDelay prometheus.Histogram
 }
 
 func newPoolMetrics(reg prometheus.Registerer) *poolMetrics {
@@ -39,6 +42,11 @@ func newPoolMetrics(reg prometheus.Registerer) *poolMetrics {
 			Name: "commonops_worker_late_events_total",
 			Help: "Created and retried events delivered more than worker.LateEvent after their task's change; the poller claims for them.",
 		}),
+		eventDelay: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "commonops_worker_event_delay_seconds",
+			Help:    "Time from a task's change to its created or retried event reaching the built-in worker: the commit, the relay and the broker (and the replicas' clocks apart).",
+			Buckets: []float64{.0005, .001, .002, .004, .008, .016, .032, .064, .128, .256, .512, 1, 2, 4},
+		}),
 	}
 	if reg != nil {
 		m.tasks = prom.Register(reg, m.tasks)
@@ -46,6 +54,7 @@ func newPoolMetrics(reg prometheus.Registerer) *poolMetrics {
 		m.running = prom.Register(reg, m.running)
 		m.duration = prom.Register(reg, m.duration)
 		m.lateEvents = prom.Register(reg, m.lateEvents)
+		m.eventDelay = prom.Register(reg, m.eventDelay)
 	}
 	return m
 }
