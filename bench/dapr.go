@@ -157,7 +157,7 @@ func runDaprSetup(ctx context.Context, workers int) (r splitResult, err error) {
 	if r.load, err = claimed(); err != nil {
 		return r, err
 	}
-	paced, err := pacedCreates(api.base, *splitRate, *duration/2)
+	paced, _, err := pacedCreates(api.base, *splitRate, *duration/2)
 	if err != nil {
 		return r, err
 	}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,6 +52,8 @@ func benchE2ESplit(ctx context.Context) error {
 			cpuTable(r.cpuBefore, r.cpuAfter, r.elapsed, r.tasks)
 			printDBWork(r.db, r.tasks+r.pacedTasks)
 			printGroups(r.groups, r.tasks+r.pacedTasks)
+			fmt.Printf("  at the rate: the create over HTTP p50 %s, p99 %s; create → event at the worker p50 ≈ %s, p99 ≈ %s\n",
+				ms(r.create50), ms(r.create99), ms(r.delay50), ms(r.delay99))
 		}
 	}
 	return nil
@@ -59,16 +62,21 @@ func benchE2ESplit(ctx context.Context) error {
 type claims struct{ event, poll int64 }
 
 type splitResult struct {
-	tasks      int64
-	rate       float64
-	load       claims
-	p50, p99   time.Duration
-	paced      claims
-	late       int64 // created events the worker found late during the paced phase
-	apiRelayed int64 // rows the API process of the split pair relayed to its own bus
-	pacedTasks int64
-	db         dbWork // over both phases: tasks + pacedTasks
-	groups     []processGroups
+	tasks    int64
+	rate     float64
+	load     claims
+	p50, p99 time.Duration
+	paced    claims
+	late     int64 // created events the worker found late during the paced phase
+	// The paced phase's creates over HTTP, and its created events' delay
+	// from their task's create to the worker (estimated from the worker's
+	// histogram, as histogram_quantile does).
+	create50, create99 time.Duration
+	delay50, delay99   time.Duration
+	apiRelayed         int64 // rows the API process of the split pair relayed to its own bus
+	pacedTasks         int64
+	db                 dbWork // over both phases: tasks + pacedTasks
+	groups             []processGroups
 
 	// The machine's CPU use by process over the load phase.
 	cpuBefore, cpuAfter cpuUse
@@ -139,11 +147,16 @@ func runSplitSetup(ctx context.Context, split bool) (r splitResult, err error) {
 	if err != nil {
 		return r, err
 	}
-	paced, err := pacedCreates(api.base, *splitRate, *duration/2)
+	delayBefore, err := histogram(worker.base, "commonops_worker_event_delay_seconds")
+	if err != nil {
+		return r, err
+	}
+	paced, took, err := pacedCreates(api.base, *splitRate, *duration/2)
 	if err != nil {
 		return r, err
 	}
 	r.pacedTasks = paced
+	r.create50, r.create99 = percentile(took, .5), percentile(took, .99)
 	if _, err := waitCompleted(n+paced, time.Now(), func() (int64, error) { return completedCount(worker.base) }); err != nil {
 		return r, err
 	}
@@ -152,6 +165,12 @@ func runSplitSetup(ctx context.Context, split bool) (r splitResult, err error) {
 		return r, err
 	}
 	r.late = int64(lateAfter[0] - lateBefore[0])
+	delayAfter, err := histogram(worker.base, "commonops_worker_event_delay_seconds")
+	if err != nil {
+		return r, err
+	}
+	delays := delayAfter.since(delayBefore)
+	r.delay50, r.delay99 = delays.quantile(.5), delays.quantile(.99)
 	after, err := claimCounts(worker.base)
 	if err != nil {
 		return r, err
@@ -192,10 +211,12 @@ func runSplitSetup(ctx context.Context, split bool) (r splitResult, err error) {
 
 // pacedCreates creates noop tasks of entity "paced" at rate per second for
 // d, task i due at start + i/rate (16 clients share the schedule, so a slow
-// answer delays no other create), and returns how many it created.
-func pacedCreates(base string, rate int, d time.Duration) (int64, error) {
+// answer delays no other create), and returns how many it created and how
+// long each create took.
+func pacedCreates(base string, rate int, d time.Duration) (int64, []time.Duration, error) {
 	total := int64(d.Seconds() * float64(rate))
 	body := []byte(`{"taskType":"noop","entityType":"paced"}`)
+	took := make([]time.Duration, total)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)
@@ -208,16 +229,18 @@ func pacedCreates(base string, rate int, d time.Duration) (int64, error) {
 					return
 				}
 				time.Sleep(time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(rate))))
+				sent := time.Now()
 				if _, err := createTask(base, body); err != nil {
 					errs <- err
 					return
 				}
+				took[i] = time.Since(sent)
 			}
 		})
 	}
 	wg.Wait()
 	close(errs)
-	return total, <-errs
+	return total, took, <-errs
 }
 
 // claimLatenciesOf reads started_at − created_at of every task of entity.
@@ -298,3 +321,79 @@ func printGroups(gs []processGroups, n int64) {
 	}
 	fmt.Println()
 }
+
+// hist is a Prometheus histogram as /metrics exposes it: cumulative
+// counts by upper bound, the last one +Inf.
+type hist struct {
+	le  []float64
+	cum []float64
+}
+
+// histogram reads the buckets of the histogram name from a process's
+// /metrics.
+func histogram(base, name string) (hist, error) {
+	var h hist
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return h, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	prefix := name + `_bucket{le="`
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), prefix)
+		if !ok {
+			continue
+		}
+		bound, count, ok := strings.Cut(rest, `"} `)
+		if !ok {
+			return h, fmt.Errorf("metrics line %q: no value", sc.Text())
+		}
+		le, err := strconv.ParseFloat(bound, 64) // "+Inf" parses
+		if err != nil {
+			return h, fmt.Errorf("metrics line %q: %w", sc.Text(), err)
+		}
+		c, err := strconv.ParseFloat(count, 64)
+		if err != nil {
+			return h, fmt.Errorf("metrics line %q: %w", sc.Text(), err)
+		}
+		h.le, h.cum = append(h.le, le), append(h.cum, c)
+	}
+	return h, sc.Err()
+}
+
+// since is h less an earlier reading of the same histogram.
+func (h hist) since(before hist) hist {
+	d := hist{le: h.le, cum: slices.Clone(h.cum)}
+	for i := range d.cum {
+		if i < len(before.cum) {
+			d.cum[i] -= before.cum[i]
+		}
+	}
+	return d
+}
+
+// quantile estimates quantile q by linear interpolation within the bucket
+// that holds it, as PromQL's histogram_quantile does (0 when empty; the
+// highest finite bound when it falls in +Inf).
+func (h hist) quantile(q float64) time.Duration {
+	n := len(h.cum)
+	if n < 2 || h.cum[n-1] == 0 {
+		return 0
+	}
+	want := q * h.cum[n-1]
+	lower, below := 0.0, 0.0
+	for i, c := range h.cum {
+		if c >= want {
+			if i == n-1 { // +Inf
+				return seconds(h.le[n-2])
+			}
+			return seconds(lower + (h.le[i]-lower)*(want-below)/(c-below))
+		}
+		lower, below = h.le[i], c
+	}
+	return seconds(h.le[n-2])
+}
+
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
