@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net/http"
@@ -272,26 +273,36 @@ func claimCounts(base string) (claims, error) {
 // exposed) from a process's /metrics; an absent one is 0.
 func samples(base string, names ...string) ([]float64, error) {
 	v := make([]float64, len(names))
+	err := metricLines(base, func(line string) error {
+		for i, name := range names {
+			if rest, ok := strings.CutPrefix(line, name+" "); ok {
+				f, err := strconv.ParseFloat(rest, 64)
+				if err != nil {
+					return err
+				}
+				v[i] = f
+			}
+		}
+		return nil
+	})
+	return v, err
+}
+
+// metricLines calls each with every line of a process's /metrics.
+func metricLines(base string, each func(line string) error) error {
 	resp, err := http.Get(base + "/metrics")
 	if err != nil {
-		return v, err
+		return err
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
-		line := sc.Text()
-		for i, name := range names {
-			if rest, ok := strings.CutPrefix(line, name+" "); ok {
-				f, err := strconv.ParseFloat(rest, 64)
-				if err != nil {
-					return v, fmt.Errorf("metrics line %q: %w", line, err)
-				}
-				v[i] = f
-			}
+		if err := each(sc.Text()); err != nil {
+			return fmt.Errorf("metrics line %q: %w", sc.Text(), err)
 		}
 	}
-	return v, sc.Err()
+	return sc.Err()
 }
 
 // processGroups is one process's write groups (commonops_db_write_group_size)
@@ -333,34 +344,28 @@ type hist struct {
 // /metrics.
 func histogram(base, name string) (hist, error) {
 	var h hist
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		return h, err
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	prefix := name + `_bucket{le="`
-	for sc.Scan() {
-		rest, ok := strings.CutPrefix(sc.Text(), prefix)
+	err := metricLines(base, func(line string) error {
+		rest, ok := strings.CutPrefix(line, prefix)
 		if !ok {
-			continue
+			return nil
 		}
 		bound, count, ok := strings.Cut(rest, `"} `)
 		if !ok {
-			return h, fmt.Errorf("metrics line %q: no value", sc.Text())
+			return errors.New("no value")
 		}
 		le, err := strconv.ParseFloat(bound, 64) // "+Inf" parses
 		if err != nil {
-			return h, fmt.Errorf("metrics line %q: %w", sc.Text(), err)
+			return err
 		}
 		c, err := strconv.ParseFloat(count, 64)
 		if err != nil {
-			return h, fmt.Errorf("metrics line %q: %w", sc.Text(), err)
+			return err
 		}
 		h.le, h.cum = append(h.le, le), append(h.cum, c)
-	}
-	return h, sc.Err()
+		return nil
+	})
+	return h, err
 }
 
 // since is h less an earlier reading of the same histogram.
