@@ -82,6 +82,13 @@ type Config struct {
 	// DBMaxConns is the PostgreSQL pool size of this process. Defaults to
 	// DBMaxConnsDefault (32).
 	DBMaxConns int
+	// DBWarmConns is how many PostgreSQL connections (at most DBMaxConns)
+	// the process opens and warms at start and keeps open, so that the
+	// first burst of requests does not wait for PostgreSQL to load its
+	// catalog into each new connection (postgres.Config.WarmConns). The
+	// command line defaults it to DBMaxConnsDefault (--db-warm-conns);
+	// here 0 opens connections on demand, as the tests do.
+	DBWarmConns int
 	// ReadTimeout bounds each read the API serves (get, list, logs,
 	// events); one that takes longer answers 503. Negative: no bound.
 	// Defaults to store.ReadTimeoutDefault (5s).
@@ -452,6 +459,9 @@ func (c Config) Validate() error {
 	}
 	if c.DaprBroadcastPubSub != "" && c.DaprBroadcastPubSub == c.DaprPubSub {
 		return fmt.Errorf("dapr-broadcast-pubsub: want a component other than dapr-pubsub %q (one with a consumer group per replica)", c.DaprPubSub)
+	}
+	if c.DBWarmConns < 0 {
+		return fmt.Errorf("db-warm-conns: want 0 or more, got %d", c.DBWarmConns)
 	}
 	if c.WorkerConcurrency < 0 {
 		return fmt.Errorf("worker-concurrency: want at least 1, got %d", c.WorkerConcurrency)

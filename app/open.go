@@ -49,7 +49,7 @@ func OpenStore(ctx context.Context, cfg Config, reg prometheus.Registerer) (stor
 	}
 	u := cfg.DatabaseURL
 	if strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://") {
-		s, err := postgres.Open(ctx, postgres.Config{URL: u, MaxConns: int32(cfg.DBMaxConns), DeletePublished: deletePublished, Topics: topics, HeaderPayload: embedded, ReadTimeout: cfg.ReadTimeout, Registerer: reg})
+		s, err := postgres.Open(ctx, postgres.Config{URL: u, MaxConns: int32(cfg.DBMaxConns), WarmConns: int32(cfg.DBWarmConns), DeletePublished: deletePublished, Topics: topics, HeaderPayload: embedded, ReadTimeout: cfg.ReadTimeout, Registerer: reg})
 		if err != nil {
 			return nil, "", fmt.Errorf("open PostgreSQL: %w", err)
 		}

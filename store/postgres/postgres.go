@@ -92,6 +92,31 @@ type Config struct {
 	// store.ReadTimeoutError (503). A negative value disables it.
 	// Defaults to store.ReadTimeoutDefault (5s).
 	ReadTimeout time.Duration
+	// WarmConns is how many connections (at most the pool's size) Open
+	// opens and warms before it returns, and the pool then keeps open:
+	// PostgreSQL loads the catalog entries of the tables a backend uses
+	// (each table and each of its indexes) on the backend's first
+	// statements, several milliseconds of its CPU, so a pool that opened
+	// its connections on demand spent the first seconds of a burst on
+	// that. Every connection opened later is warmed as it opens. Defaults
+	// to 0: connections open on demand, unwarmed.
+	WarmConns int32
+}
+
+// warmSQL has a new backend plan a lookup on each table the hot paths use,
+// which loads the catalog entries of the table and of all its indexes.
+const warmSQL = `EXPLAIN SELECT * FROM tasks WHERE id = '' AND tenant_id = '';
+EXPLAIN SELECT * FROM task_events WHERE task_id = '';
+EXPLAIN SELECT * FROM outbox WHERE id = 0;
+EXPLAIN SELECT * FROM idempotency_keys WHERE tenant_id = '';
+EXPLAIN SELECT * FROM flow_controls WHERE tenant_id = '';
+EXPLAIN SELECT * FROM task_logs WHERE task_id = '';
+EXPLAIN SELECT * FROM webhook_subscriptions WHERE tenant_id = '';
+EXPLAIN SELECT * FROM api_keys WHERE id = ''`
+
+// warm runs warmSQL on c (the simple protocol: one round trip).
+func warm(ctx context.Context, c *pgx.Conn) error {
+	return c.PgConn().Exec(ctx, warmSQL).Close()
 }
 
 // Store is the PostgreSQL implementation of store.Store.
@@ -154,6 +179,17 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if tracing.Enabled() {
 		pc.ConnConfig.Tracer = queryTracer{}
 	}
+	warmConns := min(max(cfg.WarmConns, 0), pc.MaxConns)
+	var migrated atomic.Bool
+	if warmConns > 0 {
+		pc.MinConns = warmConns
+		pc.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+			if migrated.Load() {
+				_ = warm(ctx, c) // a connection that cannot be warmed still serves
+			}
+			return nil
+		}
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, interpretError(fmt.Errorf("connect: %w", err))
@@ -176,6 +212,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			return nil, interpretError(fmt.Errorf("read current schema: %w", err))
 		}
 	}
+	migrated.Store(true)
+	if err := warmPool(ctx, pool, warmConns); err != nil {
+		pool.Close()
+		return nil, interpretError(fmt.Errorf("warm %d connections: %w", warmConns, err))
+	}
 	lctx, cancel := context.WithCancel(context.Background())
 	s.cancel, s.closed, s.writes = cancel, lctx.Done(), make(chan *write)
 	s.wg.Add(2 + flushers)
@@ -185,6 +226,29 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		go s.flush()
 	}
 	return s, nil
+}
+
+// warmPool opens up to n connections of pool side by side (holding them
+// all at once, so that each is a different one) and warms each.
+func warmPool(ctx context.Context, pool *pgxpool.Pool, n int32) error {
+	errs := make([]error, n)
+	var acquired, done sync.WaitGroup
+	acquired.Add(int(n))
+	for i := range n {
+		done.Go(func() {
+			c, err := pool.Acquire(ctx)
+			acquired.Done()
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer c.Release()
+			acquired.Wait()
+			errs[i] = warm(ctx, c.Conn())
+		})
+	}
+	done.Wait()
+	return errors.Join(errs...)
 }
 
 // Pool returns the connection pool, for tests and benchmarks.
