@@ -57,7 +57,10 @@ func (b *syncBuffer) String() string {
 // and waits until it serves.
 func start(t *testing.T, env map[string]string, args ...string) *instance {
 	t.Helper()
-	full := map[string]string{"COMMONOPS_ADDR": "127.0.0.1:0", "COMMONOPS_DATA_DIR": t.TempDir(), "COMMONOPS_LOG_LEVEL": "info"}
+	// The tests run many processes side by side on one PostgreSQL: each
+	// opens and warms a few connections at start, not the default 32.
+	full := map[string]string{"COMMONOPS_ADDR": "127.0.0.1:0", "COMMONOPS_DATA_DIR": t.TempDir(), "COMMONOPS_LOG_LEVEL": "info",
+		"COMMONOPS_DB_WARM_CONNS": "4"}
 	for k, v := range env {
 		full[k] = v
 	}
