@@ -180,11 +180,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		pc.ConnConfig.Tracer = queryTracer{}
 	}
 	warmConns := min(max(cfg.WarmConns, 0), pc.MaxConns)
-	var migrated atomic.Bool
+	var warmed atomic.Bool // the pool's first connections are: warm each new one
 	if warmConns > 0 {
 		pc.MinConns = warmConns
 		pc.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
-			if migrated.Load() {
+			if warmed.Load() {
 				_ = warm(ctx, c) // a connection that cannot be warmed still serves
 			}
 			return nil
@@ -212,11 +212,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			return nil, interpretError(fmt.Errorf("read current schema: %w", err))
 		}
 	}
-	migrated.Store(true)
+	// After the migrations, which create the tables warmSQL plans on.
 	if err := warmPool(ctx, pool, warmConns); err != nil {
 		pool.Close()
 		return nil, interpretError(fmt.Errorf("warm %d connections: %w", warmConns, err))
 	}
+	warmed.Store(true)
 	lctx, cancel := context.WithCancel(context.Background())
 	s.cancel, s.closed, s.writes = cancel, lctx.Done(), make(chan *write)
 	s.wg.Add(2 + flushers)
