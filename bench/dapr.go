@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -30,8 +32,8 @@ func benchE2EDapr(ctx context.Context) error {
 		"one = every role in one process with its daprd; three = --roles api + 2 × --roles worker,maintenance, each with its daprd",
 		"PostgreSQL, daprd + Redis Streams, default poll interval (2s) and worker concurrency",
 		fmt.Sprintf("%d alternating rounds", *daprRounds))
-	fmt.Printf("%-6s %-5s %8s %7s %7s %7s %9s %9s\n", "round", "setup", "tasks", "tasks/s", "event", "poll", "p50", "p99")
-	fmt.Printf("%-6s %-5s %8s %7s %7s %7s %9s %9s\n", "", "", "(load)", "(load)", "(load)", "(load)", "(@rate)", "(@rate)")
+	fmt.Printf("%-6s %-5s %8s %7s %7s %7s %9s %9s %7s %7s %7s\n", "round", "setup", "tasks", "tasks/s", "event", "poll", "p50", "p99", "event", "poll", "late")
+	fmt.Printf("%-6s %-5s %8s %7s %7s %7s %9s %9s %7s %7s %7s\n", "", "", "(load)", "(load)", "(load)", "(load)", "(@rate)", "(@rate)", "(@rate)", "(@rate)", "(@rate)")
 	for round := 1; round <= *daprRounds; round++ {
 		for _, workers := range []int{0, 2} {
 			r, err := runDaprSetup(ctx, workers)
@@ -42,8 +44,12 @@ func benchE2EDapr(ctx context.Context) error {
 			if workers > 0 {
 				name = "three"
 			}
-			fmt.Printf("%-6d %-5s %8d %7.0f %7d %7d %9s %9s\n", round, name, r.tasks, r.rate, r.load.event, r.load.poll, ms(r.p50), ms(r.p99))
+			fmt.Printf("%-6d %-5s %8d %7.0f %7d %7d %9s %9s %7d %7d %7d\n", round, name, r.tasks, r.rate, r.load.event, r.load.poll,
+				ms(r.p50), ms(r.p99), r.paced.event, r.paced.poll, r.late)
 			cpuTable(r.cpuBefore, r.cpuAfter, r.elapsed, r.tasks)
+			fmt.Printf("  the load phase's unsent events: published %s after its last completion\n", ms(r.drain))
+			fmt.Printf("  at the rate: the create over HTTP p50 %s, p99 %s; create → event at the worker p50 ≈ %s, p99 ≈ %s\n",
+				ms(r.create50), ms(r.create99), ms(r.delay50), ms(r.delay99))
 		}
 	}
 	return nil
@@ -55,6 +61,9 @@ func benchE2EDapr(ctx context.Context) error {
 func runDaprSetup(ctx context.Context, workers int) (r splitResult, err error) {
 	dbURL, err := freshDatabase(ctx, "commonops_bench_dapr")
 	if err != nil {
+		return r, err
+	}
+	if err := clearStreams(); err != nil {
 		return r, err
 	}
 	group := "bench-" + strconv.FormatInt(time.Now().UnixNano(), 36)
@@ -157,19 +166,81 @@ func runDaprSetup(ctx context.Context, workers int) (r splitResult, err error) {
 	if r.load, err = claimed(); err != nil {
 		return r, err
 	}
-	paced, _, err := pacedCreates(api.base, *splitRate, *duration/2)
+	// The workers' late events and event delays, summed over the workers.
+	delivery := func() (late float64, delay hist, err error) {
+		for _, w := range workerSvcs {
+			v, err := samples(w.base, "commonops_worker_late_events_total")
+			if err != nil {
+				return 0, delay, err
+			}
+			h, err := histogram(w.base, "commonops_worker_event_delay_seconds")
+			if err != nil {
+				return 0, delay, err
+			}
+			late, delay = late+v[0], delay.plus(h)
+		}
+		return late, delay, nil
+	}
+	if r.drain, err = waitOutboxDrained(ctx, dbURL); err != nil {
+		return r, err
+	}
+	lateBefore, delayBefore, err := delivery()
 	if err != nil {
 		return r, err
 	}
+	paced, took, err := pacedCreates(api.base, *splitRate, *duration/2)
+	if err != nil {
+		return r, err
+	}
+	r.create50, r.create99 = percentile(took, .5), percentile(took, .99)
 	if _, err := waitCompleted(n+paced, time.Now(), completed); err != nil {
 		return r, err
 	}
+	lateAfter, delayAfter, err := delivery()
+	if err != nil {
+		return r, err
+	}
+	r.late = int64(lateAfter - lateBefore)
+	delays := delayAfter.since(delayBefore)
+	r.delay50, r.delay99 = delays.quantile(.5), delays.quantile(.99)
+	after, err := claimed()
+	if err != nil {
+		return r, err
+	}
+	r.paced = claims{after.event - r.load.event, after.poll - r.load.poll}
 	lat, err := claimLatenciesOf(ctx, dbURL, "paced")
 	if err != nil {
 		return r, err
 	}
 	r.p50, r.p99 = percentile(lat, .5), percentile(lat, .99)
 	return r, checkCompleted(ctx, dbURL, n+paced)
+}
+
+// clearStreams deletes the task topics' streams (operations.task.*) from
+// Redis database 0, where the sidecars' components keep them. A bench
+// setup's consumer group is new, and Dapr creates a new group at the start
+// of its stream: without this, each setup's workers would first work
+// through every event the setups before it published.
+func clearStreams() error {
+	conn, err := net.DialTimeout("tcp", "127.0.0.1:6379", 5*time.Second)
+	if err != nil {
+		return fmt.Errorf("clear the Redis streams: %w", err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	const script = `for _, k in ipairs(redis.call('KEYS', 'operations.task.*')) do redis.call('DEL', k) end return 0`
+	cmd := fmt.Sprintf("*4\r\n$4\r\nEVAL\r\n$%d\r\n%s\r\n$1\r\n0\r\n$1\r\n0\r\n", len(script), script)
+	if _, err := conn.Write([]byte(cmd)); err != nil {
+		return fmt.Errorf("clear the Redis streams: %w", err)
+	}
+	reply, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("clear the Redis streams: %w", err)
+	}
+	if !strings.HasPrefix(reply, ":") {
+		return fmt.Errorf("clear the Redis streams: Redis answered %q", strings.TrimSpace(reply))
+	}
+	return nil
 }
 
 // startSidecar runs daprd with the pubsub component (consumer group group,

@@ -138,6 +138,33 @@ func checkCompleted(ctx context.Context, dbURL string, n int64) error {
 	return nil
 }
 
+// waitOutboxDrained waits until the outbox holds no unsent row (the
+// relays have published every event committed so far) and returns how long
+// that took: the events a burst leaves behind, which a paced phase would
+// otherwise queue behind.
+func waitOutboxDrained(ctx context.Context, dbURL string) (time.Duration, error) {
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(ctx)
+	start := time.Now()
+	deadline := start.Add(*completeWait)
+	for {
+		var unsent bool
+		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT FROM outbox WHERE sent_at IS NULL)").Scan(&unsent); err != nil {
+			return 0, err
+		}
+		if !unsent {
+			return time.Since(start), nil
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("the outbox still holds unsent events after %s", *completeWait)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 type noopArgs struct{}
 
 func (noopArgs) Kind() string { return "noop" }

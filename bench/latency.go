@@ -38,6 +38,9 @@ func benchLatency(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := clearStreams(); err != nil {
+		return err
+	}
 	daprPort := freePort()
 	appPort := freePort()
 	svc, err = startService(ctx, fmt.Sprintf("COMMONOPS_DAPR_APP_ADDR=127.0.0.1:%d", appPort), "COMMONOPS_DATABASE_URL="+dbURL, "COMMONOPS_PUBSUB=dapr",

@@ -27,7 +27,8 @@ var (
 // PostgreSQL server, embedded bus, alternating round by round. Each setup
 // gets a fresh database and two phases: as many noop creates as the
 // clients manage (throughput to the last completion), then creates paced
-// at -rate (create → claim p50/p99). Claims are counted by source from the
+// at -rate (create → claim p50/p99), once the outbox has published what
+// the first phase left unsent. Claims are counted by source from the
 // worker process's metrics: "event" is a claim on an event the relay
 // delivered, "poll" one by the fallback poller or the claim round a
 // finished task asks for.
@@ -53,6 +54,7 @@ func benchE2ESplit(ctx context.Context) error {
 			cpuTable(r.cpuBefore, r.cpuAfter, r.elapsed, r.tasks)
 			printDBWork(r.db, r.tasks+r.pacedTasks)
 			printGroups(r.groups, r.tasks+r.pacedTasks)
+			fmt.Printf("  the load phase's unsent events: published %s after its last completion\n", ms(r.drain))
 			fmt.Printf("  at the rate: the create over HTTP p50 %s, p99 %s; create → event at the worker p50 ≈ %s, p99 ≈ %s\n",
 				ms(r.create50), ms(r.create99), ms(r.delay50), ms(r.delay99))
 		}
@@ -75,9 +77,12 @@ type splitResult struct {
 	create50, create99 time.Duration
 	delay50, delay99   time.Duration
 	apiRelayed         int64 // rows the API process of the split pair relayed to its own bus
-	pacedTasks         int64
-	db                 dbWork // over both phases: tasks + pacedTasks
-	groups             []processGroups
+	// drain is how long the outbox took to empty after the load phase's
+	// last completion; the paced phase starts after.
+	drain      time.Duration
+	pacedTasks int64
+	db         dbWork // over both phases: tasks + pacedTasks
+	groups     []processGroups
 
 	// The machine's CPU use by process over the load phase.
 	cpuBefore, cpuAfter cpuUse
@@ -144,6 +149,9 @@ func runSplitSetup(ctx context.Context, split bool) (r splitResult, err error) {
 		return r, err
 	}
 
+	if r.drain, err = waitOutboxDrained(ctx, dbURL); err != nil {
+		return r, err
+	}
 	lateBefore, err := samples(worker.base, "commonops_worker_late_events_total")
 	if err != nil {
 		return r, err
@@ -374,6 +382,21 @@ func (h hist) since(before hist) hist {
 	for i := range d.cum {
 		if i < len(before.cum) {
 			d.cum[i] -= before.cum[i]
+		}
+	}
+	return d
+}
+
+// plus is the sum of two readings of the same histogram in different
+// processes (an empty h takes o's bounds).
+func (h hist) plus(o hist) hist {
+	if len(h.cum) == 0 {
+		return hist{le: o.le, cum: slices.Clone(o.cum)}
+	}
+	d := hist{le: h.le, cum: slices.Clone(h.cum)}
+	for i := range d.cum {
+		if i < len(o.cum) {
+			d.cum[i] += o.cum[i]
 		}
 	}
 	return d
