@@ -245,7 +245,8 @@ func clearStreams() error {
 
 // startSidecar runs daprd with the pubsub component (consumer group group,
 // shared by the replicas) and the broadcast one (a group per sidecar), on
-// Redis database 0; appPort 0 runs it without an app (publishing only).
+// Redis database 0, delivering 32 events at once as deploy/dapr/pubsub.yaml
+// does; appPort 0 runs it without an app (publishing only).
 func startSidecar(ctx context.Context, group string, appPort, httpPort int) (func(), error) {
 	dir, err := os.MkdirTemp("", "bench-dapr")
 	if err != nil {
@@ -266,6 +267,8 @@ spec:
     value: "` + consumerID + `"
   - name: maxLenApprox
     value: "100000"
+  - name: concurrency
+    value: "32"
 `
 	}
 	for name, body := range map[string]string{"pubsub.yaml": component("pubsub", group), "broadcast.yaml": component("broadcast", "{uuid}")} {
