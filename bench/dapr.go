@@ -24,9 +24,9 @@ var (
 // on the broadcast component), on the same PostgreSQL server and Redis,
 // alternating. Each setup gets a fresh database and the two phases of
 // e2e-split: as many noop creates as the clients manage (throughput to the
-// last completion), then creates paced at -rate, whose create → claim
-// p50/p99 crosses two sidecars in the three-replica setup (the API's
-// publishes, a worker's delivers).
+// last completion), then, once the outbox is empty, creates paced at
+// -rate, whose create → claim p50/p99 crosses two sidecars in the
+// three-replica setup (the API's publishes, a worker's delivers).
 func benchE2EDapr(ctx context.Context) error {
 	setupLine(fmt.Sprintf("%d HTTP clients create noop tasks for %s, then %d tasks/s for %s", *clients, *duration, *splitRate, *duration/2),
 		"one = every role in one process with its daprd; three = --roles api + 2 × --roles worker,maintenance, each with its daprd",
@@ -229,7 +229,7 @@ func clearStreams() error {
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
 	const script = `for _, k in ipairs(redis.call('KEYS', 'operations.task.*')) do redis.call('DEL', k) end return 0`
-	cmd := fmt.Sprintf("*4\r\n$4\r\nEVAL\r\n$%d\r\n%s\r\n$1\r\n0\r\n$1\r\n0\r\n", len(script), script)
+	cmd := fmt.Sprintf("*3\r\n$4\r\nEVAL\r\n$%d\r\n%s\r\n$1\r\n0\r\n", len(script), script) // no keys
 	if _, err := conn.Write([]byte(cmd)); err != nil {
 		return fmt.Errorf("clear the Redis streams: %w", err)
 	}
