@@ -47,9 +47,7 @@ func benchE2EDapr(ctx context.Context) error {
 			fmt.Printf("%-6d %-5s %8d %7.0f %7d %7d %9s %9s %7d %7d %7d\n", round, name, r.tasks, r.rate, r.load.event, r.load.poll,
 				ms(r.p50), ms(r.p99), r.paced.event, r.paced.poll, r.late)
 			cpuTable(r.cpuBefore, r.cpuAfter, r.elapsed, r.tasks)
-			fmt.Printf("  the load phase's unsent events: published %s after its last completion\n", ms(r.drain))
-			fmt.Printf("  at the rate: the create over HTTP p50 %s, p99 %s; create → event at the worker p50 ≈ %s, p99 ≈ %s\n",
-				ms(r.create50), ms(r.create99), ms(r.delay50), ms(r.delay99))
+			r.printPaced()
 		}
 	}
 	return nil
@@ -166,25 +164,10 @@ func runDaprSetup(ctx context.Context, workers int) (r splitResult, err error) {
 	if r.load, err = claimed(); err != nil {
 		return r, err
 	}
-	// The workers' late events and event delays, summed over the workers.
-	delivery := func() (late float64, delay hist, err error) {
-		for _, w := range workerSvcs {
-			v, err := samples(w.base, "commonops_worker_late_events_total")
-			if err != nil {
-				return 0, delay, err
-			}
-			h, err := histogram(w.base, "commonops_worker_event_delay_seconds")
-			if err != nil {
-				return 0, delay, err
-			}
-			late, delay = late+v[0], delay.plus(h)
-		}
-		return late, delay, nil
-	}
 	if r.drain, err = waitOutboxDrained(ctx, dbURL); err != nil {
 		return r, err
 	}
-	lateBefore, delayBefore, err := delivery()
+	lateBefore, delayBefore, err := delivery(workerSvcs...)
 	if err != nil {
 		return r, err
 	}
@@ -196,7 +179,7 @@ func runDaprSetup(ctx context.Context, workers int) (r splitResult, err error) {
 	if _, err := waitCompleted(n+paced, time.Now(), completed); err != nil {
 		return r, err
 	}
-	lateAfter, delayAfter, err := delivery()
+	lateAfter, delayAfter, err := delivery(workerSvcs...)
 	if err != nil {
 		return r, err
 	}

@@ -54,9 +54,7 @@ func benchE2ESplit(ctx context.Context) error {
 			cpuTable(r.cpuBefore, r.cpuAfter, r.elapsed, r.tasks)
 			printDBWork(r.db, r.tasks+r.pacedTasks)
 			printGroups(r.groups, r.tasks+r.pacedTasks)
-			fmt.Printf("  the load phase's unsent events: published %s after its last completion\n", ms(r.drain))
-			fmt.Printf("  at the rate: the create over HTTP p50 %s, p99 %s; create → event at the worker p50 ≈ %s, p99 ≈ %s\n",
-				ms(r.create50), ms(r.create99), ms(r.delay50), ms(r.delay99))
+			r.printPaced()
 		}
 	}
 	return nil
@@ -152,11 +150,7 @@ func runSplitSetup(ctx context.Context, split bool) (r splitResult, err error) {
 	if r.drain, err = waitOutboxDrained(ctx, dbURL); err != nil {
 		return r, err
 	}
-	lateBefore, err := samples(worker.base, "commonops_worker_late_events_total")
-	if err != nil {
-		return r, err
-	}
-	delayBefore, err := histogram(worker.base, "commonops_worker_event_delay_seconds")
+	lateBefore, delayBefore, err := delivery(worker)
 	if err != nil {
 		return r, err
 	}
@@ -169,15 +163,11 @@ func runSplitSetup(ctx context.Context, split bool) (r splitResult, err error) {
 	if _, err := waitCompleted(n+paced, time.Now(), func() (int64, error) { return completedCount(worker.base) }); err != nil {
 		return r, err
 	}
-	lateAfter, err := samples(worker.base, "commonops_worker_late_events_total")
+	lateAfter, delayAfter, err := delivery(worker)
 	if err != nil {
 		return r, err
 	}
-	r.late = int64(lateAfter[0] - lateBefore[0])
-	delayAfter, err := histogram(worker.base, "commonops_worker_event_delay_seconds")
-	if err != nil {
-		return r, err
-	}
+	r.late = int64(lateAfter - lateBefore)
 	delays := delayAfter.since(delayBefore)
 	r.delay50, r.delay99 = delays.quantile(.5), delays.quantile(.99)
 	after, err := claimCounts(worker.base)
@@ -269,6 +259,31 @@ func claimLatenciesOf(ctx context.Context, dbURL, entity string) ([]time.Duratio
 		lat[i] = time.Duration(s * float64(time.Second))
 	}
 	return lat, err
+}
+
+// printPaced prints how the paced phase went beyond the table's columns.
+func (r splitResult) printPaced() {
+	fmt.Printf("  the load phase's unsent events: published %s after its last completion\n", ms(r.drain))
+	fmt.Printf("  at the rate: the create over HTTP p50 %s, p99 %s; create → event at the worker p50 ≈ %s, p99 ≈ %s\n",
+		ms(r.create50), ms(r.create99), ms(r.delay50), ms(r.delay99))
+}
+
+// delivery reads the workers' late events and event delays
+// (commonops_worker_late_events_total, commonops_worker_event_delay_seconds),
+// summed over the worker processes.
+func delivery(workers ...*service) (late float64, delay hist, err error) {
+	for _, w := range workers {
+		v, err := samples(w.base, "commonops_worker_late_events_total")
+		if err != nil {
+			return 0, delay, err
+		}
+		h, err := histogram(w.base, "commonops_worker_event_delay_seconds")
+		if err != nil {
+			return 0, delay, err
+		}
+		late, delay = late+v[0], delay.plus(h)
+	}
+	return late, delay, nil
 }
 
 // claimCounts reads commonops_worker_claims_total by source.
