@@ -18,6 +18,9 @@ const (
 	TopicFailed    = "operations.task.failed"    // failed for good
 )
 
+// Topics are every topic, in the order of the design's table.
+var Topics = []string{TopicCreated, TopicProgress, TopicRetried, TopicCancelled, TopicCompleted, TopicFailed}
+
 // WorkerTopics are the events a worker acts on: a task became runnable
 // (created, retried) or must stop (cancelled). The built-in worker
 // subscribes to them on the embedded bus and through Dapr.

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/commonops/commonops"
 	"github.com/commonops/commonops/auth"
 	"github.com/commonops/commonops/objectstore"
 	"github.com/commonops/commonops/operations"
@@ -224,6 +226,15 @@ type Config struct {
 	// running the task at once rather than at its next heartbeat. Defaults
 	// to "": cancels go through DaprPubSub like every event.
 	DaprBroadcastPubSub string
+
+	// DaprTopics is the comma list of the topics published to Dapr
+	// ("created" or "operations.task.created"; see ParseDaprTopics). It
+	// must hold the worker's topics (commonops.WorkerTopics). Defaults to
+	// "": every topic, for any subscriber. A deployment whose only
+	// subscriber is commonops's worker lists the worker's three, and the
+	// changes of the others (progress, completed, failed) queue no outbox
+	// row, cost the sidecar nothing and stay in task_events and webhooks.
+	DaprTopics string
 
 	// DaprAPIToken is the token the sidecar requires of its app (its
 	// DAPR_API_TOKEN), sent as dapr-api-token on every call to it.
@@ -460,6 +471,12 @@ func (c Config) Validate() error {
 	if c.DaprBroadcastPubSub != "" && c.DaprBroadcastPubSub == c.DaprPubSub {
 		return fmt.Errorf("dapr-broadcast-pubsub: want a component other than dapr-pubsub %q (one with a consumer group per replica)", c.DaprPubSub)
 	}
+	if c.DaprTopics != "" && c.PubSub != PubSubDapr {
+		return fmt.Errorf("dapr-topics: wants pubsub %s, got %s (the embedded bus carries the worker's topics only)", PubSubDapr, c.PubSub)
+	}
+	if _, err := ParseDaprTopics(c.DaprTopics); err != nil {
+		return fmt.Errorf("dapr-topics: %w", err)
+	}
 	if c.DBWarmConns < 0 {
 		return fmt.Errorf("db-warm-conns: want 0 or more, got %d", c.DBWarmConns)
 	}
@@ -526,4 +543,44 @@ func parseRoles(s string) (map[string]bool, error) {
 		}
 	}
 	return roles, nil
+}
+
+// ParseDaprTopics reads a comma list of topics, each named in full
+// ("operations.task.completed") or by its last word ("completed"), and
+// returns them in full, in the order of commonops.Topics; nil for "" (every
+// topic). The list must hold the worker's topics: without created and
+// retried a worker claims only when it polls, and without cancelled a
+// running task learns of its cancel only at its next heartbeat.
+func ParseDaprTopics(s string) ([]string, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	want := map[string]bool{}
+	for _, name := range strings.Split(s, ",") {
+		name = strings.TrimSpace(name)
+		topic := name
+		if !strings.Contains(name, ".") {
+			topic = "operations.task." + name
+		}
+		if !slices.Contains(commonops.Topics, topic) {
+			return nil, fmt.Errorf("unknown topic %q (want a comma list of created, progress, retried, cancelled, completed, failed)", name)
+		}
+		want[topic] = true
+	}
+	var missing []string
+	for _, t := range commonops.WorkerTopics {
+		if !want[t] {
+			missing = append(missing, strings.TrimPrefix(t, "operations.task."))
+		}
+	}
+	if missing != nil {
+		return nil, fmt.Errorf("the list lacks %s: the worker claims on created and retried and stops a running task on cancelled, so these are always published", strings.Join(missing, ", "))
+	}
+	var topics []string
+	for _, t := range commonops.Topics {
+		if want[t] {
+			topics = append(topics, t)
+		}
+	}
+	return topics, nil
 }

@@ -42,7 +42,12 @@ const storePostgres = "postgres"
 func OpenStore(ctx context.Context, cfg Config, reg prometheus.Registerer) (store.Store, string, error) {
 	cfg = cfg.withDefaults()
 	deletePublished := cfg.OutboxRetention == 0
-	var topics []string // every topic: Dapr delivers them to any subscriber
+	// Dapr delivers every topic to any subscriber, unless DaprTopics
+	// names fewer.
+	topics, err := ParseDaprTopics(cfg.DaprTopics)
+	if err != nil {
+		return nil, "", fmt.Errorf("dapr-topics: %w", err)
+	}
 	embedded := cfg.PubSub == PubSubEmbedded
 	if embedded {
 		topics = commonops.WorkerTopics

@@ -297,6 +297,9 @@ func TestConfigErrors(t *testing.T) {
 		{"bad type concurrency", []string{"serve", "--worker-type-concurrency", "import=two"}, nil, `import=two`},
 		{"CORS origin with a wildcard", []string{"serve", "--storage", "s3", "--s3-endpoint", "127.0.0.1:9", "--s3-cors-origins", "https://*.example.com"}, nil, `s3-cors-origins: origin "https://*.example.com"`},
 		{"CORS origins on the local store", []string{"serve"}, map[string]string{"COMMONOPS_S3_CORS_ORIGINS": "https://ops.example.com"}, "s3-cors-origins: wants storage s3"},
+		{"Dapr topics on the embedded bus", []string{"serve", "--dapr-topics", "created,retried,cancelled"}, nil, "dapr-topics: wants pubsub dapr"},
+		{"Dapr topics without the worker's", []string{"serve", "--pubsub", "dapr", "--dapr-topics", "created,completed"}, nil, "dapr-topics: the list lacks retried, cancelled"},
+		{"unknown Dapr topic", []string{"serve", "--pubsub", "dapr"}, map[string]string{"COMMONOPS_DAPR_TOPICS": "created,retried,cancelled,done"}, `dapr-topics: unknown topic "done"`},
 		{"unknown command", []string{"cook"}, nil, `unknown command "cook"`},
 		{"bad fair half-life", []string{"serve", "--fair-half-life", "never"}, nil, `want a duration such as 2s, or off, got "never"`},
 	}
