@@ -410,7 +410,7 @@ func (a *App) Start(ctx context.Context) error {
 		go func() { a.served <- a.daprSrv.Serve(a.daprLn) }()
 	}
 	a.log.Info("commonops started", "addr", a.Addr(), "roles", a.cfg.Roles, "store", a.storeName,
-		"storage", a.cfg.Storage, "pubsub", a.cfg.PubSub, "daprAppAddr", a.DaprAppAddr(), "publicUrl", a.publicURL,
+		"storage", a.cfg.Storage, "pubsub", a.cfg.PubSub, "published", a.published(), "daprAppAddr", a.DaprAppAddr(), "publicUrl", a.publicURL,
 		"auth", a.cfg.Auth, "version", a.cfg.Version)
 	if a.cfg.Auth == string(auth.ModeNone) && a.roles[RoleAPI] && !loopback(a.ln.Addr()) {
 		a.log.Warn("THE API IS OPEN: auth is none and the API listens beyond this machine, so anyone who reaches "+a.Addr()+
@@ -418,6 +418,23 @@ func (a *App) Start(ctx context.Context) error {
 			"addr", a.Addr())
 	}
 	return nil
+}
+
+// published names the topics this process queues for its bus, for the
+// start-up log: the worker's on the embedded bus, DaprTopics or every topic
+// through Dapr.
+func (a *App) published() string {
+	topics := commonops.Topics
+	if a.cfg.PubSub == PubSubEmbedded {
+		topics = commonops.WorkerTopics
+	} else if t, _ := ParseDaprTopics(a.cfg.DaprTopics); t != nil { // checked by Validate
+		topics = t
+	}
+	short := make([]string, len(topics))
+	for i, t := range topics {
+		short[i] = strings.TrimPrefix(t, "operations.task.")
+	}
+	return strings.Join(short, ",")
 }
 
 // Run starts the app, serves until ctx ends, then stops it gracefully

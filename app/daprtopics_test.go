@@ -1,10 +1,13 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,20 +28,21 @@ import (
 func TestDaprTopics(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
-		name, topics string
-		want         []string
+		name, topics, published string
+		want                    []string
 	}{
-		{"every topic", "", []string{commonops.TopicCreated, commonops.TopicCompleted}},
-		{"the worker's", "created,retried,cancelled", []string{commonops.TopicCreated}},
+		{"every topic", "", "created,progress,retried,cancelled,completed,failed", []string{commonops.TopicCreated, commonops.TopicCompleted}},
+		{"the worker's", "created,retried,cancelled", "created,retried,cancelled", []string{commonops.TopicCreated}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			dbURL := databaseURL(t, "postgres")
+			var logs lockedBuffer
 			port := daprtest.FreePort(t)
 			a, err := app.New(context.Background(), app.Config{
 				DatabaseURL: dbURL, Addr: "127.0.0.1:0", DataDir: t.TempDir(),
 				PubSub: app.PubSubDapr, DaprURL: fmt.Sprintf("http://127.0.0.1:%d", port), DaprAppAddr: "127.0.0.1:0",
-				DaprTopics: tt.topics, OutboxRetention: time.Hour, PollInterval: time.Hour, Logger: quiet(),
+				DaprTopics: tt.topics, OutboxRetention: time.Hour, PollInterval: time.Hour, Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -48,6 +52,9 @@ func TestDaprTopics(t *testing.T) {
 			}
 			t.Cleanup(a.Stop)
 			daprtest.Start(t, appPort(t, a), daprtest.HTTPPort(port))
+			if want := `"published":"` + tt.published + `"`; !strings.Contains(logs.String(), want) {
+				t.Errorf("the start-up log lacks %s:\n%s", want, logs.String())
+			}
 
 			ctx := context.Background()
 			c, _, err := a.Service().Create(ctx, operations.CreateRequest{TenantID: commonops.DefaultTenant,
@@ -87,6 +94,24 @@ func TestDaprTopics(t *testing.T) {
 			}
 		})
 	}
+}
+
+// lockedBuffer is a log destination safe for the app's goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func column(t *testing.T, conn *pgx.Conn, sql string, args ...any) []string {
