@@ -1,13 +1,11 @@
 package app_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +14,7 @@ import (
 	"github.com/commonops/commonops"
 	"github.com/commonops/commonops/app"
 	"github.com/commonops/commonops/internal/daprtest"
+	"github.com/commonops/commonops/internal/logtest"
 	"github.com/commonops/commonops/operations"
 )
 
@@ -37,7 +36,7 @@ func TestDaprTopics(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			dbURL := databaseURL(t, "postgres")
-			var logs lockedBuffer
+			var logs logtest.Buffer
 			port := daprtest.FreePort(t)
 			a, err := app.New(context.Background(), app.Config{
 				DatabaseURL: dbURL, Addr: "127.0.0.1:0", DataDir: t.TempDir(),
@@ -94,24 +93,6 @@ func TestDaprTopics(t *testing.T) {
 			}
 		})
 	}
-}
-
-// lockedBuffer is a log destination safe for the app's goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func column(t *testing.T, conn *pgx.Conn, sql string, args ...any) []string {

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/commonops/commonops"
+	"github.com/commonops/commonops/internal/logtest"
 	"github.com/commonops/commonops/operations"
 	"github.com/commonops/commonops/store"
 )
@@ -322,29 +323,11 @@ func TestHealthTimeout(t *testing.T) {
 	}
 }
 
-// lockedBuffer collects log output written from many goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestPanicRecovered checks that a panicking handler answers a generic 500
 // problem, with no stack trace, and that the panic is logged.
 func TestPanicRecovered(t *testing.T) {
 	t.Parallel()
-	var logs lockedBuffer
+	var logs logtest.Buffer
 	e := sqliteEnv(t, func(c *Config) {
 		c.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
 		c.Files = http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom in handler") })
@@ -363,7 +346,7 @@ func TestPanicRecovered(t *testing.T) {
 
 func TestRequestIDAndAccessLog(t *testing.T) {
 	t.Parallel()
-	var logs lockedBuffer
+	var logs logtest.Buffer
 	e := sqliteEnv(t, func(c *Config) { c.Logger = slog.New(slog.NewJSONHandler(&logs, nil)) })
 	r := e.do("GET", tasksPath, nil, "X-Request-Id", "req-123", "X-Tenant-Id", "acme").want(t, http.StatusOK)
 	if got := r.header.Get("X-Request-Id"); got != "req-123" {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/commonops/commonops"
 	"github.com/commonops/commonops/auth"
+	"github.com/commonops/commonops/internal/logtest"
 	"github.com/commonops/commonops/internal/testdb"
 	"github.com/commonops/commonops/operations"
 	"github.com/commonops/commonops/store"
@@ -408,7 +409,7 @@ func TestTenantIsolationWithKeys(t *testing.T) {
 // bad ones included, and greps every log line for them.
 func TestSecretsNeverLogged(t *testing.T) {
 	t.Parallel()
-	var buf syncBuffer
+	var buf logtest.Buffer
 	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	a := newAuthEnv(t, testdb.SQLite(t), func(c *Config) { c.Logger = logger })
 	adm, _ := a.key("t1", []auth.Role{admin})
@@ -434,19 +435,6 @@ func TestSecretsNeverLogged(t *testing.T) {
 
 // secretPart is the part of key after its id.
 func secretPart(key string) string { return key[strings.LastIndex(key, "_")+1:] }
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // A key's tenant is held to the identity headers' rules: a NUL in it was a
 // 500 on PostgreSQL (the contract fuzzer found it).
