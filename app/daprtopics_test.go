@@ -132,3 +132,35 @@ func TestParseDaprTopics(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseDaprTopics: any input either fails or gives known topics in
+// their canonical order, the worker's among them, that parse back to
+// themselves.
+func FuzzParseDaprTopics(f *testing.F) {
+	for _, s := range []string{"", "created,retried,cancelled", "operations.task.failed, created,retried ,cancelled", "created,,", "a.b", " , "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := app.ParseDaprTopics(s)
+		if err != nil || got == nil {
+			return
+		}
+		last := -1
+		for _, topic := range got {
+			i := slices.Index(commonops.Topics, topic)
+			if i <= last {
+				t.Fatalf("ParseDaprTopics(%q) = %v: %q unknown or out of order", s, got, topic)
+			}
+			last = i
+		}
+		for _, w := range commonops.WorkerTopics {
+			if !slices.Contains(got, w) {
+				t.Fatalf("ParseDaprTopics(%q) = %v lacks %s", s, got, w)
+			}
+		}
+		again, err := app.ParseDaprTopics(strings.Join(got, ","))
+		if err != nil || !slices.Equal(again, got) {
+			t.Fatalf("ParseDaprTopics(%q) = %v, which parses to %v, %v", s, got, again, err)
+		}
+	})
+}
