@@ -27,6 +27,13 @@ var (
 	buildErr  error
 )
 
+// removeBuilt removes the binary binary built, if it built one.
+func removeBuilt() {
+	if *bin == "" && binPath != "" {
+		_ = os.RemoveAll(filepath.Dir(binPath))
+	}
+}
+
 // binary builds cmd/commonops once per run, or returns the -bin binary.
 func binary() (string, error) {
 	if *bin != "" {
@@ -58,9 +65,10 @@ func freePort() int {
 
 // service is a running commonops process.
 type service struct {
-	base string
-	cmd  *exec.Cmd
-	log  *bytes.Buffer
+	base    string
+	cmd     *exec.Cmd
+	log     *bytes.Buffer
+	dataDir string // removed by stop
 }
 
 // startService runs commonops serve with env on a free port and waits for
@@ -86,9 +94,10 @@ func startService(ctx context.Context, env ...string) (*service, error) {
 		"COMMONOPS_QUOTA_CONCURRENT_HEAVY=0",
 		"COMMONOPS_QUOTA_STORED_BYTES=0",
 	}, env...)...)
-	s := &service{base: fmt.Sprintf("http://127.0.0.1:%d", port), cmd: cmd, log: &bytes.Buffer{}}
+	s := &service{base: fmt.Sprintf("http://127.0.0.1:%d", port), cmd: cmd, log: &bytes.Buffer{}, dataDir: dataDir}
 	cmd.Stdout, cmd.Stderr = s.log, s.log
 	if err := cmd.Start(); err != nil {
+		_ = os.RemoveAll(dataDir)
 		return nil, err
 	}
 	deadline := time.Now().Add(30 * time.Second)
@@ -116,6 +125,7 @@ func (s *service) stop() {
 		_ = s.cmd.Process.Kill()
 		<-done
 	}
+	_ = os.RemoveAll(s.dataDir)
 }
 
 // adminURL is the PostgreSQL server the benchmarks create databases on.

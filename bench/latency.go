@@ -149,7 +149,8 @@ spec:
 // launchDaprd runs daprd ($COMMONOPS_DAPRD, else the one .ci/tools.sh
 // caches) with args, its log in dir, and waits up to a minute for its
 // health endpoint on httpPort, then a second more for its subscriptions to
-// settle. It returns how to stop it.
+// settle. It returns how to stop it, which also removes dir; a daprd that
+// does not become healthy leaves dir, and its log, for reading.
 func launchDaprd(ctx context.Context, dir string, httpPort int, args ...string) (func(), error) {
 	bin := os.Getenv("COMMONOPS_DAPRD")
 	if bin == "" {
@@ -162,7 +163,12 @@ func launchDaprd(ctx context.Context, dir string, httpPort int, args ...string) 
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start daprd (%s; install with .ci/tools.sh): %w", bin, err)
 	}
-	stop := func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }
+	stop := func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+		_ = logf.Close()
+		_ = os.RemoveAll(dir)
+	}
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		resp, err := httpClient.Get(fmt.Sprintf("http://127.0.0.1:%d/v1.0/healthz", httpPort))
@@ -175,6 +181,7 @@ func launchDaprd(ctx context.Context, dir string, httpPort int, args ...string) 
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	stop()
-	return nil, fmt.Errorf("daprd did not become healthy; log in %s", dir)
+	_ = cmd.Process.Signal(os.Interrupt)
+	_ = cmd.Wait()
+	return nil, fmt.Errorf("daprd did not become healthy; log in %s", dir) // kept for reading
 }

@@ -52,6 +52,7 @@ func main() {
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	defer removeBuilt()
 	benches := map[string]func(context.Context) error{
 		"create": benchCreate, "batch": benchBatch, "closed": benchClosed, "list": benchList, "sqlite": benchSQLite, "e2e": benchE2E, "e2e-split": benchE2ESplit, "latency": benchLatency, "flow": benchFlow,
 		"console":  benchConsole,
@@ -77,6 +78,7 @@ func main() {
 		fmt.Printf("\n== %s\n", n)
 		if err := b(ctx); err != nil {
 			fmt.Fprintf(os.Stderr, "%s: %v\n", n, err)
+			removeBuilt()
 			os.Exit(1)
 		}
 	}
