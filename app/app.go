@@ -420,15 +420,12 @@ func (a *App) Start(ctx context.Context) error {
 	return nil
 }
 
-// published names the topics this process queues for its bus, for the
-// start-up log: the worker's on the embedded bus, DaprTopics or every topic
-// through Dapr.
+// published names the topics this process queues for its bus (see
+// Config.busTopics), for the start-up log.
 func (a *App) published() string {
-	topics := commonops.Topics
-	if a.cfg.PubSub == PubSubEmbedded {
-		topics = commonops.WorkerTopics
-	} else if t, _ := ParseDaprTopics(a.cfg.DaprTopics); t != nil { // checked by Validate
-		topics = t
+	topics, _ := a.cfg.busTopics() // checked by Validate
+	if topics == nil {
+		topics = commonops.Topics
 	}
 	short := make([]string, len(topics))
 	for i, t := range topics {

@@ -545,6 +545,17 @@ func parseRoles(s string) (map[string]bool, error) {
 	return roles, nil
 }
 
+// busTopics are the topics c's processes queue for their bus, nil for
+// every topic: the worker's on the embedded bus, which reaches only this
+// process's worker; through Dapr, which delivers to any subscriber, every
+// topic unless DaprTopics names fewer.
+func (c Config) busTopics() ([]string, error) {
+	if c.PubSub == PubSubEmbedded {
+		return commonops.WorkerTopics, nil
+	}
+	return ParseDaprTopics(c.DaprTopics)
+}
+
 // ParseDaprTopics reads a comma list of topics, each named in full
 // ("operations.task.completed") or by its last word ("completed"), and
 // returns them in full, in the order of commonops.Topics; nil for "" (every

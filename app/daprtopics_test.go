@@ -15,7 +15,6 @@ import (
 	"github.com/commonops/commonops/app"
 	"github.com/commonops/commonops/internal/daprtest"
 	"github.com/commonops/commonops/internal/logtest"
-	"github.com/commonops/commonops/operations"
 )
 
 // TestDaprTopics runs a task to completion through a real daprd, with the
@@ -55,27 +54,9 @@ func TestDaprTopics(t *testing.T) {
 				t.Errorf("the start-up log lacks %s:\n%s", want, logs.String())
 			}
 
-			ctx := context.Background()
-			c, _, err := a.Service().Create(ctx, operations.CreateRequest{TenantID: commonops.DefaultTenant,
-				Input: commonops.CreateInput{TaskType: "noop", EntityType: "x"}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			deadline := time.Now().Add(20 * time.Second)
-			for {
-				got, err := a.Service().Get(ctx, commonops.DefaultTenant, c.Task.ID)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if got.Status == commonops.StatusCompleted {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("got the task %s 20s after its create, want completed (its created event did not reach the worker through the sidecar)", got.Status)
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+			id := runNoop(t, a, "its created event did not reach the worker through the sidecar")
 
+			ctx := context.Background()
 			conn, err := pgx.Connect(ctx, dbURL)
 			if err != nil {
 				t.Fatal(err)
@@ -83,11 +64,11 @@ func TestDaprTopics(t *testing.T) {
 			defer conn.Close(ctx)
 			// The completion's outbox row, if any, commits with the task's
 			// status: it is there now, sent or not.
-			queued := column(t, conn, `SELECT topic FROM outbox WHERE task_id = $1 ORDER BY id`, c.Task.ID)
+			queued := column(t, conn, `SELECT topic FROM outbox WHERE task_id = $1 ORDER BY id`, id)
 			if !slices.Equal(queued, tt.want) {
 				t.Errorf("outbox topics %v, want %v", queued, tt.want)
 			}
-			events := column(t, conn, `SELECT event_type FROM task_events WHERE task_id = $1 ORDER BY id`, c.Task.ID)
+			events := column(t, conn, `SELECT event_type FROM task_events WHERE task_id = $1 ORDER BY id`, id)
 			if want := []string{commonops.EventCreated, commonops.EventStarted, commonops.EventCompleted}; !slices.Equal(events, want) {
 				t.Errorf("task events %v, want %v (every change is recorded, published or not)", events, want)
 			}

@@ -42,16 +42,11 @@ const storePostgres = "postgres"
 func OpenStore(ctx context.Context, cfg Config, reg prometheus.Registerer) (store.Store, string, error) {
 	cfg = cfg.withDefaults()
 	deletePublished := cfg.OutboxRetention == 0
-	// Dapr delivers every topic to any subscriber, unless DaprTopics
-	// names fewer.
-	topics, err := ParseDaprTopics(cfg.DaprTopics)
+	topics, err := cfg.busTopics()
 	if err != nil {
 		return nil, "", fmt.Errorf("dapr-topics: %w", err)
 	}
 	embedded := cfg.PubSub == PubSubEmbedded
-	if embedded {
-		topics = commonops.WorkerTopics
-	}
 	u := cfg.DatabaseURL
 	if strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://") {
 		s, err := postgres.Open(ctx, postgres.Config{URL: u, MaxConns: int32(cfg.DBMaxConns), WarmConns: int32(cfg.DBWarmConns), DeletePublished: deletePublished, Topics: topics, HeaderPayload: embedded, ReadTimeout: cfg.ReadTimeout, Registerer: reg})
